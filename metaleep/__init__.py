@@ -1,0 +1,14 @@
+"""metaleep: transferability metrics for meta-learned models.
+
+LEEP (Nguyen et al., ICML 2020) and its baselines (NCE, H-score, LogME, N-LEEP) scored per
+few-shot episode, and the study that correlates them with post-adaptation accuracy.
+
+Importing :mod:`metaleep` is cheap: torch, learn2learn and matplotlib are imported by the
+submodules that use them, when they are used.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

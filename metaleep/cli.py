@@ -1,0 +1,38 @@
+"""The ``metaleep`` command line: a thin typer layer, one library call per command.
+
+Each subpackage owns its commands in a ``cli`` module; this module only assembles them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from metaleep import __version__
+
+app = typer.Typer(
+    name="metaleep",
+    help="Transferability metrics (LEEP, NCE, H-score, LogME, N-LEEP) for meta-learned models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"metaleep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Transferability metrics for meta-learned models."""
+
+
+def main() -> None:
+    """Entry point of the ``metaleep`` console script."""
+    app()
