@@ -8,6 +8,10 @@ from __future__ import annotations
 import typer
 
 from metaleep import __version__
+from metaleep.backbones import cli as backbones_cli
+from metaleep.data import cli as data_cli
+from metaleep.episodes import cli as episodes_cli
+from metaleep.study import cli as study_cli
 
 app = typer.Typer(
     name="metaleep",
@@ -31,6 +35,12 @@ def _root(
     ),
 ) -> None:
     """Transferability metrics for meta-learned models."""
+
+
+app.add_typer(episodes_cli.app, name="episodes")
+app.add_typer(data_cli.app, name="data")
+app.command(name="run")(study_cli.run)
+app.command(name="train")(backbones_cli.train)
 
 
 def main() -> None:

@@ -24,3 +24,10 @@ def rng() -> "object":
     import numpy as np
 
     return np.random.default_rng(12345)
+
+
+# BLAS threads: OpenBLAS with 2 threads on the tiny matrices of few-shot episodes was 170x
+# slower than with 1 on this VM (N-LEEP's GMM, LogME). Pin it like torch's.
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+threadpool_limits(int(os.environ.get("METALEEP_TEST_THREADS", "1")))

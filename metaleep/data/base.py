@@ -8,17 +8,15 @@ metadata row per class. Episodes, backbones and the study only ever see this typ
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    import torch
+import torch
+from torch.utils.data import Dataset
 
 
 @dataclass(eq=False)
-class ImageDataset:
+class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
     """Images of many classes, with per-class metadata.
 
     Attributes
@@ -78,8 +76,6 @@ class ImageDataset:
 
     def batch(self, indices: np.ndarray | list[int]) -> torch.Tensor:
         """Images ``indices`` as one float32 tensor in [0, 1], shape (k, channels, H, W)."""
-        import torch
-
         index = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         return self.images.index_select(0, index).float().div_(255.0)
 

@@ -1,0 +1,166 @@
+"""``metaleep train``: (meta-)train a backbone, or build the default ones.
+
+Registered in :mod:`metaleep.cli` as one command (``app.command(name="train")(train)``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from metaleep.backbones.config import ALGORITHMS, ARCH_NAMES, TrainConfig
+
+__all__ = ["load_data", "train"]
+
+_DEFAULTS = TrainConfig()
+
+
+def _field_help() -> dict[str, str]:
+    """Each TrainConfig field's description, read from its docstring (so --help cannot drift)."""
+    doc = TrainConfig.__doc__ or ""
+    body = doc.split("Parameters\n    ----------\n", 1)[-1].split("\n    Examples", 1)[0]
+    found: dict[str, str] = {}
+    for names, text in re.findall(r"^    (\w[\w, ]*):\n((?:        .*\n?)+)", body, flags=re.M):
+        words = " ".join(line.strip() for line in text.splitlines())
+        words = re.sub(r":\w+:`~?([^`]+)`", r"\1", words).replace("``", "")
+        for name in names.split(","):
+            found[name.strip()] = words
+    return found
+
+
+_HELP = _field_help()
+if set(_HELP) != {f.name for f in fields(TrainConfig)}:  # pragma: no cover - a docstring slip
+    raise RuntimeError("TrainConfig's docstring must describe every field")
+
+
+def load_data(data: str, split: str) -> tuple[Any, Any]:
+    """The data set and class split named on the command line (``glyphs`` for now)."""
+    if data != "glyphs":
+        raise typer.BadParameter(f"`--data` must be glyphs; got {data!r}.")
+    from metaleep.data.glyphs import load_glyphs
+    from metaleep.data.splits import get_split
+
+    dataset = load_glyphs()
+    return dataset, get_split(dataset, name=split)
+
+
+def _opt(name: str, **kwargs: Any) -> Any:
+    return typer.Option(getattr(_DEFAULTS, name), help=_HELP[name], **kwargs)
+
+
+def train(
+    algorithm: str = _opt("algorithm", metavar="|".join(ALGORITHMS)),
+    arch: str = _opt("arch", metavar="|".join(ARCH_NAMES) + "|conv<L>-<H>"),
+    ways: int = _opt("ways"),
+    shots: int = _opt("shots"),
+    queries: int = _opt("queries"),
+    inner_lr: float = _opt("inner_lr"),
+    inner_steps: int = _opt("inner_steps"),
+    meta_lr: float = _opt("meta_lr"),
+    meta_batch: int = _opt("meta_batch"),
+    batch_size: int = _opt("batch_size"),
+    iterations: int = _opt("iterations"),
+    seed: int = _opt("seed"),
+    device: str = _opt("device"),
+    eval_every: int = _opt("eval_every"),
+    eval_episodes: int = _opt("eval_episodes"),
+    patience: int | None = _opt("patience"),
+    threads: int | None = _opt("threads"),
+    out: Path | None = typer.Option(
+        None, "--out", help="Directory for training.pt (resume state) and backbone.pt."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume/--no-resume", help="Continue from --out/training.pt if it exists."
+    ),
+    data: str = typer.Option("glyphs", help="Data set to train on."),
+    split: str = typer.Option("omniglot", help="Class split of the data set."),
+    test_episodes: int = typer.Option(
+        0, help="After training, meta-test on this many episodes of the test classes."
+    ),
+    test_shots: str = typer.Option("1,5", help="Shots of the meta-test episodes, e.g. 1,5."),
+    default: bool = typer.Option(
+        False, "--default", help="Build (or load) the default backbones instead; ignores the rest."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """(Meta-)train a backbone on the training classes of a split; print where it is saved."""
+    from metaleep.backbones.evaluation import evaluate
+
+    try:
+        shots_list = [int(s) for s in test_shots.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"`--test-shots` must be integers like 1,5; got {test_shots!r}.")
+    if default:
+        from metaleep.backbones.default import default_backbones
+
+        dataset, class_split = load_data("glyphs", "omniglot")
+        built = default_backbones(progress=progress, dataset=dataset, split=class_split)
+        for backbone in built.values():
+            _report(backbone)
+            _meta_test(backbone, dataset, class_split, test_episodes, shots_list, evaluate)
+        return
+    if out is None:
+        raise typer.BadParameter("`--out` must be a directory for the checkpoint; got None.")
+    try:
+        config = TrainConfig(
+            algorithm=algorithm,  # type: ignore[arg-type]
+            arch=arch,
+            ways=ways,
+            shots=shots,
+            queries=queries,
+            inner_lr=inner_lr,
+            inner_steps=inner_steps,
+            meta_lr=meta_lr,
+            meta_batch=meta_batch,
+            batch_size=batch_size,
+            iterations=iterations,
+            seed=seed,
+            device=device,
+            eval_every=eval_every,
+            eval_episodes=eval_episodes,
+            patience=patience,
+            threads=threads,
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    from metaleep.backbones.training import train as run_training
+
+    dataset, class_split = load_data(data, split)
+    backbone = run_training(
+        config, dataset, class_split, checkpoint_dir=out, resume=resume, progress=progress
+    )
+    _report(backbone)
+    _meta_test(backbone, dataset, class_split, test_episodes, shots_list, evaluate)
+
+
+def _report(backbone: Any) -> None:
+    for record in backbone.history:
+        typer.echo(
+            f"{backbone.name}: step {record['step']:>6}  train loss {record['train_loss']:.4f}  "
+            f"val acc {record['val_acc']:.4f} ± {record['val_ci']:.4f}  "
+            f"{record['seconds']:.1f} s"
+        )
+    typer.echo(
+        f"{backbone.name}: kept step {backbone.best_step} of {backbone.step}; "
+        f"checkpoint {backbone.path}"
+    )
+
+
+def _meta_test(
+    backbone: Any, dataset: Any, split: Any, episodes: int, shots: list[int], evaluate: Any
+) -> None:
+    from metaleep.episodes import EpisodeSpec
+
+    if episodes <= 0:
+        return
+    for k in shots:
+        spec = EpisodeSpec(ways=backbone.config.ways, shots=k, queries=15)
+        mean, half = evaluate(backbone, dataset, split, spec, episodes=episodes, seed=0)
+        typer.echo(
+            f"{backbone.name}: meta-test {spec.name} over {episodes} episodes: "
+            f"{100 * mean:.2f} % ± {100 * half:.2f}"
+        )

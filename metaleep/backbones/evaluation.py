@@ -1,0 +1,285 @@
+"""Meta-test (and meta-validation) accuracy of a backbone on few-shot episodes.
+
+Each method maps one episode's support set to query logits (n_q, N):
+
+``"maml"``
+    MAML's inner loop (Finn et al., 2017): ``inner_steps`` SGD steps of size ``inner_lr`` on the
+    support cross-entropy, over the whole network, starting from the meta-learned weights and
+    N-way head (learn2learn ``MAML.clone()/adapt()``; first-order, as no outer step follows).
+``"anil"``
+    The same over the head only, on frozen features (Raghu et al., 2020).
+``"prototype"``
+    Nearest class mean: logits ``-‖f(x) − c_k‖²`` with ``c_k`` the mean support embedding of
+    class k (Snell et al., 2017). Needs no head: the method of ProtoNet, and of the supervised
+    source model, whose Z-way head does not fit N-way episodes (a fixed-feature nearest-centroid
+    baseline, as in Chen et al., 2019, "A Closer Look at Few-shot Classification").
+
+BatchNorm: ``"transductive"`` normalises with the statistics of the batch at hand (the support
+set while adapting, the query set as one batch when predicting), as reference MAML does;
+``"running"`` uses the stored statistics (``model.eval()``). Either way the model's weights
+and buffers are the same after evaluation as before (clones get private buffers; buffers are
+restored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from metaleep.episodes import Episode, EpisodeSampler, EpisodeSpec
+
+if TYPE_CHECKING:
+    from metaleep.backbones.checkpoint import Backbone, SplitLike
+    from metaleep.data.base import ImageDataset
+
+Method: TypeAlias = Literal["maml", "anil", "prototype"]
+METHODS: tuple[str, ...] = ("maml", "anil", "prototype")
+DEFAULT_METHOD: dict[str, Method] = {
+    "maml": "maml",
+    "fomaml": "maml",
+    "anil": "anil",
+    "protonet": "prototype",
+    "supervised": "prototype",
+}
+"""The evaluation method of each training algorithm."""
+
+__all__ = ["DEFAULT_METHOD", "METHODS", "evaluate", "evaluate_episodes", "episode_logits"]
+
+
+def private_buffers(module: nn.Module) -> nn.Module:
+    """Give every submodule of a learn2learn clone its own copy of its buffers.
+
+    ``l2l.clone_module`` copies parameters but shares buffers that do not require grad, such
+    as BatchNorm running statistics; a clone in train mode would update the original's
+    statistics in place. After this call it updates its own copies. Returns ``module``.
+    """
+    for sub in module.modules():
+        for key, buf in list(sub._buffers.items()):
+            if buf is not None:
+                sub._buffers[key] = buf.clone()
+    return module
+
+
+@contextlib.contextmanager
+def preserved_state(model: nn.Module) -> Iterator[None]:
+    """Restore ``model``'s buffers and train/eval mode on exit."""
+    saved = {k: v.detach().clone() for k, v in model.named_buffers()}
+    modes = {name: m.training for name, m in model.named_modules()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                v.copy_(saved[k])
+        for name, m in model.named_modules():
+            m.training = modes[name]
+
+
+def set_batch_norm(model: nn.Module, mode: str) -> None:
+    """``train()`` for ``"transductive"`` (batch statistics), ``eval()`` for ``"running"``."""
+    if mode not in ("transductive", "running"):
+        raise ValueError(f"`batch_norm` must be one of transductive, running; got {mode!r}.")
+    model.train(mode == "transductive")
+
+
+def squared_distances(queries: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """(n, k) squared Euclidean distances between rows of ``queries`` (n, d) and ``centres``
+    (k, d).
+
+    Examples
+    --------
+    >>> squared_distances(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[1.0, 0.0]]))
+    tensor([[1.],
+            [1.]])
+    """
+    return (queries.unsqueeze(1) - centres.unsqueeze(0)).pow(2).sum(-1)
+
+
+def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
+    """(ways, d) class means of ``embeddings`` (n, d) with ``labels`` in 0..ways-1."""
+    sums = torch.zeros(ways, embeddings.shape[1], dtype=embeddings.dtype, device=embeddings.device)
+    sums.index_add_(0, labels, embeddings)
+    counts = torch.bincount(labels, minlength=ways).clamp_min(1).to(embeddings.dtype)
+    return sums / counts.unsqueeze(1)
+
+
+def episode_logits(
+    model: nn.Module,
+    support: torch.Tensor,
+    support_labels: torch.Tensor,
+    query: torch.Tensor,
+    *,
+    ways: int,
+    method: str,
+    batch_norm: str,
+    inner_steps: int = 1,
+    inner_lr: float = 0.4,
+) -> torch.Tensor:
+    """Detached query logits (n_q, ways) of one episode after adapting on its support set.
+
+    ``model`` (a FewShotNet) is left with the weights, buffers and mode it had.
+    """
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}.")
+    with preserved_state(model):
+        set_batch_norm(model, batch_norm)
+        if method == "prototype":
+            with torch.no_grad():
+                centres = prototypes(model.features(support), support_labels, ways)
+                return -squared_distances(model.features(query), centres)
+        out = getattr(model, "classifier").out_features
+        if out != ways:
+            raise ValueError(
+                f"`ways` must equal the {out} outputs of the backbone's head for method "
+                f"{method!r}; got {ways}."
+            )
+        import learn2learn as l2l
+
+        with torch.enable_grad():
+            if method == "anil":
+                with torch.no_grad():
+                    f_support = model.features(support)
+                    f_query = model.features(query)
+                head = l2l.algorithms.MAML(model.classifier, lr=inner_lr, first_order=True)
+                learner = head.clone()
+                for _ in range(inner_steps):
+                    learner.adapt(F.cross_entropy(learner(f_support), support_labels))
+                return learner(f_query).detach()
+            maml = l2l.algorithms.MAML(model, lr=inner_lr, first_order=True)
+            learner = private_buffers(maml.clone())
+            for _ in range(inner_steps):
+                learner.adapt(F.cross_entropy(learner(support), support_labels))
+            with torch.no_grad():
+                return learner(query).detach()
+
+
+def _episode_tensors(
+    dataset: ImageDataset, episode: Episode, device: torch.device | str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    return (
+        dataset.batch(episode.support).to(device),
+        torch.as_tensor(episode.support_labels, device=device),
+        dataset.batch(episode.query).to(device),
+        torch.as_tensor(episode.query_labels, device=device),
+    )
+
+
+def mean_ci(accuracies: np.ndarray) -> tuple[float, float]:
+    """Mean and 95 % normal-approximation half-width ``1.96 * s / sqrt(E)`` (0 for E = 1).
+
+    Examples
+    --------
+    >>> mean_ci(np.array([0.5, 0.7, 0.9]))
+    (0.7, 0.22...)
+    """
+    values = np.asarray(accuracies, dtype=np.float64)
+    if values.size < 2:
+        return float(values.mean()), 0.0
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
+
+
+def evaluate_episodes(
+    model: nn.Module,
+    dataset: ImageDataset,
+    episodes: list[Episode],
+    *,
+    method: str,
+    batch_norm: str,
+    inner_steps: int = 1,
+    inner_lr: float = 0.4,
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Query accuracy of each episode, float64 (E,)."""
+    accuracies = np.empty(len(episodes))
+    for e, episode in enumerate(episodes):
+        xs, ys, xq, yq = _episode_tensors(dataset, episode, device)
+        logits = episode_logits(
+            model,
+            xs,
+            ys,
+            xq,
+            ways=episode.ways,
+            method=method,
+            batch_norm=batch_norm,
+            inner_steps=inner_steps,
+            inner_lr=inner_lr,
+        )
+        accuracies[e] = float((logits.argmax(1) == yq).double().mean())
+    return accuracies
+
+
+def evaluate(
+    backbone: Backbone,
+    dataset: ImageDataset,
+    split: SplitLike,
+    spec: EpisodeSpec,
+    *,
+    episodes: int = 600,
+    seed: int = 0,
+    classes: Literal["train", "validation", "test"] = "test",
+    method: str | None = None,
+    batch_norm: str | None = None,
+    inner_steps: int | None = None,
+    inner_lr: float | None = None,
+    progress: bool = False,
+) -> tuple[float, float]:
+    """Mean query accuracy of a backbone over episodes of held-out classes, with a 95 % CI.
+
+    Parameters
+    ----------
+    backbone:
+        A trained :class:`~metaleep.backbones.checkpoint.Backbone`.
+    dataset, split:
+        The data set and class split (episodes use ``split.<classes>``).
+    spec:
+        The episodes (N-way K-shot). ``maml``/``anil`` need N = the head's ways.
+    episodes:
+        How many episodes (episode i is episode i of the suite with ``seed``).
+    classes:
+        Which part of the split: ``"test"`` (meta-test) by default.
+    method:
+        ``"maml"``, ``"anil"`` or ``"prototype"`` (module docstring); default from the
+        algorithm: MAML/first-order MAML -> maml, ANIL -> anil, ProtoNet/supervised ->
+        prototype.
+    batch_norm:
+        ``"transductive"`` or ``"running"``; default the backbone's own mode.
+    inner_steps, inner_lr:
+        Inner loop of ``maml``/``anil``; default the training config's.
+    progress:
+        Show a tqdm bar.
+
+    Returns
+    -------
+    (mean, half_width):
+        Mean accuracy in [0, 1] and the 95 % confidence half-width ``1.96 s / sqrt(E)``.
+    """
+    from tqdm.auto import tqdm
+
+    if classes not in ("train", "validation", "test"):
+        raise ValueError(f"`classes` must be one of train, validation, test; got {classes!r}.")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"`episodes` must be a positive integer; got {episodes!r}.")
+    config = backbone.config
+    method = method or DEFAULT_METHOD[config.algorithm]
+    model = backbone.model
+    device = next(model.parameters()).device
+    sampler = EpisodeSampler(dataset, spec, classes=np.asarray(getattr(split, classes)), seed=seed)
+    accuracies = np.empty(episodes)
+    options: dict[str, Any] = {
+        "method": method,
+        "batch_norm": batch_norm or backbone.batch_norm,
+        "inner_steps": inner_steps or config.inner_steps,
+        "inner_lr": inner_lr or config.inner_lr,
+        "device": device,
+    }
+    with preserved_state(model):
+        for i in tqdm(range(episodes), disable=not progress, desc=f"evaluate {backbone.name}"):
+            accuracies[i] = evaluate_episodes(model, dataset, [sampler.sample(i)], **options)[0]
+    return mean_ci(accuracies)

@@ -1,0 +1,64 @@
+"""Transferability metrics: LEEP, NCE, H-score, LogME and N-LEEP, per episode and batched.
+
+Each metric has one module with a per-episode function returning a Python float and a batched
+function returning an ``(E,)`` float64 numpy array for E episodes at once:
+
+=========  =======================  =============================  ==========
+registry   per episode              batched                        input
+=========  =======================  =============================  ==========
+leep       :func:`leep_score`       :func:`leep_score_batch`       probs
+nce        :func:`nce_score`        :func:`nce_score_batch`        probs
+h_score    :func:`h_score`          :func:`h_score_batch`          features
+logme      :func:`logme_score`      :func:`logme_score_batch`      features
+nleep      :func:`nleep_score`      :func:`nleep_score_batch`      features
+=========  =======================  =============================  ==========
+
+Inputs may be numpy arrays, torch tensors (CPU or CUDA: computed on the tensor's device) or
+nested lists; computation is in float64; every score is higher-is-better. Batched inputs are
+``(E, n, K)`` arrays with ``(E, n)`` labels and an optional ``(E, n)`` boolean ``mask``, or
+sequences of per-episode arrays of different sizes. A per-episode function is its batched
+function on one episode (one implementation of the maths per metric).
+
+Conventions: target labels are any integers, re-encoded per episode (gaps and ids do not change
+scores); a source label with zero mass gives a finite LEEP (the paper's value); one target
+class gives LEEP = NCE = 0; logits are accepted with ``from_logits=True`` and handled in log
+space. Bad input raises ``TypeError``/``ValueError`` with the message
+``"`name` must be <expected>; got <actual>."``, never a silent NaN.
+
+Importing this package does not import torch or scikit-learn; they are loaded on first use.
+
+Examples
+--------
+>>> from metaleep.metrics import METRICS, leep_score
+>>> sorted(METRICS)
+['h_score', 'leep', 'logme', 'nce', 'nleep']
+>>> leep_score([[0.9, 0.1], [0.2, 0.8]], [0, 1])
+-0.2910...
+"""
+
+from __future__ import annotations
+
+from metaleep.metrics._validation import PROBS_ATOL
+from metaleep.metrics.hscore import h_score, h_score_batch
+from metaleep.metrics.leep import leep_score, leep_score_batch
+from metaleep.metrics.logme import logme_score, logme_score_batch
+from metaleep.metrics.nce import nce_score, nce_score_batch
+from metaleep.metrics.nleep import nleep_score, nleep_score_batch
+from metaleep.metrics.registry import METRICS, MetricSpec, get_metric
+
+__all__ = [
+    "METRICS",
+    "PROBS_ATOL",
+    "MetricSpec",
+    "get_metric",
+    "h_score",
+    "h_score_batch",
+    "leep_score",
+    "leep_score_batch",
+    "logme_score",
+    "logme_score_batch",
+    "nce_score",
+    "nce_score_batch",
+    "nleep_score",
+    "nleep_score_batch",
+]

@@ -1,0 +1,239 @@
+"""N-LEEP (Li et al., CVPR 2021, "Ranking neural checkpoints"): LEEP on a Gaussian mixture.
+
+The features are reduced by PCA to the fewest components that keep 80 % of their variance
+(more than 80 %, as scikit-learn's ``PCA(0.8)``); a Gaussian mixture (scikit-learn, full
+covariances, ``random_state=seed``) is fitted on them, and LEEP is computed with the mixture's
+posterior probabilities in place of a source model's softmax. Higher is better. The PCA scores
+are measured in units of the first component's standard deviation, so that N-LEEP does not
+depend on the scale of the features (scikit-learn's absolute covariance floor, ``reg_covar``,
+would otherwise make it).
+
+Components: ``n_components`` defaults to 5·C (C classes present in the episode), the choice of
+public implementations; the paper's default is not confirmed. The number used is clipped to
+``max(1, n // 2)`` for n samples, default or not: a mixture with as many components as samples
+gives each sample its own component, its posteriors are one-hot and N-LEEP is 0 whatever the
+features; at least two samples per component on average keep the score informative. In
+few-shot supports the clip binds: 5-way 1-shot (n = 5) uses 2 components, 5-way 5-shot
+(n = 25) uses 12 instead of 25.
+
+Features with zero variance (all samples equal) give posteriors that cannot depend on the
+input: N-LEEP is then LEEP of an input-independent source, -H(Y), without fitting a mixture.
+
+Stochastic through the mixture's k-means initialisation: a given ``seed`` reproduces the score;
+in a batch every episode is fitted with the same ``seed``, so a batch and per-episode calls
+agree.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from metaleep.metrics._validation import Episodes
+
+__all__ = ["nleep_score", "nleep_score_batch"]
+
+VARIANCE_KEPT = 0.8
+"""PCA keeps the fewest components whose explained variance exceeds this fraction."""
+COMPONENTS_PER_CLASS = 5
+"""Default mixture size per target class."""
+
+
+def nleep_score(
+    features: Any,
+    labels: Any,
+    *,
+    n_components: int | None = None,
+    seed: int = 0,
+    validate: bool = True,
+) -> float:
+    """N-LEEP of one episode.
+
+    Parameters
+    ----------
+    features:
+        ``(n, d)`` finite features (n >= 2).
+    labels:
+        ``(n,)`` integer target labels; any ids.
+    n_components:
+        Mixture components; ``None`` means 5·C for the C classes present. Clipped to
+        ``max(1, n // 2)`` (see the module notes).
+    seed:
+        ``random_state`` of the mixture (a non-negative int).
+    validate:
+        Check that the features are finite; ``False`` trusts the caller.
+
+    Returns
+    -------
+    float
+        N-LEEP in ``(-inf, 0]``; never NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.arange(60) % 3
+    >>> feats = rng.normal(size=(60, 8)) + 4.0 * rng.normal(size=(3, 8))[labels]
+    >>> score = nleep_score(feats, labels, seed=1)
+    >>> -np.log(3) < score <= 0.0
+    True
+    >>> score == nleep_score(feats, labels, seed=1)
+    True
+    """
+    from metaleep.metrics._validation import (
+        check_flag,
+        check_optional_positive_int,
+        check_seed,
+        episodes,
+    )
+
+    k = check_optional_positive_int(n_components, "n_components")
+    seed = check_seed(seed)
+    check_flag(validate, "validate")
+    ep = episodes(
+        features,
+        labels,
+        name="features",
+        kind="features",
+        metric="nleep",
+        single=True,
+        min_samples=2,
+        validate=validate,
+    )
+    return float(_nleep_core(ep, n_components=k, seed=seed)[0])
+
+
+def nleep_score_batch(
+    features: Any,
+    labels: Any,
+    *,
+    mask: Any = None,
+    n_components: int | None = None,
+    seed: int = 0,
+    validate: bool = True,
+) -> np.ndarray:
+    """N-LEEP of E episodes: one PCA and mixture per episode, then one batched LEEP.
+
+    Parameters
+    ----------
+    features:
+        ``(E, n, d)`` array or tensor, or a sequence of E ``(n_e, d)`` arrays.
+    labels:
+        ``(E, n)`` integer labels, or a sequence of E ``(n_e,)`` arrays.
+    mask:
+        Optional ``(E, n)`` bool (array form only); rows where it is ``False`` are ignored.
+    n_components, seed, validate:
+        As in :func:`nleep_score`; every episode uses the same ``seed``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(E,)`` float64 scores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> feats = rng.normal(size=(2, 30, 4))
+    >>> labels = np.tile(np.arange(30) % 3, (2, 1))
+    >>> scores = nleep_score_batch(feats, labels, seed=0)
+    >>> bool(scores[1] == nleep_score(feats[1], labels[1], seed=0))
+    True
+    """
+    from metaleep.metrics._validation import (
+        as_float_array,
+        check_flag,
+        check_optional_positive_int,
+        check_seed,
+        episodes,
+    )
+
+    k = check_optional_positive_int(n_components, "n_components")
+    seed = check_seed(seed)
+    check_flag(validate, "validate")
+    ep = episodes(
+        features,
+        labels,
+        mask,
+        name="features",
+        kind="features",
+        metric="nleep",
+        single=False,
+        min_samples=2,
+        validate=validate,
+    )
+    return as_float_array(_nleep_core(ep, n_components=k, seed=seed))
+
+
+def _pca_scores(feats: np.ndarray) -> np.ndarray | None:
+    """PCA projection keeping > 80 % of the variance; ``None`` for zero-variance features."""
+    centred = feats - feats.mean(0)
+    _, s, vh = np.linalg.svd(centred, full_matrices=False)
+    scale = max(float(np.abs(feats).max()), np.finfo(np.float64).tiny)
+    # Singular values at rounding level of the data are no variance at all.
+    if s[0] <= np.sqrt(feats.size) * np.finfo(np.float64).eps * scale * 16:
+        return None
+    var = (s / s[0]) ** 2  # relative variances (no overflow)
+    ratio = np.cumsum(var) / var.sum()
+    n_keep = min(int(np.searchsorted(ratio, VARIANCE_KEPT, side="right")) + 1, s.shape[0])
+    # In units of the first component's standard deviation: the mixture's absolute covariance
+    # floor (reg_covar = 1e-6) then means the same at every scale of the features.
+    unit = s[0] / np.sqrt(feats.shape[0])
+    return (centred / unit) @ vh[:n_keep].T
+
+
+def _posteriors(
+    feats: np.ndarray, n_classes: int, n_components: int | None, seed: int
+) -> np.ndarray:
+    """Mixture posteriors ``(n, K)`` of one episode's features ``(n, d)``."""
+    from sklearn.mixture import GaussianMixture
+
+    from metaleep.metrics._validation import message
+
+    scores = _pca_scores(feats)
+    if scores is None:
+        return np.ones((feats.shape[0], 1))
+    k = n_components if n_components is not None else COMPONENTS_PER_CLASS * n_classes
+    k = max(1, min(k, feats.shape[0] // 2))
+    mixture = GaussianMixture(n_components=k, covariance_type="full", random_state=seed)
+    try:
+        with np.errstate(all="ignore"):
+            post = np.asarray(mixture.fit(scores).predict_proba(scores), dtype=np.float64)
+    except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
+        expected = f"data a Gaussian mixture can fit in nleep (scikit-learn: {e})"
+        raise ValueError(message("features", expected, feats.shape)) from e
+    if not np.all(np.isfinite(post)):
+        expected = "data a Gaussian mixture can fit in nleep (non-finite posteriors)"
+        raise ValueError(message("features", expected, feats.shape))
+    return post
+
+
+def _nleep_core(ep: Episodes, *, n_components: int | None, seed: int) -> torch.Tensor:
+    """N-LEEP of every episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation)."""
+    import dataclasses
+
+    import torch
+
+    from metaleep.metrics.leep import _leep_core
+
+    feats = ep.values.detach().cpu().numpy()
+    valid = None if ep.valid is None else ep.valid.cpu().numpy()
+    n_classes = ep.n_classes.tolist()
+    posts = []
+    for e in range(ep.n_episodes):
+        rows = feats[e] if valid is None else feats[e][valid[e]]
+        posts.append(_posteriors(rows, n_classes[e], n_components, seed))
+    width = max(p.shape[1] for p in posts)
+    probs = np.zeros((ep.n_episodes, feats.shape[1], width))
+    for e, post in enumerate(posts):
+        if valid is None:
+            probs[e, :, : post.shape[1]] = post
+        else:
+            probs[e, valid[e], : post.shape[1]] = post
+    # Zero columns (episodes with fewer components) are zero-mass source labels: no effect.
+    source = dataclasses.replace(ep, values=torch.from_numpy(probs).to(ep.values.device))
+    return _leep_core(source, from_logits=False)

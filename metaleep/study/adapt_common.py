@@ -1,0 +1,477 @@
+"""Shared pieces of the adaptation methods: results, configurations, validation and scoring.
+
+Every adaptation method (see :mod:`metaleep.study.adaptation`) ends the same way: query logits
+of shape (n_q, N), scored by :func:`score_logits` into an :class:`AdaptationResult` (or, for E
+episodes at once, (E, n_q, N) logits scored by :func:`score_logits_batch` into a
+:class:`BatchAdaptationResult`). The configurations are frozen dataclasses validated on
+construction; the adaptation functions build one from their keyword arguments, so one set of
+checks serves both the functions and the registry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+import numpy as np
+import torch
+
+BatchNormMode: TypeAlias = Literal["transductive", "running"]
+"""How BatchNorm layers normalise while a network is adapted and evaluated.
+
+``"transductive"``: batch statistics of the batch at hand, at adaptation (the support set) and
+at evaluation (the query set, as one batch), as learn2learn and the reference MAML do (they
+never call ``.eval()``); the model's running statistics are neither used nor changed.
+``"running"``: the model's stored running statistics, frozen, throughout (``.eval()``).
+"""
+
+OptimizerName: TypeAlias = Literal["sgd", "adam"]
+HeadInit: TypeAlias = Literal["meta", "zero", "random"]
+
+BATCH_NORM_MODES: tuple[str, ...] = ("transductive", "running")
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+HEAD_INITS: tuple[str, ...] = ("meta", "zero", "random")
+
+__all__ = [
+    "BATCH_NORM_MODES",
+    "HEAD_INITS",
+    "OPTIMIZERS",
+    "AdaptationResult",
+    "BatchAdaptationResult",
+    "BatchNormMode",
+    "FinetuneConfig",
+    "HeadConfig",
+    "HeadInit",
+    "MamlConfig",
+    "OptimizerName",
+    "PrototypeConfig",
+    "score_logits",
+    "score_logits_batch",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class AdaptationResult:
+    """Query-set outcome of adapting on one episode.
+
+    Attributes
+    ----------
+    accuracy:
+        Fraction of query examples whose arg-max logit is their label, in [0, 1].
+    loss:
+        Query log-loss: mean cross-entropy of ``softmax(logits)`` in nats.
+    logits:
+        Detached float tensor of shape (n_q, N): the adapted model's query logits.
+    """
+
+    accuracy: float
+    loss: float
+    logits: torch.Tensor
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        """int64 tensor of shape (n_q,): arg-max class per query (first maximum on ties)."""
+        return self.logits.argmax(dim=-1)
+
+
+@dataclass(frozen=True, eq=False)
+class BatchAdaptationResult:
+    """Query-set outcomes of adapting on E episodes.
+
+    Attributes
+    ----------
+    accuracy:
+        float64 array of shape (E,), per-episode query accuracy in [0, 1].
+    loss:
+        float64 array of shape (E,), per-episode query log-loss (mean cross-entropy, nats).
+    logits:
+        Detached float tensor of shape (E, n_q, N).
+
+    ``len(result)`` is E and ``result[i]`` is episode i's :class:`AdaptationResult`.
+    """
+
+    accuracy: np.ndarray
+    loss: np.ndarray
+    logits: torch.Tensor
+
+    @property
+    def predictions(self) -> torch.Tensor:
+        """int64 tensor of shape (E, n_q): arg-max class per query (first maximum on ties)."""
+        return self.logits.argmax(dim=-1)
+
+    def __len__(self) -> int:
+        return int(self.accuracy.shape[0])
+
+    def __getitem__(self, index: int) -> AdaptationResult:
+        return AdaptationResult(
+            accuracy=float(self.accuracy[index]),
+            loss=float(self.loss[index]),
+            logits=self.logits[index],
+        )
+
+    @classmethod
+    def from_results(cls, results: Sequence[AdaptationResult]) -> BatchAdaptationResult:
+        """Stack per-episode results (equal query sizes and class counts) into one batch."""
+        if len(results) == 0:
+            raise ValueError(f"`results` must be a non-empty sequence; got {results!r}.")
+        return cls(
+            accuracy=np.array([r.accuracy for r in results], dtype=np.float64),
+            loss=np.array([r.loss for r in results], dtype=np.float64),
+            logits=torch.stack([r.logits for r in results]),
+        )
+
+
+def score_logits_batch(logits: torch.Tensor, labels: torch.Tensor) -> BatchAdaptationResult:
+    """Accuracy and log-loss of E episodes' query logits.
+
+    Parameters
+    ----------
+    logits:
+        Float tensor of shape (E, n_q, N).
+    labels:
+        Integer tensor of shape (E, n_q) with values in 0..N-1.
+
+    Returns
+    -------
+    BatchAdaptationResult
+        ``accuracy[e] = mean_i [argmax_k logits[e, i, k] == labels[e, i]]`` and
+        ``loss[e] = -mean_i log softmax(logits[e, i])[labels[e, i]]``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> logits = torch.tensor([[[2.0, 0.0], [0.0, 1.0]]])
+    >>> result = score_logits_batch(logits, torch.tensor([[0, 0]]))
+    >>> result.accuracy.tolist(), result.loss.round(4).tolist()
+    ([0.5], [0.7201])
+    """
+    logits = logits.detach()
+    if logits.ndim != 3:
+        raise ValueError(f"`logits` must be of shape (E, n_q, N); got {tuple(logits.shape)!r}.")
+    labels = _as_labels(labels, "labels", ways=logits.shape[-1], device=logits.device)
+    if labels.shape != logits.shape[:2]:
+        raise ValueError(
+            f"`labels` must be of shape {tuple(logits.shape[:2])!r}; got {tuple(labels.shape)!r}."
+        )
+    log_probs = torch.log_softmax(logits, dim=-1)
+    loss = -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
+    accuracy = (logits.argmax(dim=-1) == labels).to(torch.float64).mean(dim=-1)
+    return BatchAdaptationResult(
+        accuracy=accuracy.cpu().numpy(),
+        loss=loss.to(torch.float64).cpu().numpy(),
+        logits=logits,
+    )
+
+
+def score_logits(logits: torch.Tensor, labels: torch.Tensor) -> AdaptationResult:
+    """Accuracy and log-loss of one episode's query logits.
+
+    Parameters
+    ----------
+    logits:
+        Float tensor of shape (n_q, N).
+    labels:
+        Integer tensor of shape (n_q,) with values in 0..N-1.
+
+    Examples
+    --------
+    >>> import torch
+    >>> result = score_logits(torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]))
+    >>> result.accuracy, round(result.loss, 4)
+    (1.0, 0.2201)
+    """
+    if logits.ndim != 2:
+        raise ValueError(f"`logits` must be of shape (n_q, N); got {tuple(logits.shape)!r}.")
+    labels = torch.as_tensor(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"`labels` must be of shape (n_q,); got {tuple(labels.shape)!r}.")
+    return score_logits_batch(logits.unsqueeze(0), labels.unsqueeze(0))[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Configurations
+# --------------------------------------------------------------------------------------------
+
+
+def _check_steps(steps: object) -> None:
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer):
+        raise TypeError(f"`steps` must be an integer; got {steps!r}.")
+    if steps < 0:
+        raise ValueError(f"`steps` must be >= 0; got {steps!r}.")
+
+
+def _check_positive(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise TypeError(f"`{name}` must be a real number; got {value!r}.")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a finite number > 0; got {value!r}.")
+
+
+def _check_nonnegative(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise TypeError(f"`{name}` must be a real number; got {value!r}.")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"`{name}` must be a finite number >= 0; got {value!r}.")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {choices!r}; got {value!r}.")
+
+
+@dataclass(frozen=True)
+class MamlConfig:
+    """Whole-network MAML adaptation (Finn et al., ICML 2017, inner loop).
+
+    Attributes
+    ----------
+    steps:
+        Inner-loop gradient steps on the support set (>= 0).
+    lr:
+        Inner-loop learning rate (> 0).
+    first_order:
+        Passed to learn2learn's ``MAML``. Adaptation at evaluation time computes no
+        meta-gradient, so this does not change the adapted predictions, only whether
+        learn2learn builds the (unused) second-order graph: leave it True.
+    batch_norm:
+        ``"transductive"`` or ``"running"`` (see :data:`BatchNormMode`).
+    """
+
+    steps: int = 5
+    lr: float = 0.4
+    first_order: bool = True
+    batch_norm: BatchNormMode = "transductive"
+
+    def __post_init__(self) -> None:
+        _check_steps(self.steps)
+        _check_positive("lr", self.lr)
+        if not isinstance(self.first_order, bool):
+            raise TypeError(f"`first_order` must be a bool; got {self.first_order!r}.")
+        _check_choice("batch_norm", self.batch_norm, BATCH_NORM_MODES)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Full fine-tuning of a copy of the network with a torch optimizer, full-batch.
+
+    Attributes
+    ----------
+    steps:
+        Optimizer steps on the whole support set (>= 0).
+    lr:
+        Learning rate (> 0).
+    optimizer:
+        ``"sgd"`` (with ``momentum``) or ``"adam"``.
+    momentum:
+        SGD momentum in [0, 1); ignored by Adam.
+    weight_decay:
+        L2 penalty coefficient passed to the optimizer (>= 0).
+    head:
+        ``"meta"`` keeps the meta-learned ``classifier``; ``"zero"`` replaces it with a zero
+        ``Linear(d, ways)``; ``"random"`` with a uniform(+-1/sqrt(d)) one drawn from ``seed``.
+    batch_norm:
+        ``"transductive"`` or ``"running"`` (see :data:`BatchNormMode`).
+    seed:
+        Seed of the ``torch.Generator`` that draws a ``"random"`` head.
+    """
+
+    steps: int = 100
+    lr: float = 0.01
+    optimizer: OptimizerName = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    head: HeadInit = "meta"
+    batch_norm: BatchNormMode = "transductive"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_steps(self.steps)
+        _check_positive("lr", self.lr)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_nonnegative("momentum", self.momentum)
+        if self.momentum >= 1:
+            raise ValueError(f"`momentum` must be in [0, 1); got {self.momentum!r}.")
+        _check_nonnegative("weight_decay", self.weight_decay)
+        _check_choice("head", self.head, HEAD_INITS)
+        _check_choice("batch_norm", self.batch_norm, BATCH_NORM_MODES)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
+            raise TypeError(f"`seed` must be an integer; got {self.seed!r}.")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Full-batch gradient descent on a linear softmax head over cached features.
+
+    Minimises ``mean_i CE(W x_i + b, y_i) + weight_decay / 2 * ||W||_F^2`` (no penalty on b).
+
+    Attributes
+    ----------
+    steps:
+        Gradient-descent steps (>= 0).
+    lr:
+        Step size (> 0), or ``"auto"``: per episode ``1 / L`` with
+        ``L = sigma_max([X, 1])^2 / (2 n_s) + weight_decay``, an upper bound on the curvature
+        of the objective (the softmax cross-entropy Hessian in the logits is at most 1/2 *
+        identity, Boehning 1992), so that each step decreases the objective whatever the
+        scale of the features.
+    weight_decay:
+        L2 coefficient on W (>= 0).
+    """
+
+    steps: int = 100
+    lr: float | Literal["auto"] = "auto"
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_steps(self.steps)
+        if self.lr != "auto":
+            _check_positive("lr", self.lr)
+        _check_nonnegative("weight_decay", self.weight_decay)
+
+
+@dataclass(frozen=True)
+class PrototypeConfig:
+    """Nearest class mean (ProtoNet, Snell et al., NeurIPS 2017): no hyper-parameters."""
+
+
+# --------------------------------------------------------------------------------------------
+# Validation of inputs
+# --------------------------------------------------------------------------------------------
+
+
+def _check_ways(ways: object) -> int:
+    if isinstance(ways, bool) or not isinstance(ways, int | np.integer):
+        raise TypeError(f"`ways` must be an integer; got {ways!r}.")
+    if ways < 1:
+        raise ValueError(f"`ways` must be >= 1; got {ways!r}.")
+    return int(ways)
+
+
+def _as_labels(
+    labels: object, name: str, *, ways: int, device: torch.device | None = None
+) -> torch.Tensor:
+    """``labels`` as an int64 tensor on ``device``, checked to hold values in 0..ways-1."""
+    if isinstance(labels, torch.Tensor):
+        tensor = labels.detach()
+    else:
+        try:
+            tensor = torch.as_tensor(np.asarray(labels))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(f"`{name}` must be an integer array; got {labels!r}.") from error
+    if tensor.dtype == torch.bool or tensor.is_floating_point() or tensor.is_complex():
+        raise TypeError(f"`{name}` must be integers; got dtype {tensor.dtype!r}.")
+    tensor = tensor.to(device=device, dtype=torch.int64)
+    if tensor.numel() and (int(tensor.min()) < 0 or int(tensor.max()) >= ways):
+        raise ValueError(
+            f"`{name}` must be labels in 0..{ways - 1}; "
+            f"got values in {int(tensor.min())}..{int(tensor.max())}."
+        )
+    return tensor
+
+
+def _as_floats(values: object, name: str) -> torch.Tensor:
+    """``values`` as a detached floating tensor (float16/bfloat16 promoted to float32)."""
+    if isinstance(values, torch.Tensor):
+        tensor = values.detach()
+    else:
+        try:
+            tensor = torch.as_tensor(np.asarray(values))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(f"`{name}` must be a float array; got {type(values)!r}.") from error
+    if not tensor.is_floating_point():
+        raise TypeError(f"`{name}` must be floating point; got dtype {tensor.dtype!r}.")
+    if tensor.dtype in (torch.float16, torch.bfloat16):
+        tensor = tensor.to(torch.float32)
+    return tensor
+
+
+def _check_finite(tensor: torch.Tensor, name: str) -> None:
+    if not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"`{name}` must be finite; got NaN or infinite values.")
+
+
+def _check_shape(tensor: torch.Tensor, name: str, expected: tuple[int | str, ...]) -> None:
+    """Check ``tensor.shape`` against ``expected`` (ints are exact, strings only count dims)."""
+    shape = tuple(tensor.shape)
+    ok = len(shape) == len(expected) and all(
+        isinstance(want, str) or got == want for got, want in zip(shape, expected, strict=True)
+    )
+    if not ok:
+        shown = (
+            "(" + ", ".join(str(d) for d in expected) + ("," if len(expected) == 1 else "") + ")"
+        )
+        raise ValueError(f"`{name}` must be of shape {shown}; got {shape!r}.")
+
+
+def _check_nonempty(tensor: torch.Tensor, name: str, axis: int, what: str) -> None:
+    if tensor.shape[axis] < 1:
+        raise ValueError(
+            f"`{name}` must hold at least one {what}; got shape {tuple(tensor.shape)!r}."
+        )
+
+
+def _check_episode_tensors(
+    support_x: object,
+    support_y: object,
+    query_x: object,
+    query_y: object,
+    *,
+    ways: int,
+    batched: bool,
+    x_names: tuple[str, str],
+    features: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Validate one episode (or E episodes) and return batched tensors.
+
+    Returns ``(support_x (E, n_s, ...), support_y (E, n_s), query_x (E, n_q, ...),
+    query_y (E, n_q))`` with E = 1 when ``batched`` is False, all on ``support_x``'s device,
+    the inputs in their common floating dtype. ``features`` True requires one trailing dimension
+    (d); False (images) at least one.
+    """
+    support_name, query_name = x_names
+    sx = _as_floats(support_x, support_name)
+    qx = _as_floats(query_x, query_name)
+    lead = ("E", "n_s") if batched else ("n_s",)
+    lead_q = ("E", "n_q") if batched else ("n_q",)
+    for tensor, name, shape in ((sx, support_name, lead), (qx, query_name, lead_q)):
+        if features:
+            _check_shape(tensor, name, (*shape, "d"))
+        elif tensor.ndim < len(shape) + 1:
+            raise ValueError(
+                f"`{name}` must be of shape ({', '.join(shape)}, ...); got {tuple(tensor.shape)!r}."
+            )
+    n_lead = len(lead)
+    if batched and qx.shape[0] != sx.shape[0]:
+        raise ValueError(
+            f"`{query_name}` must hold as many episodes as `{support_name}` ({sx.shape[0]}); "
+            f"got shape {tuple(qx.shape)!r}."
+        )
+    if qx.shape[n_lead:] != sx.shape[n_lead:]:
+        raise ValueError(
+            f"`{query_name}` must have the per-example shape of `{support_name}` "
+            f"{tuple(sx.shape[n_lead:])!r}; got {tuple(qx.shape[n_lead:])!r}."
+        )
+    if batched:
+        _check_nonempty(sx, support_name, 0, "episode")
+    _check_nonempty(sx, support_name, n_lead - 1, "support example")
+    _check_nonempty(qx, query_name, n_lead - 1, "query example")
+    _check_finite(sx, support_name)
+    _check_finite(qx, query_name)
+    dtype = torch.promote_types(sx.dtype, qx.dtype)
+    device = sx.device
+    sx = sx.to(device=device, dtype=dtype)
+    qx = qx.to(device=device, dtype=dtype)
+    sy = _as_labels(support_y, "support_y", ways=ways, device=device)
+    qy = _as_labels(query_y, "query_y", ways=ways, device=device)
+    _check_shape(sy, "support_y", tuple(sx.shape[:n_lead]))
+    _check_shape(qy, "query_y", tuple(qx.shape[:n_lead]))
+    if not batched:
+        sx, sy, qx, qy = sx.unsqueeze(0), sy.unsqueeze(0), qx.unsqueeze(0), qy.unsqueeze(0)
+    return sx, sy, qx, qy

@@ -1,0 +1,290 @@
+"""Adaptation methods by name: how a meta-trained backbone is adapted on an episode's support
+set, and its post-adaptation query accuracy and log-loss measured.
+
+The registry :data:`ADAPTATIONS` maps a name to an :class:`AdaptationSpec`:
+
+============== =========== ========== ===================================================
+name           needs_model needs_head what it does
+============== =========== ========== ===================================================
+maml           yes         no         MAML inner loop on the whole network (learn2learn)
+finetune       yes         no         full fine-tuning (SGD/Adam) of a copy of the network
+retrain_head   no          no         linear head from zero, gradient descent on features
+anil           no          yes        the meta-learned head adapted on features (ANIL)
+prototype      no          no         nearest class mean of the features (ProtoNet)
+============== =========== ========== ===================================================
+
+Feature-based methods (``needs_model=False``) take cached features and are adapted for many
+episodes at once; model-based ones take the model and images. All specs share two call forms::
+
+    spec.run(model, support_x, support_y, query_x, query_y, ways=..., config=...)   # model
+    spec.run(support_feats, support_y, query_feats, query_y, ways=..., config=..., head=...)
+    spec.run_batch(...)  # the same with a leading episode axis E; returns arrays of E results
+
+``config`` defaults to ``spec.config`` (a frozen dataclass; change it with
+``dataclasses.replace``); ``head`` is the meta-learned ``(W, b)`` from :func:`head_parameters`,
+required where ``needs_head`` and ignored elsewhere. Model-based ``run_batch`` also takes
+``vectorize`` (MAML: ``torch.func.vmap`` over episodes or the learn2learn loop).
+
+Examples
+--------
+>>> import torch
+>>> spec = get_adaptation("prototype")
+>>> spec.needs_model, spec.needs_head
+(False, False)
+>>> feats = torch.tensor([[[0.0, 0.0], [0.0, 4.0]]])
+>>> labels = torch.tensor([[0, 1]])
+>>> spec.run_batch(feats, labels, feats, labels, ways=2).accuracy.tolist()
+[1.0]
+>>> sorted(ADAPTATIONS)
+['anil', 'finetune', 'maml', 'prototype', 'retrain_head']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, TypeAlias
+
+from metaleep.study.adapt_common import (
+    AdaptationResult,
+    BatchAdaptationResult,
+    BatchNormMode,
+    FinetuneConfig,
+    HeadConfig,
+    MamlConfig,
+    PrototypeConfig,
+    score_logits,
+    score_logits_batch,
+)
+from metaleep.study.adapt_head import (
+    head_parameters,
+    nearest_prototype,
+    nearest_prototype_batch,
+    retrain_head,
+    retrain_head_batch,
+)
+from metaleep.study.adapt_network import finetune, finetune_batch, maml_adapt, maml_adapt_batch
+
+__all__ = [
+    "ADAPTATIONS",
+    "AdaptationConfig",
+    "AdaptationResult",
+    "AdaptationSpec",
+    "BatchAdaptationResult",
+    "BatchNormMode",
+    "FinetuneConfig",
+    "HeadConfig",
+    "MamlConfig",
+    "PrototypeConfig",
+    "finetune",
+    "finetune_batch",
+    "get_adaptation",
+    "head_parameters",
+    "maml_adapt",
+    "maml_adapt_batch",
+    "nearest_prototype",
+    "nearest_prototype_batch",
+    "retrain_head",
+    "retrain_head_batch",
+    "score_logits",
+    "score_logits_batch",
+]
+
+AdaptationConfig: TypeAlias = MamlConfig | FinetuneConfig | HeadConfig | PrototypeConfig
+
+
+@dataclass(frozen=True)
+class AdaptationSpec:
+    """One adaptation method of the registry.
+
+    Attributes
+    ----------
+    name:
+        Registry key.
+    needs_model:
+        True: ``run``/``run_batch`` take the model and images (maml, finetune). False: they
+        take cached support/query features (retrain_head, anil, prototype) and batch cheaply.
+    needs_head:
+        True when ``run``/``run_batch`` need the meta-learned head ``head=(W, b)`` (anil).
+    config:
+        Default hyper-parameters (frozen dataclass); pass another as ``config=``.
+    run:
+        Per-episode call, returns an :class:`AdaptationResult`.
+    run_batch:
+        E-episode call, returns a :class:`BatchAdaptationResult`.
+    description:
+        One line for tables and ``--help``.
+    """
+
+    name: str
+    needs_model: bool
+    needs_head: bool
+    config: AdaptationConfig
+    run: Callable[..., AdaptationResult]
+    run_batch: Callable[..., BatchAdaptationResult]
+    description: str
+
+    def resolve(self, config: AdaptationConfig | None) -> AdaptationConfig:
+        """``config``, or the default, checked to be of this method's config type."""
+        if config is None:
+            return self.config
+        if type(config) is not type(self.config):
+            raise TypeError(
+                f"`config` must be a {type(self.config).__name__} for {self.name!r}; "
+                f"got {type(config).__name__!r}."
+            )
+        return config
+
+
+def _config_kwargs(config: AdaptationConfig) -> dict[str, Any]:
+    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
+
+
+def _feature_call(
+    name: str, per_episode: bool
+) -> Callable[..., AdaptationResult] | Callable[..., BatchAdaptationResult]:
+    """The uniform feature-based call ``(sf, sy, qf, qy, *, ways, config, head)`` for ``name``."""
+
+    def call(
+        support_feats: Any,
+        support_y: Any,
+        query_feats: Any,
+        query_y: Any,
+        *,
+        ways: int,
+        config: AdaptationConfig | None = None,
+        head: Any = None,
+    ) -> Any:
+        spec = ADAPTATIONS[name]
+        resolved = spec.resolve(config)
+        args = (support_feats, support_y, query_feats, query_y)
+        if name == "prototype":
+            fn: Callable[..., Any] = nearest_prototype if per_episode else nearest_prototype_batch
+            return fn(*args, ways=ways)
+        init = None
+        if spec.needs_head:
+            if head is None:
+                raise ValueError(f"`head` must be the meta-learned (W, b) for {name!r}; got None.")
+            init = head
+        fn = retrain_head if per_episode else retrain_head_batch
+        return fn(*args, ways=ways, init=init, **_config_kwargs(resolved))
+
+    call.__name__ = f"{name}_{'run' if per_episode else 'run_batch'}"
+    return call
+
+
+def _model_call(
+    name: str, per_episode: bool
+) -> Callable[..., AdaptationResult] | Callable[..., BatchAdaptationResult]:
+    """The uniform model-based call ``(model, sx, sy, qx, qy, *, ways, config, ...)``."""
+    functions: dict[tuple[str, bool], Callable[..., Any]] = {
+        ("maml", True): maml_adapt,
+        ("maml", False): maml_adapt_batch,
+        ("finetune", True): finetune,
+        ("finetune", False): finetune_batch,
+    }
+    fn = functions[name, per_episode]
+
+    def call(
+        model: Any,
+        support_x: Any,
+        support_y: Any,
+        query_x: Any,
+        query_y: Any,
+        *,
+        ways: int | None = None,
+        config: AdaptationConfig | None = None,
+        **options: Any,
+    ) -> Any:
+        resolved = ADAPTATIONS[name].resolve(config)
+        return fn(
+            model,
+            support_x,
+            support_y,
+            query_x,
+            query_y,
+            ways=ways,
+            **_config_kwargs(resolved),
+            **options,
+        )
+
+    call.__name__ = f"{name}_{'run' if per_episode else 'run_batch'}"
+    return call
+
+
+def _spec(
+    name: str, *, needs_model: bool, needs_head: bool, config: AdaptationConfig, description: str
+) -> AdaptationSpec:
+    make = _model_call if needs_model else _feature_call
+    return AdaptationSpec(
+        name=name,
+        needs_model=needs_model,
+        needs_head=needs_head,
+        config=config,
+        run=make(name, True),  # type: ignore[arg-type]
+        run_batch=make(name, False),  # type: ignore[arg-type]
+        description=description,
+    )
+
+
+ADAPTATIONS: Mapping[str, AdaptationSpec] = MappingProxyType(
+    {
+        "maml": _spec(
+            "maml",
+            needs_model=True,
+            needs_head=False,
+            config=MamlConfig(steps=5, lr=0.4, first_order=True),
+            description="MAML inner loop (SGD) on the whole network, learn2learn clone/adapt.",
+        ),
+        "finetune": _spec(
+            "finetune",
+            needs_model=True,
+            needs_head=False,
+            config=FinetuneConfig(),
+            description="Full fine-tuning of a copy of the network (SGD or Adam), full batch.",
+        ),
+        "retrain_head": _spec(
+            "retrain_head",
+            needs_model=False,
+            needs_head=False,
+            config=HeadConfig(steps=100, lr="auto", weight_decay=0.0),
+            description="Linear head from zero, gradient descent on cached features.",
+        ),
+        "anil": _spec(
+            "anil",
+            needs_model=False,
+            needs_head=True,
+            config=HeadConfig(steps=5, lr=0.4, weight_decay=0.0),
+            description="ANIL: the meta-learned head adapted by SGD on cached features.",
+        ),
+        "prototype": _spec(
+            "prototype",
+            needs_model=False,
+            needs_head=False,
+            config=PrototypeConfig(),
+            description="Nearest class mean of cached features (ProtoNet), -squared distance.",
+        ),
+    }
+)
+"""Adaptation methods by name (read-only)."""
+
+
+def get_adaptation(name: str) -> AdaptationSpec:
+    """The :class:`AdaptationSpec` registered as ``name``.
+
+    Examples
+    --------
+    >>> spec = get_adaptation("maml")
+    >>> spec.needs_model, spec.config
+    (True, MamlConfig(steps=5, lr=0.4, first_order=True, batch_norm='transductive'))
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a str; got {name!r}.")
+    try:
+        return ADAPTATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"`name` must be one of {tuple(sorted(ADAPTATIONS))!r}; got {name!r}."
+        ) from None

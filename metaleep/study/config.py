@@ -1,0 +1,113 @@
+"""The configuration of a meta-transfer study."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from metaleep.study.outputs import DUMMY_MODES
+
+DEFAULT_METRICS: tuple[str, ...] = ("leep", "nce", "h_score", "logme", "nleep")
+
+
+def _names(value: Any, flag: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    items = (value,) if isinstance(value, str) else tuple(value)
+    if not items or not all(isinstance(v, str) and v for v in items):
+        raise ValueError(f"`{flag}` must be one or more names; got {value!r}.")
+    if len(set(items)) != len(items):
+        raise ValueError(f"`{flag}` must not repeat a name; got {value!r}.")
+    if allowed is not None:
+        unknown = [v for v in items if v not in allowed]
+        if unknown:
+            raise ValueError(
+                f"`{flag}` must name from {', '.join(allowed)}; got {', '.join(unknown)!s}."
+            )
+    return items
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """What a study evaluates. Saved beside its results (``study.json``).
+
+    Parameters
+    ----------
+    suite:
+        A standard suite name (``metaleep episodes list``) or a manifest path.
+    backbones:
+        Default backbone names (``maml``, ``fomaml``, ``anil``, ``protonet``, ``supervised``)
+        or checkpoint paths.
+    dummies:
+        Dummy-label modes to score (``head``, ``source``, ``prototypes``); each backbone uses
+        those it offers.
+    adaptations:
+        Adaptation methods whose post-adaptation query accuracy is measured (``maml``,
+        ``anil``, ``retrain_head``, ``finetune``, ``prototype``); each backbone uses those it
+        supports.
+    metrics:
+        Transferability metrics (registry names).
+    episodes:
+        Evaluate only the first ``episodes`` episodes of the suite (``None``: all).
+    chunk_size:
+        Episodes per result chunk: the unit of batching and of resuming.
+    temperature:
+        Temperature of the ``prototypes`` dummy labels; ``None`` (default) is scale-free: the
+        median squared distance of source images to their nearest prototype.
+    seed:
+        Seed of the stochastic parts (N-LEEP's mixture, fresh heads); episode i of the study
+        uses ``(seed, i)``, so results do not depend on chunking or process order.
+    device:
+        ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    """
+
+    suite: str = "glyphs-5w5s"
+    backbones: tuple[str, ...] = ("maml", "supervised")
+    dummies: tuple[str, ...] = DUMMY_MODES
+    adaptations: tuple[str, ...] = ("maml", "anil", "retrain_head", "prototype")
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    episodes: int | None = None
+    chunk_size: int = 50
+    temperature: float | None = None
+    seed: int = 0
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.suite, str) or not self.suite:
+            raise ValueError(f"`suite` must be a suite name or manifest path; got {self.suite!r}.")
+        object.__setattr__(self, "backbones", _names(self.backbones, "backbones"))
+        object.__setattr__(self, "dummies", _names(self.dummies, "dummies", DUMMY_MODES))
+        object.__setattr__(self, "adaptations", _names(self.adaptations, "adaptations"))
+        object.__setattr__(self, "metrics", _names(self.metrics, "metrics"))
+        if self.episodes is not None and (
+            isinstance(self.episodes, bool)
+            or not isinstance(self.episodes, int)
+            or self.episodes < 1
+        ):
+            raise ValueError(
+                f"`episodes` must be a positive integer or None; got {self.episodes!r}."
+            )
+        if (
+            isinstance(self.chunk_size, bool)
+            or not isinstance(self.chunk_size, int)
+            or self.chunk_size < 1
+        ):
+            raise ValueError(f"`chunk_size` must be a positive integer; got {self.chunk_size!r}.")
+        if self.temperature is not None and not self.temperature > 0:
+            raise ValueError(f"`temperature` must be > 0 or None; got {self.temperature!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"`seed` must be a non-negative integer; got {self.seed!r}.")
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise ValueError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples as lists)."""
+        out = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def resolved_device(self) -> str:
+        """The torch device string: ``auto`` becomes ``cuda`` when available, else ``cpu``."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"

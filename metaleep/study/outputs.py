@@ -1,0 +1,220 @@
+"""Backbone outputs computed once per distinct image: embeddings and dummy-label distributions.
+
+A suite's episodes share images. :func:`compute_outputs` runs the backbone once, in batched
+no-grad passes in eval mode, over the union of the images the suite touches; episodes then
+gather their rows. Dummy-label modes (what plays θ(x) in LEEP):
+
+``head``
+    softmax of the meta-learned N-way head before adaptation (MAML, ANIL): ``classifier(f(x))``.
+``source``
+    softmax of the supervised source classifier over its Z source classes.
+``prototypes``
+    ``softmax(-‖f(x) − μ_z‖² / T)`` over the prototypes μ_z (mean embeddings) of the source
+    (background) classes: works for any embedding backbone, e.g. ProtoNet. ``T`` is the
+    temperature; ``T = None`` takes the median squared distance to the nearest prototype over
+    the source images, which makes the distribution scale-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from metaleep.data.base import ImageDataset
+
+DummyMode = Literal["head", "source", "prototypes"]
+DUMMY_MODES: tuple[DummyMode, ...] = ("head", "source", "prototypes")
+
+
+@dataclass(eq=False)
+class BackboneOutputs:
+    """Per-image outputs of one backbone over a set of image indices.
+
+    Attributes
+    ----------
+    images:
+        int64 (U,): the data set's image indices, sorted; row r of every array is image
+        ``images[r]``.
+    features:
+        float64 (U, d) embeddings.
+    logits:
+        Dummy-label logits per mode, each float64 (U, Z_mode); only modes the backbone offers.
+    seconds:
+        Wall time of the forward passes.
+    """
+
+    images: np.ndarray
+    features: np.ndarray
+    logits: dict[str, np.ndarray]
+    seconds: float
+    _position: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def rows(self, indices: np.ndarray) -> np.ndarray:
+        """Row numbers of data set image ``indices`` (all must be in ``images``)."""
+        position = np.searchsorted(self.images, indices)
+        if np.any(position >= len(self.images)) or np.any(
+            self.images[np.minimum(position, len(self.images) - 1)] != indices
+        ):
+            raise KeyError("image indices outside the computed set were requested")
+        return position
+
+    def gather_features(self, indices: np.ndarray) -> np.ndarray:
+        """Features of image ``indices``; works for any leading shape, e.g. (E, n)."""
+        return self.features[self.rows(np.asarray(indices).reshape(-1))].reshape(
+            *np.shape(indices), -1
+        )
+
+    def gather_logits(self, mode: str, indices: np.ndarray) -> np.ndarray:
+        """Dummy-label logits of image ``indices``, shape (*indices.shape, Z)."""
+        logits = self.logits[mode][self.rows(np.asarray(indices).reshape(-1))]
+        return logits.reshape(*np.shape(indices), -1)
+
+    def gather_probs(self, mode: str, indices: np.ndarray) -> np.ndarray:
+        """Dummy-label distributions (softmax of the stored logits) of image ``indices``."""
+        logits = self.logits[mode][self.rows(np.asarray(indices).reshape(-1))]
+        logits = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return probs.reshape(*np.shape(indices), -1)
+
+
+def parameter_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The floating dtype of ``model``'s parameters (float32 for a model without any)."""
+    import torch
+
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def _part(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    """``model.features`` / ``model.classifier``, with a clear error when it is missing."""
+    import torch
+
+    part = getattr(model, name, None)
+    if not isinstance(part, torch.nn.Module):
+        raise TypeError(
+            f"`model` must have a `{name}` submodule (features: images -> (n, d) embeddings, "
+            f"classifier: nn.Linear); got {type(model).__name__!r} without one."
+        )
+    return part
+
+
+def embed(
+    model: torch.nn.Module,
+    dataset: ImageDataset,
+    indices: np.ndarray,
+    *,
+    batch_size: int = 512,
+    device: str = "cpu",
+) -> torch.Tensor:
+    """``model.features`` of images ``indices`` (eval mode, no grad), float32 on ``device``."""
+    import torch
+
+    chunks = []
+    dtype = parameter_dtype(model)
+    with torch.no_grad():
+        for start in range(0, len(indices), batch_size):
+            x = dataset.batch(indices[start : start + batch_size]).to(device, dtype)
+            chunks.append(_part(model, "features")(x))
+    if not chunks:
+        return torch.empty(0, 0, device=device)
+    return torch.cat(chunks)
+
+
+def prototype_logits(
+    features: torch.Tensor, prototypes: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """``-‖f − μ_z‖² / T`` for every feature row and prototype, shape (U, Z).
+
+    Examples
+    --------
+    >>> import torch
+    >>> f = torch.tensor([[0.0, 0.0], [1.0, 1.0]]); mu = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
+    >>> prototype_logits(f, mu, 2.0).tolist()
+    [[-0.0, -2.0], [-1.0, -1.0]]
+    """
+    import torch
+
+    if not temperature > 0:
+        raise ValueError(f"`temperature` must be > 0; got {temperature!r}.")
+    distances = torch.cdist(features.double(), prototypes.double()).pow(2)
+    return -distances / temperature
+
+
+def source_prototypes(
+    model: torch.nn.Module,
+    dataset: ImageDataset,
+    classes: np.ndarray,
+    *,
+    device: str = "cpu",
+    per_class: int | None = None,
+) -> tuple[torch.Tensor, float]:
+    """Mean embedding of each source class, and the median squared nearest-prototype distance.
+
+    ``per_class`` limits the images used per class (first ones by index) to bound the cost.
+    """
+    import torch
+
+    index = dataset.labels_to_indices
+    chosen = [index[int(c)][:per_class] if per_class else index[int(c)] for c in classes]
+    owner = np.repeat(np.arange(len(classes)), [len(c) for c in chosen])
+    features = embed(model, dataset, np.concatenate(chosen), device=device).double()
+    owner_t = torch.as_tensor(owner, device=features.device)
+    sums = torch.zeros(
+        len(classes), features.shape[1], dtype=features.dtype, device=features.device
+    )
+    sums.index_add_(0, owner_t, features)
+    counts = torch.bincount(owner_t, minlength=len(classes)).to(features.dtype)
+    prototypes = sums / counts[:, None]
+    nearest = torch.cdist(features, prototypes).pow(2).min(dim=1).values
+    scale = float(nearest.median().clamp_min(1e-12))
+    return prototypes, scale
+
+
+def compute_outputs(
+    model: torch.nn.Module,
+    dataset: ImageDataset,
+    images: np.ndarray,
+    *,
+    modes: tuple[str, ...],
+    prototypes: torch.Tensor | None = None,
+    temperature: float = 1.0,
+    device: str = "cpu",
+) -> BackboneOutputs:
+    """Features and dummy-label logits of ``images`` (sorted unique indices) in one pass.
+
+    ``modes`` lists the dummy-label modes to compute: ``head`` and ``source`` both read
+    ``model.classifier``; ``prototypes`` needs ``prototypes`` (Z, d).
+    """
+    import time
+
+    import torch
+
+    start = time.perf_counter()
+    images = np.unique(np.asarray(images, dtype=np.int64))
+    model = model.to(device).eval()
+    features = embed(model, dataset, images, device=device)
+    logits: dict[str, np.ndarray] = {}
+    with torch.no_grad():
+        for mode in modes:
+            if mode in ("head", "source"):
+                logits[mode] = _part(model, "classifier")(features).double().cpu().numpy()
+            elif mode == "prototypes":
+                if prototypes is None:
+                    raise ValueError("`prototypes` must be given for dummy mode 'prototypes'.")
+                out = prototype_logits(features, prototypes.to(device), temperature)
+                logits[mode] = out.cpu().numpy()
+            else:
+                raise ValueError(
+                    f"`modes` must hold names from {', '.join(DUMMY_MODES)}; got {mode!r}."
+                )
+    return BackboneOutputs(
+        images=images,
+        features=features.double().cpu().numpy(),
+        logits=logits,
+        seconds=time.perf_counter() - start,
+    )

@@ -1,0 +1,422 @@
+"""Figures of the meta-transfer study: metric-vs-accuracy scatters, correlation and selection bars.
+
+matplotlib is imported inside the functions, and figures are built with
+:class:`matplotlib.figure.Figure` directly (no pyplot state, works on any backend, Agg
+included). Functions return the figure; saving it (``fig.savefig(path)``) is the caller's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from metaleep.study.analysis import _check_table, metric_columns
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = ["correlation_bars", "metric_label", "scatter_metrics", "selection_plot"]
+
+_LABELS = {
+    "leep": "LEEP",
+    "nce": "NCE",
+    "h_score": "H-score",
+    "logme": "LogME",
+    "nleep": "N-LEEP",
+    "leep_norm": "LEEP (normalised)",
+    "nleep_norm": "N-LEEP (normalised)",
+    "accuracy": "query accuracy",
+    "loss": "query log-loss",
+}
+
+_METHOD_NAMES = {
+    "pearson": "Pearson r",
+    "spearman": "Spearman ρ",
+    "kendall": "Kendall τ-b",
+    "weightedtau": "weighted τ",
+}
+
+_CORR_KEYS = ("metric", "method", "n", "n_episodes", "r", "ci_low", "ci_high", "p_value", "note")
+
+
+def metric_label(name: str) -> str:
+    """Display name of a metric or target column (``"h_score"`` -> ``"H-score"``).
+
+    Examples
+    --------
+    >>> metric_label("nleep"), metric_label("leep_norm"), metric_label("custom")
+    ('N-LEEP', 'LEEP (normalised)', 'custom')
+    """
+    return _LABELS.get(name, name)
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _group_columns(frame: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    by = frame.attrs.get("by")
+    if isinstance(by, list) and all(c in frame.columns for c in by):
+        return list(by)
+    return [c for c in frame.columns if c not in keys]
+
+
+def _group_labels(frame: pd.DataFrame, group_cols: Sequence[str]) -> list[str]:
+    if not group_cols:
+        return ["all episodes"] * len(frame)
+    parts = frame[list(group_cols)].astype(str).to_numpy()
+    return [" / ".join(row) for row in parts]
+
+
+def _pearson_annotation(
+    metric: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    correlations: pd.DataFrame | Mapping[str, Sequence[float]] | None,
+) -> str:
+    """``r = 0.59 [0.52, 0.65]`` for the panel title, from ``correlations`` or scipy."""
+    r = low = high = math.nan
+    note = ""
+    if isinstance(correlations, pd.DataFrame):
+        rows = correlations[
+            (correlations["metric"] == metric) & (correlations["method"] == "pearson")
+        ]
+        if len(rows) > 1:
+            raise ValueError(
+                "`correlations` must hold one Pearson row per metric (filter it to the plotted "
+                f"group); got {len(rows)} rows for {metric!r}."
+            )
+        if len(rows) == 1:
+            row = rows.iloc[0]
+            r, low, high = float(row["r"]), float(row["ci_low"]), float(row["ci_high"])
+            note = str(row.get("note", "") or "")
+    elif correlations is not None and metric in correlations:
+        values = [*correlations[metric], math.nan, math.nan]
+        r, low, high = float(values[0]), float(values[1]), float(values[2])
+    elif len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+        r = float(stats.pearsonr(x, y).statistic)
+    if math.isnan(r):
+        reason = note.split(";")[0] if note else ("constant" if np.ptp(x) == 0 else "undefined")
+        return f"r undefined ({reason})"
+    if math.isnan(low):
+        return f"r = {r:.2f}"
+    return f"r = {r:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def scatter_metrics(
+    table: pd.DataFrame,
+    *,
+    metrics: Sequence[str] | None = None,
+    target: str = "accuracy",
+    hue: str | None = None,
+    correlations: pd.DataFrame | Mapping[str, Sequence[float]] | None = None,
+    title: str | None = None,
+    ncols: int = 3,
+) -> Figure:
+    """One scatter panel per metric against ``target``, with the least-squares line and Pearson r.
+
+    The figure of the LEEP paper (Nguyen et al., 2020, Fig. 2): each point an episode, the
+    metric on x, post-adaptation accuracy on y.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows to plot (typically one (backbone, dummy, adaptation) group of the study table).
+    metrics : sequence of str, optional
+        Metric columns; default those of :data:`~metaleep.study.analysis.DEFAULT_METRICS`
+        present.
+    target : str
+        Column on the y axis.
+    hue : str, optional
+        Column whose values colour the points (e.g. ``"ways"``), with a legend.
+    correlations : DataFrame or mapping, optional
+        Where the title's r and CI come from: the output of
+        :func:`~metaleep.study.analysis.correlations` restricted to this group (its Pearson
+        rows are used), or a mapping ``metric -> (r, ci_low, ci_high)``. Default: Pearson r
+        from scipy, no CI.
+    title : str, optional
+        Figure title.
+    ncols : int
+        Panels per row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> t = pd.DataFrame({"leep": rng.normal(size=40), "nce": rng.normal(size=40)})
+    >>> t["accuracy"] = 0.5 + 0.1 * t.leep
+    >>> fig = scatter_metrics(t, metrics=["leep", "nce"])
+    >>> [ax.get_title().split("\\n")[0] for ax in fig.axes]
+    ['LEEP', 'NCE']
+    """
+    _check_table(table)
+    chosen = metric_columns(table, metrics)
+    if target not in table.columns:
+        raise ValueError(f"`target` must be a column of `table`; got {target!r}.")
+    if hue is not None and hue not in table.columns:
+        raise ValueError(f"`hue` must be a column of `table`; got {hue!r}.")
+    if not isinstance(ncols, int) or ncols < 1:
+        raise ValueError(f"`ncols` must be a positive int; got {ncols!r}.")
+    cols = min(ncols, len(chosen))
+    rows = math.ceil(len(chosen) / cols)
+    fig = _new_figure(3.3 * cols, 2.9 * rows + (0.4 if title else 0.0))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    y_all = table[target].to_numpy(dtype=np.float64)
+    hue_values = table[hue] if hue is not None else None
+    levels = sorted(hue_values.dropna().unique().tolist()) if hue_values is not None else [None]
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    alpha = float(np.clip(12.0 / math.sqrt(max(len(table), 1)), 0.25, 0.9))
+    for i, metric in enumerate(chosen):
+        ax: Axes = axes[i // cols][i % cols]
+        x_all = table[metric].to_numpy(dtype=np.float64)
+        ok = np.isfinite(x_all) & np.isfinite(y_all)
+        for j, level in enumerate(levels):
+            sel = ok if level is None else ok & (hue_values == level).to_numpy()
+            ax.scatter(
+                x_all[sel],
+                y_all[sel],
+                s=12,
+                alpha=alpha,
+                color=palette(j % 10),
+                edgecolors="none",
+                label=None if level is None else f"{hue} = {level}",
+            )
+        x, y = x_all[ok], y_all[ok]
+        if len(x) >= 2 and np.ptp(x) > 0:
+            slope, intercept = np.polyfit(x, y, 1)
+            grid = np.linspace(x.min(), x.max(), 50)
+            ax.plot(grid, slope * grid + intercept, color="black", linewidth=1.2)
+        annotation = _pearson_annotation(metric, x, y, correlations)
+        ax.set_title(f"{metric_label(metric)}\n{annotation}", fontsize=10)
+        ax.set_xlabel(metric_label(metric), fontsize=9)
+        if i % cols == 0:
+            ax.set_ylabel(metric_label(target), fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3, linewidth=0.5)
+        if hue is not None and i == 0 and len(levels) > 1:
+            ax.legend(fontsize=7, markerscale=1.5, frameon=False)
+    for k in range(len(chosen), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _horizontal_bars(
+    ax: Axes,
+    labels: Sequence[str],
+    series: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray]],
+    xlabel: str,
+) -> None:
+    """Grouped horizontal bars: one block per label, one bar (with CI whiskers) per series."""
+    from matplotlib import colormaps
+
+    palette = colormaps["tab10"]
+    n_series = len(series)
+    height = 0.8 / max(n_series, 1)
+    centers = np.arange(len(labels))[::-1].astype(float)
+    for k, (name, value, low, high) in enumerate(series):
+        pos = centers + 0.4 - height * (k + 0.5)
+        err = np.vstack([value - low, high - value])
+        err = np.where(np.isfinite(err), np.maximum(err, 0.0), 0.0)
+        ax.barh(
+            pos,
+            np.nan_to_num(value),
+            height=height * 0.9,
+            color=palette(k % 10),
+            label=name,
+            xerr=err,
+            error_kw={"elinewidth": 0.9, "capsize": 2, "ecolor": "0.25"},
+        )
+        for p, v in zip(pos, value, strict=True):
+            if not np.isfinite(v):
+                ax.text(0.0, p, " undefined", va="center", fontsize=7, color="0.4")
+    ax.set_yticks(centers, labels, fontsize=8)
+    ax.set_ylim(-0.55, len(labels) - 0.45)
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.3, linewidth=0.5)
+
+
+def correlation_bars(
+    corr: pd.DataFrame,
+    *,
+    method: str = "pearson",
+    title: str | None = None,
+) -> Figure:
+    """Correlation of each metric with accuracy per group, with bootstrap CI whiskers.
+
+    Parameters
+    ----------
+    corr : DataFrame
+        Output of :func:`~metaleep.study.analysis.correlations`.
+    method : str
+        Which method's rows to draw.
+    title : str, optional
+        Axes title (default names the method).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Horizontal bars, one block per group (the ``by`` columns), one bar per metric;
+        undefined correlations (constant metric) are marked "undefined".
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> c = pd.DataFrame({"metric": ["leep", "nce"], "method": "pearson", "r": [0.6, 0.2],
+    ...                   "ci_low": [0.5, 0.0], "ci_high": [0.7, 0.4]})
+    >>> fig = correlation_bars(c)
+    >>> len(fig.axes[0].patches)
+    2
+    """
+    if not isinstance(corr, pd.DataFrame):
+        raise TypeError(f"`corr` must be a pandas DataFrame; got {type(corr).__name__!r}.")
+    rows = corr[corr["method"] == method]
+    if rows.empty:
+        raise ValueError(
+            f"`method` must be one of {sorted(corr['method'].unique().tolist())!r}; got {method!r}."
+        )
+    group_cols = _group_columns(rows, _CORR_KEYS)
+    labels = list(dict.fromkeys(_group_labels(rows, group_cols)))
+    metrics = list(dict.fromkeys(rows["metric"]))
+    keyed = rows.assign(_label=_group_labels(rows, group_cols)).set_index(["_label", "metric"])
+    series = []
+    for metric in metrics:
+        sub = keyed.xs(metric, level="metric").reindex(labels)
+        series.append(
+            (
+                metric_label(metric),
+                sub["r"].to_numpy(dtype=np.float64),
+                sub["ci_low"].to_numpy(dtype=np.float64),
+                sub["ci_high"].to_numpy(dtype=np.float64),
+            )
+        )
+    height = 0.9 + 0.17 * len(labels) * len(metrics) + 0.15 * len(labels)
+    fig = _new_figure(7.5, min(max(height, 2.5), 40.0))
+    ax = fig.subplots()
+    _horizontal_bars(ax, labels, series, f"{_METHOD_NAMES.get(method, method)} with accuracy")
+    ax.set_xlim(-1.0, 1.0)
+    ax.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(1.0, 0.0))
+    ax.set_title(
+        title or f"{_METHOD_NAMES.get(method, method)} with bootstrap confidence interval",
+        fontsize=10,
+    )
+    return fig
+
+
+def selection_plot(selection: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Source-model selection per metric: top-1 hit rate and regret, with chance baselines.
+
+    Parameters
+    ----------
+    selection : DataFrame
+        Output of :func:`~metaleep.study.selection.source_selection`.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two panels of horizontal bars with CI whiskers (hit rate, regret); a dashed tick marks
+        the chance level of each group.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"metric": ["leep", "nce"], "hit_rate": [0.8, 0.4],
+    ...                   "hit_ci_low": [0.7, 0.3], "hit_ci_high": [0.9, 0.5],
+    ...                   "chance_hit_rate": [0.34, 0.34], "regret": [0.01, 0.05],
+    ...                   "regret_ci_low": [0.0, 0.03], "regret_ci_high": [0.02, 0.07],
+    ...                   "chance_regret": [0.06, 0.06]})
+    >>> fig = selection_plot(s)
+    >>> [ax.get_xlabel() for ax in fig.axes]
+    ['top-1 hit rate', 'regret (best − chosen accuracy)']
+    """
+    if not isinstance(selection, pd.DataFrame):
+        raise TypeError(
+            f"`selection` must be a pandas DataFrame; got {type(selection).__name__!r}."
+        )
+    keys = (
+        "metric",
+        "n_episodes",
+        "n_models",
+        "hit_rate",
+        "hit_ci_low",
+        "hit_ci_high",
+        "chance_hit_rate",
+        "tau",
+        "tau_ci_low",
+        "tau_ci_high",
+        "regret",
+        "regret_ci_low",
+        "regret_ci_high",
+        "chance_regret",
+        "note",
+    )
+    group_cols = _group_columns(selection, keys)
+    labels = list(dict.fromkeys(_group_labels(selection, group_cols)))
+    metrics = list(dict.fromkeys(selection["metric"]))
+    keyed = selection.assign(_label=_group_labels(selection, group_cols)).set_index(
+        ["_label", "metric"]
+    )
+    height = 1.2 + 0.17 * len(labels) * len(metrics) + 0.15 * len(labels)
+    fig = _new_figure(10.0, min(max(height, 2.5), 40.0))
+    axes = fig.subplots(1, 2, sharey=True)
+    panels = (
+        ("hit", "hit_rate", "chance_hit_rate", "top-1 hit rate"),
+        ("regret", "regret", "chance_regret", "regret (best − chosen accuracy)"),
+    )
+    centers = np.arange(len(labels))[::-1].astype(float)
+    for ax, (prefix, col, chance_col, xlabel) in zip(axes, panels, strict=True):
+        series = []
+        for metric in metrics:
+            sub = keyed.xs(metric, level="metric").reindex(labels)
+            series.append(
+                (
+                    metric_label(metric),
+                    sub[col].to_numpy(dtype=np.float64),
+                    sub[f"{prefix}_ci_low"].to_numpy(dtype=np.float64),
+                    sub[f"{prefix}_ci_high"].to_numpy(dtype=np.float64),
+                )
+            )
+        _horizontal_bars(ax, labels, series, xlabel)
+        chance = keyed.groupby(level="_label")[chance_col].mean().reindex(labels).to_numpy()
+        for c, level in zip(centers, chance, strict=True):
+            ax.vlines(
+                level,
+                c - 0.45,
+                c + 0.45,
+                colors="black",
+                linestyles="dashed",
+                linewidth=1.0,
+                label=None,
+            )
+        if prefix == "hit":
+            ax.set_xlim(0.0, 1.0)
+    axes[0].plot([], [], color="black", linestyle="dashed", linewidth=1.0, label="chance")
+    axes[1].legend(
+        *axes[0].get_legend_handles_labels(),
+        fontsize=8,
+        frameon=False,
+        loc="lower left",
+        bbox_to_anchor=(1.0, 0.0),
+    )
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig

@@ -1,0 +1,805 @@
+"""The study report: one self-contained HTML page, a Markdown twin, PNG figures and CSV tables.
+
+:func:`write_report` takes the study's tidy table and its configuration and writes, in
+``out_dir``:
+
+- ``report.html``: self-contained (figures embedded as ``data:image/png;base64`` URIs);
+- ``report.md`` and the ``*.png`` figures it links to;
+- ``correlations.csv``, ``comparisons.csv``, ``selection.csv`` (the full tables behind the
+  report, when computed).
+
+Sections: configuration, how to read the numbers, the main correlation table (Pearson r with
+its bootstrap CI per metric, then Spearman, Kendall and weighted tau), LEEP against every other
+metric (paired bootstrap), results per number of ways / shots / within- vs mixed-alphabet
+episodes, source-model selection (when several backbones are present), scatter plots per group,
+timings. :func:`format_correlation_table` builds the compact ``0.59 [0.52, 0.65]`` table the CLI
+prints.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from metaleep._io import atomic_write_bytes
+from metaleep.study.analysis import (
+    LEEP_LIKE,
+    METHODS,
+    _check_table,
+    add_normalised_leep,
+    compare_metrics,
+    metric_columns,
+    use_normalised_leep,
+)
+from metaleep.study.analysis import correlations as compute_correlations
+from metaleep.study.plots import metric_label
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "format_comparison_table",
+    "format_correlation_table",
+    "format_selection_table",
+    "write_report",
+]
+
+logger = logging.getLogger(__name__)
+
+_CORR_KEYS = ("metric", "method", "n", "n_episodes", "r", "ci_low", "ci_high", "p_value", "note")
+_METHOD_NAMES = {
+    "pearson": "Pearson r",
+    "spearman": "Spearman ρ",
+    "kendall": "Kendall τ-b",
+    "weightedtau": "weighted τ",
+}
+_GROUP_EXTRAS = (
+    ("ways", "number of ways"),
+    ("shots", "number of shots"),
+    ("within_alphabet", "within-alphabet vs mixed-alphabet episodes"),
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Compact tables
+# --------------------------------------------------------------------------------------------
+
+
+def _group_cols(frame: pd.DataFrame, keys: Sequence[str]) -> list[str]:
+    by = frame.attrs.get("by")
+    if isinstance(by, list) and all(c in frame.columns for c in by):
+        return list(by)
+    return [c for c in frame.columns if c not in keys]
+
+
+def _fmt(value: float, digits: int) -> str:
+    return "" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def _with_ci(value: float, low: float, high: float, digits: int) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return _fmt(value, digits)
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def format_correlation_table(
+    corr: pd.DataFrame, *, methods: Sequence[str] | None = None, digits: int = 2
+) -> pd.DataFrame:
+    """Compact human table of :func:`~metaleep.study.analysis.correlations` output.
+
+    Parameters
+    ----------
+    corr : DataFrame
+        Output of :func:`~metaleep.study.analysis.correlations`.
+    methods : sequence of str, optional
+        Methods to keep, in this order (default: all present, in their order).
+    digits : int
+        Decimals.
+
+    Returns
+    -------
+    DataFrame
+        One row per (group, method): the group columns, ``method``, then one column per metric
+        (display names) holding ``"r [ci_low, ci_high]"``; an undefined correlation reads
+        ``"n/a (<reason>)"``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> corr = pd.DataFrame({"backbone": "conv4", "metric": ["leep", "nce"],
+    ...                      "method": "pearson", "n": 100, "n_episodes": 100,
+    ...                      "r": [0.591, float("nan")], "ci_low": [0.52, float("nan")],
+    ...                      "ci_high": [0.653, float("nan")], "p_value": [1e-9, float("nan")],
+    ...                      "note": ["", "constant metric"]})
+    >>> print(format_correlation_table(corr).to_string(index=False))
+    backbone    method              LEEP                   NCE
+       conv4 Pearson r 0.59 [0.52, 0.65] n/a (constant metric)
+    """
+    if not isinstance(corr, pd.DataFrame):
+        raise TypeError(f"`corr` must be a pandas DataFrame; got {type(corr).__name__!r}.")
+    missing = [c for c in ("metric", "method", "r", "ci_low", "ci_high") if c not in corr.columns]
+    if missing:
+        raise ValueError(
+            f"`corr` must have the columns of correlations(); got {missing!r} missing."
+        )
+    group_cols = _group_cols(corr, _CORR_KEYS)
+    present = list(dict.fromkeys(corr["method"]))
+    chosen = present if methods is None else [m for m in methods if m in present]
+    metrics = list(dict.fromkeys(corr["metric"]))
+    labels = [metric_label(m) for m in metrics]
+    if group_cols:
+        group_keys = list(dict.fromkeys(corr[group_cols].itertuples(index=False, name=None)))
+        codes = list(corr[group_cols].itertuples(index=False, name=None))
+    else:
+        group_keys, codes = [()], [()] * len(corr)
+    cells: dict[tuple[object, ...], str] = {}
+    for code, rec_d in zip(codes, corr.to_dict("records"), strict=True):
+        text = _with_ci(float(rec_d["r"]), float(rec_d["ci_low"]), float(rec_d["ci_high"]), digits)
+        note = str(rec_d.get("note", "") or "")
+        if text == "n/a" and note:
+            text = f"n/a ({note.split(';')[0]})"
+        cells[(*code, rec_d["method"], rec_d["metric"])] = text
+    rows: list[list[object]] = []
+    for key in group_keys:
+        for method in chosen:
+            row: list[object] = [*key, _METHOD_NAMES.get(method, method)]
+            row += [cells.get((*key, method, metric), "") for metric in metrics]
+            rows.append(row)
+    return pd.DataFrame(rows, columns=[*group_cols, "method", *labels])
+
+
+def format_comparison_table(comp: pd.DataFrame, *, digits: int = 2) -> pd.DataFrame:
+    """Compact table of :func:`~metaleep.study.analysis.compare_metrics` output.
+
+    Columns: the group columns, ``comparison`` ("LEEP vs NCE"), ``r_a``, ``r_b``,
+    ``difference [CI]`` and the one-sided ``p`` (3 significant digits).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> comp = pd.DataFrame({"metric_a": ["leep"], "metric_b": ["nce"], "method": "pearson",
+    ...                      "n": 50, "r_a": [0.6], "r_b": [0.4], "difference": [0.2],
+    ...                      "ci_low": [0.05], "ci_high": [0.33], "p_value": [0.004],
+    ...                      "note": [""]})
+    >>> format_comparison_table(comp).iloc[0].tolist()
+    ['LEEP vs NCE', '0.60', '0.40', '0.20 [0.05, 0.33]', '0.004', '']
+    """
+    keys = (
+        "metric_a",
+        "metric_b",
+        "method",
+        "n",
+        "r_a",
+        "r_b",
+        "difference",
+        "ci_low",
+        "ci_high",
+        "p_value",
+        "note",
+    )
+    group_cols = _group_cols(comp, keys)
+    out = comp[group_cols].copy()
+    out["comparison"] = [
+        f"{metric_label(a)} vs {metric_label(b)}"
+        for a, b in zip(comp["metric_a"], comp["metric_b"], strict=True)
+    ]
+    out["r_a"] = [_fmt(float(v), digits) for v in comp["r_a"]]
+    out["r_b"] = [_fmt(float(v), digits) for v in comp["r_b"]]
+    out["difference [CI]"] = [
+        _with_ci(float(d), float(lo), float(hi), digits)
+        for d, lo, hi in zip(comp["difference"], comp["ci_low"], comp["ci_high"], strict=True)
+    ]
+    out["p (one-sided)"] = [
+        f"{float(p):.3g}" if math.isfinite(float(p)) else "" for p in comp["p_value"]
+    ]
+    out["note"] = comp["note"].fillna("").astype(str).to_numpy()
+    return out.reset_index(drop=True)
+
+
+def format_selection_table(sel: pd.DataFrame, *, digits: int = 2) -> pd.DataFrame:
+    """Compact table of :func:`~metaleep.study.selection.source_selection` output.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> s = pd.DataFrame({"metric": ["leep"], "n_episodes": [40], "n_models": [3],
+    ...                   "hit_rate": [0.8], "hit_ci_low": [0.65], "hit_ci_high": [0.9],
+    ...                   "chance_hit_rate": [0.34], "tau": [0.5], "tau_ci_low": [0.4],
+    ...                   "tau_ci_high": [0.6], "regret": [0.01], "regret_ci_low": [0.0],
+    ...                   "regret_ci_high": [0.02], "chance_regret": [0.05], "note": [""]})
+    >>> row = format_selection_table(s).iloc[0]
+    >>> row["metric"], row["top-1 hit rate [CI]"], row["chance hit rate"]
+    ('LEEP', '0.80 [0.65, 0.90]', '0.34')
+    """
+    keys = (
+        "metric",
+        "n_episodes",
+        "n_models",
+        "hit_rate",
+        "hit_ci_low",
+        "hit_ci_high",
+        "chance_hit_rate",
+        "tau",
+        "tau_ci_low",
+        "tau_ci_high",
+        "regret",
+        "regret_ci_low",
+        "regret_ci_high",
+        "chance_regret",
+        "note",
+    )
+    group_cols = _group_cols(sel, keys)
+    out = sel[group_cols].copy()
+    out["metric"] = [metric_label(m) for m in sel["metric"]]
+    out["episodes"] = sel["n_episodes"].to_numpy()
+    out["models"] = sel["n_models"].to_numpy()
+
+    def col(name: str, prefix: str) -> list[str]:
+        return [
+            _with_ci(float(v), float(lo), float(hi), digits)
+            for v, lo, hi in zip(
+                sel[name], sel[f"{prefix}_ci_low"], sel[f"{prefix}_ci_high"], strict=True
+            )
+        ]
+
+    out["top-1 hit rate [CI]"] = col("hit_rate", "hit")
+    out["chance hit rate"] = [_fmt(float(v), digits) for v in sel["chance_hit_rate"]]
+    out["weighted τ [CI]"] = col("tau", "tau")
+    out["regret [CI]"] = col("regret", "regret")
+    out["chance regret"] = [_fmt(float(v), digits) for v in sel["chance_regret"]]
+    out["note"] = sel["note"].fillna("").astype(str).to_numpy()
+    return out.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            text = "" if not math.isfinite(value) else f"{value:.3g}"
+        else:
+            text = str(value)
+        return text.replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([header, rule, *body])
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(
+        index=False,
+        border=0,
+        classes="tbl",
+        na_rep="",
+        float_format=lambda v: f"{v:.3g}",
+        escape=True,
+    )
+
+
+def _config_frame(config: Mapping[str, object]) -> pd.DataFrame:
+    def render(value: object) -> str:
+        if isinstance(value, str | int | float | bool) or value is None:
+            return str(value)
+        try:
+            return json.dumps(value, default=str, sort_keys=True)
+        except (TypeError, ValueError):
+            return repr(value)
+
+    return pd.DataFrame(
+        {"setting": [str(k) for k in config], "value": [render(v) for v in config.values()]}
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "all"
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+@dataclass
+class _Doc:
+    """The report as a list of blocks rendered both to HTML and to Markdown."""
+
+    title: str
+    html: list[str] = field(default_factory=list)
+    md: list[str] = field(default_factory=list)
+    figures: dict[str, bytes] = field(default_factory=dict)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.md.append(f"{'#' * level} {text}\n")
+
+    def paragraph(self, text: str) -> None:
+        self.html.append(f"<p>{html.escape(text)}</p>")
+        self.md.append(f"{text}\n")
+
+    def bullets(self, items: Sequence[str]) -> None:
+        if not items:
+            return
+        self.html.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
+        self.md.append("\n".join(f"- {i}" for i in items) + "\n")
+
+    def table(self, frame: pd.DataFrame, caption: str | None = None) -> None:
+        if caption:
+            self.html.append(f'<p class="caption">{html.escape(caption)}</p>')
+            self.md.append(f"*{caption}*\n")
+        self.html.append(_html_table(frame))
+        self.md.append(_markdown_table(frame) + "\n")
+
+    def details(self, summary: str, frame: pd.DataFrame) -> None:
+        self.html.append(
+            f"<details><summary>{html.escape(summary)}</summary>{_html_table(frame)}</details>"
+        )
+        self.md.append(
+            f"<details><summary>{summary}</summary>\n\n{_markdown_table(frame)}\n\n</details>\n"
+        )
+
+    def figure(self, name: str, fig: Figure, caption: str) -> None:
+        data = _png(fig)
+        self.figures[name] = data
+        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+        self.html.append(
+            f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+        self.md.append(f"![{caption}]({name})\n")
+
+    def render_html(self) -> str:
+        style = (
+            "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1150px;"
+            "margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
+            "h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}"
+            "table.tbl{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1em}"
+            "table.tbl th,table.tbl td{border:1px solid #ccc;padding:3px 7px;text-align:left}"
+            "table.tbl th{background:#f0f0f0}table.tbl tr:nth-child(even){background:#fafafa}"
+            "figure{margin:1em 0}figure img{max-width:100%}"
+            "figcaption,.caption{font-size:0.9em;color:#555}"
+            "details{margin:0.5em 0 1em}summary{cursor:pointer;color:#235}"
+        )
+        body = "\n".join(self.html)
+        return (
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{html.escape(self.title)}</title>\n<style>{style}</style>\n</head>\n"
+            f"<body>\n<h1>{html.escape(self.title)}</h1>\n{body}\n</body>\n</html>\n"
+        )
+
+    def render_md(self) -> str:
+        return f"# {self.title}\n\n" + "\n".join(self.md)
+
+
+# --------------------------------------------------------------------------------------------
+# Findings worth saying in words
+# --------------------------------------------------------------------------------------------
+
+
+def _one_shot_findings(table: pd.DataFrame, metrics: Sequence[str], by: Sequence[str]) -> list[str]:
+    """Sentences about NCE / H-score on 1-shot episodes, from what the table shows."""
+    if "shots" not in table.columns or not (table["shots"] == 1).any():
+        return []
+    one = table[table["shots"] == 1]
+    keys = [c for c in (*by, "ways") if c in one.columns]
+    found: list[str] = []
+    for metric in ("h_score", "nce"):
+        if metric not in metrics:
+            continue
+        grouped = one.groupby(keys, dropna=False)[metric] if keys else None
+        distinct = grouped.nunique() if grouped is not None else pd.Series([one[metric].nunique()])
+        n_groups = len(distinct)
+        n_constant = int((distinct <= 1).sum())
+        if n_constant:
+            found.append(
+                f"{metric_label(metric)} is constant on the 1-shot episodes of {n_constant} of "
+                f"{n_groups} groups: its correlation there is undefined (reported as n/a)."
+            )
+        else:
+            found.append(
+                f"{metric_label(metric)} takes at most {int(distinct.max())} distinct values per "
+                "group on the 1-shot episodes."
+            )
+    return found
+
+
+def _how_to_read(
+    *,
+    normalised: bool,
+    mixed_ways: bool,
+    one_shot: bool,
+    n_boot: int,
+    confidence: float,
+    seed: int,
+    target: str,
+) -> list[str]:
+    pct = f"{100 * confidence:g} %"
+    items = [
+        f"Each row of the study table is one episode adapted by one backbone; the scores are "
+        f"computed on the support set before adaptation and correlated with the {target} "
+        "on the query set after adaptation. A positive correlation means the score ranks "
+        "episodes the way the adaptation does.",
+        f"Intervals are {pct} percentile bootstrap intervals over episodes ({n_boot} resamples "
+        f"of the episodes with replacement, seed {seed}). Pearson r is the headline number (the "
+        "LEEP paper's); Spearman ρ and Kendall τ-b are rank correlations, weighted τ (Vigna) "
+        "stresses the top of the ranking and has no p-value.",
+        "LEEP ≤ 0 (higher is better). Its floor is −H(Y), the label entropy, reached by a "
+        "source whose output ignores the input; for a balanced N-way episode that is −log N, so "
+        "raw LEEP is not comparable across episodes with different numbers of ways.",
+    ]
+    if normalised:
+        items.append(
+            "This report uses normalised LEEP (and N-LEEP), 1 + LEEP / log N: 0 at the "
+            "uninformative floor of a balanced N-way episode, 1 for a perfect source"
+            + (
+                ", because some groups mix episodes with different numbers of ways."
+                if mixed_ways
+                else "."
+            )
+            + " Within one N it is an increasing affine map of LEEP, so correlations computed "
+            "within one N are the same as for raw LEEP."
+        )
+    elif mixed_ways:
+        items.append(
+            "Caution: this report uses raw LEEP although some groups mix episodes with "
+            "different numbers of ways, so part of its correlation there comes from the number "
+            "of ways alone. The normalised form 1 + LEEP / log N (leep='auto' or 'normalised') "
+            "removes that; the per-ways results below are unaffected."
+        )
+    else:
+        items.append(
+            "This report uses raw LEEP: every group holds episodes with one number of ways, "
+            "where raw and normalised LEEP (1 + LEEP / log N) give the same correlations."
+        )
+    items.append(
+        "The paired comparison tests whether LEEP's signed correlation exceeds another "
+        "metric's on the same episodes: difference of r, its bootstrap interval (same resampled "
+        "episodes for both metrics) and the one-sided bootstrap p-value for 'LEEP is better'."
+    )
+    if one_shot:
+        items.append(
+            "1-shot caveat: with one support sample per class the class mean of the features is "
+            "the sample itself, so H-score = tr(cov(f)⁺ cov(f)) = rank of the feature covariance "
+            "— a constant — and NCE = −H(Y|Z) only counts how many classes share a hard dummy "
+            "label. Their correlations on 1-shot episodes are undefined or coarse."
+        )
+    items.append(
+        "n/a marks a correlation that is undefined (a constant metric or target, or fewer than "
+        "3 episodes); the note column of the full tables says which."
+    )
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
+
+
+def _group_title(cols: Sequence[str], key: tuple[object, ...]) -> str:
+    if not cols:
+        return "all episodes"
+    return ", ".join(f"{c}={v}" for c, v in zip(cols, key, strict=True))
+
+
+def write_report(
+    table: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    config: Mapping[str, object],
+    metrics: Sequence[str] | None = None,
+    correlations: pd.DataFrame | None = None,
+    selection: pd.DataFrame | None = None,
+    comparisons: pd.DataFrame | None = None,
+    title: str = "metaleep meta-transfer study",
+    target: str = "accuracy",
+    by: Sequence[str] = ("backbone", "dummy", "adaptation"),
+    leep: str = "auto",
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    higher_is_better: Mapping[str, bool] | None = None,
+    max_scatter_groups: int = 24,
+) -> Path:
+    """Write ``report.html`` (self-contained), ``report.md``, PNG figures and CSVs to ``out_dir``.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The study table (see :mod:`metaleep.study.analysis`).
+    out_dir : str or Path
+        Directory to write into (created).
+    config : mapping
+        The study's configuration, shown as a table at the top.
+    metrics : sequence of str, optional
+        Metric columns; default those of :data:`~metaleep.study.analysis.DEFAULT_METRICS`
+        present.
+    correlations : DataFrame, optional
+        Precomputed :func:`~metaleep.study.analysis.correlations` output grouped by ``by``;
+        computed here when omitted.
+    selection : DataFrame, optional
+        Precomputed :func:`~metaleep.study.selection.source_selection` output; computed here
+        when omitted and the table has at least two backbones.
+    comparisons : DataFrame, optional
+        Precomputed :func:`~metaleep.study.analysis.compare_metrics` output; computed here
+        (LEEP vs every other metric, Pearson) when omitted.
+    title : str
+        Page title.
+    target : str
+        Accuracy column.
+    by : sequence of str
+        Grouping of the main tables; columns absent from ``table`` are ignored.
+    leep : {"raw", "normalised", "auto"}
+        LEEP form (see :func:`~metaleep.study.analysis.use_normalised_leep`); the report says
+        which one it used.
+    n_boot, confidence, seed, higher_is_better
+        As in :func:`~metaleep.study.analysis.correlations`.
+    max_scatter_groups : int
+        At most this many per-group scatter figures (the report lists the groups left out).
+
+    Returns
+    -------
+    Path
+        The path of ``report.html``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> acc = rng.uniform(0.3, 0.9, size=30)
+    >>> t = pd.DataFrame({"episode": range(30), "backbone": "conv4", "dummy": "head",
+    ...                   "adaptation": "maml", "ways": 5, "shots": 5, "accuracy": acc,
+    ...                   "leep": np.log(acc) + 0.1 * rng.normal(size=30)})
+    >>> path = write_report(t, tempfile.mkdtemp(), config={"seed": 0}, n_boot=50)
+    >>> path.name, "data:image/png;base64," in path.read_text()
+    ('report.html', True)
+    """
+    _check_table(table)
+    if not isinstance(config, Mapping):
+        raise TypeError(f"`config` must be a mapping; got {type(config).__name__!r}.")
+    if not isinstance(max_scatter_groups, int) or max_scatter_groups < 0:
+        raise ValueError(f"`max_scatter_groups` must be an int >= 0; got {max_scatter_groups!r}.")
+    if target not in table.columns:
+        raise ValueError(f"`target` must be a column of `table`; got {target!r}.")
+    from metaleep.study import plots
+    from metaleep.study.selection import source_selection
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    base_metrics = metric_columns(table, metrics)
+    by_cols = [c for c in by if c in table.columns]
+    mixed_ways = use_normalised_leep(table, "auto", by=by_cols)
+    normalised = use_normalised_leep(table, leep, by=by_cols) and any(
+        m in LEEP_LIKE for m in base_metrics
+    )
+    used = [f"{m}_norm" if normalised and m in LEEP_LIKE else m for m in base_metrics]
+    if correlations is not None:
+        # The given table decides which LEEP form the report shows.
+        given = list(dict.fromkeys(correlations["metric"]))
+        normalised = any(
+            m.removesuffix("_norm") in LEEP_LIKE and m.endswith("_norm") for m in given
+        )
+        used = given
+    data = add_normalised_leep(table) if normalised else table
+
+    def corr_of(frame: pd.DataFrame, group: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
+        return compute_correlations(
+            frame,
+            metrics=used,
+            target=target,
+            by=group,
+            methods=methods,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
+            higher_is_better=higher_is_better,
+        )
+
+    if correlations is None:
+        correlations = corr_of(data, by_cols, METHODS)
+    corr_by = _group_cols(correlations, _CORR_KEYS)
+    corr_metrics = list(dict.fromkeys(correlations["metric"]))
+    leep_col = next((m for m in corr_metrics if m in ("leep", "leep_norm")), None)
+
+    doc = _Doc(title=title)
+    doc.heading("Configuration")
+    doc.table(_config_frame(config))
+    n_episodes = (
+        data.groupby([c for c in ("suite", "episode") if c in data.columns]).ngroups
+        if "episode" in data.columns
+        else len(data)
+    )
+    summary = [f"{len(data)} rows, {n_episodes} episodes."]
+    for col in ("backbone", "dummy", "adaptation", "ways", "shots"):
+        if col in data.columns:
+            values = ", ".join(str(v) for v in sorted(data[col].dropna().unique().tolist()))
+            summary.append(f"{col}: {values}")
+    summary.append(
+        "Metrics: "
+        + ", ".join(metric_label(m) for m in corr_metrics)
+        + (" (LEEP normalised: 1 + LEEP / log N)." if normalised else " (raw LEEP).")
+    )
+    doc.bullets(summary)
+
+    one_shot = "shots" in data.columns and bool((data["shots"] == 1).any())
+    doc.heading("How to read this")
+    doc.bullets(
+        _how_to_read(
+            normalised=normalised,
+            mixed_ways=mixed_ways,
+            one_shot=one_shot,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
+            target=target,
+        )
+    )
+    findings = _one_shot_findings(data, used, by_cols)
+    if findings:
+        doc.paragraph("Detected in this table:")
+        doc.bullets(findings)
+
+    doc.heading("Correlation with accuracy")
+    methods = list(dict.fromkeys(correlations["method"]))
+    if "pearson" in methods:
+        doc.table(
+            format_correlation_table(correlations, methods=["pearson"]),
+            f"Pearson r [{100 * confidence:g} % bootstrap CI] per group and metric.",
+        )
+    others = [m for m in methods if m != "pearson"]
+    if others:
+        doc.table(
+            format_correlation_table(correlations, methods=others),
+            "Rank correlations: " + ", ".join(_METHOD_NAMES.get(m, m) for m in others) + ".",
+        )
+    if "pearson" in methods:
+        doc.figure(
+            "correlation_bars.png",
+            plots.correlation_bars(correlations, method="pearson"),
+            "Pearson r of each metric with accuracy, per group, with bootstrap CI.",
+        )
+    doc.details("Full correlation table (n, p-values, notes)", correlations)
+
+    if comparisons is None and leep_col is not None and len(corr_metrics) > 1:
+        rest = [m for m in corr_metrics if m != leep_col]
+        comparisons = compare_metrics(
+            data,
+            leep_col,
+            rest,
+            method="pearson",
+            target=target,
+            by=corr_by,
+            n_boot=n_boot,
+            confidence=confidence,
+            seed=seed,
+            higher_is_better=higher_is_better,
+        )
+    if comparisons is not None and len(comparisons):
+        doc.heading("LEEP against the other metrics")
+        doc.paragraph(
+            "Paired bootstrap on the same episodes: difference of signed Pearson r (LEEP minus "
+            "the other metric), its interval, and the one-sided p-value for 'LEEP correlates "
+            "better'. A difference whose interval excludes 0 is a real gap on these episodes."
+        )
+        doc.table(format_comparison_table(comparisons))
+        n_comp = comparisons.attrs.get("n_boot", n_boot)
+        doc.paragraph(
+            f"With {n_comp} resamples the smallest attainable p-value is 1/{n_comp + 1} "
+            f"≈ {1 / (n_comp + 1):.2g}."
+        )
+
+    extras = [
+        (col, words)
+        for col, words in _GROUP_EXTRAS
+        if col in data.columns and col not in corr_by and data[col].nunique() > 1
+    ]
+    per_group: dict[str, pd.DataFrame] = {}
+    if extras:
+        doc.heading("Results per group")
+        for col, words in extras:
+            sub = corr_of(data, [*by_cols, col], ("pearson",))
+            per_group[col] = sub
+            doc.table(format_correlation_table(sub), f"Pearson r [CI] by {words}.")
+
+    if selection is None and "backbone" in data.columns and data["backbone"].nunique() > 1:
+        if "episode" in data.columns:
+            try:
+                selection = source_selection(
+                    data,
+                    metrics=used,
+                    model_col="backbone",
+                    target=target,
+                    by=[c for c in by_cols if c != "backbone"],
+                    n_boot=n_boot,
+                    confidence=confidence,
+                    seed=seed,
+                    higher_is_better=higher_is_better,
+                )
+            except ValueError as err:
+                logger.warning("source selection skipped: %s", err)
+                doc.heading("Source-model selection")
+                doc.paragraph(f"Not computed: {err}")
+    if selection is not None and len(selection):
+        doc.heading("Source-model selection")
+        doc.paragraph(
+            "On each episode the backbones are ranked by each metric and by accuracy. Top-1 hit "
+            "rate: how often the metric's top backbone is a best one by accuracy (ties in "
+            "accuracy all count as best; ties in the metric are split evenly). Weighted τ: "
+            "agreement of the two rankings, weighted towards the top. Regret: accuracy lost by "
+            "taking the metric's pick instead of the best. Chance: a uniformly random pick."
+        )
+        doc.table(format_selection_table(selection))
+        doc.figure(
+            "selection.png",
+            plots.selection_plot(selection),
+            "Top-1 hit rate and regret per metric with bootstrap CI; dashed: chance.",
+        )
+
+    doc.heading("Scatter plots")
+    groups = list(data.groupby(corr_by, sort=True, dropna=False)) if corr_by else [((), data)]
+    shown = groups[:max_scatter_groups]
+    for i, (key, frame) in enumerate(shown):
+        key_t = key if isinstance(key, tuple) else (key,)
+        label = _group_title(corr_by, key_t)
+        mask = np.ones(len(correlations), dtype=bool)
+        for col, value in zip(corr_by, key_t, strict=True):
+            mask &= (correlations[col] == value).to_numpy()
+        hue = "ways" if "ways" in frame.columns and frame["ways"].nunique() > 1 else None
+        fig = plots.scatter_metrics(
+            frame,
+            metrics=[m for m in corr_metrics if m in frame.columns],
+            target=target,
+            hue=hue,
+            correlations=correlations[mask],
+            title=label,
+        )
+        doc.figure(f"scatter_{i:02d}_{_slug(label)}.png", fig, f"Metrics vs {target}: {label}.")
+    if len(groups) > len(shown):
+        left = [
+            _group_title(corr_by, k if isinstance(k, tuple) else (k,))
+            for k, _ in groups[len(shown) :]
+        ]
+        doc.paragraph(f"{len(left)} groups not plotted (max_scatter_groups): " + "; ".join(left))
+
+    timing = [c for c in data.columns if str(c).startswith("seconds_")]
+    if timing:
+        doc.heading("Timings")
+        means = (
+            data.groupby(by_cols, dropna=False)[timing].mean().reset_index()
+            if by_cols
+            else data[timing].mean().to_frame().T
+        )
+        doc.table(means, "Mean seconds per episode.")
+
+    atomic_write_bytes(out / "report.html", doc.render_html().encode("utf-8"))
+    atomic_write_bytes(out / "report.md", doc.render_md().encode("utf-8"))
+    for name, data_png in doc.figures.items():
+        atomic_write_bytes(out / name, data_png)
+    csvs = {
+        "correlations.csv": correlations,
+        "comparisons.csv": comparisons,
+        "selection.csv": selection,
+        **{f"correlations_by_{k}.csv": v for k, v in per_group.items()},
+    }
+    for name, frame_out in csvs.items():
+        if frame_out is not None:
+            atomic_write_bytes(out / name, frame_out.to_csv(index=False).encode("utf-8"))
+    return out / "report.html"

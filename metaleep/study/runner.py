@@ -1,0 +1,429 @@
+"""The study runner: every episode of a suite scored and adapted, once, into a tidy table.
+
+For each backbone the runner computes features and dummy-label logits once for every distinct
+image of the suite (:mod:`metaleep.study.outputs`), then works through the episodes in chunks:
+the chunk's episodes of one shape are scored with the batched metrics and adapted with the
+batched feature-based methods in one call each; whole-network methods (MAML, fine-tuning) run
+per episode. Each finished chunk is stored at once (:mod:`metaleep.study.store`), so a rerun in
+the same directory resumes where the last one stopped.
+
+Only support images reach a metric: the metrics see ``episode.support`` rows and support labels,
+never the query set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from metaleep.episodes.spec import Episode
+from metaleep.study.config import StudyConfig
+from metaleep.study.outputs import (
+    BackboneOutputs,
+    compute_outputs,
+    parameter_dtype,
+    source_prototypes,
+)
+from metaleep.study.store import ResultStore
+
+if TYPE_CHECKING:
+    import torch
+
+    from metaleep.data.base import ImageDataset
+    from metaleep.episodes.manifest import Suite
+
+log = logging.getLogger(__name__)
+
+HEAD_ALGORITHMS = ("maml", "fomaml", "anil")
+"""Algorithms whose backbone carries a meta-learned N-way head."""
+
+TABLE_KEYS = ("episode", "backbone", "dummy", "adaptation")
+"""Columns that identify a row of the study table."""
+
+
+@dataclass(eq=False)
+class StudyBackbone:
+    """A backbone as the study sees it.
+
+    Attributes
+    ----------
+    name:
+        Label in the table (``backbone`` column).
+    model:
+        An ``nn.Module`` with ``features`` (images -> (n, d)) and ``classifier`` (``nn.Linear``).
+    algorithm:
+        How it was trained: ``maml``, ``fomaml``, ``anil``, ``protonet`` or ``supervised``.
+    source_classes:
+        Class ids of the source (background) classes it was trained on: the Z labels of the
+        supervised classifier, and the classes whose prototypes the ``prototypes`` mode uses.
+    fingerprint:
+        Identifies the weights (e.g. a checkpoint hash); recorded in the study configuration.
+    inner:
+        Inner-loop settings the backbone was meta-trained with (e.g. ``{"lr": 0.4}``); they
+        override the defaults of the ``maml`` and ``anil`` adaptations.
+    """
+
+    name: str
+    model: torch.nn.Module
+    algorithm: str
+    source_classes: np.ndarray
+    fingerprint: str = ""
+    inner: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def head_ways(self) -> int | None:
+        """N of the meta-learned head, or None when the backbone has none."""
+        if self.algorithm not in HEAD_ALGORITHMS:
+            return None
+        return int(getattr(self.model.classifier, "out_features"))  # noqa: B009
+
+    def offers_dummy(self, mode: str, ways: int) -> bool:
+        """Whether dummy-label ``mode`` exists for an episode of ``ways`` classes."""
+        if mode == "head":
+            return self.head_ways == ways
+        if mode == "source":
+            return self.algorithm == "supervised"
+        return mode == "prototypes"
+
+    def offers_adaptation(self, name: str, ways: int) -> bool:
+        """Whether adaptation ``name`` applies to this backbone on a ``ways``-way episode."""
+        if name == "maml":
+            return self.algorithm in ("maml", "fomaml") and self.head_ways == ways
+        if name == "anil":
+            return self.head_ways == ways
+        return True
+
+
+@dataclass(eq=False)
+class StudyResult:
+    """What :func:`run_study` returns.
+
+    Attributes
+    ----------
+    table:
+        The tidy table: one row per (episode, backbone, dummy, adaptation).
+    out_dir:
+        The study directory (``study.json``, ``results/``, ``results.csv``, the report).
+    correlations:
+        Correlations of each metric with accuracy (None when ``analyse=False``).
+    report:
+        Path of ``report.html`` (None when ``analyse=False``).
+    seconds:
+        Wall time of this call.
+    """
+
+    table: pd.DataFrame
+    out_dir: Path
+    correlations: pd.DataFrame | None
+    report: Path | None
+    seconds: float
+
+
+def _chunks(n: int, size: int) -> list[range]:
+    return [range(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+def _episode_seed(seed: int, episode: int) -> int:
+    """A per-episode seed for stochastic metrics (N-LEEP), independent of chunking."""
+    return int(np.random.SeedSequence(seed, spawn_key=(episode,)).generate_state(1)[0])
+
+
+def _score_episodes(
+    metrics: Sequence[str],
+    outputs: BackboneOutputs,
+    episodes: Sequence[Episode],
+    modes: Sequence[str],
+    seed: int,
+) -> tuple[dict[str, dict[str, np.ndarray]], float]:
+    """Metric values per dummy mode for episodes of one shape: ``{mode: {metric: (E,)}}``."""
+    from metaleep.metrics.registry import get_metric
+
+    start = time.perf_counter()
+    support = np.stack([ep.support for ep in episodes])
+    labels = np.stack([ep.support_labels for ep in episodes])
+    features = outputs.gather_features(support)
+    by_feature: dict[str, np.ndarray] = {}
+    for name in metrics:
+        spec = get_metric(name)
+        if spec.input_kind != "features":
+            continue
+        if name == "nleep":
+            by_feature[name] = np.array(
+                [
+                    spec.score(features[k], labels[k], seed=_episode_seed(seed, ep.index))
+                    for k, ep in enumerate(episodes)
+                ]
+            )
+        else:
+            by_feature[name] = np.asarray(spec.score_batch(features, labels), dtype=np.float64)
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    for mode in modes:
+        logits = outputs.gather_logits(mode, support)
+        values = dict(by_feature)
+        for name in metrics:
+            spec = get_metric(name)
+            if spec.input_kind == "probs":
+                values[name] = np.asarray(
+                    spec.score_batch(logits, labels, from_logits=True), dtype=np.float64
+                )
+        scores[mode] = values
+    return scores, time.perf_counter() - start
+
+
+def _adapt_episodes(
+    adaptations: Sequence[str],
+    outputs: BackboneOutputs,
+    backbone: StudyBackbone,
+    dataset: ImageDataset,
+    episodes: Sequence[Episode],
+    device: str,
+) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+    """``{adaptation: (accuracy (E,), loss (E,), seconds)}`` for episodes of one shape."""
+    import torch
+
+    from metaleep.study.adaptation import get_adaptation, head_parameters
+
+    ways = episodes[0].ways
+    support = np.stack([ep.support for ep in episodes])
+    query = np.stack([ep.query for ep in episodes])
+    ys = torch.as_tensor(np.stack([ep.support_labels for ep in episodes]))
+    yq = torch.as_tensor(np.stack([ep.query_labels for ep in episodes]))
+    out: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+    for name in adaptations:
+        spec = get_adaptation(name)
+        config = spec.config
+        if name in ("maml", "anil") and backbone.inner:
+            config = replace(config, **backbone.inner)
+        start = time.perf_counter()
+        if spec.needs_model:
+            model = backbone.model.to(device)
+            dtype = parameter_dtype(model)
+            accuracy, loss = np.empty(len(episodes)), np.empty(len(episodes))
+            for k, ep in enumerate(episodes):
+                result = spec.run(
+                    model,
+                    dataset.batch(ep.support).to(device, dtype),
+                    ys[k].to(device),
+                    dataset.batch(ep.query).to(device, dtype),
+                    yq[k].to(device),
+                    ways=ways,
+                    config=config,
+                )
+                accuracy[k], loss[k] = result.accuracy, result.loss
+        else:
+            sf = torch.as_tensor(outputs.gather_features(support), device=device)
+            qf = torch.as_tensor(outputs.gather_features(query), device=device)
+            head = None
+            if spec.needs_head:
+                weight, bias = head_parameters(backbone.model)
+                head = (weight.detach().double().to(device), bias.detach().double().to(device))
+            batch = spec.run_batch(
+                sf, ys.to(device), qf, yq.to(device), ways=ways, config=config, head=head
+            )
+            accuracy = np.asarray(batch.accuracy, dtype=np.float64)
+            loss = np.asarray(batch.loss, dtype=np.float64)
+        out[name] = (accuracy, loss, time.perf_counter() - start)
+    return out
+
+
+def evaluate_chunk(
+    config: StudyConfig,
+    backbone: StudyBackbone,
+    outputs: BackboneOutputs,
+    dataset: ImageDataset,
+    episodes: Sequence[Episode],
+    *,
+    suite_name: str,
+    alphabets: Callable[[Episode], list[str]],
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """Rows of the study table for ``episodes`` and one backbone."""
+    rows: list[dict[str, Any]] = []
+    shapes: dict[tuple[int, int, int], list[Episode]] = {}
+    for ep in episodes:
+        shapes.setdefault((ep.ways, ep.shots, ep.queries), []).append(ep)
+    for (ways, shots, queries), group in shapes.items():
+        modes = [m for m in config.dummies if backbone.offers_dummy(m, ways)]
+        methods = [a for a in config.adaptations if backbone.offers_adaptation(a, ways)]
+        if not modes or not methods:
+            continue
+        # Episode-sized matrices (N-LEEP's mixture, LogME's SVD) ran up to 170x slower with
+        # 2 OpenBLAS threads than with 1 on a 2-core VM: hold BLAS to one thread here.
+        with threadpool_limits(1, user_api="blas"):
+            scores, metric_seconds = _score_episodes(
+                config.metrics, outputs, group, modes, config.seed
+            )
+        adapted = _adapt_episodes(methods, outputs, backbone, dataset, group, device)
+        for k, ep in enumerate(group):
+            names = alphabets(ep)
+            for mode in modes:
+                for method in methods:
+                    accuracy, loss, seconds = adapted[method]
+                    row: dict[str, Any] = {
+                        "suite": suite_name,
+                        "episode": ep.index,
+                        "ways": ways,
+                        "shots": shots,
+                        "queries": queries,
+                        "alphabets": ";".join(names),
+                        "within_alphabet": len(names) == 1,
+                        "backbone": backbone.name,
+                        "dummy": mode,
+                        "adaptation": method,
+                    }
+                    row.update({m: float(scores[mode][m][k]) for m in config.metrics})
+                    row["accuracy"] = float(accuracy[k])
+                    row["loss"] = float(loss[k])
+                    row["seconds_metrics"] = metric_seconds / len(group)
+                    row["seconds_adapt"] = seconds / len(group)
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_study(
+    config: StudyConfig | None = None,
+    *,
+    out_dir: str | Path = "runs/study",
+    dataset: ImageDataset | None = None,
+    suite: Suite | None = None,
+    backbones: Sequence[StudyBackbone] | None = None,
+    analyse: bool = True,
+    progress: bool = True,
+    overwrite: bool = False,
+    n_boot: int = 1000,
+) -> StudyResult:
+    """Run (or resume) a meta-transfer study and return its table, correlations and report.
+
+    Parameters
+    ----------
+    config:
+        What to evaluate (default: :class:`StudyConfig` ``()``, the main job's configuration).
+    out_dir:
+        Study directory; finished chunks found there (of the same configuration) are reused.
+    dataset, suite, backbones:
+        Supply these to bypass loading by name (tests, notebooks, your own models).
+    analyse:
+        Compute correlations and write the report.
+    progress:
+        Show progress bars.
+    overwrite:
+        Discard results of a different configuration found in ``out_dir``.
+    n_boot:
+        Bootstrap resamples for the confidence intervals.
+    """
+    from tqdm.auto import tqdm
+
+    from metaleep.study.loading import load_study_inputs
+
+    started = time.perf_counter()
+    config = config or StudyConfig()
+    device = config.resolved_device()
+    dataset, suite, backbones = load_study_inputs(
+        config, dataset=dataset, suite=suite, backbones=backbones, progress=progress
+    )
+    episodes = suite.episodes[: config.episodes] if config.episodes else suite.episodes
+    identity = {
+        **config.to_dict(),
+        "dataset": dataset.fingerprint,
+        "suite_name": suite.name,
+        "suite_episodes": len(episodes),
+        "backbone_fingerprints": {b.name: b.fingerprint for b in backbones},
+    }
+    store = ResultStore(out_dir, identity, overwrite=overwrite)
+    chunks = _chunks(len(episodes), config.chunk_size)
+    done = set(store.finished_chunks())
+    todo = [c for c in range(len(chunks)) if c not in done]
+    if done:
+        log.info("resuming: %d of %d chunks already stored in %s", len(done), len(chunks), out_dir)
+    if todo:
+        images = np.unique(
+            np.concatenate(
+                [
+                    np.concatenate([episodes[i].support, episodes[i].query])
+                    for c in todo
+                    for i in chunks[c]
+                ]
+            )
+        )
+        outputs = {}
+        for backbone in backbones:
+            prototypes, scale = None, 1.0
+            if "prototypes" in config.dummies:
+                prototypes, scale = source_prototypes(
+                    backbone.model.to(device).eval(),
+                    dataset,
+                    backbone.source_classes,
+                    device=device,
+                )
+            modes = tuple(
+                m
+                for m in config.dummies
+                if any(backbone.offers_dummy(m, ep.ways) for ep in episodes)
+            )
+            outputs[backbone.name] = compute_outputs(
+                backbone.model,
+                dataset,
+                images,
+                modes=modes,
+                prototypes=prototypes,
+                temperature=config.temperature or scale,
+                device=device,
+            )
+        alphabets = _alphabet_lookup(dataset)
+        bar = tqdm(todo, desc="episodes", unit="chunk", disable=not progress)
+        for c in bar:
+            part = [episodes[i] for i in chunks[c]]
+            frames = [
+                evaluate_chunk(
+                    config,
+                    backbone,
+                    outputs[backbone.name],
+                    dataset,
+                    part,
+                    suite_name=suite.name,
+                    alphabets=alphabets,
+                    device=device,
+                )
+                for backbone in backbones
+            ]
+            store.write_chunk(c, pd.concat(frames, ignore_index=True))
+            bar.set_postfix(episodes=chunks[c].stop)
+    table = store.read_all()
+    if not table.empty:
+        table = table.sort_values(list(TABLE_KEYS), kind="stable").reset_index(drop=True)
+    store.write_results(table)
+    correlations = report = None
+    if analyse and not table.empty:
+        from metaleep.study.summary import analyse_and_report
+
+        correlations, report = analyse_and_report(
+            table, store.root, identity, metrics=config.metrics, n_boot=n_boot, seed=config.seed
+        )
+    return StudyResult(
+        table=table,
+        out_dir=store.root,
+        correlations=correlations,
+        report=report,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _alphabet_lookup(dataset: ImageDataset) -> Callable[[Episode], list[str]]:
+    if "alphabet" not in dataset.classes.columns:
+        return lambda ep: []
+    names = dataset.classes["alphabet"].astype(str).to_numpy()
+    return lambda ep: sorted({str(names[c]) for c in ep.classes})
+
+
+def n_chunks(n_episodes: int, chunk_size: int) -> int:
+    """Number of result chunks of a study of ``n_episodes``."""
+    return math.ceil(n_episodes / chunk_size)

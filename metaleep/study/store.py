@@ -1,0 +1,163 @@
+"""A resumable, append-only result store: one checked CSV file per finished chunk of episodes.
+
+Layout of a study directory::
+
+    study.json            the configuration (and its hash) the results were made with
+    results/chunk-00000.csv   rows of episodes [0, chunk_size), written atomically
+    results/chunk-00001.csv   ...
+    results.csv           the assembled table, written when the study ends
+
+Every chunk file ends with a ``# sha256=<hex of the rows above>`` line. A chunk is written whole
+(temporary file + rename) or not at all, so a study killed at any point resumes from the chunks
+that exist: no finished episode is lost and none is computed or stored twice. A chunk file whose
+checksum does not match is reported with its path, never silently trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from metaleep._io import atomic_write, atomic_write_bytes
+
+CONFIG_FILE = "study.json"
+RESULTS_FILE = "results.csv"
+_CHUNK_DIR = "results"
+_MIN_FREE_BYTES = 50 * 1024 * 1024
+
+
+class StoreError(RuntimeError):
+    """A study directory cannot be used as it is (the message says why and what to do)."""
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def table_to_csv(table: pd.DataFrame) -> str:
+    """CSV text of ``table`` with floats written exactly (round-trip precision)."""
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False, float_format="%.17g", lineterminator="\n")
+    return buffer.getvalue()
+
+
+class ResultStore:
+    """Chunk files of one study under ``root``, bound to the study's configuration.
+
+    Parameters
+    ----------
+    root:
+        The study directory (created).
+    config:
+        JSON-serialisable configuration of the study. A directory that already holds results
+        of a different configuration is refused (pass ``overwrite=True`` to start over).
+    overwrite:
+        Delete existing results of another configuration instead of refusing.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = ResultStore(tempfile.mkdtemp(), {"suite": "demo"})
+    >>> store.write_chunk(0, pd.DataFrame({"episode": [0, 1], "leep": [-0.5, -0.25]}))
+    >>> store.finished_chunks()
+    [0]
+    >>> store.read_all()["leep"].tolist()
+    [-0.5, -0.25]
+    """
+
+    def __init__(
+        self, root: str | os.PathLike[str], config: Mapping[str, Any], *, overwrite: bool = False
+    ) -> None:
+        self.root = Path(root)
+        self.chunk_dir = self.root / _CHUNK_DIR
+        self.config = dict(config)
+        text = json.dumps(self.config, sort_keys=True, indent=2, default=str) + "\n"
+        self.config_hash = _digest(text)[:16]
+        self._check_writable()
+        path = self.root / CONFIG_FILE
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError) as error:
+                raise StoreError(
+                    f"{path} is unreadable ({error}); delete it (and {self.chunk_dir}) to "
+                    "start over."
+                ) from error
+            if saved.get("config_hash") != self.config_hash:
+                if not overwrite:
+                    raise StoreError(
+                        f"{self.root} holds results of another study configuration "
+                        f"(hash {saved.get('config_hash')}, this one {self.config_hash}); use "
+                        "another output directory, or overwrite=True (--overwrite) to discard them."
+                    )
+                shutil.rmtree(self.chunk_dir, ignore_errors=True)
+                (self.root / RESULTS_FILE).unlink(missing_ok=True)
+        payload = {"config_hash": self.config_hash, "config": self.config}
+        atomic_write_bytes(
+            path, (json.dumps(payload, sort_keys=True, indent=2, default=str) + "\n").encode()
+        )
+        self.chunk_dir.mkdir(parents=True, exist_ok=True)
+
+    def _check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as error:
+            raise StoreError(
+                f"output directory {self.root} is not writable ({error.strerror or error}); "
+                "choose another one with --out."
+            ) from error
+        free = shutil.disk_usage(self.root).free
+        if free < _MIN_FREE_BYTES:
+            raise StoreError(
+                f"output directory {self.root} has only {free // 2**20} MiB free; a study needs "
+                f"at least {_MIN_FREE_BYTES // 2**20} MiB. Free space or choose another --out."
+            )
+
+    def chunk_path(self, chunk: int) -> Path:
+        """Path of chunk ``chunk``'s file."""
+        return self.chunk_dir / f"chunk-{chunk:05d}.csv"
+
+    def write_chunk(self, chunk: int, rows: pd.DataFrame) -> None:
+        """Store the rows of one finished chunk (atomically, with a checksum line)."""
+        text = table_to_csv(rows)
+        data = f"{text}# sha256={_digest(text)}\n".encode()
+        atomic_write_bytes(self.chunk_path(chunk), data)
+
+    def read_chunk(self, chunk: int) -> pd.DataFrame:
+        """Rows of a finished chunk; a damaged file raises :class:`StoreError`."""
+        path = self.chunk_path(chunk)
+        text = path.read_text()
+        body, _, tail = text.rpartition("# sha256=")
+        if not body or tail.strip() != _digest(body):
+            raise StoreError(
+                f"result chunk {path} is damaged (checksum mismatch or truncated); delete it and "
+                "rerun the study to recompute that chunk."
+            )
+        return pd.read_csv(io.StringIO(body))
+
+    def finished_chunks(self) -> list[int]:
+        """Indices of the chunks on disk, sorted."""
+        return sorted(
+            int(p.stem.split("-")[1]) for p in self.chunk_dir.glob("chunk-*.csv") if p.is_file()
+        )
+
+    def read_all(self) -> pd.DataFrame:
+        """All stored rows, in chunk order (an empty frame when nothing is stored)."""
+        frames = [self.read_chunk(c) for c in self.finished_chunks()]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    def write_results(self, table: pd.DataFrame) -> Path:
+        """Write the assembled table to ``results.csv`` (atomically) and return its path."""
+        text = table_to_csv(table)
+        return atomic_write(self.root / RESULTS_FILE, lambda p: p.write_text(text))

@@ -1,0 +1,61 @@
+"""The end of a study: correlations with accuracy, and the report, from the finished table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def higher_is_better(metrics: Sequence[str]) -> dict[str, bool]:
+    """Orientation of each metric from the registry (unknown names: higher is better)."""
+    from metaleep.metrics.registry import METRICS
+
+    return {m: METRICS[m].higher_is_better if m in METRICS else True for m in metrics}
+
+
+def analyse_and_report(
+    table: pd.DataFrame,
+    out_dir: str | Path,
+    config: Mapping[str, Any],
+    *,
+    metrics: Sequence[str],
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, Path]:
+    """Correlations of every metric with accuracy (bootstrap CIs) and ``report.html``.
+
+    LEEP is used raw when every group has one number of ways, normalised (``1 + LEEP / log N``)
+    when a group mixes several; the correlation table's ``metric`` column says which
+    (``leep`` or ``leep_norm``), and so does the report.
+    """
+    from metaleep.study.analysis import correlations, use_normalised_leep
+    from metaleep.study.report import write_report
+
+    by = ("backbone", "dummy", "adaptation")
+    orientation = higher_is_better(metrics)
+    leep = "normalised" if use_normalised_leep(table, "auto", by=by) else "raw"
+    corr = correlations(
+        table,
+        metrics=list(metrics),
+        by=by,
+        n_boot=n_boot,
+        seed=seed,
+        higher_is_better=orientation,
+        leep=leep,
+    )
+    report = write_report(
+        table,
+        out_dir,
+        config=config,
+        metrics=list(metrics),
+        correlations=corr,
+        by=by,
+        leep=leep,
+        n_boot=n_boot,
+        seed=seed,
+        higher_is_better=orientation,
+    )
+    return corr, report

@@ -1,0 +1,217 @@
+"""Naive reference implementations of the metrics, written from the equations of the notes.
+
+Plain Python loops and explicit matrices, deliberately unlike metaleep's implementation (no
+torch, no batching, no SVD tricks), so that agreement between the two means something. Slow:
+use on small inputs only. Also the public test vectors V1, V2, V3 of the notes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def encode(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Labels re-encoded to 0..C-1 in sorted order of their ids."""
+    ids = sorted({int(v) for v in labels})
+    index = {v: i for i, v in enumerate(ids)}
+    return np.array([index[int(v)] for v in labels], dtype=np.int64), len(ids)
+
+
+def leep_ref(probs: np.ndarray, labels: np.ndarray) -> float:
+    """LEEP from its definition; zero-mass source labels contribute 0; one class gives 0."""
+    y, n_classes = encode(labels)
+    n, n_src = probs.shape
+    if n_classes == 1:
+        return 0.0
+    joint = [[0.0] * n_src for _ in range(n_classes)]
+    for i in range(n):
+        for z in range(n_src):
+            joint[y[i]][z] += probs[i, z] / n
+    marginal = [sum(joint[c][z] for c in range(n_classes)) for z in range(n_src)]
+    total = 0.0
+    for i in range(n):
+        expected = 0.0
+        for z in range(n_src):
+            if marginal[z] > 0:
+                expected += joint[y[i]][z] / marginal[z] * probs[i, z]
+        total += math.log(expected)
+    return total / n
+
+
+def argmax_first(row: np.ndarray) -> int:
+    """Index of the first maximum."""
+    best = 0
+    for z in range(1, len(row)):
+        if row[z] > row[best]:
+            best = z
+    return best
+
+
+def nce_ref(probs: np.ndarray, labels: np.ndarray) -> float:
+    """NCE = sum_{y,z} P(y,z) log P(y|z) over the hard predictions."""
+    y, _ = encode(labels)
+    n = len(y)
+    counts: dict[tuple[int, int], int] = {}
+    per_source: dict[int, int] = {}
+    for i in range(n):
+        z = argmax_first(probs[i])
+        counts[(int(y[i]), z)] = counts.get((int(y[i]), z), 0) + 1
+        per_source[z] = per_source.get(z, 0) + 1
+    return sum(c / n * math.log(c / per_source[z]) for (_, z), c in counts.items())
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(1, keepdims=True)
+
+
+def entropy_of_labels(labels: np.ndarray) -> float:
+    """Empirical entropy H(Y) of the labels (natural log)."""
+    _, counts = np.unique(labels, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def h_score_ref(features: np.ndarray, labels: np.ndarray) -> float:
+    """tr(pinv(cov f) cov g) with np.cov (unbiased) and pinv(rcond=1e-15), g by a loop."""
+    y, n_classes = encode(labels)
+    g = np.zeros_like(features)
+    for c in range(n_classes):
+        rows = [i for i in range(len(y)) if y[i] == c]
+        mean = features[rows].sum(0) / len(rows)
+        for i in rows:
+            g[i] = mean
+    cov_f = np.cov(features, rowvar=False).reshape(features.shape[1], -1)
+    cov_g = np.cov(g, rowvar=False).reshape(features.shape[1], -1)
+    return float(np.trace(np.linalg.pinv(cov_f, rcond=1e-15) @ cov_g))
+
+
+def logme_ref(features: np.ndarray, labels: np.ndarray) -> float:
+    """LogME with explicit D x D matrices: A = a I + b F'F, m = b A^-1 F'y, log|A| by slogdet.
+
+    Fixed point as in the notes (and the authors' code): a = b = 1, at most 11 updates, stop at
+    relative change <= 1e-3 of a/b, 1e-5 added to the denominators; evidence at the last
+    update (with m'm and |Fm - y|^2 of the (a, b) that produced it).
+    """
+    y, n_classes = encode(labels)
+    n, dim = features.shape
+    gram = features.T @ features
+    eig = np.linalg.eigvalsh(gram)
+    evidences = []
+    for c in range(n_classes):
+        target = (y == c).astype(np.float64)
+        alpha, beta = 1.0, 1.0
+        for _ in range(11):
+            a_mat = alpha * np.eye(dim) + beta * gram
+            m = beta * np.linalg.solve(a_mat, features.T @ target)
+            gamma = sum(beta * s / (alpha + beta * s) for s in eig)
+            m2 = float(m @ m)
+            res2 = float(((features @ m - target) ** 2).sum())
+            t = alpha / beta
+            alpha = gamma / (m2 + 1e-5)
+            beta = (n - gamma) / (res2 + 1e-5)
+            if abs(alpha / beta - t) / t <= 1e-3:
+                break
+        a_mat = alpha * np.eye(dim) + beta * gram
+        _, log_det = np.linalg.slogdet(a_mat)
+        evidence = (
+            n / 2 * math.log(beta)
+            + dim / 2 * math.log(alpha)
+            - n / 2 * math.log(2 * math.pi)
+            - beta / 2 * res2
+            - alpha / 2 * m2
+            - 0.5 * log_det
+        )
+        evidences.append(evidence / n)
+    return float(np.mean(evidences))
+
+
+def nleep_ref(
+    features: np.ndarray, labels: np.ndarray, *, n_components: int | None = None, seed: int = 0
+) -> float:
+    """N-LEEP with scikit-learn's PCA(0.8) and GaussianMixture, then :func:`leep_ref`."""
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    _, n_classes = encode(labels)
+    pca = PCA(n_components=0.8, svd_solver="full")
+    reduced = pca.fit_transform(features)
+    # In units of the first component's (biased) standard deviation, as metaleep does.
+    reduced /= np.sqrt(pca.explained_variance_[0] * (len(labels) - 1) / len(labels))
+    k = max(1, min(n_components or 5 * n_classes, len(labels) // 2))
+    mixture = GaussianMixture(n_components=k, random_state=seed).fit(reduced)
+    return leep_ref(mixture.predict_proba(reduced), labels)
+
+
+# ----------------------------------------------------------------------------- test vectors
+
+
+def make_random(
+    seed: int, n: int, n_src: int, n_classes: int, dim: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The notes' generator of random test vectors: ``(probs, labels, features)``."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(n) % n_classes)
+    logits = 2.0 * rng.normal(size=(n, n_src)) + 3.0 * rng.normal(size=(n_classes, n_src))[labels]
+    probs = softmax(logits)
+    features = rng.normal(size=(n, dim)) + 1.5 * rng.normal(size=(n_classes, dim))[labels]
+    return probs, labels, features
+
+
+def make_degenerate(
+    seed: int, n: int = 50, n_src: int = 6, n_classes: int = 3, dim: int = 8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The notes' degenerate vector: source label 0 has zero mass in every row."""
+    rng = np.random.default_rng(seed)
+    probs = softmax(rng.normal(size=(n, n_src)))
+    probs[:, 0] = 0.0
+    probs /= probs.sum(1, keepdims=True)
+    if n_classes == 1:
+        labels = np.zeros(n, dtype=np.int64)
+    else:
+        labels = rng.permutation(np.arange(n) % n_classes)
+    features = rng.normal(size=(n, dim))
+    return probs, labels, features
+
+
+VECTORS = {
+    "V1": make_random(0, 200, 10, 5, 16),
+    "V2": make_random(1, 500, 64, 5, 32),
+    "V3": make_degenerate(4),
+}
+"""The public test vectors of the notes."""
+
+EXPECTED = {
+    "V1": {
+        "leep": -0.6046478723607934,
+        "nce": -0.5842912432797144,
+        "h_score": 3.2387022789669766,
+        "logme": 0.11207391913932715,
+    },
+    "V2": {
+        "leep": -0.3160978116279715,
+        "nce": -0.19541035424867503,
+        "h_score": 3.722384489768358,
+        "logme": 0.5617593644682397,
+    },
+    "V3": {
+        "leep": -1.0881116926151584,
+        "nce": -1.0402518103351734,
+        "h_score": 0.26940505865257247,
+        "logme": -0.8700182714812933,
+    },
+}
+"""Values of the notes' table (float64 reference implementations)."""
+
+
+def random_episode(
+    rng: np.random.Generator, n: int, n_src: int, n_classes: int, dim: int, *, sharp: float = 2.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A random episode with every class present: ``(probs, labels, features)``."""
+    labels = rng.permutation(np.arange(n) % n_classes)
+    logits = sharp * rng.normal(size=(n, n_src)) + 2.0 * rng.normal(size=(n_classes, n_src))[labels]
+    features = rng.normal(size=(n, dim)) + 2.0 * rng.normal(size=(n_classes, dim))[labels]
+    return softmax(logits), labels, features

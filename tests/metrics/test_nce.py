@@ -1,0 +1,74 @@
+"""NCE: reference values, hand-computed cases and conventions."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from metaleep.metrics import nce_score, nce_score_batch
+
+from .reference import EXPECTED, VECTORS, nce_ref, random_episode
+
+
+@pytest.mark.parametrize("vector", sorted(VECTORS))
+def test_public_vectors(vector: str) -> None:
+    probs, labels, _ = VECTORS[vector]
+    assert nce_score(probs, labels) == pytest.approx(EXPECTED[vector]["nce"], abs=1e-13)
+
+
+@pytest.mark.parametrize(("n", "n_src", "n_classes"), [(1, 2, 1), (6, 2, 3), (25, 5, 5), (50, 64, 5)])
+def test_matches_naive_reference(n: int, n_src: int, n_classes: int) -> None:
+    rng = np.random.default_rng(n + 7 * n_src)
+    for _ in range(3):
+        probs, labels, _ = random_episode(rng, n, n_src, n_classes, 2)
+        assert nce_score(probs, labels) == pytest.approx(nce_ref(probs, labels), abs=1e-13)
+
+
+def test_hand_computed() -> None:
+    # Hard predictions z = (0, 0, 0, 1, 1, 2) for y = (0, 0, 1, 1, 1, 0):
+    # z=0: y counts (2, 1) of 3 -> (2/6) log(2/3) + (1/6) log(1/3)
+    # z=1: (0, 2) of 2 -> (2/6) log 1 = 0;  z=2: (1, 0) of 1 -> 0.
+    probs = np.eye(3)[[0, 0, 0, 1, 1, 2]]
+    expected = 2 / 6 * math.log(2 / 3) + 1 / 6 * math.log(1 / 3)
+    assert nce_score(probs, [0, 0, 1, 1, 1, 0]) == pytest.approx(expected, abs=1e-15)
+
+
+def test_ties_go_to_the_lowest_source_index() -> None:
+    # Rows tied between z=0 and z=1 count as z=0: all four samples share z=0 -> -H(Y) = -log 2.
+    probs = [[0.5, 0.5], [0.5, 0.5], [0.6, 0.4], [0.7, 0.3]]
+    assert nce_score(probs, [0, 1, 0, 1]) == pytest.approx(-math.log(2), abs=1e-15)
+    # Tie rows of class 1 would otherwise go to z=1 and make the score 0.
+    assert nce_score([[0.5, 0.5], [0.9, 0.1]], [1, 0]) == pytest.approx(-math.log(2), abs=1e-15)
+
+
+def test_one_class_and_perfect_mapping_are_zero() -> None:
+    rng = np.random.default_rng(1)
+    probs, _, _ = random_episode(rng, 12, 4, 2, 2)
+    assert nce_score(probs, np.full(12, 5)) == 0.0
+    assert nce_score(np.eye(4)[[0, 1, 2, 3, 0]], [9, 8, 7, 6, 9]) == 0.0
+
+
+def test_from_logits_uses_the_argmax_of_the_logits() -> None:
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(30, 6))
+    labels = rng.integers(0, 4, 30)
+    expected = nce_ref(np.eye(6)[logits.argmax(1)], labels)
+    assert nce_score(logits, labels, from_logits=True) == pytest.approx(expected, abs=1e-14)
+
+
+def test_upper_bounded_by_zero_lower_bounded_by_minus_label_entropy() -> None:
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        probs, labels, _ = random_episode(rng, 40, 7, 4, 2)
+        value = nce_score(probs, labels)
+        assert -math.log(4) - 1e-12 <= value <= 0.0
+
+
+def test_batch_with_raw_ids() -> None:
+    rng = np.random.default_rng(4)
+    probs = np.stack([random_episode(rng, 8, 3, 2, 2)[0] for _ in range(3)])
+    labels = rng.choice(10**6, size=(3, 8))
+    expected = [nce_ref(probs[e], labels[e]) for e in range(3)]
+    np.testing.assert_allclose(nce_score_batch(probs, labels), expected, rtol=0, atol=1e-13)

@@ -1,0 +1,194 @@
+"""The study runner: schema, equality with the straightforward per-episode path, query-label
+isolation, resuming, and the result store's checks."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from metaleep.backbones.models import build_backbone
+from metaleep.backbones.testing import toy_dataset
+from metaleep.episodes import EpisodeSampler, EpisodeSpec
+from metaleep.episodes.manifest import suite_from_episodes
+from metaleep.metrics import h_score, leep_score, logme_score, nce_score, nleep_score
+from metaleep.study import runner as runner_module
+from metaleep.study.adaptation import maml_adapt, nearest_prototype, retrain_head
+from metaleep.study.config import StudyConfig
+from metaleep.study.runner import StudyBackbone, run_study
+from metaleep.study.store import ResultStore, StoreError
+
+SPEC = EpisodeSpec(ways=5, shots=2, queries=3)
+METRICS = ("leep", "nce", "h_score", "logme", "nleep")
+
+
+@pytest.fixture(scope="module")
+def data():
+    dataset = toy_dataset(classes=20, per_class=8, seed=1)
+    pool = np.arange(10, 20)
+    sampler = EpisodeSampler(dataset, SPEC, classes=pool, seed=3)
+    episodes = sampler.sample_many(10)
+    suite = suite_from_episodes(
+        episodes, [SPEC] * len(episodes), name="toy", dataset=dataset, split="toy",
+        part="test", pool=pool, seed=3,
+    )
+    torch.manual_seed(0)
+    maml = build_backbone("conv2-8", out_features=5).double().eval()
+    supervised = build_backbone("conv2-8", out_features=10).double().eval()
+    backbones = [
+        StudyBackbone("maml", maml, "fomaml", np.arange(10), fingerprint="m", inner={"lr": 0.3}),
+        StudyBackbone("supervised", supervised, "supervised", np.arange(10), fingerprint="s"),
+    ]
+    return dataset, suite, backbones
+
+
+def _run(data, tmp_path, overwrite=False, **changes):
+    dataset, suite, backbones = data
+    config = StudyConfig(
+        suite="toy",
+        backbones=("maml", "supervised"),
+        adaptations=("maml", "anil", "retrain_head", "prototype"),
+        chunk_size=4,
+        temperature=2.0,
+        **changes,
+    )
+    return run_study(
+        config, out_dir=tmp_path, dataset=dataset, suite=suite, backbones=backbones,
+        analyse=False, progress=False, overwrite=overwrite,
+    )
+
+
+def test_table_schema_and_rows(data, tmp_path):
+    table = _run(data, tmp_path).table
+    keys = ["suite", "episode", "ways", "shots", "queries", "alphabets", "within_alphabet",
+            "backbone", "dummy", "adaptation"]
+    assert list(table.columns) == [*keys, *METRICS, "accuracy", "loss", "seconds_metrics",
+                                   "seconds_adapt"]
+    # maml backbone: {head, prototypes} x {maml, anil, retrain_head, prototype};
+    # supervised: {source, prototypes} x {retrain_head, prototype}
+    assert len(table) == 10 * (2 * 4 + 2 * 2)
+    combos = set(table[["backbone", "dummy", "adaptation"]].itertuples(index=False, name=None))
+    assert ("supervised", "head", "retrain_head") not in combos
+    assert ("supervised", "source", "maml") not in combos
+    assert ("maml", "head", "maml") in combos
+    assert not table.duplicated(["episode", "backbone", "dummy", "adaptation"]).any()
+    assert table["accuracy"].between(0, 1).all()
+    assert np.isfinite(table[list(METRICS)].to_numpy()).all()
+    assert (table["leep"] <= 1e-12).all()
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def test_fast_path_equals_per_episode_path(data, tmp_path):
+    """Cached, batched scoring and adaptation give the numbers of a plain per-episode loop."""
+    dataset, suite, backbones = data
+    table = _run(data, tmp_path).table.set_index(["episode", "backbone", "dummy", "adaptation"])
+    maml, supervised = (b.model for b in backbones)
+    source_images = np.concatenate([dataset.labels_to_indices[c] for c in range(10)])
+    with torch.no_grad():
+        source_feats = supervised.features(dataset.batch(source_images).double())
+        owner = torch.as_tensor(dataset.labels[source_images])
+        prototypes = torch.stack([source_feats[owner == c].mean(0) for c in range(10)])
+    for ep in suite.episodes[:4]:
+        sx, qx = dataset.batch(ep.support).double(), dataset.batch(ep.query).double()
+        ys, yq = torch.as_tensor(ep.support_labels), torch.as_tensor(ep.query_labels)
+        with torch.no_grad():
+            sf, qf = supervised.features(sx), supervised.features(qx)
+            source = _softmax(supervised.classifier(sf).numpy())
+            proto = _softmax(-(torch.cdist(sf, prototypes) ** 2).numpy() / 2.0)
+        row = table.loc[(ep.index, "supervised", "source", "prototype")]
+        assert row["leep"] == pytest.approx(leep_score(source, ep.support_labels), abs=1e-9)
+        assert row["nce"] == pytest.approx(nce_score(source, ep.support_labels), abs=1e-9)
+        assert row["h_score"] == pytest.approx(h_score(sf.numpy(), ep.support_labels), abs=1e-8)
+        assert row["logme"] == pytest.approx(logme_score(sf.numpy(), ep.support_labels), rel=1e-6)
+        seed = runner_module._episode_seed(0, ep.index)
+        assert row["nleep"] == pytest.approx(
+            nleep_score(sf.numpy(), ep.support_labels, seed=seed), abs=1e-9
+        )
+        assert row["accuracy"] == nearest_prototype(sf, ys, qf, yq, ways=5).accuracy
+        row = table.loc[(ep.index, "supervised", "prototypes", "retrain_head")]
+        assert row["leep"] == pytest.approx(leep_score(proto, ep.support_labels), abs=1e-9)
+        assert row["accuracy"] == retrain_head(sf, ys, qf, yq, ways=5).accuracy
+        direct = maml_adapt(maml, sx, ys, qx, yq, lr=0.3)
+        row = table.loc[(ep.index, "maml", "head", "maml")]
+        assert row["accuracy"] == direct.accuracy
+        assert row["loss"] == pytest.approx(direct.loss, rel=1e-9)
+
+
+def test_query_set_never_reaches_a_metric(data, tmp_path):
+    """Replacing every query image changes accuracy, never a metric."""
+    dataset, suite, backbones = data
+    changed = []
+    for ep in suite.episodes:
+        used = set(np.concatenate([ep.support, ep.query]).tolist())
+        fresh = [
+            [i for i in dataset.labels_to_indices[int(c)] if i not in used][: ep.queries]
+            for c in ep.classes
+        ]
+        changed.append(dataclasses.replace(ep, query=np.asarray(fresh).reshape(-1)))
+    other = dataclasses.replace(suite, episodes=tuple(changed))
+    a = _run(data, tmp_path / "a").table
+    b = run_study(
+        StudyConfig(suite="toy", adaptations=("maml", "anil", "retrain_head", "prototype"),
+                    chunk_size=4, temperature=2.0),
+        out_dir=tmp_path / "b", dataset=dataset, suite=other, backbones=backbones,
+        analyse=False, progress=False,
+    ).table
+    pd.testing.assert_frame_equal(a[list(METRICS)], b[list(METRICS)])
+    assert not np.array_equal(a["accuracy"].to_numpy(), b["accuracy"].to_numpy())
+
+
+def test_resume_reuses_finished_chunks(data, tmp_path, monkeypatch):
+    full = _run(data, tmp_path / "full").table
+    calls = {"n": 0}
+    original = runner_module.evaluate_chunk
+
+    def dying(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "evaluate_chunk", dying)
+    with pytest.raises(KeyboardInterrupt):
+        _run(data, tmp_path / "resumed")
+    files = sorted(p.name for p in (tmp_path / "resumed" / "results").glob("chunk-*.csv"))
+    assert files == ["chunk-00000.csv"]
+    monkeypatch.setattr(runner_module, "evaluate_chunk", original)
+    counted = {"n": 0}
+
+    def counting(*args, **kwargs):
+        counted["n"] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "evaluate_chunk", counting)
+    resumed = _run(data, tmp_path / "resumed").table
+    assert counted["n"] == 2 * 2  # the two missing chunks, two backbones each
+    pd.testing.assert_frame_equal(
+        resumed.drop(columns=["seconds_metrics", "seconds_adapt"]),
+        full.drop(columns=["seconds_metrics", "seconds_adapt"]),
+    )
+
+
+def test_other_configuration_in_same_directory_is_refused(data, tmp_path):
+    _run(data, tmp_path)
+    with pytest.raises(StoreError, match="holds results of another study configuration"):
+        _run(data, tmp_path, seed=1)
+    again = _run(data, tmp_path, overwrite=True, seed=1, episodes=4)
+    assert sorted(again.table["episode"].unique()) == [0, 1, 2, 3]
+    assert sorted(p.name for p in (tmp_path / "results").glob("*.csv")) == ["chunk-00000.csv"]
+
+
+def test_damaged_chunk_is_reported(data, tmp_path):
+    _run(data, tmp_path)
+    chunk = tmp_path / "results" / "chunk-00001.csv"
+    chunk.write_text(chunk.read_text().replace("maml", "mAml", 1))
+    with pytest.raises(StoreError, match=re.escape(f"result chunk {chunk} is damaged")):
+        _run(data, tmp_path)
