@@ -32,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -136,9 +137,7 @@ def _data(case: Case, seed: int = 0) -> tuple[torch.Tensor, np.ndarray, torch.Te
     if case.metric == "h_score":
         centres = torch.randn(e, case.classes, k, generator=gen, dtype=torch.float64)
         feats = torch.randn(e, n, k, generator=gen, dtype=torch.float64)
-        feats += 1.5 * torch.gather(
-            centres, 1, torch.from_numpy(labels)[..., None].expand(e, n, k)
-        )
+        feats += 1.5 * torch.gather(centres, 1, torch.from_numpy(labels)[..., None].expand(e, n, k))
         return feats, labels, feats
     logits = 2.0 * torch.randn(e, n, k, generator=gen, dtype=torch.float64)
     return torch.softmax(logits, dim=-1), labels, logits
@@ -208,26 +207,32 @@ _BATCHED: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-def run_case(case: Case, *, device: str, repeats: int, memory: bool) -> list[dict[str, Any]]:
-    """Time one case; return one row per metaleep variant."""
+def _variants(case: Case, device: str) -> tuple[torch.Tensor, dict[str, Callable[[], Any]]]:
+    """The case's input tensor on ``device`` and its metaleep calls by variant name."""
     x_cpu, labels, logits_cpu = _data(case)
-    x_np = x_cpu.numpy()
     x = x_cpu.to(device)
     logits = logits_cpu.to(device)
     labels_t = torch.from_numpy(labels).to(device)
-    sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     batched = _BATCHED[case.metric]
-    baseline = _BASELINES[case.metric]
-
-    def run_baseline() -> np.ndarray:
-        return np.array([baseline(x_np[e], labels[e]) for e in range(case.episodes)])
-
-    variants: dict[str, Callable[[], np.ndarray]] = {
+    variants: dict[str, Callable[[], Any]] = {
         "validate=True": lambda: batched(x, labels_t),
         "validate=False": lambda: batched(x, labels_t, validate=False),
     }
     if case.metric in ("leep", "nce"):
         variants["from_logits=True"] = lambda: batched(logits, labels_t, from_logits=True)
+    return x, variants
+
+
+def run_case(case: Case, *, device: str, repeats: int) -> list[dict[str, Any]]:
+    """Check values against the baseline, then time; one row per metaleep variant."""
+    x_cpu, labels, _ = _data(case)
+    x_np = x_cpu.numpy()
+    x, variants = _variants(case, device)
+    sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    baseline = _BASELINES[case.metric]
+
+    def run_baseline() -> np.ndarray:
+        return np.array([baseline(x_np[e], labels[e]) for e in range(case.episodes)])
 
     expected = run_baseline()
     for name, fn in variants.items():
@@ -246,24 +251,57 @@ def run_case(case: Case, *, device: str, repeats: int, memory: bool) -> list[dic
         read_s = min(read_s, _time(lambda: x.sum(), sync))
         for name, fn in variants.items():
             times[name] = min(times[name], _time(fn, sync))
+    return [
+        {
+            "shape": case.shape,
+            "variant": name,
+            "baseline_s": base_s,
+            "metaleep_s": times[name],
+            "read_s": read_s,
+            "vs_baseline": base_s / times[name],
+            "vs_read": times[name] / read_s,
+            "peak_extra": float("nan"),
+        }
+        for name in variants
+    ]
 
-    rows = []
+
+def memory_ratios(case: Case, *, device: str) -> dict[str, float]:
+    """Peak extra memory of one call of each variant, as a multiple of the input's size."""
+    x, variants = _variants(case, device)
+    for fn in variants.values():
+        fn()  # warm up (lazy imports, first-call allocations)
     input_bytes = x.numel() * x.element_size()
-    for name, fn in variants.items():
-        extra = _peak_extra_bytes(fn, device) if memory else float("nan")
-        rows.append(
-            {
-                "shape": case.shape,
-                "variant": name,
-                "baseline_s": base_s,
-                "metaleep_s": times[name],
-                "read_s": read_s,
-                "vs_baseline": base_s / times[name],
-                "vs_read": times[name] / read_s,
-                "peak_extra": extra / input_bytes,
-            }
-        )
-    return rows
+    return {name: _peak_extra_bytes(fn, device) / input_bytes for name, fn in variants.items()}
+
+
+def strategy_rows(case: Case, *, device: str, repeats: int) -> list[str]:
+    """Times of the LEEP core's strategies on one case (``Episodes`` built once).
+
+    dense: batched matmul against all C classes and a gather; sparse: one sampled dot product
+    per row (``torch.sparse.sampled_addmm``); gather: the fallback, chunks of gathered rows.
+    """
+    from metaleep.metrics._validation import episodes
+    from metaleep.metrics.leep import _leep_core
+
+    x_cpu, labels, _ = _data(case)
+    x = x_cpu.to(device)
+    labels_t = torch.from_numpy(labels).to(device)
+    sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    ep = episodes(x, labels_t, name="probs", kind="probs", metric="leep", single=False)
+    runs: dict[str, Callable[[], Any]] = {"read pass": lambda: x.sum()}
+    strategies = ("dense", "sparse", "gather") if case.classes <= 64 else ("sparse", "gather")
+    for strategy in strategies:
+        runs[strategy] = partial(_leep_core, ep, from_logits=False, strategy=strategy)
+    best = {name: float("inf") for name in runs}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            best[name] = min(best[name], _time(fn, sync))
+    read = best["read pass"]
+    return [
+        f"{case.shape:<38} {name:<24} {t:>9.5f} s {t / read:>7.2f}x read"
+        for name, t in best.items()
+    ]
 
 
 def _print_table(rows: Sequence[dict[str, Any]]) -> None:
@@ -288,6 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--repeats", type=int, default=None, help="timing repeats (best of)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
+    parser.add_argument(
+        "--strategies", action="store_true", help="also time the LEEP core's strategies"
+    )
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device available")
@@ -301,19 +342,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         numpy_threads = "1 (threadpoolctl)"
     except ImportError:  # pragma: no cover - sklearn depends on threadpoolctl
         numpy_threads = "not limited (threadpoolctl missing)"
-    memory = not args.no_memory and (args.device == "cuda" or _memory_tools())
     print(f"torch {torch.__version__}, numpy {np.__version__}; device: {args.device}")
-    print(f"threads: torch {torch.get_num_threads()} (torch.set_num_threads(1)), numpy BLAS "
-          f"{numpy_threads}; float64; best of {repeats} repeats")
-    if not memory:
-        print("peak memory: not measured on this platform")
-    print("x faster = baseline s / metaleep s; x read = metaleep s / read-pass s; peak mem = "
-          "peak extra memory during one call / input size")
+    print(
+        f"threads: torch {torch.get_num_threads()} (torch.set_num_threads(1)), numpy BLAS "
+        f"{numpy_threads}; float64; best of {repeats} repeats"
+    )
+    print(
+        "x faster = baseline s / metaleep s; x read = metaleep s / read-pass s; peak mem = "
+        "peak extra memory during one call / input size"
+    )
     print()
+    cases = _cases(args.quick)
     rows: list[dict[str, Any]] = []
-    for case in _cases(args.quick):
-        rows.extend(run_case(case, device=args.device, repeats=repeats, memory=memory))
+    for case in cases:
+        rows.extend(run_case(case, device=args.device, repeats=repeats))
+    strategy_lines: list[str] = []
+    if args.strategies:
+        for case in cases:
+            if case.metric == "leep":
+                strategy_lines.extend(strategy_rows(case, device=args.device, repeats=repeats))
+    # Memory last: on CPU it changes glibc's allocation policy for the rest of the process
+    # (every block above 64 KiB its own mapping), which would slow the timed calls down.
+    memory = not args.no_memory and (args.device == "cuda" or _memory_tools())
+    if memory:
+        for case in cases:
+            ratios = memory_ratios(case, device=args.device)
+            for row in rows:
+                if row["shape"] == case.shape:
+                    row["peak_extra"] = ratios[row["variant"]]
+    else:
+        print("peak memory: not measured")
     _print_table(rows)
+    if strategy_lines:
+        print()
+        print(
+            "LEEP core strategies (validated input; the batched function picks dense when "
+            "C <= min(16, Z)):"
+        )
+        for line in strategy_lines:
+            print(line)
     return 0
 
 

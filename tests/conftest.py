@@ -31,3 +31,31 @@ def rng() -> "object":
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 threadpool_limits(int(os.environ.get("METALEEP_TEST_THREADS", "1")))
+
+
+@pytest.fixture(scope="session")
+def tiny_backbones(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Checkpoints of three tiny backbones trained for a few steps on the glyph data.
+
+    Enough for end-to-end tests of the CLI and the notebooks (real training, seconds instead of
+    the default backbones' minutes); their accuracy means nothing.
+    """
+    from metaleep.backbones.config import TrainConfig
+    from metaleep.backbones.training import train
+    from metaleep.data.glyphs import load_glyphs
+    from metaleep.data.splits import get_split
+
+    dataset = load_glyphs()
+    split = get_split(dataset, "omniglot")
+    common = dict(arch="conv2-8", iterations=4, eval_every=4, eval_episodes=4, seed=0, threads=1)
+    configs = {
+        "maml": TrainConfig(algorithm="fomaml", meta_batch=2, **common),  # type: ignore[arg-type]
+        "protonet": TrainConfig(algorithm="protonet", meta_batch=2, **common),  # type: ignore[arg-type]
+        "supervised": TrainConfig(algorithm="supervised", batch_size=64, **common),  # type: ignore[arg-type]
+    }
+    root = tmp_path_factory.mktemp("tiny-backbones")
+    paths = {}
+    for name, config in configs.items():
+        train(config, dataset, split, checkpoint_dir=root / name, name=name)
+        paths[name] = str(root / name)
+    return paths

@@ -253,9 +253,7 @@ def read_faces(font_dirs: list[str]) -> list[Face]:
                     continue
             mapped[cp] = glyph
         shared = Counter(mapped.values())
-        face.letters = {
-            cp: g for cp, g in mapped.items() if shared[g] <= PLACEHOLDER_SHARE
-        }
+        face.letters = {cp: g for cp, g in mapped.items() if shared[g] <= PLACEHOLDER_SHARE}
         if face.letters:
             faces.append(face)
         font.close()
@@ -442,8 +440,8 @@ def clusters(scripts: list[str], sims: np.ndarray) -> np.ndarray:
 
 def build(font_dirs: list[str], out_dir: Path) -> dict[str, object]:
     """Build the bank into ``out_dir``; return a summary."""
-    import PIL
     import fontTools
+    import PIL
     from fontTools import unicodedata as ftu
     from PIL import features
 
@@ -546,8 +544,7 @@ def write_attribution(out_dir: Path, faces: list[Face], meta: dict, version: str
         "LICENSE-DejaVu.txt for the DejaVu fonts, which derive from Bitstream Vera).",
         "",
         f"Bank version: {version}",
-        "Debian packages: "
-        + ", ".join(f"{k} {v}" for k, v in sorted(meta["packages"].items())),
+        "Debian packages: " + ", ".join(f"{k} {v}" for k, v in sorted(meta["packages"].items())),
         "",
     ]
     for face in faces:

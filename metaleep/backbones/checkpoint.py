@@ -70,10 +70,17 @@ class CheckpointError(ValueError):
 class SplitLike(Protocol):
     """What training needs of a class split (``metaleep.data.splits.ClassSplit``)."""
 
-    name: str
-    train: np.ndarray
-    validation: np.ndarray
-    test: np.ndarray
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def train(self) -> np.ndarray: ...
+
+    @property
+    def validation(self) -> np.ndarray: ...
+
+    @property
+    def test(self) -> np.ndarray: ...
 
 
 def split_fingerprint(split: SplitLike) -> dict[str, str]:
@@ -282,7 +289,7 @@ class Backbone:
             "best_step": int(self.best_step),
             "history": [dict(h) for h in self.history],
             "metaleep": metaleep.__version__,
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -70,9 +70,10 @@ def train(
     eval_episodes: int = _opt("eval_episodes"),
     patience: int | None = _opt("patience"),
     threads: int | None = _opt("threads"),
-    out: Path | None = typer.Option(
-        None, "--out", help="Directory for training.pt (resume state) and backbone.pt."
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Directory for training.pt (resume state) and backbone.pt."),
+    ] = None,
     resume: bool = typer.Option(
         False, "--resume/--no-resume", help="Continue from --out/training.pt if it exists."
     ),
@@ -82,6 +83,7 @@ def train(
         0, help="After training, meta-test on this many episodes of the test classes."
     ),
     test_shots: str = typer.Option("1,5", help="Shots of the meta-test episodes, e.g. 1,5."),
+    test_queries: int = typer.Option(15, help="Query images per class of the meta-test episodes."),
     default: bool = typer.Option(
         False, "--default", help="Build (or load) the default backbones instead; ignores the rest."
     ),
@@ -93,7 +95,8 @@ def train(
     try:
         shots_list = [int(s) for s in test_shots.split(",") if s.strip()]
     except ValueError:
-        raise typer.BadParameter(f"`--test-shots` must be integers like 1,5; got {test_shots!r}.")
+        message = f"`--test-shots` must be integers like 1,5; got {test_shots!r}."
+        raise typer.BadParameter(message) from None
     if default:
         from metaleep.backbones.default import default_backbones
 
@@ -101,7 +104,9 @@ def train(
         built = default_backbones(progress=progress, dataset=dataset, split=class_split)
         for backbone in built.values():
             _report(backbone)
-            _meta_test(backbone, dataset, class_split, test_episodes, shots_list, evaluate)
+            _meta_test(
+                backbone, dataset, class_split, test_episodes, shots_list, test_queries, evaluate
+            )
         return
     if out is None:
         raise typer.BadParameter("`--out` must be a directory for the checkpoint; got None.")
@@ -134,7 +139,7 @@ def train(
         config, dataset, class_split, checkpoint_dir=out, resume=resume, progress=progress
     )
     _report(backbone)
-    _meta_test(backbone, dataset, class_split, test_episodes, shots_list, evaluate)
+    _meta_test(backbone, dataset, class_split, test_episodes, shots_list, test_queries, evaluate)
 
 
 def _report(backbone: Any) -> None:
@@ -151,14 +156,20 @@ def _report(backbone: Any) -> None:
 
 
 def _meta_test(
-    backbone: Any, dataset: Any, split: Any, episodes: int, shots: list[int], evaluate: Any
+    backbone: Any,
+    dataset: Any,
+    split: Any,
+    episodes: int,
+    shots: list[int],
+    queries: int,
+    evaluate: Any,
 ) -> None:
     from metaleep.episodes import EpisodeSpec
 
     if episodes <= 0:
         return
     for k in shots:
-        spec = EpisodeSpec(ways=backbone.config.ways, shots=k, queries=15)
+        spec = EpisodeSpec(ways=backbone.config.ways, shots=k, queries=queries)
         mean, half = evaluate(backbone, dataset, split, spec, episodes=episodes, seed=0)
         typer.echo(
             f"{backbone.name}: meta-test {spec.name} over {episodes} episodes: "

@@ -29,7 +29,7 @@ def check_arch_name(arch: object, flag: str = "arch") -> str:
     >>> check_arch_name("vgg16")
     Traceback (most recent call last):
     ...
-    ValueError: `arch` must be one of conv4-small, omniglot-cnn, cnn4, resnet12, or conv<L>-<H> (L blocks of H channels, e.g. conv3-32); got 'vgg16'.
+    ValueError: `arch` must be one of conv4-small, omniglot-cnn, cnn4, resnet12, or ... got 'vgg16'.
     """
     if isinstance(arch, str) and (arch in ARCH_NAMES or CONV_PATTERN.fullmatch(arch)):
         return arch
@@ -209,4 +209,3 @@ class TrainConfig:
                 f"got unknown keys {unknown!r}."
             )
         return cls(**data)
-

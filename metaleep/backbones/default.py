@@ -190,13 +190,23 @@ def default_backbone(
     logger.info("training the default %r backbone into %s", algorithm, directory)
     try:
         return train(
-            config, dataset, split, checkpoint_dir=directory, resume=True, progress=progress,
+            config,
+            dataset,
+            split,
+            checkpoint_dir=directory,
+            resume=True,
+            progress=progress,
             name=algorithm,
         )
     except CheckpointError as err:  # an unusable training.pt: start over once
         warnings.warn(f"restarting the default {algorithm!r} backbone: {err}", stacklevel=2)
         return train(
-            config, dataset, split, checkpoint_dir=directory, resume=False, progress=progress,
+            config,
+            dataset,
+            split,
+            checkpoint_dir=directory,
+            resume=False,
+            progress=progress,
             name=algorithm,
         )
 
@@ -214,6 +224,5 @@ def default_backbones(
     if dataset is None or split is None:
         dataset, split = _glyph_data()
     return {
-        a: default_backbone(a, progress=progress, dataset=dataset, split=split)
-        for a in algorithms
+        a: default_backbone(a, progress=progress, dataset=dataset, split=split) for a in algorithms
     }

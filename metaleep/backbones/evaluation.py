@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import numpy as np
 import torch
@@ -37,8 +37,10 @@ from metaleep.episodes import Episode, EpisodeSampler, EpisodeSpec
 
 if TYPE_CHECKING:
     from metaleep.backbones.checkpoint import Backbone, SplitLike
+    from metaleep.backbones.models import FewShotNet
     from metaleep.data.base import ImageDataset
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 Method: TypeAlias = Literal["maml", "anil", "prototype"]
 METHODS: tuple[str, ...] = ("maml", "anil", "prototype")
 DEFAULT_METHOD: dict[str, Method] = {
@@ -50,10 +52,10 @@ DEFAULT_METHOD: dict[str, Method] = {
 }
 """The evaluation method of each training algorithm."""
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "evaluate", "evaluate_episodes", "episode_logits"]
+__all__ = ["DEFAULT_METHOD", "METHODS", "episode_logits", "evaluate", "evaluate_episodes"]
 
 
-def private_buffers(module: nn.Module) -> nn.Module:
+def private_buffers(module: ModuleT) -> ModuleT:
     """Give every submodule of a learn2learn clone its own copy of its buffers.
 
     ``l2l.clone_module`` copies parameters but shares buffers that do not require grad, such
@@ -111,7 +113,7 @@ def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> tor
 
 
 def episode_logits(
-    model: nn.Module,
+    model: FewShotNet,
     support: torch.Tensor,
     support_labels: torch.Tensor,
     query: torch.Tensor,
@@ -134,7 +136,7 @@ def episode_logits(
             with torch.no_grad():
                 centres = prototypes(model.features(support), support_labels, ways)
                 return -squared_distances(model.features(query), centres)
-        out = getattr(model, "classifier").out_features
+        out = model.classifier.out_features
         if out != ways:
             raise ValueError(
                 f"`ways` must equal the {out} outputs of the backbone's head for method "
@@ -186,7 +188,7 @@ def mean_ci(accuracies: np.ndarray) -> tuple[float, float]:
 
 
 def evaluate_episodes(
-    model: nn.Module,
+    model: FewShotNet,
     dataset: ImageDataset,
     episodes: list[Episode],
     *,

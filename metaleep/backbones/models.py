@@ -271,21 +271,20 @@ def build_backbone(
     >>> net = build_backbone("conv4-small", out_features=5)
     >>> net.embedding_dim, net.out_features
     (32, 5)
-    >>> torch.equal(net.classifier.weight, build_backbone("conv4-small", out_features=5).classifier.weight)
+    >>> again = build_backbone("conv4-small", out_features=5)
+    >>> torch.equal(net.classifier.weight, again.classifier.weight)
     True
     >>> build_backbone("resnet12", out_features=5, in_shape=(3, 32, 32))
     Traceback (most recent call last):
     ...
-    ValueError: `in_shape` must be (C, H, W) with 80 <= H, W <= 95 (84x84 as mini-ImageNet) for arch 'resnet12'; got (3, 32, 32).
+    ValueError: `in_shape` must be (C, H, W) with 80 <= H, W <= 95 ... got (3, 32, 32).
     """
     spec = check_arch(arch)
     shape = _check_shape(in_shape)
     if isinstance(out_features, bool) or not isinstance(out_features, int) or out_features < 1:
         raise ValueError(f"`out_features` must be a positive integer; got {out_features!r}.")
     if not spec.accepts(shape):
-        raise ValueError(
-            f"`in_shape` must be {spec.requirement} for arch {arch!r}; got {shape!r}."
-        )
+        raise ValueError(f"`in_shape` must be {spec.requirement} for arch {arch!r}; got {shape!r}.")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         features, classifier = spec.build(out_features, shape)

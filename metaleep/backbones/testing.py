@@ -56,8 +56,10 @@ def toy_dataset(
             noisy = shifted ^ (rng.random((size, size)) < 0.05)
             images[c * per_class + i, 0] = noisy.astype(np.uint8) * 255
     table = pd.DataFrame(
-        {"name": [f"toy-{c}" for c in range(classes)],
-         "alphabet": [f"alpha-{c // 5}" for c in range(classes)]},
+        {
+            "name": [f"toy-{c}" for c in range(classes)],
+            "alphabet": [f"alpha-{c // 5}" for c in range(classes)],
+        },
         index=pd.RangeIndex(classes, name="class_id"),
     )
     return ImageDataset(
@@ -82,6 +84,4 @@ def toy_split(dataset: ImageDataset, *, validation: float = 0.25, test: float = 
     n_val, n_test = max(1, round(n * validation)), max(1, round(n * test))
     ids = np.arange(n, dtype=np.int64)
     n_train = n - n_val - n_test
-    return ToySplit(
-        "toy", ids[:n_train], ids[n_train : n_train + n_val], ids[n_train + n_val :]
-    )
+    return ToySplit("toy", ids[:n_train], ids[n_train : n_train + n_val], ids[n_train + n_val :])

@@ -89,6 +89,13 @@ RESUMABLE_FIELDS: tuple[str, ...] = ("iterations", "patience", "device", "thread
 
 _TAG_VALIDATION, _TAG_MINIBATCH, _TAG_CALIBRATION, _TAG_TORCH = 1, 2, 3, 4
 _CALIBRATION_IMAGES, _CALIBRATION_BATCH = 2048, 256
+_BATCH_NORM = {
+    "maml": "transductive",
+    "fomaml": "transductive",
+    "anil": "transductive",
+    "protonet": "running",
+    "supervised": "running",
+}
 
 
 def _subseed(seed: int, tag: int) -> int:
@@ -321,7 +328,7 @@ class _Trainer:
             self.dataset,
             self.validation,
             method=DEFAULT_METHOD[config.algorithm],
-            batch_norm="running" if config.algorithm in ("protonet", "supervised") else "transductive",
+            batch_norm=_BATCH_NORM[config.algorithm],
             inner_steps=config.inner_steps,
             inner_lr=config.inner_lr,
             device=self.device,
@@ -340,7 +347,7 @@ class _Trainer:
             "best_step": self.state.best_step,
             "history": [dict(h) for h in self.state.history],
             "metaleep": metaleep.__version__,
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
         }
 
     def save_training(self, path: Path, name: str) -> None:
@@ -435,8 +442,10 @@ class _Trainer:
                 due = s.step == config.iterations or s.step % config.eval_every == 0
                 if s.step > 0 and due and s.last_eval != s.step:
                     self._evaluate_now(started)
-                    bar.set_postfix(loss=f"{s.history[-1]['train_loss']:.3f}",
-                                    val=f"{s.history[-1]['val_acc']:.3f}")
+                    bar.set_postfix(
+                        loss=f"{s.history[-1]['train_loss']:.3f}",
+                        val=f"{s.history[-1]['val_acc']:.3f}",
+                    )
                     if checkpoint is not None:
                         self.save_training(checkpoint, name)
                 if s.step >= config.iterations or s.stopped:
@@ -570,9 +579,7 @@ def train(
     model, state = trainer.model, trainer.state
     if state.best_model is not None:
         model.load_state_dict(state.best_model)
-    calibrate_batch_norm(
-        model, dataset, source, seed=_subseed(config.seed, _TAG_CALIBRATION)
-    )
+    calibrate_batch_norm(model, dataset, source, seed=_subseed(config.seed, _TAG_CALIBRATION))
     backbone = Backbone(
         model=model,
         config=config,

@@ -5,9 +5,8 @@ Shared by the bank builder (``tools/build_glyph_bank.py``) and the tests that ch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -12,11 +13,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+DEFAULT_SHEET = Path("sheet.png")
 
 
 @app.command("sheet")
 def sheet(
-    out: Path = typer.Option(Path("sheet.png"), "--out", help="Output PNG."),
+    out: Annotated[Path, typer.Option("--out", help="Output PNG.")] = DEFAULT_SHEET,
     classes: int = typer.Option(10, "--classes", min=1, help="Classes (rows), drawn at random."),
     instances: int = typer.Option(10, "--instances", min=1, help="Instances (columns) per class."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the choice of classes/instances."),
@@ -48,9 +50,7 @@ def sheet(
             )
         rng = np.random.default_rng(np.random.SeedSequence(seed))
         chosen = np.sort(rng.choice(ids, size=min(classes, ids.size), replace=False)).tolist()
-    dataset = load_glyphs(
-        seed=data_seed, instances_per_class=max(instances_per_class, instances)
-    )
+    dataset = load_glyphs(seed=data_seed, instances_per_class=max(instances_per_class, instances))
     path = contact_sheet(dataset, out, classes=chosen, instances=instances, seed=seed)
     typer.echo(str(path))
 
@@ -100,4 +100,3 @@ def info(
         )
     else:
         typer.echo(f"cache     {path} (not built yet; `metaleep data info --build` builds it)")
-

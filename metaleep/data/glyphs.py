@@ -65,7 +65,7 @@ def bank_version(arrays: dict[str, np.ndarray]) -> str:
 
     >>> bank_version({"x": np.arange(3)}) == bank_version({"x": np.arange(3), "version": "v"})
     True
-    
+
     """
     digest = hashlib.sha256()
     for name in sorted(k for k in arrays if k != "version"):
@@ -134,16 +134,17 @@ class GlyphBank:
         """int64 (C,): distinct design families per class."""
         fam = self.face_family[self.proto_face]
         return np.asarray(
-            [len(set(fam[a:b].tolist())) for a, b in zip(self._bounds[:-1], self._bounds[1:])],
+            [
+                len(set(fam[a:b].tolist()))
+                for a, b in zip(self._bounds[:-1], self._bounds[1:], strict=True)
+            ],
             dtype=np.int64,
         )
 
     def prototypes(self, class_id: int) -> np.ndarray:
         """uint8 0/1 array (F, 64, 64): class ``class_id``'s prototype in each of its faces."""
         if not 0 <= class_id < self.num_classes:
-            raise ValueError(
-                f"`class_id` must be in 0..{self.num_classes - 1}; got {class_id!r}."
-            )
+            raise ValueError(f"`class_id` must be in 0..{self.num_classes - 1}; got {class_id!r}.")
         a, b = self._bounds[class_id], self._bounds[class_id + 1]
         return np.unpackbits(self.packed[a:b], axis=1).reshape(-1, PROTO, PROTO)
 
@@ -321,9 +322,7 @@ def cache_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         }
 
 
-def glyph_images(
-    *, seed: int = 0, instances_per_class: int = 20, cache: bool = True
-) -> np.ndarray:
+def glyph_images(*, seed: int = 0, instances_per_class: int = 20, cache: bool = True) -> np.ndarray:
     """All classes' instances, uint8 (C * n, 28, 28), from the disk cache when valid.
 
     The cache file is written atomically (a killed process never leaves a half file) and checked
@@ -404,7 +403,7 @@ def load_glyphs(
 def alphabet_table(bank: GlyphBank | None = None) -> pd.DataFrame:
     """Per alphabet: classes, faces per class (min/median/max), look-alike clusters shared.
 
-    >>> alphabet_table().loc["Greek", "classes"] > 20
+    >>> int(alphabet_table().loc["Greek", "classes"]) > 20
     True
     """
     bank = bank if bank is not None else load_bank()

@@ -211,9 +211,10 @@ def _warp_and_shrink(images: np.ndarray, params: np.ndarray, lattice: np.ndarray
     gx = grid[None, None, :] - centre - params[:, 3, None, None]
     # elastic field on the output grid: separable smoothstep interpolation of the lattice
     w = _NODE_W
-    ly = lattice[:, :, _NODE, :] * (1.0 - w)[None, None, :, None] + lattice[
-        :, :, _NODE + 1, :
-    ] * w[None, None, :, None]
+    ly = (
+        lattice[:, :, _NODE, :] * (1.0 - w)[None, None, :, None]
+        + lattice[:, :, _NODE + 1, :] * w[None, None, :, None]
+    )
     field = ly[:, :, :, _NODE] * (1.0 - w) + ly[:, :, :, _NODE + 1] * w
     sx = centre + i00[:, None, None] * gx + i01[:, None, None] * gy + field[:, 0]
     sy = centre + i10[:, None, None] * gx + i11[:, None, None] * gy + field[:, 1]

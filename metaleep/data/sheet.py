@@ -27,7 +27,7 @@ def sheet_size(rows: int, columns: int, image_hw: tuple[int, int]) -> tuple[int,
     """Pixel (width, height) of a contact sheet of ``rows`` classes x ``columns`` instances.
 
     >>> sheet_size(10, 10, (28, 28))
-    (752, 602)
+    (752, 582)
     """
     h, w = image_hw
     row_h = max(ZOOM * h, 2 * FONT_SIZE + 6)

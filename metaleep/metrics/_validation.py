@@ -245,12 +245,11 @@ def _check_sizes(
     masked: bool,
     cols: str,
 ) -> None:
-    shape = tuple(values.shape)
+    shape = tuple(values.shape) if form == "grid" else tuple(values.shape[1:])
     if shape[-1] == 0:
         what = "source label" if cols == "Z" else "feature"
         name = namer.name if form != "list" else namer.episode(0)
-        part = shape if form != "list" else shape[1:]
-        raise ValueError(message(name, f"an array with at least one column ({what})", part))
+        raise ValueError(message(name, f"an array with at least one column ({what})", shape))
     too_small = (sizes < min_samples).nonzero()
     if too_small.numel() == 0:
         return
@@ -437,13 +436,12 @@ def episodes(
     valid: torch.Tensor | None = None
     masked = False
 
+    lengths: list[int] = []
     if single:
         form: Form = "single"
         if mask is not None:
             raise TypeError(message("mask", "None for a per-episode score", type(mask)))
         values = _values_2d(x, name, cols, device)[None]
-        device = values.device
-        label_t = _labels_1d(labels, "labels", int(values.shape[1]), device)[None]
     elif _is_episode_sequence(x):
         form = "list"
         if mask is not None:
@@ -451,65 +449,42 @@ def episodes(
             raise TypeError(message("mask", expected, type(mask)))
         if len(x) == 0:
             raise ValueError(message(name, "a non-empty sequence of episodes", x))
-        parts = [_values_2d(part, f"{name}[{e}]", cols, device) for e, part in enumerate(x)]
-        device = parts[0].device
+        parts = []
+        for e, part in enumerate(x):
+            parts.append(_values_2d(part, f"{name}[{e}]", cols, device))
+            device = parts[0].device  # every episode goes to the first one's device
         width = int(parts[0].shape[1])
         for e, part in enumerate(parts):
             if int(part.shape[1]) != width:
                 expected = f"an array with {width} columns like `{name}[0]`"
                 raise ValueError(message(f"{name}[{e}]", expected, tuple(part.shape)))
         lengths = [int(p.shape[0]) for p in parts]
-        if _is_episode_sequence(labels):
-            if len(labels) != len(parts):
-                expected = f"a sequence of {len(parts)} label arrays, one per episode"
-                raise ValueError(message("labels", expected, len(labels)))
-            label_parts = [
-                _labels_1d(lab, f"labels[{e}]", lengths[e], device) for e, lab in enumerate(labels)
-            ]
-        else:
-            grid = _as_tensor(labels, "labels", "int", device)
-            expected = f"a sequence of {len(parts)} label arrays (or an (E, n) array)"
-            if grid.ndim != 2 or grid.shape[0] != len(parts):
-                raise ValueError(message("labels", expected, tuple(grid.shape)))
-            label_parts = [
-                _labels_1d(grid[e, : lengths[e]], f"labels[{e}]", lengths[e], device)
-                for e in range(len(parts))
-            ]
         n_max = max(lengths)
         if all(n_e == n_max for n_e in lengths):
             values = torch.stack(parts)
-            label_t = torch.stack(label_parts)
         else:
             values = parts[0].new_zeros((len(parts), n_max, width))
-            label_t = torch.zeros((len(parts), n_max), dtype=torch.int64, device=device)
-            for e, (part, lab) in enumerate(zip(parts, label_parts, strict=True)):
+            for e, part in enumerate(parts):
                 values[e, : part.shape[0]] = part
-                label_t[e, : lab.shape[0]] = lab
-            idx = torch.arange(n_max, device=device)
-            valid = idx[None, :] < torch.tensor(lengths, device=device)[:, None]
+            idx = torch.arange(n_max, device=values.device)
+            valid = idx[None, :] < torch.tensor(lengths, device=values.device)[:, None]
     else:
         form = "grid"
         values = _as_tensor(x, name, "real", device)
-        device = values.device
         if values.ndim != 3:
             expected = f"a 3-D array of shape (E, n, {cols}) or a sequence of (n_e, {cols}) arrays"
             raise ValueError(message(name, expected, tuple(values.shape)))
         if values.shape[0] == 0:
             raise ValueError(message(name, "a non-empty batch of episodes", tuple(values.shape)))
-        label_t = _as_tensor(labels, "labels", "int", device)
-        if tuple(label_t.shape) != tuple(values.shape[:2]):
-            expected = f"of shape (E, n) = {tuple(values.shape[:2])}"
-            raise ValueError(message("labels", expected, tuple(label_t.shape)))
         if mask is not None:
-            valid = _as_tensor(mask, "mask", "bool", device)
+            valid = _as_tensor(mask, "mask", "bool", values.device)
             if tuple(valid.shape) != tuple(values.shape[:2]):
                 expected = f"of shape (E, n) = {tuple(values.shape[:2])}"
                 raise ValueError(message("mask", expected, tuple(valid.shape)))
             masked = True
-            if bool(valid.all()):
-                valid = None
 
     values = values.contiguous()
+    device = values.device
     namer = _Namer(name, form)
     n_ep, n_rows = int(values.shape[0]), int(values.shape[1])
     if valid is None:
@@ -526,6 +501,38 @@ def episodes(
         masked=masked,
         cols=cols,
     )
+    if valid is not None and bool(valid.all()):
+        valid = None
+
+    # Labels, once the samples are known to be there.
+    if form == "single":
+        label_t = _labels_1d(labels, "labels", n_rows, device)[None]
+    elif form == "list":
+        if _is_episode_sequence(labels):
+            if len(labels) != n_ep:
+                expected = f"a sequence of {n_ep} label arrays, one per episode"
+                raise ValueError(message("labels", expected, len(labels)))
+            label_parts = [
+                _labels_1d(lab, f"labels[{e}]", lengths[e], device) for e, lab in enumerate(labels)
+            ]
+        else:
+            grid = _as_tensor(labels, "labels", "int", device)
+            expected = f"a sequence of {n_ep} label arrays (or an (E, n) array)"
+            if grid.ndim != 2 or grid.shape[0] != n_ep:
+                raise ValueError(message("labels", expected, tuple(grid.shape)))
+            label_parts = [
+                _labels_1d(grid[e, : lengths[e]], f"labels[{e}]", lengths[e], device)
+                for e in range(n_ep)
+            ]
+        label_t = torch.zeros((n_ep, n_rows), dtype=torch.int64, device=device)
+        for e, lab in enumerate(label_parts):
+            label_t[e, : lab.shape[0]] = lab
+    else:
+        label_t = _as_tensor(labels, "labels", "int", device)
+        if tuple(label_t.shape) != (n_ep, n_rows):
+            expected = f"of shape (E, n) = {(n_ep, n_rows)}"
+            raise ValueError(message("labels", expected, tuple(label_t.shape)))
+
     if validate:
         if kind == "probs":
             _check_probs(values, valid, namer)

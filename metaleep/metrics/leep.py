@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["leep_score", "leep_score_batch"]
 
-Strategy = Literal["auto", "dense", "sparse"]
+Strategy = Literal["auto", "dense", "sparse", "gather"]
 
 _DENSE_MAX_CODES = 16
 """``auto`` uses the dense expected-prediction pass when C <= min(16, Z), else the sparse one."""
@@ -170,11 +170,12 @@ def leep_score_batch(
 def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -> torch.Tensor:
     """LEEP of every episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation).
 
-    ``strategy`` picks how the two passes over ``probs`` run (same maths, different cost):
-    ``"dense"`` (one-hot batched matmul for the joint, or ``index_add_`` when a mask is given;
-    batched matmul against all C classes then a gather for the expected prediction) or
-    ``"sparse"`` (``index_add_`` for the joint; a sampled sparse product computing one dot
-    product per row); ``"auto"`` picks dense when C <= min(16, Z).
+    The joint is always one ``index_add_`` of the rows. ``strategy`` picks how the expected
+    prediction is computed (same maths, different cost): ``"dense"`` (batched matmul against
+    all C classes, then a gather), ``"sparse"`` (a sampled sparse product computing one dot
+    product per row) or ``"gather"`` (the same dot products on gathered chunks of rows: the
+    fallback where sampled products are unavailable); ``"auto"`` picks dense when
+    C <= min(16, Z), else sparse.
     """
     import torch
 
@@ -186,19 +187,11 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
     flat = probs.view(n_ep * n_rows, n_src)
 
     dense = n_codes <= min(_DENSE_MAX_CODES, n_src) if strategy == "auto" else strategy == "dense"
-    # Joint (unnormalised: the 1/n cancels in P(y|z)), one read of probs.
-    if dense and ep.valid is None:
-        # Few classes: one-hot (E, n, C) against probs, a batched matmul.
-        one_hot = torch.eye(n_codes, dtype=probs.dtype, device=probs.device)
-        one_hot = one_hot.index_select(0, ep.codes.view(-1)).view(n_ep, n_rows, n_codes)
-        joint = torch.bmm(one_hot.transpose(1, 2), probs)  # (E, C, Z)
-        del one_hot
-    else:
-        # Rows added into an (E*C + 1, Z) table; the extra row collects the padding, which may
-        # hold NaN (a matmul would spread it: 0 * NaN = NaN).
-        table = probs.new_zeros((n_ep * n_codes + 1, n_src))
-        table.index_add_(0, ep.groups, flat)
-        joint = table[: n_ep * n_codes].view(n_ep, n_codes, n_src)
+    # Joint (unnormalised: the 1/n cancels in P(y|z)), one read of probs: rows added into an
+    # (E*C + 1, Z) table; the extra row collects the padding, which may hold NaN.
+    table = probs.new_zeros((n_ep * n_codes + 1, n_src))
+    table.index_add_(0, ep.groups, flat)
+    joint = table[: n_ep * n_codes].view(n_ep, n_codes, n_src)
     marginal = joint.sum(1)  # (E, Z)
     # P(y | z); a zero-mass source label (marginal 0, so joint 0) gets 0: its terms vanish.
     inv = torch.where(marginal > 0, marginal.reciprocal(), 0.0)
@@ -212,7 +205,8 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
         else:
             log_sum = torch.where(ep.valid, pred, 1.0).log_().sum(1)
     else:
-        pred, episode_of_row = _sampled_expected_prediction(flat, cond, ep)
+        gather = strategy == "gather"
+        pred, episode_of_row = _sampled_expected_prediction(flat, cond, ep, gather=gather)
         log_sum = probs.new_zeros(n_ep).index_add_(0, episode_of_row, pred.log_())
     scores = log_sum / ep.sizes
     # One target class: P(y | z) = 1 wherever P(z) > 0, LEEP = log 1 = 0 exactly (without this,
@@ -221,12 +215,15 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
 
 
 def _sampled_expected_prediction(
-    flat: torch.Tensor, cond: torch.Tensor, ep: Episodes
+    flat: torch.Tensor, cond: torch.Tensor, ep: Episodes, *, gather: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ_z P(y_i | z) θ(x_i)_z for the valid rows only, and each row's episode index.
 
     A sparse CSR pattern with one entry (row i, column e*C + y_i) per valid row samples the
     product ``flat @ cond_flatᵀ``: n dot products of length Z, no (n, C) or (n, Z) temporary.
+    Where ``torch.sparse.sampled_addmm`` is unavailable (or ``gather=True``), the same dot
+    products run on chunks of rows: the rows of P(y | z) gathered by label, multiplied by the
+    rows of probs and summed, with temporaries of about 8 MiB.
     """
     import warnings
 
@@ -237,27 +234,39 @@ def _sampled_expected_prediction(
     device = flat.device
     rows_per_ep = ep.codes.shape[1]
     if ep.valid is None:
-        valid_flat = None
+        rows = None
         columns = ep.groups
         crow = torch.arange(n_rows + 1, device=device)
         episode_of_row = torch.arange(n_ep, device=device).repeat_interleave(rows_per_ep)
     else:
         valid_flat = ep.valid.reshape(-1)
+        rows = valid_flat.nonzero().squeeze(1)
         columns = ep.groups[valid_flat]
         crow = torch.zeros(n_rows + 1, dtype=torch.int64, device=device)
         torch.cumsum(valid_flat, 0, out=crow[1:])
         episode_of_row = torch.arange(n_ep, device=device)[:, None].expand_as(ep.valid)
         episode_of_row = episode_of_row[ep.valid]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        pattern = torch.sparse_csr_tensor(
-            crow,
-            columns,
-            flat.new_zeros(columns.shape[0]),
-            size=(n_rows, n_ep * n_codes),
-            check_invariants=False,
-        )
-        sampled = torch.sparse.sampled_addmm(
-            pattern, flat, cond.view(n_ep * n_codes, n_src).t(), beta=0.0
-        )
-    return sampled.values(), episode_of_row
+    table = cond.view(n_ep * n_codes, n_src)
+    if not gather:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+                pattern = torch.sparse_csr_tensor(
+                    crow,
+                    columns,
+                    flat.new_zeros(columns.shape[0]),
+                    size=(n_rows, n_ep * n_codes),
+                    check_invariants=False,
+                )
+                sampled = torch.sparse.sampled_addmm(pattern, flat, table.t(), beta=0.0)
+            return sampled.values(), episode_of_row
+        except (RuntimeError, NotImplementedError):  # pragma: no cover - build without it
+            pass
+    pred = flat.new_empty(columns.shape[0])
+    chunk = max(1, (1 << 20) // n_src)
+    for start in range(0, columns.shape[0], chunk):
+        stop = min(start + chunk, columns.shape[0])
+        block = table.index_select(0, columns[start:stop])
+        block.mul_(flat[start:stop] if rows is None else flat.index_select(0, rows[start:stop]))
+        torch.sum(block, dim=1, out=pred[start:stop])
+    return pred, episode_of_row

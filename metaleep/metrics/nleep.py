@@ -21,7 +21,8 @@ input: N-LEEP is then LEEP of an input-independent source, -H(Y), without fittin
 
 Stochastic through the mixture's k-means initialisation: a given ``seed`` reproduces the score;
 in a batch every episode is fitted with the same ``seed``, so a batch and per-episode calls
-agree.
+agree. The initialisation also depends on the order of the samples, so the mixture is fitted
+on them in a canonical (lexicographic) order: N-LEEP does not depend on the sample order.
 """
 
 from __future__ import annotations
@@ -194,6 +195,10 @@ def _posteriors(
 
     from metaleep.metrics._validation import message
 
+    # Fit on the samples in a canonical (lexicographic) order, so that the mixture, whose
+    # k-means initialisation depends on the order of the samples, does not.
+    order = np.lexsort(feats.T[::-1])
+    feats = feats[order]
     scores = _pca_scores(feats)
     if scores is None:
         return np.ones((feats.shape[0], 1))
@@ -209,7 +214,9 @@ def _posteriors(
     if not np.all(np.isfinite(post)):
         expected = "data a Gaussian mixture can fit in nleep (non-finite posteriors)"
         raise ValueError(message("features", expected, feats.shape))
-    return post
+    unsorted = np.empty_like(post)
+    unsorted[order] = post
+    return unsorted
 
 
 def _nleep_core(ep: Episodes, *, n_components: int | None, seed: int) -> torch.Tensor:

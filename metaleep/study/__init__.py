@@ -1,2 +1,35 @@
 """The meta-transfer study: adaptation of meta-trained backbones on few-shot episodes, the tidy
-table of transferability scores and post-adaptation accuracies, and its correlations."""
+table of transferability scores and post-adaptation accuracies, and its correlations.
+
+The names below are imported on first use, so ``import metaleep.study`` stays cheap.
+
+>>> from metaleep.study import StudyConfig
+>>> StudyConfig(episodes=10).episodes
+10
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metaleep.study.config import StudyConfig
+    from metaleep.study.loading import load_backbones
+    from metaleep.study.runner import StudyBackbone, StudyResult, run_study
+
+_EXPORTS = {
+    "StudyConfig": "metaleep.study.config",
+    "StudyBackbone": "metaleep.study.runner",
+    "StudyResult": "metaleep.study.runner",
+    "run_study": "metaleep.study.runner",
+    "load_backbones": "metaleep.study.loading",
+}
+
+__all__ = ["StudyBackbone", "StudyConfig", "StudyResult", "load_backbones", "run_study"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'metaleep.study' has no attribute {name!r}")

@@ -70,6 +70,18 @@ def _dataset_for(config: StudyConfig) -> ImageDataset:
     return load_dataset("glyphs")
 
 
+def load_backbones(
+    names: Sequence[str], dataset: ImageDataset, *, progress: bool = True
+) -> list[StudyBackbone]:
+    """Backbones by name for a study on ``dataset``.
+
+    A name is a default backbone (``maml``, ``protonet``, ``supervised``: trained on the
+    glyph background alphabets once per machine, then loaded from the cache) or the path of a
+    checkpoint written by ``metaleep train``.
+    """
+    return [_backbone_for(name, dataset, progress) for name in names]
+
+
 def _backbone_for(name: str, dataset: ImageDataset, progress: bool) -> StudyBackbone:
     from metaleep.backbones.default import DEFAULT_CONFIGS, DEFAULT_SPLIT, default_backbone
 
@@ -115,7 +127,7 @@ def load_study_inputs(
     else:
         validate_against(suite, dataset)
     if backbones is None:
-        backbones = [_backbone_for(name, dataset, progress) for name in config.backbones]
+        backbones = load_backbones(config.backbones, dataset, progress=progress)
     names = [b.name for b in backbones]
     if len(set(names)) != len(names):
         raise ValueError(f"`backbones` must have distinct names; got {names!r}.")

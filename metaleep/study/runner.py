@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -289,6 +289,99 @@ def evaluate_chunk(
     return pd.DataFrame(rows)
 
 
+class Executor(Protocol):
+    """Evaluates chunks of a study somewhere and yields ``(chunk, rows)`` as each finishes."""
+
+    def map_chunks(
+        self, context: ChunkContext, chunks: Sequence[int]
+    ) -> Iterator[tuple[int, pd.DataFrame]]: ...
+
+
+@dataclass(eq=False)
+class ChunkContext:
+    """Everything needed to evaluate any chunk of a study (picklable for remote workers).
+
+    ``outputs`` holds each backbone's features and dummy-label logits for every image of the
+    study's episodes, computed once, in fixed batches over the sorted image indices, so that
+    a chunk's rows do not depend on which other chunks are evaluated, where, or in what order.
+    """
+
+    config: StudyConfig
+    dataset: ImageDataset
+    suite_name: str
+    episodes: Sequence[Episode]
+    backbones: Sequence[StudyBackbone]
+    outputs: dict[str, BackboneOutputs]
+    device: str = "cpu"
+
+    @property
+    def chunks(self) -> list[range]:
+        """Episode positions of each chunk."""
+        return _chunks(len(self.episodes), self.config.chunk_size)
+
+    def evaluate(self, chunk: int) -> pd.DataFrame:
+        """The table rows of chunk ``chunk`` (every backbone)."""
+        part = [self.episodes[i] for i in self.chunks[chunk]]
+        alphabets = _alphabet_lookup(self.dataset)
+        frames = [
+            evaluate_chunk(
+                self.config,
+                backbone,
+                self.outputs[backbone.name],
+                self.dataset,
+                part,
+                suite_name=self.suite_name,
+                alphabets=alphabets,
+                device=self.device,
+            )
+            for backbone in self.backbones
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+
+class InProcessExecutor:
+    """The default executor: chunks one after another, in this process."""
+
+    def map_chunks(
+        self, context: ChunkContext, chunks: Sequence[int]
+    ) -> Iterator[tuple[int, pd.DataFrame]]:
+        """Yield ``(chunk, rows)`` for each of ``chunks``, in order."""
+        for c in chunks:
+            yield c, context.evaluate(c)
+
+
+def prepare_chunks(
+    config: StudyConfig,
+    dataset: ImageDataset,
+    suite_name: str,
+    episodes: Sequence[Episode],
+    backbones: Sequence[StudyBackbone],
+    device: str = "cpu",
+) -> ChunkContext:
+    """Compute every backbone's outputs once over all images of ``episodes``."""
+    images = np.unique(np.concatenate([np.concatenate([e.support, e.query]) for e in episodes]))
+    outputs = {}
+    for backbone in backbones:
+        prototypes, scale = None, 1.0
+        if "prototypes" in config.dummies:
+            prototypes, scale = source_prototypes(
+                backbone.model.to(device).eval(), dataset, backbone.source_classes, device=device
+            )
+        modes = tuple(
+            m for m in config.dummies if any(backbone.offers_dummy(m, e.ways) for e in episodes)
+        )
+        outputs[backbone.name] = compute_outputs(
+            backbone.model,
+            dataset,
+            images,
+            modes=modes,
+            prototypes=prototypes,
+            temperature=config.temperature or scale,
+            device=device,
+        )
+    return ChunkContext(config, dataset, suite_name, episodes, backbones, outputs, device)
+
+
 def run_study(
     config: StudyConfig | None = None,
     *,
@@ -300,6 +393,7 @@ def run_study(
     progress: bool = True,
     overwrite: bool = False,
     n_boot: int = 1000,
+    executor: Executor | None = None,
 ) -> StudyResult:
     """Run (or resume) a meta-transfer study and return its table, correlations and report.
 
@@ -319,6 +413,10 @@ def run_study(
         Discard results of a different configuration found in ``out_dir``.
     n_boot:
         Bootstrap resamples for the confidence intervals.
+    executor:
+        Where chunks are evaluated: ``None`` evaluates them in this process, in order. Any
+        object with ``map_chunks(context, chunks)`` yielding ``(chunk, rows)`` as chunks finish
+        works (e.g. a Ray executor); results are stored as they arrive.
     """
     from tqdm.auto import tqdm
 
@@ -345,58 +443,14 @@ def run_study(
     if done:
         log.info("resuming: %d of %d chunks already stored in %s", len(done), len(chunks), out_dir)
     if todo:
-        images = np.unique(
-            np.concatenate(
-                [
-                    np.concatenate([episodes[i].support, episodes[i].query])
-                    for c in todo
-                    for i in chunks[c]
-                ]
-            )
-        )
-        outputs = {}
-        for backbone in backbones:
-            prototypes, scale = None, 1.0
-            if "prototypes" in config.dummies:
-                prototypes, scale = source_prototypes(
-                    backbone.model.to(device).eval(),
-                    dataset,
-                    backbone.source_classes,
-                    device=device,
-                )
-            modes = tuple(
-                m
-                for m in config.dummies
-                if any(backbone.offers_dummy(m, ep.ways) for ep in episodes)
-            )
-            outputs[backbone.name] = compute_outputs(
-                backbone.model,
-                dataset,
-                images,
-                modes=modes,
-                prototypes=prototypes,
-                temperature=config.temperature or scale,
-                device=device,
-            )
-        alphabets = _alphabet_lookup(dataset)
-        bar = tqdm(todo, desc="episodes", unit="chunk", disable=not progress)
-        for c in bar:
-            part = [episodes[i] for i in chunks[c]]
-            frames = [
-                evaluate_chunk(
-                    config,
-                    backbone,
-                    outputs[backbone.name],
-                    dataset,
-                    part,
-                    suite_name=suite.name,
-                    alphabets=alphabets,
-                    device=device,
-                )
-                for backbone in backbones
-            ]
-            store.write_chunk(c, pd.concat(frames, ignore_index=True))
-            bar.set_postfix(episodes=chunks[c].stop)
+        context = prepare_chunks(config, dataset, suite.name, episodes, backbones, device)
+        run = (executor or InProcessExecutor()).map_chunks
+        bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress)
+        for c, rows in run(context, todo):
+            store.write_chunk(c, rows)
+            bar.update()
+            bar.set_postfix(episodes=f"{len(store.finished_chunks()) * config.chunk_size}")
+        bar.close()
     table = store.read_all()
     if not table.empty:
         table = table.sort_values(list(TABLE_KEYS), kind="stable").reset_index(drop=True)

@@ -31,10 +31,15 @@ def test_frozen_and_replace() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"algorithm": "reptile"}, "`--algorithm` must be one of maml, fomaml, anil, protonet, "
-         "supervised; got 'reptile'."),
-        ({"arch": "vgg"}, "`--arch` must be one of conv4-small, omniglot-cnn, cnn4, resnet12, or "
-         "conv<L>-<H> (L blocks of H channels, e.g. conv3-32); got 'vgg'."),
+        (
+            {"algorithm": "reptile"},
+            "`--algorithm` must be one of maml, fomaml, anil, protonet, supervised; got 'reptile'.",
+        ),
+        (
+            {"arch": "vgg"},
+            "`--arch` must be one of conv4-small, omniglot-cnn, cnn4, resnet12, or "
+            "conv<L>-<H> (L blocks of H channels, e.g. conv3-32); got 'vgg'.",
+        ),
         ({"ways": 1}, "`--ways` must be an integer >= 2; got 1."),
         ({"shots": 0}, "`--shots` must be an integer >= 1; got 0."),
         ({"meta_batch": 2.0}, "`--meta-batch` must be an integer >= 1; got 2.0."),

@@ -97,8 +97,10 @@ def test_learn2learn_fails_without_the_check() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"in_shape": (1, 28)}, "`in_shape` must be (channels, height, width) of positive "
-         "integers; got (1, 28)."),
+        (
+            {"in_shape": (1, 28)},
+            "`in_shape` must be (channels, height, width) of positive integers; got (1, 28).",
+        ),
         ({"out_features": 0}, "`out_features` must be a positive integer; got 0."),
     ],
 )

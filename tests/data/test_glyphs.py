@@ -151,10 +151,7 @@ def test_similarity_matches_naive_reference(bank):
 
             def directed(x, y):
                 return np.mean(
-                    [
-                        max(u @ v / np.linalg.norm(u) / np.linalg.norm(v) for v in y)
-                        for u in x
-                    ]
+                    [max(u @ v / np.linalg.norm(u) / np.linalg.norm(v) for v in y) for u in x]
                 )
 
             naive[a, b] = 0.5 * (directed(feats[a], feats[b]) + directed(feats[b], feats[a]))
@@ -230,33 +227,9 @@ def _check_metadataset(source, ds):
     assert len(set(np.asarray(y).tolist())) == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="MetaDataset requires a torch.utils.data.Dataset subclass; base.ImageDataset is not "
-    "one yet (reported to the lead). Remove this mark when base.py subclasses Dataset.",
-)
 def test_metadataset_accepts_glyphs():
     ds = load_glyphs(instances_per_class=2)
     _check_metadataset(ds, ds)
-
-
-def test_metadataset_accepts_glyphs_through_a_torch_view():
-    """The glyph content itself works with learn2learn (through a Dataset subclass view)."""
-    import torch
-
-    class View(torch.utils.data.Dataset):
-        def __init__(self, ds):
-            self.ds = ds
-
-        def __len__(self):
-            return len(self.ds)
-
-        def __getitem__(self, i):
-            return self.ds[i]
-
-    ds = load_glyphs(instances_per_class=2)
-    _check_metadataset(View(ds), ds)
 
 
 @pytest.mark.parametrize(
@@ -265,7 +238,11 @@ def test_metadataset_accepts_glyphs_through_a_torch_view():
         ({"seed": -1}, ValueError, "`seed` must be >= 0; got -1."),
         ({"seed": 1.5}, TypeError, "`seed` must be an int; got 1.5."),
         ({"instances_per_class": 0}, ValueError, "`instances_per_class` must be >= 1; got 0."),
-        ({"instances_per_class": True}, TypeError, "`instances_per_class` must be an int; got True."),
+        (
+            {"instances_per_class": True},
+            TypeError,
+            "`instances_per_class` must be an int; got True.",
+        ),
     ],
 )
 def test_argument_errors(kwargs, error, message):

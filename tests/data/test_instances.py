@@ -151,9 +151,7 @@ def test_faces_are_used_evenly():
     protos = np.stack([_letter(), np.rot90(_letter()), _letter().T, np.flipud(_letter())])
     out = inst.render_instances(protos, seed=0, class_id=5, instances=range(8))
     for j in range(8):
-        alone = inst.render_instances(
-            protos[order[j % 4]][None], seed=0, class_id=5, instances=[j]
-        )
+        alone = inst.render_instances(protos[order[j % 4]][None], seed=0, class_id=5, instances=[j])
         np.testing.assert_array_equal(out[j], alone[0])
     assert len({out[j].tobytes() for j in range(8)}) == 8
 

@@ -38,9 +38,7 @@ def _naive(renders, keys):
 
 def test_matches_naive_on_random_classes():
     gen = np.random.default_rng(3)
-    renders = [
-        (gen.random((n, 12, 12)) < 0.3).astype(np.uint8) for n in (1, 3, 20, 5, 17, 2)
-    ]
+    renders = [(gen.random((n, 12, 12)) < 0.3).astype(np.uint8) for n in (1, 3, 20, 5, 17, 2)]
     keys = [gen.integers(0, 2**32, len(r)) for r in renders]
     fast = lookalike_similarity(renders, keys, block=7)  # small blocks: several passes
     np.testing.assert_allclose(fast, _naive(renders, keys), atol=1e-12)

@@ -145,7 +145,10 @@ VALID = "Alpha, Beta, Gamma"
             "`name` must use each alphabet once; got ['Beta'] twice in 'alpha+beta->beta'.",
         ),
         ("*->*", "`name` may use '*' for one part only; got '*->*'."),
-        ("alpha+beta+gamma->*", "`name` must leave train and test non-empty; got 'alpha+beta+gamma->*'."),
+        (
+            "alpha+beta+gamma->*",
+            "`name` must leave train and test non-empty; got 'alpha+beta+gamma->*'.",
+        ),
     ],
 )
 def test_errors(name, message):

@@ -137,6 +137,8 @@ def nleep_ref(
     from sklearn.mixture import GaussianMixture
 
     _, n_classes = encode(labels)
+    order = sorted(range(len(labels)), key=lambda i: tuple(features[i]))  # canonical order
+    features, labels = features[order], np.asarray(labels)[order]
     pca = PCA(n_components=0.8, svd_solver="full")
     reduced = pca.fit_transform(features)
     # In units of the first component's (biased) standard deviation, as metaleep does.

@@ -17,7 +17,9 @@ def test_public_vectors(vector: str) -> None:
     assert h_score(features, labels) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.parametrize(("n", "dim", "n_classes"), [(2, 1, 2), (12, 3, 3), (40, 8, 4), (30, 20, 5)])
+@pytest.mark.parametrize(
+    ("n", "dim", "n_classes"), [(2, 1, 2), (12, 3, 3), (40, 8, 4), (30, 20, 5)]
+)
 def test_matches_naive_reference(n: int, dim: int, n_classes: int) -> None:
     rng = np.random.default_rng(n + dim)
     for _ in range(3):

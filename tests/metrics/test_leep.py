@@ -128,7 +128,7 @@ def test_not_invariant_to_temperature() -> None:
 
 
 @pytest.mark.parametrize("n_classes", [3, 40])  # dense (C <= min(16, Z)) and sparse by default
-def test_dense_and_sparse_strategies_agree(n_classes: int) -> None:
+def test_dense_sparse_and_gather_strategies_agree(n_classes: int) -> None:
     rng = np.random.default_rng(10)
     probs = np.stack([random_episode(rng, 50, 20, n_classes, 2)[0] for _ in range(4)])
     labels = np.stack([rng.permutation(np.arange(50) % n_classes) for _ in range(4)])
@@ -137,7 +137,9 @@ def test_dense_and_sparse_strategies_agree(n_classes: int) -> None:
     ep = episodes(probs, labels, mask, name="probs", kind="probs", metric="leep", single=False)
     dense = _leep_core(ep, from_logits=False, strategy="dense")
     sparse = _leep_core(ep, from_logits=False, strategy="sparse")
+    gather = _leep_core(ep, from_logits=False, strategy="gather")
     torch.testing.assert_close(dense, sparse, rtol=0, atol=1e-13)
+    torch.testing.assert_close(gather, sparse, rtol=0, atol=1e-13)
     expected = [leep_ref(probs[e][mask[e]], labels[e][mask[e]]) for e in range(4)]
     np.testing.assert_allclose(dense.numpy(), expected, rtol=0, atol=1e-13)
 
@@ -150,3 +152,16 @@ def test_raw_class_ids_in_a_batch_are_reencoded_per_episode() -> None:
     got = leep_score_batch(probs, labels)
     expected = [leep_ref(probs[e], labels[e]) for e in range(3)]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
+
+
+def test_strategies_agree_without_mask() -> None:
+    # Without a mask the dense joint is a one-hot matmul instead of index_add_.
+    rng = np.random.default_rng(12)
+    probs = np.stack([random_episode(rng, 30, 8, 4, 2)[0] for _ in range(3)])
+    labels = rng.integers(0, 4, size=(3, 30))
+    ep = episodes(probs, labels, name="probs", kind="probs", metric="leep", single=False)
+    results = [_leep_core(ep, from_logits=False, strategy=s) for s in ("dense", "sparse", "gather")]
+    for other in results[1:]:
+        torch.testing.assert_close(other, results[0], rtol=0, atol=1e-13)
+    expected = [leep_ref(probs[e], labels[e]) for e in range(3)]
+    np.testing.assert_allclose(results[0].numpy(), expected, rtol=0, atol=1e-13)

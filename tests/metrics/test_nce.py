@@ -18,7 +18,9 @@ def test_public_vectors(vector: str) -> None:
     assert nce_score(probs, labels) == pytest.approx(EXPECTED[vector]["nce"], abs=1e-13)
 
 
-@pytest.mark.parametrize(("n", "n_src", "n_classes"), [(1, 2, 1), (6, 2, 3), (25, 5, 5), (50, 64, 5)])
+@pytest.mark.parametrize(
+    ("n", "n_src", "n_classes"), [(1, 2, 1), (6, 2, 3), (25, 5, 5), (50, 64, 5)]
+)
 def test_matches_naive_reference(n: int, n_src: int, n_classes: int) -> None:
     rng = np.random.default_rng(n + 7 * n_src)
     for _ in range(3):

@@ -101,7 +101,9 @@ def test_padding_may_hold_anything() -> None:
 def test_validate_false_skips_value_checks_only() -> None:
     # Unnormalised but positive rows: no error without validation (the caller's promise).
     assert np.isfinite(leep_score([[2.0, 1.0], [1.0, 2.0]], [0, 1], validate=False))
-    with pytest.raises(ValueError, match=full("`probs` must be a 2-D array of shape (n, Z); got (2,).")):
+    with pytest.raises(
+        ValueError, match=full("`probs` must be a 2-D array of shape (n, Z); got (2,).")
+    ):
         leep_score([0.5, 0.5], [0, 1], validate=False)
 
 
@@ -170,7 +172,7 @@ def test_bad_probs_types_and_shapes(probs: object, exc: type, msg: str) -> None:
             ValueError,
             "`labels` must be 1-D with one label per row (length 3); got (3, 1).",
         ),
-        ([], ValueError, "`labels` must be 1-D with one label per row (length 3); got (0,).")
+        ([], ValueError, "`labels` must be 1-D with one label per row (length 3); got (0,)."),
     ],
 )
 def test_bad_labels(labels: object, exc: type, msg: str) -> None:
@@ -262,7 +264,10 @@ def test_logme_rejects_features_whose_gram_matrix_overflows() -> None:
             "`mask[1]` must be True in at least 1 row (samples); got 0.",
         ),
         (
-            {"probs": [np.full((3, 2), 0.5), np.full((2, 3), 1 / 3)], "labels": [[0, 1, 0], [0, 1]]},
+            {
+                "probs": [np.full((3, 2), 0.5), np.full((2, 3), 1 / 3)],
+                "labels": [[0, 1, 0], [0, 1]],
+            },
             ValueError,
             "`probs[1]` must be an array with 2 columns like `probs[0]`; got (2, 3).",
         ),
