@@ -10,10 +10,11 @@ BLAS limited to 1 thread with threadpoolctl):
   and ``validate=False``; LEEP also with ``from_logits=True`` (input: logits);
 - read pass: ``x.sum()``, one read of the input tensor, the floor for anything that reads it.
 
-Times are the best of several repeats, interleaved. Peak extra memory is the rise of the peak
-resident set size (``VmHWM`` of ``/proc/self/status``, reset through ``/proc/self/clear_refs``)
-during one call, with glibc's ``mallopt`` making every allocation above 64 KiB its own
-mapping (so that freed temporaries cannot hide in the heap), divided by the input's size.
+Times are the best of several repeats, interleaved. Peak extra memory, measured after all
+timings, is the rise of the peak resident set size (``VmHWM`` of ``/proc/self/status``, reset
+through ``/proc/self/clear_refs``) during one call, divided by the input's size; glibc's
+``mallopt`` makes every allocation above 64 KiB its own mapping and ``malloc_trim`` hands free
+heap pages back first, so that no temporary can hide in memory already resident.
 On CUDA (``--device cuda``) times are synchronised and memory is ``torch.cuda``'s peak.
 Values are checked against the baseline before timing (LEEP/NCE to 1e-12 absolute, H-score
 to 1e-9 relative).
@@ -21,6 +22,7 @@ to 1e-9 relative).
 Usage::
 
     python benchmarks/bench_metrics.py [--quick] [--device cpu|cuda] [--repeats R]
+                                       [--metrics leep,nce,h_score] [--strategies]
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ def _memory_tools() -> bool:
         m_mmap_threshold, m_trim_threshold = -3, -1
         libc.mallopt(m_mmap_threshold, 64 * 1024)
         libc.mallopt(m_trim_threshold, 64 * 1024)
+        libc.malloc_trim(0)  # give back the heap's free pages: reusing them must show in RSS
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
         _status_kib("VmHWM")
@@ -185,6 +188,7 @@ def _peak_extra_bytes(fn: Callable[[], Any], device: str) -> float:
         fn()
         torch.cuda.synchronize()
         return float(torch.cuda.max_memory_allocated() - base)
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     base = _status_kib("VmRSS")
@@ -282,7 +286,7 @@ def strategy_rows(case: Case, *, device: str, repeats: int) -> list[str]:
     per row (``torch.sparse.sampled_addmm``); gather: the fallback, chunks of gathered rows.
     """
     from metaleep.metrics._validation import episodes
-    from metaleep.metrics.leep import _leep_core
+    from metaleep.metrics.leep import Strategy, _leep_core
 
     x_cpu, labels, _ = _data(case)
     x = x_cpu.to(device)
@@ -290,7 +294,9 @@ def strategy_rows(case: Case, *, device: str, repeats: int) -> list[str]:
     sync: Callable[[], None] = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     ep = episodes(x, labels_t, name="probs", kind="probs", metric="leep", single=False)
     runs: dict[str, Callable[[], Any]] = {"read pass": lambda: x.sum()}
-    strategies = ("dense", "sparse", "gather") if case.classes <= 64 else ("sparse", "gather")
+    strategies: tuple[Strategy, ...] = ("sparse", "gather")
+    if case.classes <= 64:  # dense multiplies by all C classes
+        strategies = ("dense", *strategies)
     for strategy in strategies:
         runs[strategy] = partial(_leep_core, ep, from_logits=False, strategy=strategy)
     best = {name: float("inf") for name in runs}
@@ -327,6 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timing repeats (best of)")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument(
+        "--metrics",
+        default="leep,nce,h_score",
+        help="comma-separated metrics to run (default: all of leep,nce,h_score)",
+    )
+    parser.add_argument(
         "--strategies", action="store_true", help="also time the LEEP core's strategies"
     )
     args = parser.parse_args(argv)
@@ -352,7 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "peak extra memory during one call / input size"
     )
     print()
-    cases = _cases(args.quick)
+    wanted = {m.strip() for m in args.metrics.split(",") if m.strip()}
+    if not wanted <= set(_BATCHED):
+        parser.error(f"--metrics: unknown {sorted(wanted - set(_BATCHED))}")
+    cases = [case for case in _cases(args.quick) if case.metric in wanted]
     rows: list[dict[str, Any]] = []
     for case in cases:
         rows.extend(run_case(case, device=args.device, repeats=repeats))

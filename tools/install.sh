@@ -21,7 +21,7 @@ cd "$root"
 venv="${METALEEP_VENV:-.venv}"
 python="${PYTHON:-python3}"
 cache="${METALEEP_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/metaleep/wheels}"
-extras="${METALEEP_EXTRAS:-dev}"
+extras="${METALEEP_EXTRAS:-dev,ray}"
 torch_spec=(torch==2.14.1 torchvision==0.29.1)
 l2l_version=0.2.0
 stamp="$venv/.metaleep-install"

@@ -7,18 +7,35 @@ the result in ``cache_dir("backbones")``, keyed by the config, the data set fing
 split and :data:`DEFAULT_REVISION`. A run that is interrupted resumes from its
 ``training.pt`` on the next call.
 
-The defaults are sized for a 2-core CPU (all three together in about three minutes, see
-:data:`DEFAULT_CONFIGS`): a 4-block, 32-channel conv net (``conv4-small``, d = 32). The MAML
-default is first-order: its second-order meta-gradient costs about 1.5x per step for no
-measurable gain at this budget.
+The defaults are sized for a 2-core CPU: all three train in about 135 s of CPU time with one
+torch thread (measured: MAML 88 s, supervised 19 s, ProtoNet 28 s; add about 10 s to generate
+the glyph images on a fresh machine). One thread, because tiny MAML ops slow down by up to 25x
+with two threads on a busy shared 2-core VM, and gain only about 10 % on a quiet one. All use
+``conv4-small`` (4 stride-2 conv blocks of 32 channels, d = 32), 5-way 1-shot tasks with 15
+queries. MAML is second-order (1 inner step, lr 0.4, 4 tasks per step, 900 steps): after
+60 s of CPU each, second-order MAML reached 84 % 5-way 1-shot meta-test accuracy, first-order
+MAML 76 %. Meta-test accuracy on the glyph test alphabets (600 episodes, 15 queries):
+
+=============  ==============  ==============
+backbone       5-way 1-shot    5-way 5-shot
+=============  ==============  ==============
+maml           85.4 ± 0.7 %    94.3 ± 0.4 %
+supervised     89.0 ± 0.7 %    96.6 ± 0.3 %
+protonet       88.2 ± 0.7 %    95.5 ± 0.4 %
+=============  ==============  ==============
+
+(MAML adapted with 1 step, transductive BatchNorm; supervised and ProtoNet by nearest
+prototype with running statistics.)
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -64,22 +81,22 @@ _COMMON = {
 
 DEFAULT_CONFIGS: dict[str, TrainConfig] = {
     "maml": TrainConfig(
-        algorithm="fomaml",
+        algorithm="maml",
         inner_lr=0.4,
         inner_steps=1,
         meta_lr=3e-3,
-        meta_batch=8,
-        iterations=1000,
-        eval_every=100,
+        meta_batch=4,
+        iterations=900,
+        eval_every=150,
         eval_episodes=100,
-        patience=4,
+        patience=3,
         **_COMMON,  # type: ignore[arg-type]
     ),
     "supervised": TrainConfig(
         algorithm="supervised",
         meta_lr=3e-3,
         batch_size=128,
-        iterations=1000,
+        iterations=800,
         eval_every=200,
         eval_episodes=100,
         patience=3,
@@ -179,11 +196,40 @@ def default_backbone(
     if dataset is None or split is None:
         dataset, split = _glyph_data()
     directory = default_directory(algorithm, dataset, split)
+    with _locked(directory):
+        return _load_or_train(algorithm, config, dataset, split, directory, progress)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory/.lock`` (POSIX), so that processes asking for the
+    same default at once train it once: the others wait, then load it."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no lock
+        yield
+        return
+    with open(directory / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _load_or_train(
+    algorithm: str,
+    config: TrainConfig,
+    dataset: ImageDataset,
+    split: SplitLike,
+    directory: Path,
+    progress: bool,
+) -> Backbone:
     if (directory / BACKBONE_FILE).is_file():
         try:
             return load_backbone(directory, dataset=dataset)
         except CheckpointError as err:
-            warnings.warn(f"retraining the default {algorithm!r} backbone: {err}", stacklevel=2)
+            warnings.warn(f"retraining the default {algorithm!r} backbone: {err}", stacklevel=3)
             (directory / BACKBONE_FILE).unlink(missing_ok=True)
     from metaleep.backbones.training import train
 
@@ -199,7 +245,7 @@ def default_backbone(
             name=algorithm,
         )
     except CheckpointError as err:  # an unusable training.pt: start over once
-        warnings.warn(f"restarting the default {algorithm!r} backbone: {err}", stacklevel=2)
+        warnings.warn(f"restarting the default {algorithm!r} backbone: {err}", stacklevel=3)
         return train(
             config,
             dataset,

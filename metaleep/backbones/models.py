@@ -13,7 +13,8 @@ Architectures (``arch`` names):
 
 ``"conv4-small"``
     4 blocks (3x3 stride-2 conv with 32 channels, BatchNorm, ReLU) and a global mean: learn2learn's
-    ``ConvBase`` at half of ``OmniglotCNN``'s width, d = 32. Any image size; the fast default.
+    ``ConvBase`` (as in ``OmniglotCNN``) at half its width, d = 32. Any image size; the fast
+    default. Built without importing learn2learn (same layers and initialisation).
 ``"conv<L>-<H>"``
     The same with L blocks of H channels, e.g. ``"conv3-32"``, ``"conv2-8"`` (tiny, for tests).
 ``"omniglot-cnn"``
@@ -32,6 +33,7 @@ batch statistics (train mode, "transductive") or with its stored statistics (eva
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -129,13 +131,41 @@ class ArchSpec:
     build: Callable[[int, Shape], tuple[nn.Module, nn.Linear]]
 
 
+class _ConvBlock(nn.Module):
+    """learn2learn's ``ConvBlock`` without max-pooling: 3x3 stride-2 conv, BatchNorm, ReLU.
+
+    Same layers, attribute names and initialisation (in the same order of random draws) as
+    ``learn2learn.vision.models.ConvBlock(..., max_pool=False)``, but importable without
+    learn2learn (about 3 s) and picklable (learn2learn's block holds a lambda).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.normalize = nn.BatchNorm2d(out_channels, affine=True)
+        nn.init.uniform_(self.normalize.weight)
+        self.relu = nn.ReLU()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=True)
+        nn.init.xavier_uniform_(self.conv.weight, gain=1.0)
+        if self.conv.bias is not None:
+            nn.init.constant_(self.conv.bias, 0.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.normalize(self.conv(x)))
+
+
+def _maml_linear(in_features: int, out_features: int) -> nn.Linear:
+    """``nn.Linear`` with learn2learn's ``maml_init_``: Xavier-uniform weight, zero bias."""
+    layer = nn.Linear(in_features, out_features)
+    nn.init.xavier_uniform_(layer.weight, gain=1.0)
+    nn.init.constant_(layer.bias, 0.0)
+    return layer
+
+
 def _conv_base(layers: int, hidden: int) -> Callable[[int, Shape], tuple[nn.Module, nn.Linear]]:
     def build(out_features: int, in_shape: Shape) -> tuple[nn.Module, nn.Linear]:
-        from learn2learn.vision.models import ConvBase, maml_init_
-
-        base = ConvBase(hidden=hidden, channels=in_shape[0], max_pool=False, layers=layers)
-        classifier = maml_init_(nn.Linear(hidden, out_features))
-        return nn.Sequential(base, _GlobalMean()), classifier
+        widths = [in_shape[0]] + [hidden] * layers
+        base = nn.Sequential(*(_ConvBlock(a, b) for a, b in itertools.pairwise(widths)))
+        return nn.Sequential(base, _GlobalMean()), _maml_linear(hidden, out_features)
 
     return build
 

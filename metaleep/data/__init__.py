@@ -1,15 +1,31 @@
 """Data sets for metaleep: the built-in glyphs, class splits by alphabet, contact sheets.
 
-Everything loads into :class:`~metaleep.data.base.ImageDataset`. Importing this package pulls
-in numpy and pandas only (torch is imported when a data set is loaded).
+Everything loads into :class:`~metaleep.data.base.ImageDataset`. The names below are imported
+on first use, so ``import metaleep.data`` (and the CLI's start-up) does not import torch.
 """
 
 from __future__ import annotations
 
-from metaleep.data.base import ImageDataset
-from metaleep.data.glyphs import GlyphBank, GlyphCacheWarning, load_bank, load_glyphs
-from metaleep.data.sheet import contact_sheet
-from metaleep.data.splits import ClassSplit, get_split, list_splits
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metaleep.data.base import ImageDataset
+    from metaleep.data.glyphs import GlyphBank, GlyphCacheWarning, load_bank, load_glyphs
+    from metaleep.data.sheet import contact_sheet
+    from metaleep.data.splits import ClassSplit, get_split, list_splits
+
+_EXPORTS = {
+    "ImageDataset": "base",
+    "GlyphBank": "glyphs",
+    "GlyphCacheWarning": "glyphs",
+    "load_bank": "glyphs",
+    "load_glyphs": "glyphs",
+    "contact_sheet": "sheet",
+    "ClassSplit": "splits",
+    "get_split": "splits",
+    "list_splits": "splits",
+}
 
 __all__ = [
     "ClassSplit",
@@ -22,3 +38,9 @@ __all__ = [
     "load_bank",
     "load_glyphs",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"metaleep.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'metaleep.data' has no attribute {name!r}")

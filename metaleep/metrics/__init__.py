@@ -20,10 +20,14 @@ sequences of per-episode arrays of different sizes. A per-episode function is it
 function on one episode (one implementation of the maths per metric).
 
 Conventions: target labels are any integers, re-encoded per episode (gaps and ids do not change
-scores); a source label with zero mass gives a finite LEEP (the paper's value); one target
-class gives LEEP = NCE = 0; logits are accepted with ``from_logits=True`` and handled in log
-space. Bad input raises ``TypeError``/``ValueError`` with the message
-``"`name` must be <expected>; got <actual>."``, never a silent NaN.
+scores); boolean and float labels are rejected (``TypeError``), even integral floats. A source
+label with zero mass gives a finite LEEP (the paper's value); one target class gives
+LEEP = NCE = 0; logits are accepted with ``from_logits=True`` and handled in log space.
+Probability rows must be finite, non-negative and sum to 1 within :data:`PROBS_ATOL` (1e-6).
+Every metric needs at least one sample per episode, H-score and N-LEEP at least two. Bad input
+raises ``TypeError``/``ValueError`` with the message ``"`name` must be <expected>; got
+<actual>."``, never a silent NaN; ``validate=False`` skips the value checks (finiteness,
+probability rows) for speed.
 
 Importing this package does not import torch or scikit-learn; they are loaded on first use.
 

@@ -26,9 +26,12 @@ What is checked
 - ``mask`` (batched functions, array form only): boolean ``(E, n)``; rows where it is ``False``
   are ignored entirely and may hold anything, NaN included.
 
-Cost: validating ``probs`` reads the tensor twice (row sums and a global minimum); features and
-logits are read once (row sums, which are non-finite exactly when a row holds a non-finite entry
-or overflows; an overflow alone is then ruled out entry by entry). ``validate=False`` in the
+Cost: validating ``probs`` reads the tensor twice (row sums and a global minimum); a metric that
+computes the row sums anyway (LEEP, in its expected-prediction pass) asks :func:`episodes` to
+defer the check (``defer_probs_check=True``) and hands its row sums to
+:meth:`Episodes.check_probs`, saving one read. Features and logits are read once (row sums,
+which are non-finite exactly when a row holds a non-finite entry or overflows; an overflow alone
+is then ruled out entry by entry). ``validate=False`` in the
 public functions skips these reads; the caller then guarantees valid input, and invalid input
 gives undefined results.
 """
@@ -36,7 +39,7 @@ gives undefined results.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -113,6 +116,9 @@ class Episodes:
     n_codes:
         C, the number of codes (``max`` over episodes of the classes present, or the label
         range when it is small).
+    probs_unchecked:
+        ``True`` when the value checks of probabilities were deferred to the metric
+        (``episodes(..., defer_probs_check=True)``), which must then call :meth:`check_probs`.
     """
 
     values: torch.Tensor
@@ -122,6 +128,8 @@ class Episodes:
     sizes: torch.Tensor
     class_counts: torch.Tensor
     n_codes: int
+    probs_unchecked: bool = False
+    namer: _Namer | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_episodes(self) -> int:
@@ -140,6 +148,23 @@ class Episodes:
         if self.valid is None:
             return self.values
         return torch.where(self.valid[..., None], self.values, 0.0)
+
+    def check_probs(self, row_sums: torch.Tensor, minimum: torch.Tensor) -> None:
+        """Run the deferred probability checks from statistics the metric computed anyway.
+
+        Raises exactly the errors :func:`episodes` raises with ``defer_probs_check=False``;
+        does nothing when the checks were not deferred.
+
+        Parameters
+        ----------
+        row_sums:
+            The row sums of the valid rows, any shape (rows outside ``valid`` excluded, or set
+            to 1).
+        minimum:
+            The minimum of ``values`` (over all rows; NaN if any entry is NaN).
+        """
+        if self.probs_unchecked and self.namer is not None:
+            _check_probs(self.values, self.valid, self.namer, row_sums=row_sums, minimum=minimum)
 
 
 class _Namer:
@@ -298,21 +323,34 @@ def _row_sums(values: torch.Tensor) -> torch.Tensor:
     return torch.mv(values.view(n_ep * n_rows, width), ones).view(n_ep, n_rows)
 
 
-def _check_probs(values: torch.Tensor, valid: torch.Tensor | None, namer: _Namer) -> None:
+def _check_probs(
+    values: torch.Tensor,
+    valid: torch.Tensor | None,
+    namer: _Namer,
+    *,
+    row_sums: torch.Tensor | None = None,
+    minimum: torch.Tensor | None = None,
+) -> None:
     """Rows finite, non-negative and summing to 1 within PROBS_ATOL; two reads of ``values``.
 
     The row sums are non-finite exactly when the row holds a non-finite entry; the global
-    minimum (NaN if any entry is NaN) rules out negative entries.
+    minimum (NaN if any entry is NaN) rules out negative entries. ``row_sums`` (of the valid
+    rows, padding excluded or set to 1) and ``minimum`` may be given by a caller that computed
+    them anyway; ``values`` is then read again only if something is wrong.
     """
     import torch
 
-    row_sums = _row_sums(values)
-    checked = row_sums if valid is None else torch.where(valid, row_sums, 1.0)
-    low, high = torch.aminmax(checked)  # NaN propagates
-    minimum = torch.amin(values)
+    if row_sums is None:
+        row_sums = _row_sums(values)
+        if valid is not None:
+            row_sums = torch.where(valid, row_sums, 1.0)
+    if minimum is None:
+        minimum = torch.amin(values)
+    low, high = torch.aminmax(row_sums)  # NaN propagates
     if bool(low >= 1.0 - PROBS_ATOL) and bool(high <= 1.0 + PROBS_ATOL) and bool(minimum >= 0):
         return
     # Something is off (or only the padding is negative/NaN): find the first bad row.
+    row_sums = _row_sums(values)
     row_ok = (row_sums - 1.0).abs() <= PROBS_ATOL  # False for NaN and inf rows
     bad = ~row_ok | ~(values.amin(-1) >= 0)
     if valid is not None:
@@ -398,6 +436,7 @@ def episodes(
     single: bool,
     min_samples: int = 1,
     validate: bool = True,
+    defer_probs_check: bool = False,
 ) -> Episodes:
     """Convert and validate the inputs of a metric into an :class:`Episodes` batch.
 
@@ -416,6 +455,10 @@ def episodes(
     validate:
         Run the value checks (finiteness, probability rows); shapes, dtypes and sample counts
         are always checked.
+    defer_probs_check:
+        With ``validate`` and ``kind="probs"``: leave the probability checks to the caller,
+        which computes the row sums and the minimum in its own passes and calls
+        :meth:`Episodes.check_probs` before returning (``probs_unchecked`` is then ``True``).
 
     Examples
     --------
@@ -533,13 +576,14 @@ def episodes(
             expected = f"of shape (E, n) = {(n_ep, n_rows)}"
             raise ValueError(message("labels", expected, tuple(label_t.shape)))
 
-    if validate:
+    deferred = validate and kind == "probs" and defer_probs_check
+    if validate and not deferred:
         if kind == "probs":
             _check_probs(values, valid, namer)
         else:
             _check_finite(values, valid, namer)
     codes, groups, n_codes, counts = _encode_labels(label_t, valid)
-    return Episodes(values, codes, groups, valid, sizes, counts, n_codes)
+    return Episodes(values, codes, groups, valid, sizes, counts, n_codes, deferred, namer)
 
 
 def as_float_array(scores: torch.Tensor) -> np.ndarray:

@@ -52,7 +52,12 @@ def h_score(features: Any, labels: Any, *, validate: bool = True) -> float:
     values kept, and cov(g) = Mᵀ M / (n - 1) where row c of M is √n_c (μ_c - μ). Hence
     H = ‖M V S⁻¹‖²_F, computed from the SVD of F rather than by inverting cov(f): same value,
     but rounding noise in cov(f) (which has rank <= n - 1, far below d in few-shot episodes)
-    is never inverted.
+    is never inverted. Features are divided by their largest absolute value first (H does not
+    depend on the scale), so huge or tiny features neither overflow nor underflow.
+
+    Few-shot caveat: when n - 1 <= d the centred features span every centred direction of the
+    sample space, and H = C - 1 for any features in general position; the H-score then says
+    nothing about the features (it needs n well above d).
 
     Examples
     --------
@@ -152,7 +157,11 @@ def _h_score_core(ep: Episodes) -> torch.Tensor:
     between = class_sums * weight[..., None]  # (E, C, d)
 
     s, vh = singular_values_and_vectors(centred)  # (E, k), (E, k, d)
-    keep = s > math.sqrt(RCOND) * s[:, :1]  # eigenvalues s² of cov(f) above RCOND * largest
+    # Eigenvalues s² of cov(f) above RCOND * the largest, and singular values above the rounding
+    # noise of centring features scaled to max |value| = 1 (about eps per entry): without that
+    # floor, features with no variation at all scored rounding noise (often 1) instead of 0.
+    noise = 8.0 * torch.finfo(feats.dtype).eps * math.sqrt(n_rows * dim)
+    keep = (s > math.sqrt(RCOND) * s[:, :1]) & (s > noise)
     inv_s = torch.where(keep, s.reciprocal(), 0.0)  # 1/0 = inf is never kept
     projected = torch.bmm(between, vh.transpose(1, 2)) * inv_s[:, None, :]  # (E, C, k)
     return projected.square().sum((1, 2))

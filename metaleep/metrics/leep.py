@@ -98,7 +98,14 @@ def leep_score(
     check_flag(validate, "validate")
     kind: Kind = "logits" if from_logits else "probs"
     ep = episodes(
-        probs, labels, name="probs", kind=kind, metric="leep", single=True, validate=validate
+        probs,
+        labels,
+        name="probs",
+        kind=kind,
+        metric="leep",
+        single=True,
+        validate=validate,
+        defer_probs_check=True,
     )
     return float(_leep_core(ep, from_logits=from_logits)[0])
 
@@ -133,12 +140,16 @@ def leep_score_batch(
 
     Notes
     -----
-    Cost: with validation, two reads of ``probs`` to check it and two to score it, with no
-    temporary of its size (``from_logits=True`` makes one, the probabilities): the joint is one
+    Cost: two reads of ``probs`` to score it, one more to validate it (its minimum: the row
+    sums come out of the scoring pass, except with C + 1 > Z / 2). The joint is one
     ``index_add_`` of the rows into an (E, C, Z) table; the expected prediction
-    Σ_z P(y_i | z) θ(x_i)_z is a batched matmul against P(y | z)ᵀ (E, Z, C) followed by a
-    gather when C <= min(16, Z), and otherwise a sampled sparse product that computes only the
-    n needed dot products (``torch.sparse.sampled_addmm``).
+    Σ_z P(y_i | z) θ(x_i)_z, and the row sums, are a batched matmul against [P(y | z)ᵀ | 1]
+    (E, Z, C + 1) followed by a gather when C <= min(16, Z) (the ones column only where that
+    product stays at most half the input's size; otherwise one matrix-vector product), and
+    otherwise a sampled sparse product that computes only the needed dot products
+    (``torch.sparse.sampled_addmm``), with no temporary of the input's size.
+    ``from_logits=True`` adds the probabilities as one such temporary (a softmax: exp-bound,
+    several reads' worth).
 
     Examples
     --------
@@ -163,6 +174,7 @@ def leep_score_batch(
         metric="leep",
         single=False,
         validate=validate,
+        defer_probs_check=True,
     )
     return as_float_array(_leep_core(ep, from_logits=from_logits))
 
@@ -170,18 +182,22 @@ def leep_score_batch(
 def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -> torch.Tensor:
     """LEEP of every episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation).
 
-    The joint is always one ``index_add_`` of the rows. ``strategy`` picks how the expected
-    prediction is computed (same maths, different cost): ``"dense"`` (batched matmul against
-    all C classes, then a gather), ``"sparse"`` (a sampled sparse product computing one dot
-    product per row) or ``"gather"`` (the same dot products on gathered chunks of rows: the
-    fallback where sampled products are unavailable); ``"auto"`` picks dense when
-    C <= min(16, Z), else sparse.
+    Two passes over the probabilities: the joint (one ``index_add_`` of the rows into an
+    (E*C + 1, Z) table), then the expected prediction. ``strategy`` picks how the second pass
+    is computed (same maths, different cost): ``"dense"`` (batched matmul against all C
+    classes, then a gather), ``"sparse"`` (a sampled sparse product computing one dot product
+    per row) or ``"gather"`` (the same dot products on gathered chunks of rows: the fallback
+    where sampled products are unavailable); ``"auto"`` picks dense when C <= min(16, Z), else
+    sparse. When ``ep`` defers the probability checks, the second pass also yields the row
+    sums (a column of ones beside P(y | z)), and the global minimum is one more read: the
+    checks cost one read instead of two.
     """
     import torch
 
-    probs = ep.values
-    if from_logits:
-        probs = torch.log_softmax(probs, dim=-1).exp_()
+    values = ep.values
+    probs = _softmax(values) if from_logits else values
+    check = ep.probs_unchecked and not from_logits
+    minimum = torch.amin(values) if check else None  # NaN if any entry is NaN
     n_ep, n_rows, n_src = probs.shape
     n_codes = ep.n_codes
     flat = probs.view(n_ep * n_rows, n_src)
@@ -196,58 +212,124 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
     # P(y | z); a zero-mass source label (marginal 0, so joint 0) gets 0: its terms vanish.
     inv = torch.where(marginal > 0, marginal.reciprocal(), 0.0)
     cond = joint.mul_(inv[:, None, :])  # (E, C, Z)
+    # Row E*C becomes ones: a product with it is a row sum (for the checks).
+    table[n_ep * n_codes] = 1.0
 
+    row_sums: torch.Tensor | None = None
     if dense:
-        expected = torch.bmm(probs, cond.transpose(1, 2))  # (E, n, C)
+        # (E, n, C + 1): the expected prediction for every class, and the row sums, when that
+        # product is small (C + 1 <= Z / 2); otherwise (E, n, C) and the row sums apart (a
+        # matrix-vector product), so that the temporaries stay below the input's size.
+        fused = check and 2 * (n_codes + 1) <= n_src
+        rhs = cond
+        if check and not fused and minimum is not None:
+            # Checked before the product, so that the row sums are freed before it exists.
+            sums = torch.mv(flat, flat.new_ones(n_src)).view(n_ep, n_rows)
+            if ep.valid is not None:
+                sums = torch.where(ep.valid, sums, 1.0)
+            ep.check_probs(sums, minimum)
+            del sums
+            check = False
+        if fused:
+            rhs = table.new_empty((n_ep, n_codes + 1, n_src))
+            rhs[:, :n_codes] = cond
+            rhs[:, n_codes].fill_(1.0)
+        expected = torch.bmm(probs, rhs.transpose(1, 2))
         pred = expected.gather(2, ep.codes[:, :, None]).squeeze(2)  # (E, n)
+        if fused:
+            row_sums = expected[:, :, n_codes]
         if ep.valid is None:
             log_sum = pred.log_().sum(1)
         else:
             log_sum = torch.where(ep.valid, pred, 1.0).log_().sum(1)
+            if row_sums is not None:
+                row_sums = torch.where(ep.valid, row_sums, 1.0)
     else:
         gather = strategy == "gather"
-        pred, episode_of_row = _sampled_expected_prediction(flat, cond, ep, gather=gather)
+        pred, row_sums, episode_of_row = _sampled_expected_prediction(
+            flat, table, ep, gather=gather, row_sums=check
+        )
         log_sum = probs.new_zeros(n_ep).index_add_(0, episode_of_row, pred.log_())
+    if check and row_sums is not None and minimum is not None:
+        ep.check_probs(row_sums, minimum)
     scores = log_sum / ep.sizes
     # One target class: P(y | z) = 1 wherever P(z) > 0, LEEP = log 1 = 0 exactly (without this,
     # rows summing to 1 within the tolerance would give a tiny non-zero value).
     return torch.where(ep.n_classes == 1, 0.0, scores)
 
 
-def _sampled_expected_prediction(
-    flat: torch.Tensor, cond: torch.Tensor, ep: Episodes, *, gather: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Σ_z P(y_i | z) θ(x_i)_z for the valid rows only, and each row's episode index.
+_SMALL_SOFTMAX = 16
+"""Up to this many source labels, :func:`_softmax` uses elementwise ops (torch's softmax kernel
+is slow on short rows)."""
 
-    A sparse CSR pattern with one entry (row i, column e*C + y_i) per valid row samples the
-    product ``flat @ cond_flatᵀ``: n dot products of length Z, no (n, C) or (n, Z) temporary.
-    Where ``torch.sparse.sampled_addmm`` is unavailable (or ``gather=True``), the same dot
-    products run on chunks of rows: the rows of P(y | z) gathered by label, multiplied by the
-    rows of probs and summed, with temporaries of about 8 MiB.
+
+def _softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dimension of finite logits ``(E, n, Z)``, as a new tensor.
+
+    ``exp(logits - max)`` normalised by its row sums: the largest term of each row is 1, so
+    nothing overflows, and a row sum is at least 1. On short rows the row max and row sums are
+    a reduction and a matrix-vector product, several times faster there than torch's kernel.
+    """
+    import torch
+
+    n_src = logits.shape[-1]
+    if n_src > _SMALL_SOFTMAX:
+        return torch.softmax(logits, dim=-1)
+    probs = logits - torch.amax(logits, dim=-1, keepdim=True)
+    probs.exp_()
+    flat = probs.view(-1, n_src)
+    row_sums = torch.mv(flat, flat.new_ones(n_src))
+    flat.div_(row_sums[:, None])
+    return probs
+
+
+def _sampled_expected_prediction(
+    flat: torch.Tensor,
+    table: torch.Tensor,
+    ep: Episodes,
+    *,
+    gather: bool = False,
+    row_sums: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Σ_z P(y_i | z) θ(x_i)_z for the valid rows only, their row sums, each row's episode.
+
+    ``table`` is ``(E*C + 1, Z)``: P(y | z) in rows ``e*C + y``, ones in the last row. A sparse
+    CSR pattern with the entry (row i, column e*C + y_i) per valid row, and (row i, E*C) when
+    ``row_sums`` is set, samples the product ``flat @ tableᵀ``: dot products of length Z, no
+    (n, C) or (n, Z) temporary. Where ``torch.sparse.sampled_addmm`` is unavailable (or
+    ``gather=True``), the same dot products run on chunks of rows: the rows of P(y | z)
+    gathered by label, multiplied by the rows of probs and summed, with temporaries of about
+    8 MiB. The row sums are ``None`` unless ``row_sums`` is set.
     """
     import warnings
 
     import torch
 
-    n_ep, n_codes, n_src = cond.shape
-    n_rows = flat.shape[0]
+    n_rows, n_src = flat.shape
+    n_ep, rows_per_ep = ep.codes.shape
+    ones_row = table.shape[0] - 1
     device = flat.device
-    rows_per_ep = ep.codes.shape[1]
     if ep.valid is None:
         rows = None
         columns = ep.groups
-        crow = torch.arange(n_rows + 1, device=device)
         episode_of_row = torch.arange(n_ep, device=device).repeat_interleave(rows_per_ep)
     else:
         valid_flat = ep.valid.reshape(-1)
         rows = valid_flat.nonzero().squeeze(1)
         columns = ep.groups[valid_flat]
-        crow = torch.zeros(n_rows + 1, dtype=torch.int64, device=device)
-        torch.cumsum(valid_flat, 0, out=crow[1:])
         episode_of_row = torch.arange(n_ep, device=device)[:, None].expand_as(ep.valid)
         episode_of_row = episode_of_row[ep.valid]
-    table = cond.view(n_ep * n_codes, n_src)
+    n_valid = columns.shape[0]
     if not gather:
+        per_row = 2 if row_sums else 1
+        if ep.valid is None:
+            crow = torch.arange(0, per_row * n_rows + 1, per_row, device=device)
+        else:
+            crow = torch.zeros(n_rows + 1, dtype=torch.int64, device=device)
+            torch.cumsum(valid_flat, 0, out=crow[1:])
+            crow.mul_(per_row)
+        if row_sums:
+            columns = torch.stack((columns, columns.new_full((n_valid,), ones_row)), 1).view(-1)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
@@ -255,18 +337,27 @@ def _sampled_expected_prediction(
                     crow,
                     columns,
                     flat.new_zeros(columns.shape[0]),
-                    size=(n_rows, n_ep * n_codes),
+                    size=(n_rows, table.shape[0]),
                     check_invariants=False,
                 )
                 sampled = torch.sparse.sampled_addmm(pattern, flat, table.t(), beta=0.0)
-            return sampled.values(), episode_of_row
+            products = sampled.values()
+            if not row_sums:
+                return products, None, episode_of_row
+            products = products.view(n_valid, 2)
+            return products[:, 0], products[:, 1], episode_of_row
         except (RuntimeError, NotImplementedError):  # pragma: no cover - build without it
-            pass
-    pred = flat.new_empty(columns.shape[0])
+            columns = columns.view(n_valid, per_row)[:, 0]
+    pred = flat.new_empty(n_valid)
+    sums = flat.new_empty(n_valid) if row_sums else None
+    ones = flat.new_ones(n_src)
     chunk = max(1, (1 << 20) // n_src)
-    for start in range(0, columns.shape[0], chunk):
-        stop = min(start + chunk, columns.shape[0])
+    for start in range(0, n_valid, chunk):
+        stop = min(start + chunk, n_valid)
+        part = flat[start:stop] if rows is None else flat.index_select(0, rows[start:stop])
         block = table.index_select(0, columns[start:stop])
-        block.mul_(flat[start:stop] if rows is None else flat.index_select(0, rows[start:stop]))
-        torch.sum(block, dim=1, out=pred[start:stop])
-    return pred, episode_of_row
+        block.mul_(part)
+        torch.mv(block, ones, out=pred[start:stop])
+        if sums is not None:
+            torch.mv(part, ones, out=sums[start:stop])
+    return pred, sums, episode_of_row

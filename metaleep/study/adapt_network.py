@@ -7,10 +7,12 @@ changed: not its parameters, not its BatchNorm running statistics, not its train
 (learn2learn's ``MAML.clone()`` alone would not do: it shares BatchNorm buffers with the
 original, and a clone run in train mode updates the original's running statistics.)
 
-- :func:`maml_adapt`: learn2learn ``MAML(model, lr).clone()`` and ``adapt(loss)`` for
-  ``steps`` steps (Finn et al., ICML 2017), then the query logits.
+- :func:`maml_adapt`: MAML's inner loop (Finn et al., ICML 2017), ``steps`` SGD steps on the
+  support loss, then the query logits: learn2learn's ``MAML(model, lr).clone()`` and
+  ``adapt(loss)``, computed operation for operation by a lean loop on one copy of the network
+  (equal bit for bit, without learn2learn's per-episode cloning and without importing it).
 - :func:`maml_adapt_batch`: the same for E episodes at once, with ``torch.func``
-  (``functional_call`` + ``grad`` + ``vmap``), or a loop over :func:`maml_adapt`'s code.
+  (``functional_call`` + ``grad`` + ``vmap``), or the lean loop over the episodes on one copy.
 - :func:`finetune` / :func:`finetune_batch`: full-batch fine-tuning with SGD or Adam, keeping
   the meta-learned head or starting a fresh one.
 
@@ -141,30 +143,43 @@ def _episodes(
 # --------------------------------------------------------------------------------------------
 
 
-def _maml_learner(network: _Network, config: MamlConfig) -> nn.Module:
-    import learn2learn as l2l  # about 2 s; only when MAML is used
+class _InnerLoop:
+    """MAML's first-order inner loop on one (copied) network, reused across episodes.
 
-    network.train(config.batch_norm == "transductive")
-    return l2l.algorithms.MAML(
-        network, lr=float(config.lr), first_order=config.first_order, allow_unused=True
-    )
+    Each call restores the meta-learned weights into the network's own parameters, takes
+    ``config.steps`` plain SGD steps ``theta <- theta + (-lr * grad)`` on the support
+    cross-entropy (``torch.autograd.grad``, unused parameters left as they are) and returns
+    the query logits under ``no_grad``. The arithmetic is learn2learn's ``MAML.clone()`` /
+    ``adapt(loss)`` (first- or second-order, the values are the same) operation for operation,
+    so the logits are equal bit for bit (``tests/study/test_fast_paths.py``), without its
+    per-episode module cloning and parameter bookkeeping, and without importing learn2learn.
+    """
 
+    def __init__(self, network: _Network, config: MamlConfig) -> None:
+        network.train(config.batch_norm == "transductive")
+        self.network = network
+        self.steps = int(config.steps)
+        self.step = -float(config.lr)
+        self.params = list(network.parameters())
+        self.start = [p.detach().clone() for p in self.params]
 
-def _maml_episode(
-    maml: nn.Module,
-    config: MamlConfig,
-    support_x: torch.Tensor,
-    support_y: torch.Tensor,
-    query_x: torch.Tensor,
-) -> torch.Tensor:
-    """learn2learn's inner loop on one episode; returns detached query logits (n_q, N)."""
-    learner = maml.clone()  # type: ignore[operator]
-    with torch.enable_grad():
-        for _ in range(config.steps):
-            loss = nn.functional.cross_entropy(learner(support_x), support_y)
-            learner.adapt(loss)
-    with torch.no_grad():
-        return learner(query_x).detach()
+    def __call__(
+        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
+    ) -> torch.Tensor:
+        """Adapted query logits (n_q, N) of one episode, detached."""
+        with torch.no_grad():
+            for param, start in zip(self.params, self.start, strict=True):
+                param.copy_(start)
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                loss = nn.functional.cross_entropy(self.network(support_x), support_y)
+                grads = torch.autograd.grad(loss, self.params, allow_unused=True)
+                with torch.no_grad():
+                    for param, grad in zip(self.params, grads, strict=True):
+                        if grad is not None:
+                            param.add_(grad.mul_(self.step))
+        with torch.no_grad():
+            return self.network(query_x).detach()
 
 
 def maml_adapt(
@@ -182,10 +197,12 @@ def maml_adapt(
 ) -> AdaptationResult:
     """MAML's inner loop on the whole network for one episode, then score the query set.
 
-    learn2learn ``MAML(copy, lr, first_order).clone()``, ``steps`` times
-    ``adapt(cross_entropy(learner(support_x), support_y))`` (plain SGD
-    ``theta <- theta - lr * grad``), then the query logits under ``no_grad``. The model is
-    deep-copied first: its parameters, BatchNorm running statistics and mode are unchanged.
+    ``steps`` times ``theta <- theta + (-lr * grad)`` of the support cross-entropy (plain SGD),
+    then the query logits under ``no_grad``: the values of learn2learn's
+    ``MAML(copy, lr, first_order).clone()`` and ``adapt(cross_entropy(learner(support_x),
+    support_y))``, bit for bit, from a lean loop (no learn2learn import, no per-step module
+    bookkeeping). The model is deep-copied first: its parameters, BatchNorm running statistics
+    and mode are unchanged.
 
     Parameters
     ----------
@@ -206,7 +223,8 @@ def maml_adapt(
     lr:
         Inner-loop learning rate (> 0).
     first_order:
-        learn2learn's flag; the adapted predictions do not depend on it (see
+        learn2learn's flag, kept for its meaning: the adapted predictions do not depend on it
+        and the loop is first-order (see
         :class:`~metaleep.study.adapt_common.MamlConfig`).
     batch_norm:
         ``"transductive"`` (batch statistics, learn2learn's and reference MAML's choice) or
@@ -241,8 +259,7 @@ def maml_adapt(
     sx, sy, qx, qy = _episodes(
         network, support_x, support_y, query_x, query_y, ways=n_ways, batched=False
     )
-    maml = _maml_learner(network, config)
-    logits = _maml_episode(maml, config, sx[0], sy[0], qx[0])
+    logits = _InnerLoop(network, config)(sx[0], sy[0], qx[0])
     return score_logits_batch(logits.unsqueeze(0), qy)[0]
 
 
@@ -316,8 +333,10 @@ def maml_adapt_batch(
     Each episode's BatchNorm uses its own batch statistics (``"transductive"``: BatchNorm
     copies without running statistics, ``torch.func.replace_all_batch_norm_modules_``) or the
     model's frozen running statistics (``"running"``); the model is never changed. Without
-    ``vectorize`` it loops learn2learn's ``clone``/``adapt`` over the episodes (one deep copy
-    for the whole batch). Both give the same predictions, logits equal within float rounding.
+    ``vectorize`` it runs :func:`maml_adapt`'s lean inner loop episode after episode on one
+    deep copy of the network (restoring the meta-learned weights before each episode), with
+    the same logits as :func:`maml_adapt`, bit for bit. Both give the same predictions, logits
+    equal within float rounding.
 
     Parameters
     ----------
@@ -332,11 +351,11 @@ def maml_adapt_batch(
     query_y:
         Integer labels of shape (E, n_q).
     steps, lr, first_order, batch_norm, ways:
-        As for :func:`maml_adapt` (``first_order`` only affects the loop).
+        As for :func:`maml_adapt` (``first_order`` changes nothing).
     vectorize:
-        True: ``vmap``; False: the learn2learn loop; None (default): ``vmap`` when the model is
-        on a GPU, the loop on the CPU (where ``vmap`` gains little; see
-        ``benchmarks/bench_adaptation.py``).
+        True: ``vmap``; False: the loop; None (default): ``vmap`` when the model is on a GPU,
+        the loop on the CPU (where ``vmap`` gains little; see ``benchmarks/bench_adaptation.py``
+        and ``benchmarks/bench_study.py``).
     chunk_size:
         With ``vectorize``, episodes per ``vmap`` call (bounds memory); None: all at once.
 
@@ -349,11 +368,16 @@ def maml_adapt_batch(
     -----
     Speed (``benchmarks/bench_adaptation.py``, OmniglotCNN, 5-way 1-shot, 75 queries, 5 steps):
     on an H200, ``vmap`` took about 0.6-1 ms per episode against 11-13 ms for the loop (E = 64
-    to 256); on CPUs it was 0.6-0.95x the loop's speed at 1-2 threads, hence the default.
+    to 256). On a shared 2-core CPU (E = 50, the study's chunk; best of 4): the loop took
+    21 / 18 ms per episode (OmniglotCNN, 1 / 2 threads) and 14 / 13 ms (conv4-small), against
+    27 / 21 ms for learn2learn's clone/adapt with a deep copy per episode (conv4-small, the
+    study runner's former path); ``vmap`` took 32 / 16 ms (OmniglotCNN) and 13 / 8 ms
+    (conv4-small). The loop stays the CPU default: it is never much slower and its logits are
+    learn2learn's bit for bit.
     In float64 both forms agree to about 1e-13. In float32 the inner loop amplifies rounding:
-    logits typically differ by about 1e-5, but in rare episodes much more (up to 0.3 on a
-    GPU, where ``vmap`` runs batched convolutions through other cuDNN kernels); predictions
-    agreed in every comparison made. Use float64 where logits must match exactly.
+    logits typically differ by about 1e-5, but in rare episodes much more (1e-2 on a CPU with
+    2 of 3,750 query predictions changed; up to 0.3 on a GPU, where ``vmap`` runs batched
+    convolutions through other cuDNN kernels). Use float64 where logits must match exactly.
 
     Examples
     --------
@@ -384,10 +408,8 @@ def maml_adapt_batch(
     if vectorize:
         logits = _maml_vmap(network, config, sx, sy, qx, chunk_size)
     else:
-        maml = _maml_learner(network, config)
-        logits = torch.stack(
-            [_maml_episode(maml, config, sx[e], sy[e], qx[e]) for e in range(sx.shape[0])]
-        )
+        inner = _InnerLoop(network, config)
+        logits = torch.stack([inner(sx[e], sy[e], qx[e]) for e in range(sx.shape[0])])
     return score_logits_batch(logits, qy)
 
 

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from numbers import Real
 from typing import Any
 
+from metaleep.metrics.registry import METRICS
 from metaleep.study.outputs import DUMMY_MODES
 
 DEFAULT_METRICS: tuple[str, ...] = ("leep", "nce", "h_score", "logme", "nleep")
 
 
 def _names(value: Any, flag: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else tuple(value)
+    try:
+        items = (value,) if isinstance(value, str) else tuple(value)
+    except TypeError:  # not iterable
+        raise TypeError(f"`{flag}` must be one or more names; got {value!r}.") from None
     if not items or not all(isinstance(v, str) and v for v in items):
         raise ValueError(f"`{flag}` must be one or more names; got {value!r}.")
     if len(set(items)) != len(items):
@@ -77,7 +83,7 @@ class StudyConfig:
         object.__setattr__(self, "backbones", _names(self.backbones, "backbones"))
         object.__setattr__(self, "dummies", _names(self.dummies, "dummies", DUMMY_MODES))
         object.__setattr__(self, "adaptations", _names(self.adaptations, "adaptations"))
-        object.__setattr__(self, "metrics", _names(self.metrics, "metrics"))
+        object.__setattr__(self, "metrics", _names(self.metrics, "metrics", tuple(METRICS)))
         if self.episodes is not None and (
             isinstance(self.episodes, bool)
             or not isinstance(self.episodes, int)
@@ -92,10 +98,16 @@ class StudyConfig:
             or self.chunk_size < 1
         ):
             raise ValueError(f"`chunk_size` must be a positive integer; got {self.chunk_size!r}.")
-        if self.temperature is not None and not self.temperature > 0:
-            raise ValueError(f"`temperature` must be > 0 or None; got {self.temperature!r}.")
+        if self.temperature is not None:
+            expected = "a finite number > 0 or None"
+            if isinstance(self.temperature, bool) or not isinstance(self.temperature, Real):
+                raise TypeError(f"`temperature` must be {expected}; got {self.temperature!r}.")
+            if not 0 < self.temperature < math.inf:
+                raise ValueError(f"`temperature` must be {expected}; got {self.temperature!r}.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"`seed` must be a non-negative integer; got {self.seed!r}.")
+        if not isinstance(self.device, str):
+            raise TypeError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise ValueError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
 

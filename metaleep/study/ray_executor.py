@@ -87,40 +87,43 @@ class _ChunkWorker:
 
 _RemoteWorker: Any = ray.remote(_ChunkWorker)
 
-_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_LOCAL_ENV = {
+    # Ray advertises (and binds its servers to) the machine's outward address unless its
+    # "cluster" mode is off; then it uses 127.0.0.1. Read when `ray` is imported and inherited
+    # by the processes Ray starts.
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    # Ray starts workers at niceness 15; in a private instance they are the work itself, and
+    # run at the priority of the in-process executor.
+    "RAY_worker_niceness": "0",
+}
 
 
 @contextmanager
-def _loopback_only() -> Iterator[None]:
-    """Make a Ray instance started inside this block listen on the loopback interface only.
-
-    Ray advertises (and its gRPC servers bind to) the machine's outward address unless the
-    "cluster" mode is off, in which case it uses 127.0.0.1: that is the mode of a private,
-    single-machine instance. The switch is an environment variable read when ``ray`` is
-    imported (so it is also set on the module) and inherited by the processes Ray starts.
-    """
+def _private_instance_settings() -> Iterator[None]:
+    """Settings of a Ray instance started inside this block: listening on the loopback
+    interface only (127.0.0.1), workers at normal priority."""
     from ray._private import ray_constants
 
-    saved_env = os.environ.get(_LOOPBACK_ENV)
+    saved_env = {key: os.environ.get(key) for key in _LOCAL_ENV}
     saved_flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", None)
-    os.environ[_LOOPBACK_ENV] = "0"
+    os.environ.update(_LOCAL_ENV)
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
-        if saved_env is None:
-            os.environ.pop(_LOOPBACK_ENV, None)
-        else:
-            os.environ[_LOOPBACK_ENV] = saved_env
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         if saved_flag is not None:
             ray_constants.ENABLE_RAY_CLUSTER = saved_flag
 
 
-def _positive_int(value: object, name: str, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        expected = "a positive integer" + (" or None" if allow_none else "")
+def _positive_int(value: object, name: str, expected: str = "a positive integer") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be {expected}; got {value!r}.")
+    if value < 1:
         raise ValueError(f"`{name}` must be {expected}; got {value!r}.")
     return value
 
@@ -167,7 +170,13 @@ class RayExecutor:
     >>> executor
     RayExecutor(address=None, num_workers=2, num_cpus_per_worker=1, max_retries=3)
 
-    ``run_study(config, executor=executor)`` then evaluates the chunks on 2 local workers.
+    ``run_study(config, executor=executor)`` then evaluates the chunks on 2 local workers, in a
+    Ray instance started for that study and shut down after it. To run several studies on one
+    instance (or one connection), use the executor as a context manager::
+
+        with RayExecutor("auto") as executor:
+            for config in configs:
+                run_study(config, executor=executor)
     """
 
     def __init__(
@@ -181,14 +190,21 @@ class RayExecutor:
         runtime_env: Mapping[str, Any] | None = None,
     ) -> None:
         if address is not None and (not isinstance(address, str) or not address):
-            raise ValueError(
+            error = TypeError if not isinstance(address, str) else ValueError
+            raise error(
                 f"`address` must be None, 'auto', 'ray://host:port' or 'host:port'; got "
                 f"{address!r}."
             )
         self.address = address
-        self.num_workers = _positive_int(num_workers, "num_workers", allow_none=True)
-        self.num_cpus_per_worker = int(_positive_int(num_cpus_per_worker, "num_cpus_per_worker"))
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        self.num_workers = (
+            None
+            if num_workers is None
+            else _positive_int(num_workers, "num_workers", "a positive integer or None")
+        )
+        self.num_cpus_per_worker = _positive_int(num_cpus_per_worker, "num_cpus_per_worker")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+            raise TypeError(f"`max_retries` must be a non-negative integer; got {max_retries!r}.")
+        if max_retries < 0:
             raise ValueError(f"`max_retries` must be a non-negative integer; got {max_retries!r}.")
         self.max_retries = max_retries
         if chunk_timeout is not None and not chunk_timeout > 0:
@@ -197,6 +213,21 @@ class RayExecutor:
         self.runtime_env = dict(runtime_env) if runtime_env is not None else None
         self.retries = 0
         self.workers_started = 0
+        self._started_ray = False
+
+    def __enter__(self) -> RayExecutor:
+        """Connect (or start the local instance) now, for several studies in a row."""
+        self._started_ray = self._connect() or self._started_ray
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Shut down the Ray instance (or connection) that :meth:`__enter__` started."""
+        if self._started_ray:
+            self._started_ray = False
+            _shutdown()
 
     def __repr__(self) -> str:
         return (
@@ -222,8 +253,8 @@ class RayExecutor:
                 else os.cpu_count() or 1
             )
             log.info("starting a local Ray instance (127.0.0.1) with %d CPUs", cpus)
-            with _loopback_only():
-                ray.init(num_cpus=cpus, **options)
+            with _private_instance_settings():
+                ray.init(address="local", num_cpus=cpus, **options)
         else:
             log.info("connecting to the Ray cluster at %s", self.address)
             ray.init(address=self.address, **options)
@@ -269,7 +300,8 @@ class RayExecutor:
         tries: Counter[int] = Counter()
         try:
             context_ref = ray.put(context)
-            workers = [self._start_worker(context_ref) for _ in range(self._worker_count(len(todo)))]
+            count = self._worker_count(len(todo))
+            workers = [self._start_worker(context_ref) for _ in range(count)]
             log.info("evaluating %d chunks on %d Ray workers", len(todo), len(workers))
 
             def submit(worker: Any) -> None:
@@ -317,7 +349,12 @@ class RayExecutor:
                     submit(worker)
                     continue
                 except ray_errors.RayTaskError as error:
-                    raise error.as_instanceof_cause() from None
+                    # The study code raised: the original exception, the remote traceback
+                    # chained to it.
+                    cause = getattr(error, "cause", None)
+                    if isinstance(cause, Exception):
+                        raise cause from error
+                    raise
                 if todo:
                     submit(worker)
                 yield chunk, rows

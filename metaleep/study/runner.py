@@ -3,9 +3,11 @@
 For each backbone the runner computes features and dummy-label logits once for every distinct
 image of the suite (:mod:`metaleep.study.outputs`), then works through the episodes in chunks:
 the chunk's episodes of one shape are scored with the batched metrics and adapted with the
-batched feature-based methods in one call each; whole-network methods (MAML, fine-tuning) run
-per episode. Each finished chunk is stored at once (:mod:`metaleep.study.store`), so a rerun in
-the same directory resumes where the last one stopped.
+batched feature-based methods in one call each; whole-network methods (MAML, fine-tuning) get
+them in one call too, and adapt episode by episode (MAML's lean inner loop on one copy of the
+network on a CPU, ``vmap`` over episodes on a GPU; fine-tuning a fresh copy per episode).
+Each finished chunk is stored at once (:mod:`metaleep.study.store`), so a rerun in the same
+directory resumes where the last one stopped.
 
 Only support images reach a metric: the metrics see ``episode.support`` rows and support labels,
 never the query set.
@@ -152,19 +154,17 @@ def _score_episodes(
     labels = np.stack([ep.support_labels for ep in episodes])
     features = outputs.gather_features(support)
     by_feature: dict[str, np.ndarray] = {}
+    # Stochastic metrics (N-LEEP) fit episode i with its own seed (seed, i), in one batched
+    # call: the values do not depend on chunking.
+    seeds = [_episode_seed(seed, ep.index) for ep in episodes]
     for name in metrics:
         spec = get_metric(name)
         if spec.input_kind != "features":
             continue
-        if name == "nleep":
-            by_feature[name] = np.array(
-                [
-                    spec.score(features[k], labels[k], seed=_episode_seed(seed, ep.index))
-                    for k, ep in enumerate(episodes)
-                ]
-            )
-        else:
-            by_feature[name] = np.asarray(spec.score_batch(features, labels), dtype=np.float64)
+        options = spec.select_options({"seed": seeds})
+        by_feature[name] = np.asarray(
+            spec.score_batch(features, labels, **options), dtype=np.float64
+        )
     scores: dict[str, dict[str, np.ndarray]] = {}
     for mode in modes:
         logits = outputs.gather_logits(mode, support)
@@ -205,20 +205,19 @@ def _adapt_episodes(
             config = replace(config, **backbone.inner)
         start = time.perf_counter()
         if spec.needs_model:
+            # All episodes of the group in one call: one copy of the network for the group
+            # (MAML: the lean inner loop on the CPU, vmap over episodes on a GPU).
             model = backbone.model.to(device)
             dtype = parameter_dtype(model)
-            accuracy, loss = np.empty(len(episodes)), np.empty(len(episodes))
-            for k, ep in enumerate(episodes):
-                result = spec.run(
-                    model,
-                    dataset.batch(ep.support).to(device, dtype),
-                    ys[k].to(device),
-                    dataset.batch(ep.query).to(device, dtype),
-                    yq[k].to(device),
-                    ways=ways,
-                    config=config,
-                )
-                accuracy[k], loss[k] = result.accuracy, result.loss
+            images = dataset.batch(np.concatenate([support.reshape(-1), query.reshape(-1)]))
+            images = images.to(device, dtype)
+            sx = images[: support.size].view(*support.shape, *images.shape[1:])
+            qx = images[support.size :].view(*query.shape, *images.shape[1:])
+            batch = spec.run_batch(
+                model, sx, ys.to(device), qx, yq.to(device), ways=ways, config=config
+            )
+            accuracy = np.asarray(batch.accuracy, dtype=np.float64)
+            loss = np.asarray(batch.loss, dtype=np.float64)
         else:
             sf = torch.as_tensor(outputs.gather_features(support), device=device)
             qf = torch.as_tensor(outputs.gather_features(query), device=device)
@@ -359,7 +358,9 @@ def prepare_chunks(
     device: str = "cpu",
 ) -> ChunkContext:
     """Compute every backbone's outputs once over all images of ``episodes``."""
-    images = np.unique(np.concatenate([np.concatenate([e.support, e.query]) for e in episodes]))
+    # Every reference, repeats included: compute_outputs runs each distinct image once and
+    # records (and logs) how many references that serves.
+    images = np.concatenate([np.concatenate([e.support, e.query]) for e in episodes])
     outputs = {}
     for backbone in backbones:
         prototypes, scale = None, 1.0

@@ -62,6 +62,9 @@ class ResultStore:
     overwrite:
         Delete existing results of another configuration instead of refusing.
 
+    Opening a directory checks that it is writable with some free space, and the checksum of
+    every chunk already stored (:class:`StoreError` otherwise), before any work is done.
+
     Examples
     --------
     >>> import tempfile
@@ -86,12 +89,25 @@ class ResultStore:
         if path.exists():
             try:
                 saved = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as error:
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
                 raise StoreError(
                     f"{path} is unreadable ({error}); delete it (and {self.chunk_dir}) to "
                     "start over."
                 ) from error
-            if saved.get("config_hash") != self.config_hash:
+            saved_config = saved.get("config") if isinstance(saved, dict) else None
+            saved_text = json.dumps(saved_config, sort_keys=True, indent=2, default=str) + "\n"
+            damaged = (
+                not isinstance(saved_config, dict)
+                or saved.get("config_hash") != _digest(saved_text)[:16]
+            )
+            if damaged and not overwrite:
+                raise StoreError(
+                    f"{path} is damaged (its configuration does not match its hash), so the "
+                    f"results in {self.chunk_dir} cannot be tied to a configuration; use another "
+                    "output directory, or overwrite=True (--overwrite) to discard them (or, if "
+                    "you know they were made with this configuration, delete only this file)."
+                )
+            if damaged or saved.get("config_hash") != self.config_hash:
                 if not overwrite:
                     raise StoreError(
                         f"{self.root} holds results of another study configuration "
@@ -105,6 +121,7 @@ class ResultStore:
             path, (json.dumps(payload, sort_keys=True, indent=2, default=str) + "\n").encode()
         )
         self.chunk_dir.mkdir(parents=True, exist_ok=True)
+        self.verify()
 
     def _check_writable(self) -> None:
         try:
@@ -132,19 +149,42 @@ class ResultStore:
         """Store the rows of one finished chunk (atomically, with a checksum line)."""
         text = table_to_csv(rows)
         data = f"{text}# sha256={_digest(text)}\n".encode()
-        atomic_write_bytes(self.chunk_path(chunk), data)
-
-    def read_chunk(self, chunk: int) -> pd.DataFrame:
-        """Rows of a finished chunk; a damaged file raises :class:`StoreError`."""
         path = self.chunk_path(chunk)
-        text = path.read_text()
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as error:
+            raise StoreError(
+                f"could not write result chunk {path} ({error.strerror or error}); the chunks "
+                "already stored are intact: free disk space (or fix the directory) and rerun "
+                "to resume."
+            ) from error
+
+    def _checked_body(self, chunk: int) -> str:
+        path = self.chunk_path(chunk)
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:  # a damaged byte; the checksum check below reports it
+            text = ""
         body, _, tail = text.rpartition("# sha256=")
         if not body or tail.strip() != _digest(body):
             raise StoreError(
                 f"result chunk {path} is damaged (checksum mismatch or truncated); delete it and "
                 "rerun the study to recompute that chunk."
             )
-        return pd.read_csv(io.StringIO(body))
+        return body
+
+    def read_chunk(self, chunk: int) -> pd.DataFrame:
+        """Rows of a finished chunk; a damaged file raises :class:`StoreError`."""
+        return pd.read_csv(io.StringIO(self._checked_body(chunk)))
+
+    def verify(self) -> list[int]:
+        """Check every stored chunk's checksum (:class:`StoreError` naming the first damaged
+        file); return the indices of the chunks, sorted. Run when the store is opened, so that
+        a damaged file is reported before a resumed study computes anything."""
+        chunks = self.finished_chunks()
+        for chunk in chunks:
+            self._checked_body(chunk)
+        return chunks
 
     def finished_chunks(self) -> list[int]:
         """Indices of the chunks on disk, sorted."""

@@ -86,3 +86,34 @@ def test_unknown_default() -> None:
     message = "`algorithm` must be one of maml, supervised, protonet; got 'anil'."
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         default_backbone("anil")
+
+
+def test_concurrent_callers_train_once(
+    tiny: Tiny,
+    toy: ImageDataset,
+    split: ToySplit,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    monkeypatch.setenv("METALEEP_CACHE_DIR", str(tmp_path))
+    monkeypatch.setitem(DEFAULT_CONFIGS, "protonet", tiny("protonet", iterations=2))
+    real_train, calls = training.train, []
+
+    def counting_train(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return real_train(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training, "train", counting_train)
+    found: list[object] = []
+
+    def ask() -> None:
+        found.append(default_backbone("protonet", progress=False, dataset=toy, split=split).path)
+
+    threads = [threading.Thread(target=ask) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(calls) == 1 and len(found) == 2 and found[0] == found[1]

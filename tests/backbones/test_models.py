@@ -49,6 +49,22 @@ def test_omniglot_cnn_is_learn2learns() -> None:
     torch.testing.assert_close(ours(x), reference(x), rtol=0, atol=0)
 
 
+def test_conv_nets_are_learn2learns_conv_base() -> None:
+    from learn2learn.vision.models import ConvBase, maml_init_
+
+    ours = build_backbone("conv4-small", out_features=5, in_shape=(3, 28, 28), seed=4)
+    torch.manual_seed(4)
+    base = ConvBase(hidden=32, channels=3, max_pool=False, layers=4)
+    head = maml_init_(torch.nn.Linear(32, 5))
+    x = torch.rand(6, 3, 28, 28)
+    expected = head(base(x).mean(dim=(2, 3)))
+    torch.testing.assert_close(ours(x), expected, rtol=0, atol=0)
+    assert list(ours.state_dict()) == [f"features.0.{k}" for k in base.state_dict()] + [
+        "classifier.weight",
+        "classifier.bias",
+    ]
+
+
 def test_seed_fixes_weights_and_leaves_global_rng_alone() -> None:
     before = torch.get_rng_state()
     a = build_backbone("conv4-small", out_features=5, seed=1).state_dict()

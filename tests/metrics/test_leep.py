@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 
 from metaleep.metrics import leep_score, leep_score_batch, nce_score
 from metaleep.metrics._validation import episodes
-from metaleep.metrics.leep import _leep_core
+from metaleep.metrics.leep import Strategy, _leep_core
 
 from .reference import EXPECTED, VECTORS, entropy_of_labels, leep_ref, random_episode, softmax
 
@@ -165,3 +166,75 @@ def test_strategies_agree_without_mask() -> None:
         torch.testing.assert_close(other, results[0], rtol=0, atol=1e-13)
     expected = [leep_ref(probs[e], labels[e]) for e in range(3)]
     np.testing.assert_allclose(results[0].numpy(), expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("n_src", [3, 8])  # dense: row sums apart, or a column of the product
+@pytest.mark.parametrize("strategy", ["dense", "sparse", "gather"])
+@pytest.mark.parametrize(
+    ("row", "msg"),
+    [
+        ([0.5, 0.6, 0.0], "`probs[1, 2].sum()` must be 1 within an absolute tolerance of 1e-06"),
+        ([1.5, -0.5, 0.0], "`probs[1, 2, 1]` must be non-negative"),
+        ([np.nan, 0.5, 0.5], "`probs[1, 2, 0]` must be finite; got nan."),
+        ([np.inf, 0.0, 0.0], "`probs[1, 2, 0]` must be finite; got inf."),
+    ],
+)
+def test_checks_fused_into_the_passes_raise_like_the_separate_checks(
+    n_src: int, strategy: Strategy, row: list[float], msg: str
+) -> None:
+    # The batched function defers the probability checks to the core, which takes the row sums
+    # from its expected-prediction pass; every strategy must raise what episodes() raises.
+    rng = np.random.default_rng(13)
+    probs = np.stack([random_episode(rng, 6, n_src, 2, 2)[0] for _ in range(3)])
+    labels = np.tile(np.arange(6) % 2, (3, 1))
+    probs[1, 2] = row + [0.0] * (n_src - 3)
+    with pytest.raises(ValueError, match=re.escape(msg)) as separate:
+        episodes(probs, labels, name="probs", kind="probs", metric="leep", single=False)
+    ep = episodes(
+        probs,
+        labels,
+        name="probs",
+        kind="probs",
+        metric="leep",
+        single=False,
+        defer_probs_check=True,
+    )
+    assert ep.probs_unchecked
+    with pytest.raises(ValueError) as fused:
+        _leep_core(ep, from_logits=False, strategy=strategy)
+    assert str(fused.value) == str(separate.value)
+
+
+@pytest.mark.parametrize("strategy", ["dense", "sparse", "gather"])
+def test_fused_checks_ignore_the_padding_and_pass_valid_input(strategy: Strategy) -> None:
+    rng = np.random.default_rng(14)
+    probs = np.stack([random_episode(rng, 8, 4, 3, 2)[0] for _ in range(3)])
+    labels = np.tile(np.arange(8) % 3, (3, 1))
+    mask = np.ones((3, 8), dtype=bool)
+    mask[1, 5:] = False
+    probs[1, 5] = [np.nan, -1.0, 2.0, 0.0]
+    probs[1, 6] = [-3.0, 0.0, 0.0, 0.0]
+    ep = episodes(
+        probs,
+        labels,
+        mask,
+        name="probs",
+        kind="probs",
+        metric="leep",
+        single=False,
+        defer_probs_check=True,
+    )
+    got = _leep_core(ep, from_logits=False, strategy=strategy).numpy()
+    expected = [leep_ref(probs[e][mask[e]], labels[e][mask[e]]) for e in range(3)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("n_src", [5, 40])  # elementwise softmax (Z <= 16) and torch's kernel
+def test_from_logits_batch_matches_reference_on_softmax(n_src: int) -> None:
+    rng = np.random.default_rng(15)
+    logits = 4.0 * rng.normal(size=(3, 20, n_src))
+    logits[0, 0] = 1e300 * np.sign(logits[0, 0])  # huge logits: still finite probabilities
+    labels = rng.integers(0, 4, size=(3, 20))
+    got = leep_score_batch(logits, labels, from_logits=True)
+    expected = [leep_ref(softmax(logits[e]), labels[e]) for e in range(3)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
