@@ -6,7 +6,7 @@ without metaleep: for each episode,
 1. forward the support set (and, for adaptation, the query set) through the backbone;
 2. compute each metric with its own per-episode NumPy function (TLlib's ``tllib/ranking``
    style for LEEP, NCE and the H-score, LogME from the equations of You et al., N-LEEP with
-   scikit-learn's ``PCA`` and ``GaussianMixture``);
+   an SVD and scikit-learn's ``GaussianMixture``);
 3. adapt: learn2learn ``MAML`` ``clone``/``adapt`` on the whole network (``maml``) or on the
    head (``anil``), a ``torch.nn.Linear`` trained with ``torch.optim.SGD`` (``retrain_head``),
    or the nearest class mean (``prototype``), then evaluate the query set.
@@ -20,10 +20,10 @@ conventions, so that the two can be checked against each other:
   ``torch.median`` returns);
 - LogME sums ``log(α + β σ_i)`` over all D eigenvalues of FᵀF (metaleep's documented choice;
   TLlib and thuml/LogME sum over min(n, D) of them);
-- N-LEEP: samples in lexicographic order, PCA keeping more than 80 % of the variance, scores in
-  units of the first component's standard deviation, 5·C components clipped to n // 2, the
-  episode's seed ``SeedSequence(seed, spawn_key=(episode,))`` (metaleep's documented
-  conventions);
+- N-LEEP: samples in lexicographic order, PCA (SVD) keeping more than 80 % of the variance,
+  scores in units of the first component's standard deviation, 5·C components clipped to
+  n // 2, the episode's seed ``SeedSequence(seed, spawn_key=(episode,))`` (metaleep's
+  documented conventions), scikit-learn's ``GaussianMixture``;
 - ``retrain_head``: a zero-initialised head, 100 full-batch SGD steps of size
   ``1 / (σ_max([X, 1])² / (2 n))``; ``anil``: the meta-learned head, 5 steps of size ``lr``
   (the backbone's inner-loop rate); ``maml``: 5 first-order steps of size ``lr``, BatchNorm on
@@ -135,8 +135,13 @@ def logme(features: np.ndarray, labels: np.ndarray) -> float:
 
 
 def nleep(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
-    """N-LEEP (Li et al., 2021): LEEP of scikit-learn Gaussian-mixture posteriors on PCA scores."""
-    from sklearn.decomposition import PCA
+    """N-LEEP (Li et al., 2021): LEEP of scikit-learn Gaussian-mixture posteriors on PCA scores.
+
+    The PCA is the SVD of the centred features, written with the same operations as metaleep's
+    (not scikit-learn's ``PCA``, whose scores differ in the last bits): N-LEEP is discontinuous
+    where k-means++ meets an exact tie (two isolated nearby samples give the same potential
+    whichever is chosen, common in 2-shot episodes), which rounding at 1e-16 breaks either way.
+    """
     from sklearn.mixture import GaussianMixture
 
     order = np.lexsort(features.T[::-1])
@@ -145,9 +150,11 @@ def nleep(features: np.ndarray, labels: np.ndarray, seed: int) -> float:
     if np.all(ordered == ordered[0]):
         posteriors = np.ones((n, 1))
     else:
-        pca = PCA(n_components=0.8, svd_solver="full")
-        scores = pca.fit_transform(ordered)
-        scores /= np.sqrt(pca.explained_variance_[0] * (n - 1) / n)
+        centred = ordered - ordered.mean(0)
+        _, s, vh = np.linalg.svd(centred, full_matrices=False)
+        variance = (s / s[0]) ** 2
+        keep = int(np.searchsorted(np.cumsum(variance) / variance.sum(), 0.8, side="right")) + 1
+        scores = (centred / (s[0] / np.sqrt(n))) @ vh[: min(keep, len(s))].T
         k = max(1, min(5 * len(np.unique(labels)), n // 2))
         mixture = GaussianMixture(n_components=k, covariance_type="full", random_state=seed)
         posteriors = mixture.fit(scores).predict_proba(scores)

@@ -667,12 +667,30 @@ def correlations(
     return out
 
 
+def is_constant(values: npt.ArrayLike, *, rtol: float = 1e-9) -> bool:
+    """Whether ``values`` are equal up to rounding: spread <= ``rtol`` * max(1, max |value|).
+
+    A metric that is constant in exact arithmetic (H-score is C - 1 whenever n - 1 <= d) comes
+    out of floating point with a spread of ~1e-15; correlating that noise with accuracy would
+    report a meaningless r.
+
+    Examples
+    --------
+    >>> is_constant([4.0, 4.0 + 3e-15, 4.0 - 1e-15]), is_constant([4.0, 4.001])
+    (True, False)
+    """
+    array = np.asarray(values, dtype=np.float64)
+    if array.size == 0:
+        return True
+    return bool(np.ptp(array) <= rtol * max(1.0, float(np.abs(array).max())))
+
+
 def _undefined_reason(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], n_units: int) -> str:
     if n_units < 3 or len(x) < 3:
         return "fewer than 3 episodes"
-    if np.all(x == x[0]):
+    if is_constant(x):
         return "constant metric"
-    if np.all(y == y[0]):
+    if is_constant(y):
         return "constant target"
     return ""
 

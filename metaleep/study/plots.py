@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metaleep.study.analysis import _check_table, metric_columns
+from metaleep.study.analysis import _check_table, is_constant, metric_columns
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -101,10 +101,10 @@ def _pearson_annotation(
     elif correlations is not None and metric in correlations:
         values = [*correlations[metric], math.nan, math.nan]
         r, low, high = float(values[0]), float(values[1]), float(values[2])
-    elif len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+    elif len(x) >= 3 and not is_constant(x) and not is_constant(y):
         r = float(stats.pearsonr(x, y).statistic)
     if math.isnan(r):
-        reason = note.split(";")[0] if note else ("constant" if np.ptp(x) == 0 else "undefined")
+        reason = note.split(";")[0] if note else ("constant" if is_constant(x) else "undefined")
         return f"r undefined ({reason})"
     if math.isnan(low):
         return f"r = {r:.2f}"
@@ -196,7 +196,7 @@ def scatter_metrics(
                 label=None if level is None else f"{hue} = {level}",
             )
         x, y = x_all[ok], y_all[ok]
-        if len(x) >= 2 and np.ptp(x) > 0:
+        if len(x) >= 2 and not is_constant(x):
             slope, intercept = np.polyfit(x, y, 1)
             grid = np.linspace(x.min(), x.max(), 50)
             ax.plot(grid, slope * grid + intercept, color="black", linewidth=1.2)

@@ -394,3 +394,15 @@ def test_compare_several_metrics_per_group_and_undefined_rows() -> None:
 def test_compare_rejects_unknown_method() -> None:
     with pytest.raises(ValueError, match=r"^`method` must be one of \['pearson'"):
         compare_metrics(make_table(n=10), "leep", "nce", method="cosine")
+
+
+def test_metric_constant_up_to_rounding_has_no_correlation():
+    """H-score is exactly C - 1 whenever n - 1 <= d; floating point leaves ~1e-15 of noise,
+    which must be reported as a constant metric, not correlated with accuracy."""
+    rng = np.random.default_rng(3)
+    accuracy = rng.uniform(0.4, 1.0, size=80)
+    noise = 4.0 + 4e-15 * rng.standard_normal(80)
+    table = pd.DataFrame({"episode": range(80), "h_score": noise, "accuracy": accuracy})
+    corr = correlations(table, metrics=["h_score"], by=(), methods=("pearson",), n_boot=20)
+    assert np.isnan(corr["r"].iloc[0])
+    assert corr["note"].iloc[0] == "constant metric"

@@ -196,15 +196,20 @@ def logme_ref(f: np.ndarray, y: np.ndarray) -> float:
 
 
 def nleep_ref(f: np.ndarray, y: np.ndarray, seed: int) -> float:
-    """Li et al. 2021 with scikit-learn, in metaleep's conventions (see nleep.py)."""
-    from sklearn.decomposition import PCA
+    """Li et al. 2021: PCA by SVD, scikit-learn's mixture, in metaleep's conventions.
+
+    The PCA scores are computed with nleep.py's operations on purpose: k-means++ meets exact
+    ties (isolated pairs of samples) that last-bit differences, e.g. from scikit-learn's
+    ``PCA``, break either way, and N-LEEP jumps with them.
+    """
     from sklearn.mixture import GaussianMixture
 
     order = np.lexsort(f.T[::-1])
-    pca = PCA(n_components=0.8, svd_solver="full")
-    scores = pca.fit_transform(f[order]) / np.sqrt(
-        pca.explained_variance_[0] * (len(f) - 1) / len(f)
-    )
+    centred = f[order] - f[order].mean(0)
+    _, s, vh = np.linalg.svd(centred, full_matrices=False)
+    variance = (s / s[0]) ** 2
+    keep = int(np.searchsorted(np.cumsum(variance) / variance.sum(), 0.8, side="right")) + 1
+    scores = (centred / (s[0] / np.sqrt(len(f)))) @ vh[:keep].T
     k = max(1, min(5 * len(np.unique(y)), len(f) // 2))
     post = GaussianMixture(k, covariance_type="full", random_state=seed).fit(scores)
     probs = np.empty((len(f), k))

@@ -173,7 +173,9 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path, script, reference, cap
     for _ in range(4):
         before = {int(name[6:11]) for name in (_chunk_files(out) if out.exists() else {})}
         process = subprocess.Popen(
-            [sys.executable, str(path), str(out), str(log), "0.1"],
+            # 0.5 s per chunk and kills within 0.6 s of the first chunk: each run stores at
+            # most 2 of the 12 chunks, so all four kills land while work remains.
+            [sys.executable, str(path), str(out), str(log), "0.5"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -186,7 +188,7 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path, script, reference, cap
                 process.kill()
                 pytest.fail("the study process did not start computing within 120 s")
             time.sleep(0.02)
-        time.sleep(float(rng.uniform(0.0, 0.8)))
+        time.sleep(float(rng.uniform(0.0, 0.6)))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
