@@ -18,14 +18,14 @@ pytest: install
 	$(PY) -m pytest -q
 
 lint: install
-	$(VENV)/bin/ruff check metaleep tests tools benchmarks
+	$(VENV)/bin/ruff check metaleep tests tools benchmarks conftest.py
 	$(VENV)/bin/ruff format --check metaleep tests tools benchmarks
 
 typecheck: install
 	$(VENV)/bin/mypy
 
 test: install
-	$(VENV)/bin/ruff check metaleep tests tools benchmarks
+	$(VENV)/bin/ruff check metaleep tests tools benchmarks conftest.py
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
 

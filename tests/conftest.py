@@ -14,13 +14,13 @@ import pytest
 
 os.environ.setdefault("METALEEP_CACHE_DIR", tempfile.mkdtemp(prefix="metaleep-test-cache-"))
 
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(int(os.environ.get("METALEEP_TEST_THREADS", "1")))
 
 
 @pytest.fixture
-def rng() -> "object":
+def rng() -> object:
     import numpy as np
 
     return np.random.default_rng(12345)

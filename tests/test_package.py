@@ -15,7 +15,8 @@ HEAVY = ("torch", "learn2learn", "matplotlib", "sklearn")
 
 
 def _imported_after(statement: str) -> dict[str, bool]:
-    code = f"import sys, json; {statement}; print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
+    check = f"print(json.dumps({{m: m in sys.modules for m in {HEAVY!r}}}))"
+    code = f"import sys, json; {statement}; {check}"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -134,6 +134,12 @@ def _chunks(n: int, size: int) -> list[range]:
     return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
 
+def _load_thread_pools() -> None:
+    """Import the libraries whose thread pools scoring uses (scipy's BLAS; sklearn's OpenMP)."""
+    import scipy.linalg  # noqa: F401
+    import sklearn.mixture  # noqa: F401
+
+
 def _episode_seed(seed: int, episode: int) -> int:
     """A per-episode seed for stochastic metrics (N-LEEP), independent of chunking."""
     return int(np.random.SeedSequence(seed, spawn_key=(episode,)).generate_state(1)[0])
@@ -256,8 +262,10 @@ def evaluate_chunk(
         if not modes or not methods:
             continue
         # Episode-sized matrices (N-LEEP's mixture, LogME's SVD) ran up to 170x slower with
-        # 2 OpenBLAS threads than with 1 on a 2-core VM: hold BLAS to one thread here.
-        with threadpool_limits(1, user_api="blas"):
+        # 2 OpenBLAS threads than with 1 on a 2-core VM: hold BLAS and OpenMP to one thread.
+        # threadpoolctl limits only libraries already loaded, so load them first.
+        _load_thread_pools()
+        with threadpool_limits(1):
             scores, metric_seconds = _score_episodes(
                 config.metrics, outputs, group, modes, config.seed
             )

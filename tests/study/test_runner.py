@@ -20,7 +20,7 @@ from metaleep.study import runner as runner_module
 from metaleep.study.adaptation import maml_adapt, nearest_prototype, retrain_head
 from metaleep.study.config import StudyConfig
 from metaleep.study.runner import StudyBackbone, run_study
-from metaleep.study.store import ResultStore, StoreError
+from metaleep.study.store import StoreError
 
 SPEC = EpisodeSpec(ways=5, shots=2, queries=3)
 METRICS = ("leep", "nce", "h_score", "logme", "nleep")
