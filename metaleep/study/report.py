@@ -720,14 +720,21 @@ def write_report(
             doc.table(format_correlation_table(sub), f"Pearson r [CI] by {words}.")
 
     if selection is None and "backbone" in data.columns and data["backbone"].nunique() > 1:
-        if "episode" in data.columns:
+        by_sel = [c for c in by_cols if c != "backbone"]
+        # only configurations that several backbones share can rank backbones
+        shared = (
+            data[data.groupby(by_sel, dropna=False)["backbone"].transform("nunique") > 1]
+            if by_sel
+            else data
+        )
+        if "episode" in data.columns and not shared.empty:
             try:
                 selection = source_selection(
-                    data,
+                    shared,
                     metrics=used,
                     model_col="backbone",
                     target=target,
-                    by=[c for c in by_cols if c != "backbone"],
+                    by=by_sel,
                     n_boot=n_boot,
                     confidence=confidence,
                     seed=seed,

@@ -87,6 +87,22 @@ def _one_sided_weighted_tau(
     return np.clip(tau, -1.0, 1.0)
 
 
+def _snap(score: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Scores rounded to 10 significant digits, so that values equal up to rounding tie.
+
+    A metric that is constant in exact arithmetic (H-score is C - 1 whenever n - 1 <= d)
+    differs between models only by ~1e-15 of floating-point noise; ranking models by that
+    noise would report a hit rate that means nothing.
+
+    >>> _snap(np.array([4.0 + 3e-15, 4.0 - 2e-15, 0.0, np.nan])).tolist()
+    [4.0, 4.0, 0.0, nan]
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        magnitude = np.floor(np.log10(np.abs(score)))
+    scale = np.where(np.isfinite(magnitude), 10.0 ** (magnitude - 9), 1.0)
+    return np.round(score / scale) * scale
+
+
 def batched_weighted_tau(x: npt.ArrayLike, y: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """:func:`scipy.stats.weightedtau` (defaults) of every row pair, NaN entries left out.
 
@@ -263,7 +279,7 @@ def _episode_rows(
             continue
         valid = valid_all[keep]
         acc = np.where(valid, acc_all[keep], np.nan)
-        score = np.where(valid, score_all[keep], np.nan)
+        score = _snap(np.where(valid, score_all[keep], np.nan))
         best = np.nanmax(acc, axis=1)
         is_best = valid & (np.abs(acc - best[:, None]) <= _ACC_TOL)
         top = valid & (score == np.nanmax(score, axis=1)[:, None])

@@ -182,3 +182,21 @@ def test_table_without_episode_column_raises() -> None:
     table = make_selection_table(5).drop(columns="episode")
     with pytest.raises(ValueError, match=r"^`table` must have an 'episode' column"):
         source_selection(table, by=("dummy",))
+
+
+def test_metric_equal_up_to_rounding_ties_between_models():
+    """Scores that differ only by floating-point noise tie: the hit rate is the chance rate."""
+    import numpy as np
+    import pandas as pd
+
+    from metaleep.study.selection import source_selection
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for episode in range(40):
+        for model, acc in (("a", 0.9), ("b", 0.5)):
+            noise = 4.0 + 3e-15 * rng.standard_normal()
+            rows.append({"episode": episode, "backbone": model, "accuracy": acc, "h_score": noise})
+    out = source_selection(pd.DataFrame(rows), metrics=["h_score"], by=(), n_boot=20)
+    assert out["hit_rate"].iloc[0] == pytest.approx(0.5)
+    assert out["chance_hit_rate"].iloc[0] == pytest.approx(0.5)
