@@ -16,6 +16,7 @@ import pandas as pd
 from scipy import stats
 
 from metaleep.study.analysis import _check_table, is_constant, metric_columns
+from metaleep.study.selection import SELECTION_COLUMNS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -352,23 +353,7 @@ def selection_plot(selection: pd.DataFrame, *, title: str | None = None) -> Figu
         raise TypeError(
             f"`selection` must be a pandas DataFrame; got {type(selection).__name__!r}."
         )
-    keys = (
-        "metric",
-        "n_episodes",
-        "n_models",
-        "hit_rate",
-        "hit_ci_low",
-        "hit_ci_high",
-        "chance_hit_rate",
-        "tau",
-        "tau_ci_low",
-        "tau_ci_high",
-        "regret",
-        "regret_ci_low",
-        "regret_ci_high",
-        "chance_regret",
-        "note",
-    )
+    keys = SELECTION_COLUMNS
     group_cols = _group_columns(selection, keys)
     labels = list(dict.fromkeys(_group_labels(selection, group_cols)))
     metrics = list(dict.fromkeys(selection["metric"]))

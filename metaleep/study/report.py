@@ -45,6 +45,7 @@ from metaleep.study.analysis import (
 )
 from metaleep.study.analysis import correlations as compute_correlations
 from metaleep.study.plots import metric_label
+from metaleep.study.selection import SELECTION_COLUMNS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -225,23 +226,7 @@ def format_selection_table(sel: pd.DataFrame, *, digits: int = 2) -> pd.DataFram
     >>> row["metric"], row["top-1 hit rate [CI]"], row["chance hit rate"]
     ('LEEP', '0.80 [0.65, 0.90]', '0.34')
     """
-    keys = (
-        "metric",
-        "n_episodes",
-        "n_models",
-        "hit_rate",
-        "hit_ci_low",
-        "hit_ci_high",
-        "chance_hit_rate",
-        "tau",
-        "tau_ci_low",
-        "tau_ci_high",
-        "regret",
-        "regret_ci_low",
-        "regret_ci_high",
-        "chance_regret",
-        "note",
-    )
+    keys = SELECTION_COLUMNS
     group_cols = _group_cols(sel, keys)
     out = sel[group_cols].copy()
     out["metric"] = [metric_label(m) for m in sel["metric"]]

@@ -44,9 +44,34 @@ from metaleep.study.analysis import (
     metric_columns,
 )
 
-__all__ = ["batched_weighted_tau", "per_episode_selection", "source_selection"]
+__all__ = [
+    "SELECTION_COLUMNS",
+    "batched_weighted_tau",
+    "per_episode_selection",
+    "source_selection",
+]
 
 _ACC_TOL = 1e-12  # accuracies closer than this are ties
+
+
+SELECTION_COLUMNS: tuple[str, ...] = (
+    "metric",
+    "n_episodes",
+    "n_models",
+    "hit_rate",
+    "hit_ci_low",
+    "hit_ci_high",
+    "chance_hit_rate",
+    "tau",
+    "tau_ci_low",
+    "tau_ci_high",
+    "regret",
+    "regret_ci_low",
+    "regret_ci_high",
+    "chance_regret",
+    "note",
+)
+"""Columns of :func:`source_selection`'s result after the grouping columns."""
 
 
 def _ranking_weights(
@@ -394,24 +419,7 @@ def source_selection(
                     seed,
                 )
             )
-    columns = [
-        *by_cols,
-        "metric",
-        "n_episodes",
-        "n_models",
-        "hit_rate",
-        "hit_ci_low",
-        "hit_ci_high",
-        "chance_hit_rate",
-        "tau",
-        "tau_ci_low",
-        "tau_ci_high",
-        "regret",
-        "regret_ci_low",
-        "regret_ci_high",
-        "chance_regret",
-        "note",
-    ]
+    columns = [*by_cols, *SELECTION_COLUMNS]
     out = pd.DataFrame(rows, columns=columns)
     out.attrs["by"] = list(by_cols)
     out.attrs["model_col"] = model_col
