@@ -16,7 +16,6 @@ never the query set.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -454,11 +453,11 @@ def run_study(
     if todo:
         context = prepare_chunks(config, dataset, suite.name, episodes, backbones, device)
         run = (executor or InProcessExecutor()).map_chunks
-        bar = tqdm(total=len(todo), desc="chunks", unit="chunk", disable=not progress)
+        finished = sum(len(chunks[c]) for c in done)
+        bar = tqdm(total=len(episodes), initial=finished, desc="episodes", disable=not progress)
         for c, rows in run(context, todo):
             store.write_chunk(c, rows)
-            bar.update()
-            bar.set_postfix(episodes=f"{len(store.finished_chunks()) * config.chunk_size}")
+            bar.update(len(chunks[c]))
         bar.close()
     table = store.read_all()
     if not table.empty:
@@ -486,7 +485,3 @@ def _alphabet_lookup(dataset: ImageDataset) -> Callable[[Episode], list[str]]:
     names = dataset.classes["alphabet"].astype(str).to_numpy()
     return lambda ep: sorted({str(names[c]) for c in ep.classes})
 
-
-def n_chunks(n_episodes: int, chunk_size: int) -> int:
-    """Number of result chunks of a study of ``n_episodes``."""
-    return math.ceil(n_episodes / chunk_size)
