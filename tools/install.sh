@@ -11,7 +11,8 @@
 #      $METALEEP_WHEEL_CACHE (default ~/.cache/metaleep/wheels); later installs reuse it.
 #      The build drops two declared requirements that learn2learn never imports at import time
 #      (gsutil: dataset download helper; qpth: the optional MetaOptNet QP layer).
-#   4. metaleep itself, editable, with the `dev` extra.
+#   4. metaleep itself, editable, with the extras in $METALEEP_EXTRAS (default `dev,ray`:
+#      the tests use Ray).
 # A stamp file records a hash of pyproject.toml and this script: a second run with both unchanged
 # does nothing and prints one line.
 set -euo pipefail
