@@ -18,7 +18,7 @@ gather their rows. Dummy-label modes (what plays θ(x) in LEEP):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -59,7 +59,6 @@ class BackboneOutputs:
     logits: dict[str, np.ndarray]
     seconds: float
     references: int | None = None
-    _position: np.ndarray | None = field(default=None, init=False, repr=False)
 
     @property
     def reuse(self) -> float:
@@ -84,24 +83,17 @@ class BackboneOutputs:
             raise KeyError("image indices outside the computed set were requested")
         return position
 
+    def _gather(self, array: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Rows of ``array`` for image ``indices``, shaped (*indices.shape, -1)."""
+        return array[self.rows(np.asarray(indices).reshape(-1))].reshape(*np.shape(indices), -1)
+
     def gather_features(self, indices: np.ndarray) -> np.ndarray:
         """Features of image ``indices``; works for any leading shape, e.g. (E, n)."""
-        return self.features[self.rows(np.asarray(indices).reshape(-1))].reshape(
-            *np.shape(indices), -1
-        )
+        return self._gather(self.features, indices)
 
     def gather_logits(self, mode: str, indices: np.ndarray) -> np.ndarray:
         """Dummy-label logits of image ``indices``, shape (*indices.shape, Z)."""
-        logits = self.logits[mode][self.rows(np.asarray(indices).reshape(-1))]
-        return logits.reshape(*np.shape(indices), -1)
-
-    def gather_probs(self, mode: str, indices: np.ndarray) -> np.ndarray:
-        """Dummy-label distributions (softmax of the stored logits) of image ``indices``."""
-        logits = self.logits[mode][self.rows(np.asarray(indices).reshape(-1))]
-        logits = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        probs /= probs.sum(axis=1, keepdims=True)
-        return probs.reshape(*np.shape(indices), -1)
+        return self._gather(self.logits[mode], indices)
 
 
 def parameter_dtype(model: torch.nn.Module) -> torch.dtype:
