@@ -282,8 +282,9 @@ def memory_ratios(case: Case, *, device: str) -> dict[str, float]:
 def strategy_rows(case: Case, *, device: str, repeats: int) -> list[str]:
     """Times of the LEEP core's strategies on one case (``Episodes`` built once).
 
-    dense: batched matmul against all C classes and a gather; sparse: one sampled dot product
-    per row (``torch.sparse.sampled_addmm``); gather: the fallback, chunks of gathered rows.
+    kernel: the fused CPU kernel (numba; CPU only); dense: batched matmul against all C
+    classes and a gather; sparse: one sampled dot product per row
+    (``torch.sparse.sampled_addmm``); gather: the fallback, chunks of gathered rows.
     """
     from metaleep.metrics._validation import episodes
     from metaleep.metrics.leep import Strategy, _leep_core
@@ -297,6 +298,8 @@ def strategy_rows(case: Case, *, device: str, repeats: int) -> list[str]:
     strategies: tuple[Strategy, ...] = ("sparse", "gather")
     if case.classes <= 64:  # dense multiplies by all C classes
         strategies = ("dense", *strategies)
+    if device == "cpu":
+        strategies = ("kernel", *strategies)
     for strategy in strategies:
         runs[strategy] = partial(_leep_core, ep, from_logits=False, strategy=strategy)
     best = {name: float("inf") for name in runs}
@@ -390,8 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if strategy_lines:
         print()
         print(
-            "LEEP core strategies (validated input; the batched function picks dense when "
-            "C <= min(16, Z)):"
+            "LEEP core strategies (validated input; the batched function picks the kernel on "
+            "the CPU, else dense when C <= min(16, Z), else sparse):"
         )
         for line in strategy_lines:
             print(line)

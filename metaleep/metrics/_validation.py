@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -111,8 +112,6 @@ class Episodes:
         ``(E, n)`` bool, or ``None`` when every row is valid.
     sizes:
         ``(E,)`` int64, valid rows per episode.
-    class_counts:
-        ``(E, n_codes)`` int64, rows of each code per episode.
     n_codes:
         C, the number of codes (``max`` over episodes of the classes present, or the label
         range when it is small).
@@ -126,7 +125,6 @@ class Episodes:
     groups: torch.Tensor
     valid: torch.Tensor | None
     sizes: torch.Tensor
-    class_counts: torch.Tensor
     n_codes: int
     probs_unchecked: bool = False
     namer: _Namer | None = field(default=None, repr=False, compare=False)
@@ -135,6 +133,15 @@ class Episodes:
     def n_episodes(self) -> int:
         """E."""
         return int(self.values.shape[0])
+
+    @cached_property
+    def class_counts(self) -> torch.Tensor:
+        """``(E, n_codes)`` int64, rows of each code per episode (computed on first use)."""
+        import torch
+
+        n_cells = self.n_episodes * self.n_codes
+        counts = torch.bincount(self.groups, minlength=n_cells + 1)[:n_cells]
+        return counts.view(self.n_episodes, self.n_codes)
 
     @property
     def n_classes(self) -> torch.Tensor:
@@ -379,8 +386,8 @@ def _check_probs(
 
 def _encode_labels(
     labels: torch.Tensor, valid: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
-    """Re-encode labels ``(E, n)``; return ``(codes, groups, n_codes, class_counts)``.
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Re-encode labels ``(E, n)``; return ``(codes, groups, n_codes)``.
 
     When the label range over the whole batch is at most n, codes are ``label - min`` (cheap,
     no sort; unused codes are empty classes that no metric counts). Otherwise each episode's
@@ -410,8 +417,7 @@ def _encode_labels(
     else:
         codes = codes.masked_fill(~valid, 0)
         groups = (codes + offsets).masked_fill_(~valid, n_ep * n_codes).view(n_ep * n_rows)
-    counts = torch.bincount(groups, minlength=n_ep * n_codes + 1)[: n_ep * n_codes]
-    return codes.contiguous(), groups, n_codes, counts.view(n_ep, n_codes)
+    return codes.contiguous(), groups, n_codes
 
 
 def _labels_1d(x: Any, name: str, n: int, device: torch.device) -> torch.Tensor:
@@ -582,8 +588,8 @@ def episodes(
             _check_probs(values, valid, namer)
         else:
             _check_finite(values, valid, namer)
-    codes, groups, n_codes, counts = _encode_labels(label_t, valid)
-    return Episodes(values, codes, groups, valid, sizes, counts, n_codes, deferred, namer)
+    codes, groups, n_codes = _encode_labels(label_t, valid)
+    return Episodes(values, codes, groups, valid, sizes, n_codes, deferred, namer)
 
 
 def as_float_array(scores: torch.Tensor) -> np.ndarray:

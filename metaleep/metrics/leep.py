@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["leep_score", "leep_score_batch"]
 
-Strategy = Literal["auto", "dense", "sparse", "gather"]
+Strategy = Literal["auto", "kernel", "dense", "sparse", "gather"]
 
 _DENSE_MAX_CODES = 16
 """``auto`` uses the dense expected-prediction pass when C <= min(16, Z), else the sparse one."""
@@ -140,16 +140,16 @@ def leep_score_batch(
 
     Notes
     -----
-    Cost: two reads of ``probs`` to score it, one more to validate it (its minimum: the row
-    sums come out of the scoring pass, except with C + 1 > Z / 2). The joint is one
-    ``index_add_`` of the rows into an (E, C, Z) table; the expected prediction
-    Σ_z P(y_i | z) θ(x_i)_z, and the row sums, are a batched matmul against [P(y | z)ᵀ | 1]
-    (E, Z, C + 1) followed by a gather when C <= min(16, Z) (the ones column only where that
-    product stays at most half the input's size; otherwise one matrix-vector product), and
-    otherwise a sampled sparse product that computes only the needed dot products
-    (``torch.sparse.sampled_addmm``), with no temporary of the input's size.
-    ``from_logits=True`` adds the probabilities as one such temporary (a softmax: exp-bound,
-    several reads' worth).
+    On the CPU a fused kernel (numba) scores one episode at a time, checks included: the
+    joint, the row sums and the minimum in one pass over the episode's rows, then the expected
+    prediction Σ_z P(y_i | z) θ(x_i)_z from cache: about one read of ``probs`` from memory
+    when episodes are small, two for one large episode; its temporaries are the row sums
+    (1/Z of the input) and one (C, Z) table. On CUDA torch ops do the same in two passes:
+    one ``index_add_`` of the rows into an (E, C, Z) table, then a batched matmul against
+    [P(y | z)ᵀ | 1] and a gather when C <= min(16, Z), otherwise a sampled sparse product
+    (``torch.sparse.sampled_addmm``) that computes only the needed dot products.
+    ``from_logits=True`` adds the probabilities as one temporary of the input's size (a
+    softmax: exp-bound, several reads' worth).
 
     Examples
     --------
@@ -182,19 +182,21 @@ def leep_score_batch(
 def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -> torch.Tensor:
     """LEEP of every episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation).
 
-    Two passes over the probabilities: the joint (one ``index_add_`` of the rows into an
-    (E*C + 1, Z) table), then the expected prediction. ``strategy`` picks how the second pass
-    is computed (same maths, different cost): ``"dense"`` (batched matmul against all C
-    classes, then a gather), ``"sparse"`` (a sampled sparse product computing one dot product
-    per row) or ``"gather"`` (the same dot products on gathered chunks of rows: the fallback
-    where sampled products are unavailable); ``"auto"`` picks dense when C <= min(16, Z), else
-    sparse. When ``ep`` defers the probability checks, the second pass also yields the row
-    sums (a column of ones beside P(y | z)), and the global minimum is one more read: the
-    checks cost one read instead of two.
+    ``strategy`` picks how (same maths, different cost): ``"kernel"``, the fused CPU kernel of
+    :mod:`metaleep.metrics._kernels` (numpy-backed CPU tensors only), or torch ops in two
+    passes, the joint (one ``index_add_`` of the rows into an (E*C + 1, Z) table) then the
+    expected prediction: ``"dense"`` (batched matmul against all C classes, then a gather),
+    ``"sparse"`` (a sampled sparse product computing one dot product per row) or ``"gather"``
+    (the same dot products on gathered chunks of rows: the fallback where sampled products
+    are unavailable). ``"auto"`` picks the kernel on the CPU, else dense when C <= min(16, Z),
+    else sparse. When ``ep`` defers the probability checks, every strategy computes the row
+    sums and the minimum in its own passes and runs them.
     """
     import torch
 
     values = ep.values
+    if strategy == "kernel" or (strategy == "auto" and values.device.type == "cpu"):
+        return _leep_kernel(ep, from_logits=from_logits)
     probs = _softmax(values) if from_logits else values
     check = ep.probs_unchecked and not from_logits
     minimum = torch.amin(values) if check else None  # NaN if any entry is NaN
@@ -256,6 +258,27 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
     # One target class: P(y | z) = 1 wherever P(z) > 0, LEEP = log 1 = 0 exactly (without this,
     # rows summing to 1 within the tolerance would give a tiny non-zero value).
     return torch.where(ep.n_classes == 1, 0.0, scores)
+
+
+def _leep_kernel(ep: Episodes, *, from_logits: bool) -> torch.Tensor:
+    """:func:`_leep_core` on the CPU: the fused numba kernel, one episode at a time."""
+    import torch
+
+    from metaleep.metrics._kernels import leep_log_sums
+
+    n_ep, n_rows, n_src = ep.values.shape
+    probs = _softmax(ep.values) if from_logits else ep.values
+    check = ep.probs_unchecked and not from_logits
+    log_sums, row_sums, minimum = leep_log_sums(
+        probs.numpy().reshape(n_ep * n_rows, n_src),
+        ep.groups.numpy(),
+        n_ep,
+        ep.n_codes,
+        check=check,
+    )
+    if row_sums is not None:
+        ep.check_probs(torch.from_numpy(row_sums), torch.tensor(minimum))
+    return torch.from_numpy(log_sums) / ep.sizes  # 0 for one target class
 
 
 _SMALL_SOFTMAX = 16

@@ -61,7 +61,14 @@ def nce_score(
     check_flag(validate, "validate")
     kind: Kind = "logits" if from_logits else "probs"
     ep = episodes(
-        probs, labels, name="probs", kind=kind, metric="nce", single=True, validate=validate
+        probs,
+        labels,
+        name="probs",
+        kind=kind,
+        metric="nce",
+        single=True,
+        validate=validate,
+        defer_probs_check=True,
     )
     return float(_nce_core(ep)[0])
 
@@ -114,17 +121,25 @@ def nce_score_batch(
         metric="nce",
         single=False,
         validate=validate,
+        defer_probs_check=True,
     )
     return as_float_array(_nce_core(ep))
 
 
-def _nce_core(ep: Episodes) -> torch.Tensor:
-    """NCE of every episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation).
+def _nce_core(ep: Episodes, *, kernel: bool | None = None) -> torch.Tensor:
+    """NCE of every episode of ``ep`` as an ``(E,)`` float64 tensor.
 
-    Works on probabilities or logits alike (argmax is invariant to the softmax).
+    Works on probabilities or logits alike (argmax is invariant to the softmax). ``kernel``
+    picks the implementation: the fused CPU kernel (:mod:`metaleep.metrics._kernels`) or torch
+    ops (any device); ``None`` uses the kernel on the CPU. Both run the deferred probability
+    checks.
     """
     import torch
 
+    if kernel or (kernel is None and ep.values.device.type == "cpu"):
+        return _nce_kernel(ep)
+    if ep.probs_unchecked:
+        ep.check_probs(_row_sums(ep), torch.amin(ep.values))
     n_ep, _, n_src = ep.values.shape
     n_cells = n_ep * ep.n_codes * n_src
     # Hard predictions; torch.max returns the first maximum on ties (and is much faster than
@@ -140,3 +155,31 @@ def _nce_core(ep: Episodes) -> torch.Tensor:
     within = torch.special.xlogy(joint, joint).view(n_ep, -1).sum(1)
     marginal = torch.special.xlogy(per_source, per_source).sum(1)
     return (within - marginal) / ep.sizes
+
+
+def _row_sums(ep: Episodes) -> torch.Tensor:
+    """Row sums of the valid rows of ``ep.values`` (1 outside the mask)."""
+    import torch
+
+    n_src = ep.values.shape[-1]
+    sums = ep.values @ ep.values.new_ones(n_src)
+    return sums if ep.valid is None else torch.where(ep.valid, sums, 1.0)
+
+
+def _nce_kernel(ep: Episodes) -> torch.Tensor:
+    """:func:`_nce_core` on the CPU: the fused numba kernel, one episode at a time."""
+    import torch
+
+    from metaleep.metrics._kernels import nce_sums
+
+    n_ep, n_rows, n_src = ep.values.shape
+    sums, row_sums, minimum = nce_sums(
+        ep.values.numpy().reshape(n_ep * n_rows, n_src),
+        ep.groups.numpy(),
+        n_ep,
+        ep.n_codes,
+        check=ep.probs_unchecked,
+    )
+    if row_sums is not None:
+        ep.check_probs(torch.from_numpy(row_sums), torch.tensor(minimum))
+    return torch.from_numpy(sums) / ep.sizes

@@ -129,7 +129,7 @@ def test_not_invariant_to_temperature() -> None:
 
 
 @pytest.mark.parametrize("n_classes", [3, 40])  # dense (C <= min(16, Z)) and sparse by default
-def test_dense_sparse_and_gather_strategies_agree(n_classes: int) -> None:
+def test_kernel_dense_sparse_and_gather_strategies_agree(n_classes: int) -> None:
     rng = np.random.default_rng(10)
     probs = np.stack([random_episode(rng, 50, 20, n_classes, 2)[0] for _ in range(4)])
     labels = np.stack([rng.permutation(np.arange(50) % n_classes) for _ in range(4)])
@@ -139,8 +139,10 @@ def test_dense_sparse_and_gather_strategies_agree(n_classes: int) -> None:
     dense = _leep_core(ep, from_logits=False, strategy="dense")
     sparse = _leep_core(ep, from_logits=False, strategy="sparse")
     gather = _leep_core(ep, from_logits=False, strategy="gather")
+    kernel = _leep_core(ep, from_logits=False, strategy="kernel")
     torch.testing.assert_close(dense, sparse, rtol=0, atol=1e-13)
     torch.testing.assert_close(gather, sparse, rtol=0, atol=1e-13)
+    torch.testing.assert_close(kernel, sparse, rtol=0, atol=1e-13)
     expected = [leep_ref(probs[e][mask[e]], labels[e][mask[e]]) for e in range(4)]
     np.testing.assert_allclose(dense.numpy(), expected, rtol=0, atol=1e-13)
 
@@ -161,7 +163,8 @@ def test_strategies_agree_without_mask() -> None:
     probs = np.stack([random_episode(rng, 30, 8, 4, 2)[0] for _ in range(3)])
     labels = rng.integers(0, 4, size=(3, 30))
     ep = episodes(probs, labels, name="probs", kind="probs", metric="leep", single=False)
-    results = [_leep_core(ep, from_logits=False, strategy=s) for s in ("dense", "sparse", "gather")]
+    strategies: tuple[Strategy, ...] = ("dense", "sparse", "gather", "kernel")
+    results = [_leep_core(ep, from_logits=False, strategy=s) for s in strategies]
     for other in results[1:]:
         torch.testing.assert_close(other, results[0], rtol=0, atol=1e-13)
     expected = [leep_ref(probs[e], labels[e]) for e in range(3)]
@@ -169,7 +172,7 @@ def test_strategies_agree_without_mask() -> None:
 
 
 @pytest.mark.parametrize("n_src", [3, 8])  # dense: row sums apart, or a column of the product
-@pytest.mark.parametrize("strategy", ["dense", "sparse", "gather"])
+@pytest.mark.parametrize("strategy", ["kernel", "dense", "sparse", "gather"])
 @pytest.mark.parametrize(
     ("row", "msg"),
     [
@@ -205,7 +208,7 @@ def test_checks_fused_into_the_passes_raise_like_the_separate_checks(
     assert str(fused.value) == str(separate.value)
 
 
-@pytest.mark.parametrize("strategy", ["dense", "sparse", "gather"])
+@pytest.mark.parametrize("strategy", ["kernel", "dense", "sparse", "gather"])
 def test_fused_checks_ignore_the_padding_and_pass_valid_input(strategy: Strategy) -> None:
     rng = np.random.default_rng(14)
     probs = np.stack([random_episode(rng, 8, 4, 3, 2)[0] for _ in range(3)])
@@ -227,6 +230,34 @@ def test_fused_checks_ignore_the_padding_and_pass_valid_input(strategy: Strategy
     got = _leep_core(ep, from_logits=False, strategy=strategy).numpy()
     expected = [leep_ref(probs[e][mask[e]], labels[e][mask[e]]) for e in range(3)]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("n_src", [1, 2, 3, 5, 8, 9, 33])  # the kernel unrolls Z <= 8
+def test_kernel_matches_reference_for_every_row_length(n_src: int) -> None:
+    # The CPU kernel compiles Z = 2..8 with the row length as a constant; each instance and the
+    # generic one must give the reference's value, on a ragged batch with a one-class episode.
+    rng = np.random.default_rng(20 + n_src)
+    sizes = [7, 1, 12, 5]
+    probs = [rng.dirichlet(np.ones(n_src) * 0.7, size=k) for k in sizes]
+    labels = [rng.integers(0, 3, size=k) for k in sizes]
+    labels[3][:] = 4  # one target class: exactly 0
+    got = leep_score_batch(probs, labels)
+    expected = [leep_ref(p, y) for p, y in zip(probs, labels, strict=True)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
+    assert got[1] == 0.0 and got[3] == 0.0
+
+
+def test_kernel_log_of_the_running_product_matches_per_row_logs() -> None:
+    # The kernel sums logs as the log of a running product, rescaled before it leaves
+    # [1e-200, 1e200]: an episode of 5,000 rows with tiny expected predictions (Z = 1,000
+    # near-uniform rows: each about 1/C) crosses that bound many times.
+    rng = np.random.default_rng(21)
+    probs = rng.dirichlet(np.ones(1000) * 50, size=5000)
+    labels = rng.integers(0, 500, size=5000)
+    got = leep_score(probs, labels)
+    expected = leep_ref(probs, labels)
+    assert got == pytest.approx(expected, rel=1e-13)
+    assert got < -5.0  # log(1/500) per row: the product passes 1e-200 every ~75 rows
 
 
 @pytest.mark.parametrize("n_src", [5, 40])  # elementwise softmax (Z <= 16) and torch's kernel

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
 from metaleep.metrics import nce_score, nce_score_batch
+from metaleep.metrics._validation import episodes
+from metaleep.metrics.nce import _nce_core
 
 from .reference import EXPECTED, VECTORS, nce_ref, random_episode
 
@@ -74,3 +77,61 @@ def test_batch_with_raw_ids() -> None:
     labels = rng.choice(10**6, size=(3, 8))
     expected = [nce_ref(probs[e], labels[e]) for e in range(3)]
     np.testing.assert_allclose(nce_score_batch(probs, labels), expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+def test_cpu_kernel_and_torch_ops_agree_on_a_masked_batch(kernel: bool) -> None:
+    # The CPU kernel counts cells as it goes and resets the ones it touched; the torch ops
+    # (used on CUDA) bincount the whole table. Both must give the reference's values, with
+    # padding that holds NaN and episodes that share nothing.
+    rng = np.random.default_rng(5)
+    probs = np.stack([random_episode(rng, 30, 6, 4, 2)[0] for _ in range(5)])
+    labels = rng.integers(0, 4, size=(5, 30))
+    mask = rng.random((5, 30)) < 0.7
+    mask[2, 1:] = False  # one row: 0
+    probs[~mask] = np.nan
+    ep = episodes(
+        probs,
+        labels,
+        mask,
+        name="probs",
+        kind="probs",
+        metric="nce",
+        single=False,
+        defer_probs_check=True,
+    )
+    got = _nce_core(ep, kernel=kernel).numpy()
+    expected = [nce_ref(probs[e][mask[e]], labels[e][mask[e]]) for e in range(5)]
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("kernel", [True, False])
+@pytest.mark.parametrize(
+    ("row", "msg"),
+    [
+        ([0.5, 0.6, 0.0], "`probs[1, 2].sum()` must be 1 within an absolute tolerance of 1e-06"),
+        ([1.5, -0.5, 0.0], "`probs[1, 2, 1]` must be non-negative"),
+        ([np.nan, 0.5, 0.5], "`probs[1, 2, 0]` must be finite; got nan."),
+    ],
+)
+def test_deferred_checks_raise_like_the_separate_checks(
+    kernel: bool, row: list[float], msg: str
+) -> None:
+    rng = np.random.default_rng(6)
+    probs = np.stack([random_episode(rng, 6, 3, 2, 2)[0] for _ in range(3)])
+    labels = np.tile(np.arange(6) % 2, (3, 1))
+    probs[1, 2] = row
+    with pytest.raises(ValueError, match=re.escape(msg)) as separate:
+        episodes(probs, labels, name="probs", kind="probs", metric="nce", single=False)
+    ep = episodes(
+        probs,
+        labels,
+        name="probs",
+        kind="probs",
+        metric="nce",
+        single=False,
+        defer_probs_check=True,
+    )
+    with pytest.raises(ValueError) as deferred:
+        _nce_core(ep, kernel=kernel)
+    assert str(deferred.value) == str(separate.value)
