@@ -465,7 +465,9 @@ def validate_against(
             command,
         )
     n_classes, n_images = dataset.num_classes, len(dataset)
-    has_alphabets = "alphabet" in dataset.classes.columns
+    alphabet_of = None
+    if "alphabet" in dataset.classes.columns:
+        alphabet_of = dataset.classes["alphabet"].astype(str).to_numpy()
     for ep, alphabets in zip(suite.episodes, suite.alphabets, strict=True):
         bad = ep.classes[(ep.classes < 0) | (ep.classes >= n_classes)]
         if bad.size:
@@ -494,8 +496,8 @@ def validate_against(
                     f"{int(dataset.labels[indices[k]])}, not {int(ep.classes[targets[k]])}",
                     command,
                 )
-        if has_alphabets:
-            actual = tuple(sorted({str(dataset.classes["alphabet"].iloc[c]) for c in ep.classes}))
+        if alphabet_of is not None:
+            actual = tuple(sorted(set(alphabet_of[ep.classes].tolist())))
             if actual != alphabets:
                 raise _fail(
                     where,

@@ -35,6 +35,17 @@ Strategy = Literal["auto", "kernel", "dense", "sparse", "gather"]
 _DENSE_MAX_CODES = 16
 """``auto`` uses the dense expected-prediction pass when C <= min(16, Z), else the sparse one."""
 
+KERNEL_MIN_VALUES = 1 << 20
+"""``auto`` uses the fused CPU kernel from this many probabilities (E * n * Z) up. Below, torch
+ops take at most a few milliseconds, while the kernel's first call in a process costs about
+0.4 s (importing numba and loading the compiled kernel from its cache): it pays off only on
+large batches. The choice depends on the input's shape alone, so results are reproducible."""
+
+
+def use_kernel(values: torch.Tensor) -> bool:
+    """Whether ``auto`` computes on ``values`` with the fused CPU kernel."""
+    return values.device.type == "cpu" and values.numel() >= KERNEL_MIN_VALUES
+
 
 def leep_score(
     probs: Any, labels: Any, *, from_logits: bool = False, validate: bool = True
@@ -140,14 +151,16 @@ def leep_score_batch(
 
     Notes
     -----
-    On the CPU a fused kernel (numba) scores one episode at a time, checks included: the
-    joint, the row sums and the minimum in one pass over the episode's rows, then the expected
-    prediction Σ_z P(y_i | z) θ(x_i)_z from cache: about one read of ``probs`` from memory
-    when episodes are small, two for one large episode; its temporaries are the row sums
-    (1/Z of the input) and one (C, Z) table. On CUDA torch ops do the same in two passes:
-    one ``index_add_`` of the rows into an (E, C, Z) table, then a batched matmul against
-    [P(y | z)ᵀ | 1] and a gather when C <= min(16, Z), otherwise a sampled sparse product
-    (``torch.sparse.sampled_addmm``) that computes only the needed dot products.
+    Inputs of at least 2^20 probabilities on the CPU go to a fused kernel (numba) that scores
+    one episode at a time, checks included: the joint, the row sums and the minimum in one
+    pass over the episode's rows, then the expected prediction Σ_z P(y_i | z) θ(x_i)_z from
+    cache: about one read of ``probs`` from memory when episodes are small, two for one large
+    episode; its temporaries are the row sums (1/Z of the input) and one (C, Z) table. Its
+    first call in a process takes about 0.4 s more (numba's start-up). Smaller inputs, and
+    CUDA tensors, go through torch ops in two passes: one ``index_add_`` of the rows into an
+    (E, C, Z) table, then a batched matmul against [P(y | z)ᵀ | 1] and a gather when
+    C <= min(16, Z), otherwise a sampled sparse product (``torch.sparse.sampled_addmm``)
+    that computes only the needed dot products.
     ``from_logits=True`` adds the probabilities as one temporary of the input's size (a
     softmax: exp-bound, several reads' worth).
 
@@ -188,14 +201,14 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
     expected prediction: ``"dense"`` (batched matmul against all C classes, then a gather),
     ``"sparse"`` (a sampled sparse product computing one dot product per row) or ``"gather"``
     (the same dot products on gathered chunks of rows: the fallback where sampled products
-    are unavailable). ``"auto"`` picks the kernel on the CPU, else dense when C <= min(16, Z),
-    else sparse. When ``ep`` defers the probability checks, every strategy computes the row
+    are unavailable). ``"auto"`` picks the kernel for large inputs on the CPU
+    (:data:`KERNEL_MIN_VALUES`), else dense when C <= min(16, Z), else sparse. When ``ep`` defers the probability checks, every strategy computes the row
     sums and the minimum in its own passes and runs them.
     """
     import torch
 
     values = ep.values
-    if strategy == "kernel" or (strategy == "auto" and values.device.type == "cpu"):
+    if strategy == "kernel" or (strategy == "auto" and use_kernel(values)):
         return _leep_kernel(ep, from_logits=from_logits)
     probs = _softmax(values) if from_logits else values
     check = ep.probs_unchecked and not from_logits

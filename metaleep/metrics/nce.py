@@ -131,12 +131,15 @@ def _nce_core(ep: Episodes, *, kernel: bool | None = None) -> torch.Tensor:
 
     Works on probabilities or logits alike (argmax is invariant to the softmax). ``kernel``
     picks the implementation: the fused CPU kernel (:mod:`metaleep.metrics._kernels`) or torch
-    ops (any device); ``None`` uses the kernel on the CPU. Both run the deferred probability
+    ops (any device); ``None`` uses the kernel for large inputs on the CPU, like LEEP
+    (:data:`metaleep.metrics.leep.KERNEL_MIN_VALUES`). Both run the deferred probability
     checks.
     """
     import torch
 
-    if kernel or (kernel is None and ep.values.device.type == "cpu"):
+    from metaleep.metrics.leep import use_kernel
+
+    if kernel or (kernel is None and use_kernel(ep.values)):
         return _nce_kernel(ep)
     if ep.probs_unchecked:
         ep.check_probs(_row_sums(ep), torch.amin(ep.values))
