@@ -14,7 +14,8 @@ the score is finite and equals the paper's value; one target class gives exactly
 are re-encoded, so gaps do not matter.
 
 The per-episode :func:`leep_score` is :func:`leep_score_batch` on a batch of one episode; both run
-:func:`_leep_core`, the only implementation of the formula.
+:func:`_leep_core`: torch ops, or a fused CPU kernel for large inputs
+(:mod:`metaleep.metrics._kernels`); tests run both.
 """
 
 from __future__ import annotations
@@ -193,7 +194,7 @@ def leep_score_batch(
 
 
 def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -> torch.Tensor:
-    """LEEP of every episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation).
+    """LEEP of every episode of ``ep`` as an ``(E,)`` float64 tensor.
 
     ``strategy`` picks how (same maths, different cost): ``"kernel"``, the fused CPU kernel of
     :mod:`metaleep.metrics._kernels` (numpy-backed CPU tensors only), or torch ops in two
@@ -202,8 +203,9 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
     ``"sparse"`` (a sampled sparse product computing one dot product per row) or ``"gather"``
     (the same dot products on gathered chunks of rows: the fallback where sampled products
     are unavailable). ``"auto"`` picks the kernel for large inputs on the CPU
-    (:data:`KERNEL_MIN_VALUES`), else dense when C <= min(16, Z), else sparse. When ``ep`` defers the probability checks, every strategy computes the row
-    sums and the minimum in its own passes and runs them.
+    (:data:`KERNEL_MIN_VALUES`), else dense when C <= min(16, Z), else sparse. When ``ep``
+    defers the probability checks, every strategy computes the row sums and the minimum in
+    its own passes and runs them.
     """
     import torch
 
