@@ -126,16 +126,20 @@ def embed(
 ) -> torch.Tensor:
     """``model.features`` of images ``indices`` (eval mode, no grad), in the model's dtype.
 
-    ``batch_size`` images per forward pass; None picks 256 on a CPU and 1024 on a GPU. On a CPU
-    small batches are faster (the activations stay in cache: conv4-small on 28x28 glyphs took
-    24 us per image in batches of 256 against 54 us in batches of 512 with one thread, 12 us
-    against 27 us with two), and in eval mode the features do not depend on the batch size
-    (checked bit for bit for contiguous float32 convolutions).
+    ``batch_size`` images per forward pass; None picks 1024 on a GPU, and on a CPU 256 with one
+    torch thread, 512 with more. On a CPU moderate batches are fastest (the activations stay
+    in cache: conv4-small on 28x28 glyphs took 24 us per image in batches of 256 or 512 and
+    46 us in batches of 1024 with one thread; 14.8, 13.6 and 34 us with two threads), and in
+    eval mode the features do not depend on the batch size (checked bit for bit for
+    contiguous float32 convolutions).
     """
     import torch
 
     if batch_size is None:
-        batch_size = 256 if torch.device(device).type == "cpu" else 1024
+        if torch.device(device).type == "cpu":
+            batch_size = 256 if torch.get_num_threads() == 1 else 512
+        else:
+            batch_size = 1024
     chunks = []
     dtype = parameter_dtype(model)
     with torch.no_grad():

@@ -15,6 +15,7 @@ never the query set.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from metaleep.episodes.spec import Episode
 from metaleep.study.config import StudyConfig
@@ -133,10 +134,17 @@ def _chunks(n: int, size: int) -> list[range]:
     return [range(start, min(start + size, n)) for start in range(0, n, size)]
 
 
-def _load_thread_pools() -> None:
-    """Import the libraries whose thread pools scoring uses (scipy's BLAS; sklearn's OpenMP)."""
+@functools.cache
+def _thread_pools() -> ThreadpoolController:
+    """The thread pools scoring uses (scipy's BLAS, sklearn's OpenMP, torch's), loaded first.
+
+    threadpoolctl controls only libraries already loaded; one controller, made once, since
+    finding them (``threadpool_limits``) takes about 2 ms a call.
+    """
     import scipy.linalg  # noqa: F401
     import sklearn.mixture  # noqa: F401
+
+    return ThreadpoolController()
 
 
 def _episode_seed(seed: int, episode: int) -> int:
@@ -251,11 +259,11 @@ def evaluate_chunk(
     device: str = "cpu",
 ) -> pd.DataFrame:
     """Rows of the study table for ``episodes`` and one backbone."""
-    rows: list[dict[str, Any]] = []
+    frames: list[pd.DataFrame] = []
     shapes: dict[tuple[int, int, int], list[Episode]] = {}
     for ep in episodes:
         shapes.setdefault((ep.ways, ep.shots, ep.queries), []).append(ep)
-    for (ways, shots, queries), group in shapes.items():
+    for (ways, _, _), group in shapes.items():
         modes = [m for m in config.dummies if backbone.offers_dummy(m, ways)]
         methods = [a for a in config.adaptations if backbone.offers_adaptation(a, ways)]
         if not modes or not methods:
@@ -263,36 +271,79 @@ def evaluate_chunk(
         # Episode-sized matrices (N-LEEP's mixture, LogME's SVD) ran up to 170x slower with
         # 2 OpenBLAS threads than with 1 on a 2-core VM: hold BLAS and OpenMP to one thread.
         # threadpoolctl limits only libraries already loaded, so load them first.
-        _load_thread_pools()
-        with threadpool_limits(1):
+        with _thread_pools().limit(limits=1):
             scores, metric_seconds = _score_episodes(
                 config.metrics, outputs, group, modes, config.seed
             )
         adapted = _adapt_episodes(methods, outputs, backbone, dataset, group, device)
-        for k, ep in enumerate(group):
-            names = alphabets(ep)
-            for mode in modes:
-                for method in methods:
-                    accuracy, loss, seconds = adapted[method]
-                    row: dict[str, Any] = {
-                        "suite": suite_name,
-                        "episode": ep.index,
-                        "ways": ways,
-                        "shots": shots,
-                        "queries": queries,
-                        "alphabets": ";".join(names),
-                        "within_alphabet": len(names) == 1,
-                        "backbone": backbone.name,
-                        "dummy": mode,
-                        "adaptation": method,
-                    }
-                    row.update({m: float(scores[mode][m][k]) for m in config.metrics})
-                    row["accuracy"] = float(accuracy[k])
-                    row["loss"] = float(loss[k])
-                    row["seconds_metrics"] = metric_seconds / len(group)
-                    row["seconds_adapt"] = seconds / len(group)
-                    rows.append(row)
-    return pd.DataFrame(rows)
+        frames.append(
+            _group_rows(
+                group,
+                suite_name=suite_name,
+                backbone=backbone.name,
+                alphabets=alphabets,
+                scores=scores,
+                metric_seconds=metric_seconds,
+                adapted=adapted,
+                metrics=config.metrics,
+            )
+        )
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _group_rows(
+    group: Sequence[Episode],
+    *,
+    suite_name: str,
+    backbone: str,
+    alphabets: Callable[[Episode], list[str]],
+    scores: dict[str, dict[str, np.ndarray]],
+    metric_seconds: float,
+    adapted: dict[str, tuple[np.ndarray, np.ndarray, float]],
+    metrics: Sequence[str],
+) -> pd.DataFrame:
+    """The table rows of one group of episodes of one shape: episode-major, then dummy mode,
+    then adaptation (E x M x A rows), built column by column."""
+    modes, methods = list(scores), list(adapted)
+    n_ep, n_modes, n_methods = len(group), len(modes), len(methods)
+    per_episode = n_modes * n_methods
+    names = [alphabets(ep) for ep in group]
+    first = group[0]
+
+    def by_episode(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+        return np.repeat(np.asarray(values), per_episode)
+
+    def by_episode_and_mode(table: np.ndarray) -> np.ndarray:  # (E, M) -> rows
+        return np.repeat(table.reshape(-1), n_methods)
+
+    def by_episode_and_method(table: np.ndarray) -> np.ndarray:  # (E, A) -> rows
+        return np.broadcast_to(table[:, None, :], (n_ep, n_modes, n_methods)).reshape(-1)
+
+    n_rows = n_ep * per_episode
+    columns: dict[str, Any] = {
+        "suite": np.full(n_rows, suite_name, dtype=object),
+        "episode": by_episode([ep.index for ep in group]).astype(np.int64),
+        "ways": np.full(n_rows, first.ways, dtype=np.int64),
+        "shots": np.full(n_rows, first.shots, dtype=np.int64),
+        "queries": np.full(n_rows, first.queries, dtype=np.int64),
+        "alphabets": by_episode(np.array([";".join(a) for a in names], dtype=object)),
+        "within_alphabet": by_episode([len(a) == 1 for a in names]).astype(bool),
+        "backbone": np.full(n_rows, backbone, dtype=object),
+        "dummy": np.tile(np.repeat(np.array(modes, dtype=object), n_methods), n_ep),
+        "adaptation": np.tile(np.array(methods, dtype=object), n_ep * n_modes),
+    }
+    for name in metrics:
+        table = np.stack([np.asarray(scores[m][name], dtype=np.float64) for m in modes], 1)
+        columns[name] = by_episode_and_mode(table)
+    for key, part in (("accuracy", 0), ("loss", 1)):
+        table = np.stack([np.asarray(adapted[a][part], dtype=np.float64) for a in methods], 1)
+        columns[key] = by_episode_and_method(table)
+    columns["seconds_metrics"] = np.full(n_rows, metric_seconds / n_ep)
+    seconds = np.array([adapted[a][2] / n_ep for a in methods])
+    columns["seconds_adapt"] = np.tile(seconds, n_ep * n_modes)
+    return pd.DataFrame(columns)
 
 
 class Executor(Protocol):
