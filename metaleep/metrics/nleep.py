@@ -191,21 +191,33 @@ def nleep_score_batch(
     return as_float_array(_nleep_core(ep, n_components=k, seed=chosen))
 
 
-def _pca_scores(feats: np.ndarray) -> np.ndarray | None:
-    """PCA projection keeping > 80 % of the variance; ``None`` for zero-variance features."""
-    centred = feats - feats.mean(0)
+def _pca_scores(feats: np.ndarray) -> list[np.ndarray | None]:
+    """PCA projections keeping > 80 % of the variance, for a stack ``(E, n, d)`` of episodes.
+
+    One batched SVD for the stack; ``None`` for an episode whose features do not vary.
+    """
+    centred = feats - feats.mean(1, keepdims=True)
     _, s, vh = np.linalg.svd(centred, full_matrices=False)
-    scale = max(float(np.abs(feats).max()), np.finfo(np.float64).tiny)
+    n_rows, dim = feats.shape[1:]
+    scale = np.maximum(np.abs(feats).max(axis=(1, 2)), np.finfo(np.float64).tiny)
     # Singular values at rounding level of the data are no variance at all.
-    if s[0] <= np.sqrt(feats.size) * np.finfo(np.float64).eps * scale * 16:
-        return None
-    var = (s / s[0]) ** 2  # relative variances (no overflow)
-    ratio = np.cumsum(var) / var.sum()
-    n_keep = min(int(np.searchsorted(ratio, VARIANCE_KEPT, side="right")) + 1, s.shape[0])
+    flat = s[:, 0] <= np.sqrt(n_rows * dim) * np.finfo(np.float64).eps * scale * 16
+    first = np.where(flat, 1.0, s[:, 0])
+    var = (s / first[:, None]) ** 2  # relative variances (no overflow)
+    total = np.where(flat, 1.0, var.sum(axis=1))  # flat episodes: all zeros, unused
+    ratio = np.cumsum(var, axis=1) / total[:, None]
+    # Components up to the first whose cumulative share exceeds VARIANCE_KEPT (ratio rises).
+    n_keep = np.minimum((ratio <= VARIANCE_KEPT).sum(axis=1) + 1, s.shape[1])
     # In units of the first component's standard deviation: the mixture's absolute covariance
     # floor (reg_covar = 1e-6) then means the same at every scale of the features.
-    unit = s[0] / np.sqrt(feats.shape[0])
-    return (centred / unit) @ vh[:n_keep].T
+    unit = first / np.sqrt(n_rows)
+    out: list[np.ndarray | None] = []
+    for e in range(feats.shape[0]):
+        if flat[e]:
+            out.append(None)
+        else:
+            out.append((centred[e] / unit[e]) @ vh[e, : n_keep[e]].T)
+    return out
 
 
 def _components(n_rows: int, n_classes: int, n_components: int | None) -> int:
@@ -250,19 +262,21 @@ def _all_posteriors(
     from metaleep.metrics._mixture import mixture_posteriors
 
     posts: list[np.ndarray] = [np.empty(0)] * len(rows)
-    orders: list[np.ndarray] = []
+    orders = [np.lexsort(feats.T[::-1]) for feats in rows]
+    by_size: dict[int, list[int]] = {}
+    for e, feats in enumerate(rows):
+        by_size.setdefault(feats.shape[0], []).append(e)
     scores: dict[int, np.ndarray] = {}
     groups: dict[tuple[int, int, int], list[int]] = {}
-    for e, feats in enumerate(rows):
-        order = np.lexsort(feats.T[::-1])
-        orders.append(order)
-        projected = _pca_scores(feats[order])
-        if projected is None:
-            posts[e] = np.ones((feats.shape[0], 1))
-            continue
-        scores[e] = projected
-        k = _components(feats.shape[0], n_classes[e], n_components)
-        groups.setdefault((feats.shape[0], projected.shape[1], k), []).append(e)
+    for n_rows, members in by_size.items():
+        stack = np.stack([rows[e][orders[e]] for e in members])
+        for e, projected in zip(members, _pca_scores(stack), strict=True):
+            if projected is None:
+                posts[e] = np.ones((n_rows, 1))
+                continue
+            scores[e] = projected
+            k = _components(n_rows, n_classes[e], n_components)
+            groups.setdefault((n_rows, projected.shape[1], k), []).append(e)
     for (_, _, k), members in groups.items():
         batch = np.stack([scores[e] for e in members])
         fitted, ok = mixture_posteriors(batch, k, seeds[members])
