@@ -192,6 +192,11 @@ def _score_episodes(
     return scores, time.perf_counter() - start
 
 
+_MODEL_BATCH_BYTES = 256 << 20
+"""Images of at most this size go into one whole-network adaptation call (all of a 200-episode
+chunk of 28x28 glyphs; 30 episodes of 100 84x84 RGB images)."""
+
+
 def _adapt_episodes(
     adaptations: Sequence[str],
     outputs: BackboneOutputs,
@@ -218,19 +223,33 @@ def _adapt_episodes(
             config = replace(config, **backbone.inner)
         start = time.perf_counter()
         if spec.needs_model:
-            # All episodes of the group in one call: one copy of the network for the group
-            # (MAML: the lean inner loop on the CPU, vmap over episodes on a GPU).
+            # Many episodes per call: one copy of the network for them (MAML: the lean inner
+            # loop on the CPU, vmap over episodes on a GPU); as many as fit in the image budget.
             model = backbone.model.to(device)
             dtype = parameter_dtype(model)
-            images = dataset.batch(np.concatenate([support.reshape(-1), query.reshape(-1)]))
-            images = images.to(device, dtype)
-            sx = images[: support.size].view(*support.shape, *images.shape[1:])
-            qx = images[support.size :].view(*query.shape, *images.shape[1:])
-            batch = spec.run_batch(
-                model, sx, ys.to(device), qx, yq.to(device), ways=ways, config=config
-            )
-            accuracy = np.asarray(batch.accuracy, dtype=np.float64)
-            loss = np.asarray(batch.loss, dtype=np.float64)
+            per_episode = (support.shape[1] + query.shape[1]) * int(np.prod(dataset.image_shape))
+            per_call = max(1, _MODEL_BATCH_BYTES // (per_episode * dtype.itemsize))
+            parts = []
+            for lo in range(0, len(episodes), per_call):
+                part = slice(lo, lo + per_call)
+                s_idx, q_idx = support[part], query[part]
+                images = dataset.batch(np.concatenate([s_idx.reshape(-1), q_idx.reshape(-1)]))
+                images = images.to(device, dtype)
+                sx = images[: s_idx.size].view(*s_idx.shape, *images.shape[1:])
+                qx = images[s_idx.size :].view(*q_idx.shape, *images.shape[1:])
+                parts.append(
+                    spec.run_batch(
+                        model,
+                        sx,
+                        ys[part].to(device),
+                        qx,
+                        yq[part].to(device),
+                        ways=ways,
+                        config=config,
+                    )
+                )
+            accuracy = np.concatenate([np.asarray(b.accuracy, dtype=np.float64) for b in parts])
+            loss = np.concatenate([np.asarray(b.loss, dtype=np.float64) for b in parts])
         else:
             sf = torch.as_tensor(outputs.gather_features(support), device=device)
             qf = torch.as_tensor(outputs.gather_features(query), device=device)

@@ -122,6 +122,36 @@ def test_fast_path_equals_per_episode_path(data, tmp_path):
         assert row["loss"] == pytest.approx(direct.loss, rel=1e-9)
 
 
+def test_whole_network_adaptation_split_by_image_budget_gives_the_same_rows(
+    data, tmp_path, monkeypatch
+):
+    """Episodes of a chunk go to MAML in calls bounded by image bytes; the split changes
+    nothing (here: one episode per call against the whole 4-episode chunk at once)."""
+    whole = _run(data, tmp_path / "whole").table
+    monkeypatch.setattr(runner_module, "_MODEL_BATCH_BYTES", 1)
+    from metaleep.study import adaptation
+
+    calls: list[int] = []
+    get = adaptation.get_adaptation
+
+    def counting(name):
+        spec = get(name)
+        if name != "maml":
+            return spec
+
+        def run_batch(model, sx, *args, **kwargs):
+            calls.append(sx.shape[0])
+            return spec.run_batch(model, sx, *args, **kwargs)
+
+        return dataclasses.replace(spec, run_batch=run_batch)
+
+    monkeypatch.setattr(adaptation, "get_adaptation", counting)
+    split = _run(data, tmp_path / "split").table
+    assert calls and set(calls) == {1}
+    columns = [c for c in whole.columns if not c.startswith("seconds")]
+    pd.testing.assert_frame_equal(whole[columns], split[columns])
+
+
 def test_query_set_never_reaches_a_metric(data, tmp_path):
     """Replacing every query image changes accuracy, never a metric."""
     dataset, suite, backbones = data
