@@ -140,6 +140,7 @@ def _nce_kernel(
     n_ep: int,
     n_codes: int,
     row_sums: np.ndarray,
+    argmax: np.ndarray,
 ) -> tuple[np.ndarray, float]:
     n_total, n_src = values.shape
     n_rows = n_total // n_ep
@@ -154,6 +155,7 @@ def _nce_kernel(
     for k in range(2, n_rows + 1):
         xlogx[k] = k * math.log(k)
     mins = np.full(n_src, np.inf)
+    given = argmax.shape[0] > 0
     for e in range(n_ep):
         lo = e * n_rows
         base = e * n_codes
@@ -163,13 +165,16 @@ def _nce_kernel(
             g = groups[lo + i]
             if g == dump:
                 continue
-            # The first maximum on ties, like torch.max.
-            best = 0
-            top = values[lo + i, 0]
-            for z in range(1, n_src):
-                if values[lo + i, z] > top:
-                    top = values[lo + i, z]
-                    best = z
+            if given:
+                best = argmax[lo + i]
+            else:
+                # The first maximum on ties, like torch.max and np.argmax.
+                best = 0
+                top = values[lo + i, 0]
+                for z in range(1, n_src):
+                    if values[lo + i, z] > top:
+                        top = values[lo + i, z]
+                        best = z
             if check:
                 total = 0.0
                 for z in range(n_src):
@@ -195,6 +200,9 @@ def _nce_kernel(
     return out, mins.min() if check else 0.0
 
 
+_NUMPY_ARGMAX_MIN_SOURCE = 32
+
+
 def leep_log_sums(
     values: np.ndarray,
     groups: np.ndarray,
@@ -218,8 +226,13 @@ def nce_sums(
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
     """n · NCE per episode (Σ c log c - Σ_z c_z log c_z), with row sums and minimum if ``check``.
 
-    ``values`` is ``(E * n, Z)`` probabilities or logits (the argmax is the same).
+    ``values`` is ``(E * n, Z)`` probabilities or logits (the argmax is the same). From
+    ``_NUMPY_ARGMAX_MIN_SOURCE`` labels up, the argmax is numpy's (vectorised; the kernel's
+    scalar loop took 2.7x as long with Z = 1,000); the kernel then counts and checks.
     """
     row_sums = np.ones(values.shape[0] if check else 0)
-    sums, minimum = _nce_kernel(values, groups, n_ep, n_codes, row_sums)
+    argmax = np.empty(0, dtype=np.int64)
+    if values.shape[1] >= _NUMPY_ARGMAX_MIN_SOURCE:
+        argmax = values.argmax(axis=1)
+    sums, minimum = _nce_kernel(values, groups, n_ep, n_codes, row_sums, argmax)
     return sums, (row_sums if check else None), float(minimum)

@@ -48,6 +48,17 @@ def test_ties_go_to_the_lowest_source_index() -> None:
     assert nce_score([[0.5, 0.5], [0.9, 0.1]], [1, 0]) == pytest.approx(-math.log(2), abs=1e-15)
 
 
+@pytest.mark.parametrize("n_src", [4, 40])  # the kernel's own argmax, and numpy's from Z = 32
+def test_ties_go_to_the_lowest_index_for_long_rows_too(n_src: int) -> None:
+    # Rows tied between labels 1 and 3: all go to 1, so labels 0/1 split them evenly.
+    row = np.zeros(n_src)
+    row[[1, 3]] = 0.5
+    probs = np.stack([row] * 4 + [np.eye(n_src)[2]] * 2)
+    labels = [0, 1, 0, 1, 2, 2]
+    assert nce_score(probs, labels) == pytest.approx(-4 / 6 * math.log(2), abs=1e-15)
+    assert nce_score(probs, labels) == pytest.approx(nce_ref(probs, labels), abs=1e-15)
+
+
 def test_one_class_and_perfect_mapping_are_zero() -> None:
     rng = np.random.default_rng(1)
     probs, _, _ = random_episode(rng, 12, 4, 2, 2)
