@@ -217,3 +217,36 @@ def random_episode(
     logits = sharp * rng.normal(size=(n, n_src)) + 2.0 * rng.normal(size=(n_classes, n_src))[labels]
     features = rng.normal(size=(n, dim)) + 2.0 * rng.normal(size=(n_classes, dim))[labels]
     return softmax(logits), labels, features
+
+
+BAD_PROB_ROWS = [
+    ([0.5, 0.6, 0.0], "`probs[1, 2].sum()` must be 1 within an absolute tolerance of 1e-06"),
+    ([1.5, -0.5, 0.0], "`probs[1, 2, 1]` must be non-negative"),
+    ([np.nan, 0.5, 0.5], "`probs[1, 2, 0]` must be finite; got nan."),
+    ([np.inf, 0.0, 0.0], "`probs[1, 2, 0]` must be finite; got inf."),
+]
+"""Row 2 of episode 1 that fails each probability check, and the start of the message."""
+
+
+def separate_check_and_deferred(probs: np.ndarray, labels: np.ndarray, metric: str, msg: str):
+    """The message of the separate probability checks on a bad batch (which must start with
+    ``msg``), and the same batch with the checks deferred to the metric."""
+    import re
+
+    import pytest
+
+    from metaleep.metrics._validation import episodes
+
+    with pytest.raises(ValueError, match=re.escape(msg)) as separate:
+        episodes(probs, labels, name="probs", kind="probs", metric=metric, single=False)
+    ep = episodes(
+        probs,
+        labels,
+        name="probs",
+        kind="probs",
+        metric=metric,
+        single=False,
+        defer_probs_check=True,
+    )
+    assert ep.probs_unchecked
+    return str(separate.value), ep

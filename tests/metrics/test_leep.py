@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pytest
@@ -13,7 +12,16 @@ from metaleep.metrics import leep_score, leep_score_batch, nce_score
 from metaleep.metrics._validation import episodes
 from metaleep.metrics.leep import Strategy, _leep_core
 
-from .reference import EXPECTED, VECTORS, entropy_of_labels, leep_ref, random_episode, softmax
+from .reference import (
+    BAD_PROB_ROWS,
+    EXPECTED,
+    VECTORS,
+    entropy_of_labels,
+    leep_ref,
+    random_episode,
+    separate_check_and_deferred,
+    softmax,
+)
 
 
 @pytest.mark.parametrize("vector", sorted(VECTORS))
@@ -173,15 +181,7 @@ def test_strategies_agree_without_mask() -> None:
 
 @pytest.mark.parametrize("n_src", [3, 8])  # dense: row sums apart, or a column of the product
 @pytest.mark.parametrize("strategy", ["kernel", "dense", "sparse", "gather"])
-@pytest.mark.parametrize(
-    ("row", "msg"),
-    [
-        ([0.5, 0.6, 0.0], "`probs[1, 2].sum()` must be 1 within an absolute tolerance of 1e-06"),
-        ([1.5, -0.5, 0.0], "`probs[1, 2, 1]` must be non-negative"),
-        ([np.nan, 0.5, 0.5], "`probs[1, 2, 0]` must be finite; got nan."),
-        ([np.inf, 0.0, 0.0], "`probs[1, 2, 0]` must be finite; got inf."),
-    ],
-)
+@pytest.mark.parametrize(("row", "msg"), BAD_PROB_ROWS)
 def test_checks_fused_into_the_passes_raise_like_the_separate_checks(
     n_src: int, strategy: Strategy, row: list[float], msg: str
 ) -> None:
@@ -191,21 +191,10 @@ def test_checks_fused_into_the_passes_raise_like_the_separate_checks(
     probs = np.stack([random_episode(rng, 6, n_src, 2, 2)[0] for _ in range(3)])
     labels = np.tile(np.arange(6) % 2, (3, 1))
     probs[1, 2] = row + [0.0] * (n_src - 3)
-    with pytest.raises(ValueError, match=re.escape(msg)) as separate:
-        episodes(probs, labels, name="probs", kind="probs", metric="leep", single=False)
-    ep = episodes(
-        probs,
-        labels,
-        name="probs",
-        kind="probs",
-        metric="leep",
-        single=False,
-        defer_probs_check=True,
-    )
-    assert ep.probs_unchecked
+    expected, ep = separate_check_and_deferred(probs, labels, "leep", msg)
     with pytest.raises(ValueError) as fused:
         _leep_core(ep, from_logits=False, strategy=strategy)
-    assert str(fused.value) == str(separate.value)
+    assert str(fused.value) == expected
 
 
 @pytest.mark.parametrize("strategy", ["kernel", "dense", "sparse", "gather"])
