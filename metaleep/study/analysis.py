@@ -35,6 +35,8 @@ import pandas as pd
 from scipy import stats
 
 __all__ = [
+    "COMPARISON_COLUMNS",
+    "CORRELATION_COLUMNS",
     "DEFAULT_METRICS",
     "LEEP_FORMS",
     "METHODS",
@@ -54,6 +56,34 @@ METHODS: tuple[str, ...] = ("pearson", "spearman", "kendall", "weightedtau")
 
 LEEP_LIKE: tuple[str, ...] = ("leep", "nleep")
 """Columns with LEEP's floor ``-H(Y)`` that :func:`add_normalised_leep` rescales."""
+
+CORRELATION_COLUMNS: tuple[str, ...] = (
+    "metric",
+    "method",
+    "n",
+    "n_episodes",
+    "r",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "note",
+)
+"""Columns of :func:`correlations`'s table after the grouping columns."""
+
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "metric_a",
+    "metric_b",
+    "method",
+    "n",
+    "r_a",
+    "r_b",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "note",
+)
+"""Columns of :func:`compare_metrics`'s table after the grouping columns."""
 
 UNIT_COLUMNS: tuple[str, ...] = ("suite", "episode")
 """Columns that identify an episode (those present are used) for the bootstrap."""
@@ -647,18 +677,7 @@ def correlations(
                         "note": "; ".join(method_notes),
                     }
                 )
-    columns = [
-        *by_cols,
-        "metric",
-        "method",
-        "n",
-        "n_episodes",
-        "r",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "note",
-    ]
+    columns = [*by_cols, *CORRELATION_COLUMNS]
     out = pd.DataFrame(rows, columns=columns)
     out.attrs["by"] = list(by_cols)
     out.attrs["target"] = target
@@ -822,20 +841,7 @@ def compare_metrics(
                     "note": "; ".join(notes),
                 }
             )
-    columns = [
-        *by_cols,
-        "metric_a",
-        "metric_b",
-        "method",
-        "n",
-        "r_a",
-        "r_b",
-        "difference",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "note",
-    ]
+    columns = [*by_cols, *COMPARISON_COLUMNS]
     out = pd.DataFrame(rows, columns=columns)
     out.attrs["by"] = list(by_cols)
     out.attrs["n_boot"] = int(n_boot)

@@ -35,6 +35,8 @@ import pandas as pd
 
 from metaleep._io import atomic_write_bytes
 from metaleep.study.analysis import (
+    COMPARISON_COLUMNS,
+    CORRELATION_COLUMNS,
     LEEP_LIKE,
     METHODS,
     _check_table,
@@ -59,7 +61,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_CORR_KEYS = ("metric", "method", "n", "n_episodes", "r", "ci_low", "ci_high", "p_value", "note")
 _METHOD_NAMES = {
     "pearson": "Pearson r",
     "spearman": "Spearman ρ",
@@ -137,7 +138,7 @@ def format_correlation_table(
         raise ValueError(
             f"`corr` must have the columns of correlations(); got {missing!r} missing."
         )
-    group_cols = _group_cols(corr, _CORR_KEYS)
+    group_cols = _group_cols(corr, CORRELATION_COLUMNS)
     present = list(dict.fromkeys(corr["method"]))
     chosen = present if methods is None else [m for m in methods if m in present]
     metrics = list(dict.fromkeys(corr["metric"]))
@@ -179,20 +180,7 @@ def format_comparison_table(comp: pd.DataFrame, *, digits: int = 2) -> pd.DataFr
     >>> format_comparison_table(comp).iloc[0].tolist()
     ['LEEP vs NCE', '0.60', '0.40', '0.20 [0.05, 0.33]', '0.004', '']
     """
-    keys = (
-        "metric_a",
-        "metric_b",
-        "method",
-        "n",
-        "r_a",
-        "r_b",
-        "difference",
-        "ci_low",
-        "ci_high",
-        "p_value",
-        "note",
-    )
-    group_cols = _group_cols(comp, keys)
+    group_cols = _group_cols(comp, COMPARISON_COLUMNS)
     out = comp[group_cols].copy()
     out["comparison"] = [
         f"{metric_label(a)} vs {metric_label(b)}"
@@ -226,8 +214,7 @@ def format_selection_table(sel: pd.DataFrame, *, digits: int = 2) -> pd.DataFram
     >>> row["metric"], row["top-1 hit rate [CI]"], row["chance hit rate"]
     ('LEEP', '0.80 [0.65, 0.90]', '0.34')
     """
-    keys = SELECTION_COLUMNS
-    group_cols = _group_cols(sel, keys)
+    group_cols = _group_cols(sel, SELECTION_COLUMNS)
     out = sel[group_cols].copy()
     out["metric"] = [metric_label(m) for m in sel["metric"]]
     out["episodes"] = sel["n_episodes"].to_numpy()
@@ -600,7 +587,7 @@ def write_report(
 
     if correlations is None:
         correlations = corr_of(data, by_cols, METHODS)
-    corr_by = _group_cols(correlations, _CORR_KEYS)
+    corr_by = _group_cols(correlations, CORRELATION_COLUMNS)
     corr_metrics = list(dict.fromkeys(correlations["metric"]))
     leep_col = next((m for m in corr_metrics if m in ("leep", "leep_norm")), None)
 
