@@ -190,6 +190,25 @@ def _check_models(frame: pd.DataFrame, model_col: str, key: tuple[object, ...]) 
         )
 
 
+def _check_selection_args(
+    table: pd.DataFrame,
+    metrics: Sequence[str] | None,
+    by: Sequence[str],
+    target: str,
+    model_col: str,
+) -> tuple[list[str], list[str], list[str]]:
+    """Check a selection's inputs; return its metric, grouping and episode columns."""
+    _check_table(table)
+    chosen_metrics = metric_columns(table, metrics)
+    by_cols = _check_columns(table, "by", by)
+    _check_columns(table, "target", [target])
+    _check_columns(table, "model_col", [model_col])
+    unit_cols = _episode_columns(table)
+    if model_col in by_cols:
+        raise ValueError(f"`by` must not contain `model_col`; got {model_col!r} in {by_cols!r}.")
+    return chosen_metrics, by_cols, unit_cols
+
+
 def per_episode_selection(
     table: pd.DataFrame,
     *,
@@ -235,14 +254,9 @@ def per_episode_selection(
       chosen  hit  regret  chance_hit
     0      b  1.0     0.0       0.667
     """
-    _check_table(table)
-    chosen_metrics = metric_columns(table, metrics)
-    by_cols = _check_columns(table, "by", by)
-    _check_columns(table, "target", [target])
-    _check_columns(table, "model_col", [model_col])
-    unit_cols = _episode_columns(table)
-    if model_col in by_cols:
-        raise ValueError(f"`by` must not contain `model_col`; got {model_col!r} in {by_cols!r}.")
+    chosen_metrics, by_cols, unit_cols = _check_selection_args(
+        table, metrics, by, target, model_col
+    )
 
     pieces = [
         _episode_rows(
@@ -389,14 +403,9 @@ def source_selection(
     >>> round(float(s.chance_hit_rate[0]), 3)
     0.333
     """
-    _check_table(table)
-    chosen_metrics = metric_columns(table, metrics)
-    by_cols = _check_columns(table, "by", by)
-    _check_columns(table, "target", [target])
-    _check_columns(table, "model_col", [model_col])
-    unit_cols = _episode_columns(table)
-    if model_col in by_cols:
-        raise ValueError(f"`by` must not contain `model_col`; got {model_col!r} in {by_cols!r}.")
+    chosen_metrics, by_cols, unit_cols = _check_selection_args(
+        table, metrics, by, target, model_col
+    )
     _check_boot(n_boot, confidence)
     rows: list[dict[str, object]] = []
     for key, frame in _groups(table, by_cols):
