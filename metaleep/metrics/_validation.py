@@ -156,8 +156,10 @@ class Episodes:
             return self.values
         return torch.where(self.valid[..., None], self.values, 0.0)
 
-    def check_probs(self, row_sums: torch.Tensor, minimum: torch.Tensor) -> None:
-        """Run the deferred probability checks from statistics the metric computed anyway.
+    def check_probs(
+        self, row_sums: torch.Tensor | None = None, minimum: torch.Tensor | None = None
+    ) -> None:
+        """Run the deferred probability checks, from statistics the metric computed anyway.
 
         Raises exactly the errors :func:`episodes` raises with ``defer_probs_check=False``;
         does nothing when the checks were not deferred.
@@ -166,9 +168,9 @@ class Episodes:
         ----------
         row_sums:
             The row sums of the valid rows, any shape (rows outside ``valid`` excluded, or set
-            to 1).
+            to 1); ``None``: computed here (one read of ``values``).
         minimum:
-            The minimum of ``values`` (over all rows; NaN if any entry is NaN).
+            The minimum of ``values`` (NaN if any entry is NaN); ``None``: computed here.
         """
         if self.probs_unchecked and self.namer is not None:
             _check_probs(self.values, self.valid, self.namer, row_sums=row_sums, minimum=minimum)

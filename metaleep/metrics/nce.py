@@ -141,8 +141,7 @@ def _nce_core(ep: Episodes, *, kernel: bool | None = None) -> torch.Tensor:
 
     if kernel or (kernel is None and use_kernel(ep.values)):
         return _nce_kernel(ep)
-    if ep.probs_unchecked:
-        ep.check_probs(_row_sums(ep), torch.amin(ep.values))
+    ep.check_probs()  # the deferred checks, if any: two reads of the values
     n_ep, _, n_src = ep.values.shape
     n_cells = n_ep * ep.n_codes * n_src
     # Hard predictions; torch.max returns the first maximum on ties (and is much faster than
@@ -158,15 +157,6 @@ def _nce_core(ep: Episodes, *, kernel: bool | None = None) -> torch.Tensor:
     within = torch.special.xlogy(joint, joint).view(n_ep, -1).sum(1)
     marginal = torch.special.xlogy(per_source, per_source).sum(1)
     return (within - marginal) / ep.sizes
-
-
-def _row_sums(ep: Episodes) -> torch.Tensor:
-    """Row sums of the valid rows of ``ep.values`` (1 outside the mask)."""
-    import torch
-
-    n_src = ep.values.shape[-1]
-    sums = ep.values @ ep.values.new_ones(n_src)
-    return sums if ep.valid is None else torch.where(ep.valid, sums, 1.0)
 
 
 def _nce_kernel(ep: Episodes) -> torch.Tensor:
