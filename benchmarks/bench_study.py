@@ -123,6 +123,10 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(int(job["threads"]))
+    if str(job["device"]).startswith("cuda"):
+        # TF32 off on both sides, as metaleep's study does for itself: cuDNN's default TF32
+        # convolutions give results that depend on the batch an image is in.
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     # Loaded before any BLAS limit is entered, so that the limit covers their OpenBLAS.
     import scipy.linalg  # noqa: F401
     import sklearn.cluster

@@ -213,7 +213,7 @@ def evaluate_episodes(
             inner_steps=inner_steps,
             inner_lr=inner_lr,
         )
-        accuracies[e] = float((logits.argmax(1) == yq).double().mean())
+        accuracies[e] = int((logits.argmax(1) == yq).sum()) / len(yq)  # exactly k / n_q
     return accuracies
 
 

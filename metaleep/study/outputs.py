@@ -17,7 +17,9 @@ gather their rows. Dummy-label modes (what plays θ(x) in LEEP):
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -101,6 +103,29 @@ def parameter_dtype(model: torch.nn.Module) -> torch.dtype:
     import torch
 
     return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+@contextlib.contextmanager
+def full_float32(device: str | torch.device) -> Iterator[None]:
+    """On a CUDA ``device``, TF32 off in convolutions and matrix products for the duration.
+
+    cuDNN convolutions use TF32 (10-bit mantissa) by default; their results then depend on the
+    batch an image is in, which would make a study's features, scores and accuracies depend on
+    how images were batched (a GPU study against a per-episode loop: dummy-label LEEP 5e-4
+    apart, a third of the accuracies different). With TF32 off they are float32 products again.
+    Elsewhere, and for other devices, this does nothing. The previous settings are restored.
+    """
+    import torch
+
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def _part(model: torch.nn.Module, name: str) -> torch.nn.Module:

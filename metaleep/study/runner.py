@@ -32,6 +32,7 @@ from metaleep.study.config import StudyConfig
 from metaleep.study.outputs import (
     BackboneOutputs,
     compute_outputs,
+    full_float32,
     parameter_dtype,
     source_prototypes,
 )
@@ -87,6 +88,22 @@ class StudyBackbone:
         if self.algorithm not in HEAD_ALGORITHMS:
             return None
         return int(getattr(self.model.classifier, "out_features"))  # noqa: B009
+
+    def on(self, device: str) -> StudyBackbone:
+        """This backbone with its model on ``device``: itself when the model is already there,
+        else a copy with a moved copy of the model (the caller's model stays where it is)."""
+        import copy
+
+        import torch
+
+        target = torch.device(device)
+        param = next(self.model.parameters(), None)
+        if param is None or (
+            param.device.type == target.type
+            and (target.index is None or param.device.index == target.index)
+        ):
+            return self
+        return replace(self, model=copy.deepcopy(self.model).to(target))
 
     def offers_dummy(self, mode: str, ways: int) -> bool:
         """Whether dummy-label ``mode`` exists for an episode of ``ways`` classes."""
@@ -399,19 +416,20 @@ class ChunkContext:
         """The table rows of chunk ``chunk`` (every backbone)."""
         part = [self.episodes[i] for i in self.chunks[chunk]]
         alphabets = _alphabet_lookup(self.dataset)
-        frames = [
-            evaluate_chunk(
-                self.config,
-                backbone,
-                self.outputs[backbone.name],
-                self.dataset,
-                part,
-                suite_name=self.suite_name,
-                alphabets=alphabets,
-                device=self.device,
-            )
-            for backbone in self.backbones
-        ]
+        with full_float32(self.device):
+            frames = [
+                evaluate_chunk(
+                    self.config,
+                    backbone,
+                    self.outputs[backbone.name],
+                    self.dataset,
+                    part,
+                    suite_name=self.suite_name,
+                    alphabets=alphabets,
+                    device=self.device,
+                )
+                for backbone in self.backbones
+            ]
         return pd.concat(frames, ignore_index=True)
 
 
@@ -439,24 +457,28 @@ def prepare_chunks(
     # records (and logs) how many references that serves.
     images = np.concatenate([np.concatenate([e.support, e.query]) for e in episodes])
     outputs = {}
-    for backbone in backbones:
-        prototypes, scale = None, 1.0
-        if "prototypes" in config.dummies:
-            prototypes, scale = source_prototypes(
-                backbone.model.to(device).eval(), dataset, backbone.source_classes, device=device
+    with full_float32(device):
+        for backbone in backbones:
+            prototypes, scale = None, 1.0
+            if "prototypes" in config.dummies:
+                prototypes, scale = source_prototypes(
+                    backbone.model.to(device).eval(),
+                    dataset,
+                    backbone.source_classes,
+                    device=device,
+                )
+            modes = tuple(
+                m for m in config.dummies if any(backbone.offers_dummy(m, e.ways) for e in episodes)
             )
-        modes = tuple(
-            m for m in config.dummies if any(backbone.offers_dummy(m, e.ways) for e in episodes)
-        )
-        outputs[backbone.name] = compute_outputs(
-            backbone.model,
-            dataset,
-            images,
-            modes=modes,
-            prototypes=prototypes,
-            temperature=config.temperature or scale,
-            device=device,
-        )
+            outputs[backbone.name] = compute_outputs(
+                backbone.model,
+                dataset,
+                images,
+                modes=modes,
+                prototypes=prototypes,
+                temperature=config.temperature or scale,
+                device=device,
+            )
     return ChunkContext(config, dataset, suite_name, episodes, backbones, outputs, device)
 
 
@@ -506,6 +528,7 @@ def run_study(
     dataset, suite, backbones = load_study_inputs(
         config, dataset=dataset, suite=suite, backbones=backbones, progress=progress
     )
+    backbones = [b.on(device) for b in backbones]
     episodes = suite.episodes[: config.episodes] if config.episodes else suite.episodes
     identity = {
         **config.to_dict(),
@@ -554,4 +577,3 @@ def _alphabet_lookup(dataset: ImageDataset) -> Callable[[Episode], list[str]]:
         return lambda ep: []
     names = dataset.classes["alphabet"].astype(str).to_numpy()
     return lambda ep: sorted({str(names[c]) for c in ep.classes})
-

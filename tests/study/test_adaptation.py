@@ -175,6 +175,20 @@ def test_score_logits_matches_hand_computation() -> None:
     assert result.loss == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=needs_cuda)])
+def test_batch_accuracy_is_exactly_k_over_n_on_every_device(device: str) -> None:
+    """k correct of 75 gives the float k / 75, not k * (1 / 75) (which a CUDA mean computes)."""
+    n = 75
+    labels = torch.zeros(n + 1, n, dtype=torch.long)
+    logits = torch.zeros(n + 1, n, 2)
+    for k in range(n + 1):
+        logits[k, :k, 0] = 1.0  # the first k queries are right, the rest predict class 1
+        logits[k, k:, 1] = 1.0
+    batch = score_logits_batch(logits.to(device), labels.to(device))
+    assert batch.accuracy.dtype == np.float64
+    assert batch.accuracy.tolist() == [k / n for k in range(n + 1)]
+
+
 def test_batch_result_indexing_and_stacking() -> None:
     logits = torch.tensor([[[1.0, 0.0]], [[0.0, 1.0]]])
     batch = score_logits_batch(logits, torch.tensor([[0], [0]]))

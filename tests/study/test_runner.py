@@ -19,6 +19,7 @@ from metaleep.metrics import h_score, leep_score, logme_score, nce_score, nleep_
 from metaleep.study import runner as runner_module
 from metaleep.study.adaptation import maml_adapt, nearest_prototype, retrain_head
 from metaleep.study.config import StudyConfig
+from metaleep.study.outputs import full_float32
 from metaleep.study.runner import StudyBackbone, run_study
 from metaleep.study.store import StoreError
 
@@ -222,3 +223,44 @@ def test_damaged_chunk_is_reported(data, tmp_path):
     chunk.write_text(chunk.read_text().replace("maml", "mAml", 1))
     with pytest.raises(StoreError, match=re.escape(f"result chunk {chunk} is damaged")):
         _run(data, tmp_path)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_study_equals_cpu(data, tmp_path):
+    """The whole study on a GPU (float64 backbones) gives the CPU's rows."""
+    keys = ["episode", "backbone", "dummy", "adaptation"]
+    cpu = _run(data, tmp_path / "cpu").table.set_index(keys).sort_index()
+    gpu = _run(data, tmp_path / "cuda", device="cuda").table.set_index(keys).sort_index()
+    assert gpu.index.equals(cpu.index)
+    for column in [*METRICS, "loss"]:
+        np.testing.assert_allclose(gpu[column], cpu[column], rtol=1e-7, atol=1e-9, err_msg=column)
+    assert (gpu["accuracy"] == cpu["accuracy"]).all()
+    # the caller's models stay where they were
+    assert all(p.device.type == "cpu" for b in data[2] for p in b.model.parameters())
+
+
+def test_backbone_on_another_device_is_a_moved_copy(data):
+    backbone = data[2][0]
+    assert backbone.on("cpu") is backbone
+    moved = backbone.on("meta")
+    assert moved is not backbone and moved.name == backbone.name
+    assert all(p.device.type == "meta" for p in moved.model.parameters())
+    assert all(p.device.type == "cpu" for p in backbone.model.parameters())
+
+
+def test_full_float32_turns_tf32_off_on_cuda_only_and_restores_it():
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    saved = cudnn.allow_tf32, matmul.allow_tf32
+    try:
+        cudnn.allow_tf32 = matmul.allow_tf32 = True
+        with full_float32("cpu"):
+            assert cudnn.allow_tf32 and matmul.allow_tf32
+        with full_float32("cuda:0"):
+            assert not cudnn.allow_tf32 and not matmul.allow_tf32
+        assert cudnn.allow_tf32 and matmul.allow_tf32
+        with pytest.raises(KeyError), full_float32(torch.device("cuda")):
+            assert not cudnn.allow_tf32
+            raise KeyError("restored after an error too")
+        assert cudnn.allow_tf32 and matmul.allow_tf32
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = saved
