@@ -29,15 +29,23 @@ def test_notebook_runs(path, tiny_backbones, tmp_path):
     names = ("maml", "supervised") if path.stem == "quickstart" else tuple(tiny_backbones)
     parameters.source = (
         f'SUITE = "glyphs-smoke"\nBACKBONES = {tuple(tiny_backbones[n] for n in names)!r}\n'
-        f'EPISODES = 10\nOUT = {str(tmp_path / "study")!r}\n'
+        f"EPISODES = 10\nOUT = {str(tmp_path / 'study')!r}\n"
     )
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
     client.execute()
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors == []
-    figures = [i for i, c in enumerate(notebook.cells) for o in c.get("outputs", [])
-               if "image/png" in o.get("data", {})]
+    figures = [
+        i
+        for i, c in enumerate(notebook.cells)
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    ]
     # quickstart: contact sheet + scatter plots; selection: the selection plot
     assert len(figures) >= (2 if path.stem == "quickstart" else 1), figures
     assert (tmp_path / "study" / "report.html").is_file()

@@ -16,10 +16,24 @@ pytestmark = pytest.mark.slow
 def test_run_end_to_end_then_resume(tiny_backbones, tmp_path):
     out = tmp_path / "study"
     args = [
-        "run", "--suite", "glyphs-smoke", "--episodes", "12", "--chunk-size", "5",
-        "--backbones", f"{tiny_backbones['maml']},{tiny_backbones['supervised']}",
-        "--adaptations", "maml,retrain_head,prototype", "--n-boot", "50",
-        "--out", str(out), "--no-progress", "--threads", "1",
+        "run",
+        "--suite",
+        "glyphs-smoke",
+        "--episodes",
+        "12",
+        "--chunk-size",
+        "5",
+        "--backbones",
+        f"{tiny_backbones['maml']},{tiny_backbones['supervised']}",
+        "--adaptations",
+        "maml,retrain_head,prototype",
+        "--n-boot",
+        "50",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--threads",
+        "1",
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -29,7 +43,9 @@ def test_run_end_to_end_then_resume(tiny_backbones, tmp_path):
     assert table["episode"].nunique() == 12
     assert set(table["backbone"]) == {"maml", "supervised"}
     assert sorted(p.name for p in (out / "results").iterdir()) == [
-        "chunk-00000.csv", "chunk-00001.csv", "chunk-00002.csv"
+        "chunk-00000.csv",
+        "chunk-00001.csv",
+        "chunk-00002.csv",
     ]
     config = json.loads((out / "study.json").read_text())["config"]
     assert config["suite"] == "glyphs-smoke" and config["episodes"] == 12
@@ -49,7 +65,19 @@ def test_run_reports_bad_options_clearly(tmp_path):
     result = CliRunner().invoke(app, ["run", "--dummies", "logits", "--out", str(tmp_path)])
     assert result.exit_code == 2
     assert "`dummies` must name from head, source, prototypes; got logits." in result.output
-    result = CliRunner().invoke(app, ["run", "--backbones", "nosuch", "--episodes", "2",
-                                      "--suite", "glyphs-smoke", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--backbones",
+            "nosuch",
+            "--episodes",
+            "2",
+            "--suite",
+            "glyphs-smoke",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2
     assert "`backbones` must name default backbones" in result.output

@@ -34,8 +34,14 @@ def data():
     sampler = EpisodeSampler(dataset, SPEC, classes=pool, seed=3)
     episodes = sampler.sample_many(10)
     suite = suite_from_episodes(
-        episodes, [SPEC] * len(episodes), name="toy", dataset=dataset, split="toy",
-        part="test", pool=pool, seed=3,
+        episodes,
+        [SPEC] * len(episodes),
+        name="toy",
+        dataset=dataset,
+        split="toy",
+        part="test",
+        pool=pool,
+        seed=3,
     )
     torch.manual_seed(0)
     maml = build_backbone("conv2-8", out_features=5).double().eval()
@@ -58,17 +64,39 @@ def _run(data, tmp_path, overwrite=False, **changes):
         **changes,
     )
     return run_study(
-        config, out_dir=tmp_path, dataset=dataset, suite=suite, backbones=backbones,
-        analyse=False, progress=False, overwrite=overwrite,
+        config,
+        out_dir=tmp_path,
+        dataset=dataset,
+        suite=suite,
+        backbones=backbones,
+        analyse=False,
+        progress=False,
+        overwrite=overwrite,
     )
 
 
 def test_table_schema_and_rows(data, tmp_path):
     table = _run(data, tmp_path).table
-    keys = ["suite", "episode", "ways", "shots", "queries", "alphabets", "within_alphabet",
-            "backbone", "dummy", "adaptation"]
-    assert list(table.columns) == [*keys, *METRICS, "accuracy", "loss", "seconds_metrics",
-                                   "seconds_adapt"]
+    keys = [
+        "suite",
+        "episode",
+        "ways",
+        "shots",
+        "queries",
+        "alphabets",
+        "within_alphabet",
+        "backbone",
+        "dummy",
+        "adaptation",
+    ]
+    assert list(table.columns) == [
+        *keys,
+        *METRICS,
+        "accuracy",
+        "loss",
+        "seconds_metrics",
+        "seconds_adapt",
+    ]
     # maml backbone: {head, prototypes} x {maml, anil, retrain_head, prototype};
     # supervised: {source, prototypes} x {retrain_head, prototype}
     assert len(table) == 10 * (2 * 4 + 2 * 2)
@@ -167,10 +195,18 @@ def test_query_set_never_reaches_a_metric(data, tmp_path):
     other = dataclasses.replace(suite, episodes=tuple(changed))
     a = _run(data, tmp_path / "a").table
     b = run_study(
-        StudyConfig(suite="toy", adaptations=("maml", "anil", "retrain_head", "prototype"),
-                    chunk_size=4, temperature=2.0),
-        out_dir=tmp_path / "b", dataset=dataset, suite=other, backbones=backbones,
-        analyse=False, progress=False,
+        StudyConfig(
+            suite="toy",
+            adaptations=("maml", "anil", "retrain_head", "prototype"),
+            chunk_size=4,
+            temperature=2.0,
+        ),
+        out_dir=tmp_path / "b",
+        dataset=dataset,
+        suite=other,
+        backbones=backbones,
+        analyse=False,
+        progress=False,
     ).table
     pd.testing.assert_frame_equal(a[list(METRICS)], b[list(METRICS)])
     assert not np.array_equal(a["accuracy"].to_numpy(), b["accuracy"].to_numpy())
