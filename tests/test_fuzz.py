@@ -316,15 +316,12 @@ OPTION_VALUES = st.one_of(
 @given(data=st.data())
 def test_metric_options_with_bad_values(name: str, data: st.DataObject) -> None:
     spec = get_metric(name)
-    x, labels, mutation, _ = data.draw(episode(spec.input_kind), label="episode")
+    x, labels, mutation, logits = data.draw(episode(spec.input_kind), label="episode")
     chosen = data.draw(st.sets(st.sampled_from(spec.options), min_size=1), label="options")
     options = {key: data.draw(OPTION_VALUES, label=key) for key in chosen}
-    if options.get("validate") is False and mutation in (
-        "nan",
-        "inf",
-        "-inf",
-        "huge",
-        "logits-as-probs",
+    if options.get("validate") is False and (
+        mutation in ("nan", "inf", "-inf", "huge", "logits-as-probs")
+        or (logits and options.get("from_logits") is not True)  # logits read as probabilities
     ):
         return  # values unchecked by request: undefined results (shapes are still checked)
     batched = data.draw(st.booleans(), label="batched")

@@ -143,7 +143,7 @@ class _ConvBlock(nn.Module):
         super().__init__()
         self.normalize = nn.BatchNorm2d(out_channels, affine=True)
         nn.init.uniform_(self.normalize.weight)
-        self.relu = nn.ReLU()
+        self.relu = nn.ReLU(inplace=True)  # on the BatchNorm output: same values, one buffer less
         self.conv = nn.Conv2d(in_channels, out_channels, 3, stride=2, padding=1, bias=True)
         nn.init.xavier_uniform_(self.conv.weight, gain=1.0)
         if self.conv.bias is not None:

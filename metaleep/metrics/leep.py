@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["leep_score", "leep_score_batch"]
 
-Strategy = Literal["auto", "kernel", "dense", "sparse", "gather"]
+Strategy = Literal["auto", "torch", "kernel", "dense", "sparse", "gather"]
 
 _DENSE_MAX_CODES = 16
 """``auto`` uses the dense expected-prediction pass when C <= min(16, Z), else the sparse one."""
@@ -48,8 +48,36 @@ def use_kernel(values: torch.Tensor) -> bool:
     return values.device.type == "cpu" and values.numel() >= KERNEL_MIN_VALUES
 
 
+def kernel_strategy(kernel: object, probs: object = None) -> Strategy:
+    """The strategy of the ``kernel`` option: None ``auto``, True ``kernel``, False ``torch``
+    (checked, with ``probs`` when it is a tensor, before any other work)."""
+    import torch
+
+    if kernel is None:
+        return "auto"
+    if not isinstance(kernel, bool):
+        raise TypeError(f"`kernel` must be None, True or False; got {kernel!r}.")
+    if kernel and isinstance(probs, torch.Tensor):
+        check_kernel_device(probs)
+    return "kernel" if kernel else "torch"
+
+
+def check_kernel_device(values: torch.Tensor) -> None:
+    """The fused kernel runs on the CPU: a clear error for tensors elsewhere."""
+    if values.device.type != "cpu":
+        raise ValueError(
+            "`kernel=True` needs the input on the CPU (the fused kernel is CPU code); got a "
+            f"tensor on {values.device}. Pass kernel=None or False for torch ops on any device."
+        )
+
+
 def leep_score(
-    probs: Any, labels: Any, *, from_logits: bool = False, validate: bool = True
+    probs: Any,
+    labels: Any,
+    *,
+    from_logits: bool = False,
+    validate: bool = True,
+    kernel: bool | None = None,
 ) -> float:
     """LEEP of one episode: how well the source model's outputs predict the target labels.
 
@@ -69,6 +97,11 @@ def leep_score(
         Check the values (finite, probability rows; one or two extra reads of ``probs``).
         ``False`` skips those checks for speed: the caller guarantees valid input. Shapes and
         dtypes are always checked.
+    kernel:
+        ``None`` (default): the fused CPU kernel for inputs of at least 2^20 values on the CPU
+        (:data:`KERNEL_MIN_VALUES`), torch ops otherwise; ``True``: the kernel (CPU only);
+        ``False``: torch ops. The two agree to about 1e-15, not bit for bit: fix it when
+        values must not depend on how many episodes go into one call.
 
     Returns
     -------
@@ -108,6 +141,7 @@ def leep_score(
 
     check_flag(from_logits, "from_logits")
     check_flag(validate, "validate")
+    strategy = kernel_strategy(kernel, probs)
     kind: Kind = "logits" if from_logits else "probs"
     ep = episodes(
         probs,
@@ -119,7 +153,7 @@ def leep_score(
         validate=validate,
         defer_probs_check=True,
     )
-    return float(_leep_core(ep, from_logits=from_logits)[0])
+    return float(_leep_core(ep, from_logits=from_logits, strategy=strategy)[0])
 
 
 def leep_score_batch(
@@ -129,6 +163,7 @@ def leep_score_batch(
     mask: Any = None,
     from_logits: bool = False,
     validate: bool = True,
+    kernel: bool | None = None,
 ) -> np.ndarray:
     """LEEP of E episodes at once, vectorised in torch (no Python loop over episodes).
 
@@ -142,7 +177,7 @@ def leep_score_batch(
     mask:
         Optional ``(E, n)`` bool (array form only): ``True`` for the rows of each episode;
         the other rows are ignored and may hold anything.
-    from_logits, validate:
+    from_logits, validate, kernel:
         As in :func:`leep_score`.
 
     Returns
@@ -178,6 +213,7 @@ def leep_score_batch(
 
     check_flag(from_logits, "from_logits")
     check_flag(validate, "validate")
+    strategy = kernel_strategy(kernel, probs)
     kind: Kind = "logits" if from_logits else "probs"
     ep = episodes(
         probs,
@@ -190,7 +226,7 @@ def leep_score_batch(
         validate=validate,
         defer_probs_check=True,
     )
-    return as_float_array(_leep_core(ep, from_logits=from_logits))
+    return as_float_array(_leep_core(ep, from_logits=from_logits, strategy=strategy))
 
 
 def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -> torch.Tensor:
@@ -203,13 +239,16 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
     ``"sparse"`` (a sampled sparse product computing one dot product per row) or ``"gather"``
     (the same dot products on gathered chunks of rows: the fallback where sampled products
     are unavailable). ``"auto"`` picks the kernel for large inputs on the CPU
-    (:data:`KERNEL_MIN_VALUES`), else dense when C <= min(16, Z), else sparse. When ``ep``
+    (:data:`KERNEL_MIN_VALUES`), else dense when C <= min(16, Z), else sparse; ``"torch"``
+    picks like ``"auto"`` without the kernel. When ``ep``
     defers the probability checks, every strategy computes the row sums and the minimum in
     its own passes and runs them.
     """
     import torch
 
     values = ep.values
+    if strategy == "kernel":
+        check_kernel_device(values)
     if strategy == "kernel" or (strategy == "auto" and use_kernel(values)):
         return _leep_kernel(ep, from_logits=from_logits)
     probs = _softmax(values) if from_logits else values
@@ -219,7 +258,10 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
     n_codes = ep.n_codes
     flat = probs.view(n_ep * n_rows, n_src)
 
-    dense = n_codes <= min(_DENSE_MAX_CODES, n_src) if strategy == "auto" else strategy == "dense"
+    if strategy in ("auto", "torch"):
+        dense = n_codes <= min(_DENSE_MAX_CODES, n_src)
+    else:
+        dense = strategy == "dense"
     # Joint (unnormalised: the 1/n cancels in P(y|z)), one read of probs: rows added into an
     # (E*C + 1, Z) table; the extra row collects the padding, which may hold NaN.
     table = probs.new_zeros((n_ep * n_codes + 1, n_src))

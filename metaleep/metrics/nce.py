@@ -23,7 +23,12 @@ __all__ = ["nce_score", "nce_score_batch"]
 
 
 def nce_score(
-    probs: Any, labels: Any, *, from_logits: bool = False, validate: bool = True
+    probs: Any,
+    labels: Any,
+    *,
+    from_logits: bool = False,
+    validate: bool = True,
+    kernel: bool | None = None,
 ) -> float:
     """NCE of one episode: -H(Y | Z) for the source model's hard predictions Z.
 
@@ -39,6 +44,9 @@ def nce_score(
         their softmax, without rounding ties).
     validate:
         Check the values (one or two extra reads of ``probs``); ``False`` trusts the caller.
+    kernel:
+        The fused CPU kernel or torch ops, as in :func:`metaleep.metrics.leep_score` (the two
+        give the same values here).
 
     Returns
     -------
@@ -59,6 +67,7 @@ def nce_score(
 
     check_flag(from_logits, "from_logits")
     check_flag(validate, "validate")
+    use = _kernel_option(kernel, probs)
     kind: Kind = "logits" if from_logits else "probs"
     ep = episodes(
         probs,
@@ -70,7 +79,7 @@ def nce_score(
         validate=validate,
         defer_probs_check=True,
     )
-    return float(_nce_core(ep)[0])
+    return float(_nce_core(ep, kernel=use)[0])
 
 
 def nce_score_batch(
@@ -80,6 +89,7 @@ def nce_score_batch(
     mask: Any = None,
     from_logits: bool = False,
     validate: bool = True,
+    kernel: bool | None = None,
 ) -> np.ndarray:
     """NCE of E episodes at once, vectorised in torch (no Python loop over episodes).
 
@@ -88,7 +98,7 @@ def nce_score_batch(
     probs, labels, mask:
         As in :func:`metaleep.metrics.leep_score_batch`: ``(E, n, Z)`` and ``(E, n)`` arrays
         with an optional ``(E, n)`` bool mask, or sequences of per-episode arrays.
-    from_logits, validate:
+    from_logits, validate, kernel:
         As in :func:`nce_score`.
 
     Returns
@@ -111,6 +121,7 @@ def nce_score_batch(
 
     check_flag(from_logits, "from_logits")
     check_flag(validate, "validate")
+    use = _kernel_option(kernel, probs)
     kind: Kind = "logits" if from_logits else "probs"
     ep = episodes(
         probs,
@@ -123,7 +134,14 @@ def nce_score_batch(
         validate=validate,
         defer_probs_check=True,
     )
-    return as_float_array(_nce_core(ep))
+    return as_float_array(_nce_core(ep, kernel=use))
+
+
+def _kernel_option(kernel: object, probs: object) -> bool | None:
+    from metaleep.metrics.leep import kernel_strategy
+
+    strategy = kernel_strategy(kernel, probs)
+    return None if strategy == "auto" else strategy == "kernel"
 
 
 def _nce_core(ep: Episodes, *, kernel: bool | None = None) -> torch.Tensor:
@@ -137,8 +155,10 @@ def _nce_core(ep: Episodes, *, kernel: bool | None = None) -> torch.Tensor:
     """
     import torch
 
-    from metaleep.metrics.leep import use_kernel
+    from metaleep.metrics.leep import check_kernel_device, use_kernel
 
+    if kernel:
+        check_kernel_device(ep.values)
     if kernel or (kernel is None and use_kernel(ep.values)):
         return _nce_kernel(ep)
     ep.check_probs()  # the deferred checks, if any: two reads of the values

@@ -316,4 +316,7 @@ def _nleep_core(ep: Episodes, *, n_components: int | None, seed: int | np.ndarra
             probs[e, valid[e], : post.shape[1]] = post
     # Zero columns (episodes with fewer components) are zero-mass source labels: no effect.
     source = dataclasses.replace(ep, values=torch.from_numpy(probs).to(ep.values.device))
-    return _leep_core(source, from_logits=False)
+    # Always torch ops, never the fused kernel that LEEP picks by input size: the kernel agrees
+    # only to ~1e-16, and an episode's N-LEEP must not depend on the episodes scored beside it
+    # (the mixture fits, not this step, are N-LEEP's cost).
+    return _leep_core(source, from_logits=False, strategy="torch")

@@ -60,7 +60,7 @@ class MetricSpec:
     --------
     >>> spec = get_metric("leep")
     >>> spec.input_kind, spec.higher_is_better, spec.options
-    ('probs', True, ('from_logits', 'validate'))
+    ('probs', True, ('from_logits', 'validate', 'kernel'))
     >>> spec.score([[0.5, 0.5]] * 2, [0, 1])
     -0.6931...
     """
@@ -96,7 +96,7 @@ METRICS: dict[str, MetricSpec] = {
             input_kind="probs",
             higher_is_better=True,
             description="Log expected empirical prediction (Nguyen et al., ICML 2020).",
-            options=("from_logits", "validate"),
+            options=("from_logits", "validate", "kernel"),
         ),
         MetricSpec(
             name="nce",
@@ -106,7 +106,7 @@ METRICS: dict[str, MetricSpec] = {
             higher_is_better=True,
             description="Negative conditional entropy of labels given hard source predictions "
             "(Tran et al., ICCV 2019).",
-            options=("from_logits", "validate"),
+            options=("from_logits", "validate", "kernel"),
         ),
         MetricSpec(
             name="h_score",

@@ -195,6 +195,11 @@ def _score_episodes(
         by_feature[name] = np.asarray(
             spec.score_batch(features, labels, **options), dtype=np.float64
         )
+    # torch ops for LEEP and NCE, never their fused CPU kernel, which the metrics pick by input
+    # size: it agrees with torch to ~1e-15 but not bit for bit, and the size of a call depends
+    # on the chunk size. (On study-sized calls the kernel would save milliseconds, and loading
+    # numba costs 0.4 s and 130 MB.)
+    options = {"from_logits": True, "kernel": False}
     scores: dict[str, dict[str, np.ndarray]] = {}
     for mode in modes:
         logits = outputs.gather_logits(mode, support)
@@ -203,7 +208,8 @@ def _score_episodes(
             spec = get_metric(name)
             if spec.input_kind == "probs":
                 values[name] = np.asarray(
-                    spec.score_batch(logits, labels, from_logits=True), dtype=np.float64
+                    spec.score_batch(logits, labels, **spec.select_options(options)),
+                    dtype=np.float64,
                 )
         scores[mode] = values
     return scores, time.perf_counter() - start
@@ -552,10 +558,7 @@ def run_study(
             store.write_chunk(c, rows)
             bar.update(len(chunks[c]))
         bar.close()
-    table = store.read_all()
-    if not table.empty:
-        table = table.sort_values(list(TABLE_KEYS), kind="stable").reset_index(drop=True)
-    store.write_results(table)
+    table = store.assemble(TABLE_KEYS)
     correlations = report = None
     if analyse and not table.empty:
         from metaleep.study.summary import analyse_and_report

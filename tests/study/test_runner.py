@@ -56,12 +56,14 @@ def data():
 def _run(data, tmp_path, overwrite=False, **changes):
     dataset, suite, backbones = data
     config = StudyConfig(
-        suite="toy",
-        backbones=("maml", "supervised"),
-        adaptations=("maml", "anil", "retrain_head", "prototype"),
-        chunk_size=4,
-        temperature=2.0,
-        **changes,
+        **{
+            "suite": "toy",
+            "backbones": ("maml", "supervised"),
+            "adaptations": ("maml", "anil", "retrain_head", "prototype"),
+            "chunk_size": 4,
+            "temperature": 2.0,
+            **changes,
+        }
     )
     return run_study(
         config,
@@ -300,3 +302,21 @@ def test_full_float32_turns_tf32_off_on_cuda_only_and_restores_it():
         assert cudnn.allow_tf32 and matmul.allow_tf32
     finally:
         cudnn.allow_tf32, matmul.allow_tf32 = saved
+
+
+def test_rows_do_not_depend_on_the_chunk_size(data, tmp_path, monkeypatch):
+    """Batched calls over 1, 4 or all 10 episodes give the same numbers, bit for bit.
+
+    With the metrics' kernel threshold lowered so that their ``auto`` choice would differ
+    between these chunk sizes (the fused LEEP kernel and torch agree only to ~1e-16)."""
+    from metaleep.metrics import leep
+
+    monkeypatch.setattr(leep, "KERNEL_MIN_VALUES", 200)  # chunks of 4+: 200+ values
+    tables = [
+        _run(data, tmp_path / str(size), chunk_size=size).table.drop(
+            columns=["seconds_metrics", "seconds_adapt"]
+        )
+        for size in (1, 4, 10)
+    ]
+    for table in tables[1:]:
+        pd.testing.assert_frame_equal(table, tables[0], check_exact=True)
