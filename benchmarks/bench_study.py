@@ -523,6 +523,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=None, help="runs per side (best kept)")
     parser.add_argument(
+        "--plans",
+        default=",".join(PLANS),
+        help=f"comma-separated studies to run, from {', '.join(PLANS)} (default: all)",
+    )
+    parser.add_argument(
         "--scale",
         default=None,
         help="episode counts of the growth table, e.g. 100,1000,10000 "
@@ -557,6 +562,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not torch.cuda.is_available():
             print("CUDA is not available: skipping the --device cuda benchmark.")
             return 0
+    plans = [p.strip() for p in args.plans.split(",") if p.strip()]
+    if not plans or any(p not in PLANS for p in plans):
+        parser.error(f"--plans: expected names from {', '.join(PLANS)}; got {args.plans!r}")
     threads = [int(t) for t in (args.threads or ("1" if args.quick else "1,2")).split(",")]
     episodes = args.episodes or (30 if args.quick else SUITE_EPISODES)
     repeats = args.repeats or (1 if args.quick else 2)
@@ -568,11 +576,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-study-") as tmp:
         work = Path(tmp)
         for t in threads:
-            for plan in PLANS:
+            for plan in plans:
                 print(f"running {plan}, {episodes} episodes, {t} thread(s) ...", flush=True)
                 rows.append(_pair(plan, episodes, t, args.device, repeats, work))
         for size in sizes:
-            for plan in PLANS:
+            for plan in plans:
                 if plan == "maml" and size > 1000:
                     continue
                 print(f"growth: {plan}, {size} episodes ...", flush=True)
