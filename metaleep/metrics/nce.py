@@ -45,8 +45,8 @@ def nce_score(
     validate:
         Check the values (one or two extra reads of ``probs``); ``False`` trusts the caller.
     kernel:
-        The fused CPU kernel or torch ops, as in :func:`metaleep.metrics.leep_score` (the two
-        give the same values here).
+        The fused CPU kernel or torch ops, as in :func:`metaleep.metrics.leep_score` (they
+        count the same cells; their sums of c log c may differ in the last bits).
 
     Returns
     -------
