@@ -267,10 +267,8 @@ def _run_default_study_child(job: dict[str, Any]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the parent side
 
 
-def _spawn(job: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Run ``job`` in a fresh interpreter; its JSON answer."""
-    name = f"{job['side']}-{job['plan']}-{job['episodes']}-{job['threads']}-{time.time_ns()}"
-    job = {**job, "table": str(work / f"{name}.pkl")}
+def _run_in_child(job: dict[str, Any], work: Path, name: str) -> dict[str, Any]:
+    """Run ``job`` in a fresh interpreter (this script with ``--child``); its JSON answer."""
     spec, answer = work / f"{name}.job.json", work / f"{name}.out.json"
     spec.write_text(json.dumps(job))
     proc = subprocess.run(
@@ -281,7 +279,14 @@ def _spawn(job: dict[str, Any], work: Path) -> dict[str, Any]:
     )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child {name} failed:\n{proc.stderr[-4000:]}")
-    return {**json.loads(answer.read_text()), "table": job["table"]}
+    return dict(json.loads(answer.read_text()))
+
+
+def _spawn(job: dict[str, Any], work: Path) -> dict[str, Any]:
+    """One side of one measurement in a fresh interpreter; its answer and table path."""
+    name = f"{job['side']}-{job['plan']}-{job['episodes']}-{job['threads']}-{time.time_ns()}"
+    job = {**job, "table": str(work / f"{name}.pkl")}
+    return {**_run_in_child(job, work, name), "table": job["table"]}
 
 
 def _compare(naive_table: str, fast_table: str) -> dict[str, Any]:
@@ -403,17 +408,7 @@ def _default_run_memory(threads: int, episodes: int | None, work: Path) -> dict[
             "seconds": time.perf_counter() - start,
         }
     job = {"side": "default", "plan": "default", "episodes": episodes, "threads": threads}
-    spec, answer = work / "default.job.json", work / "default.out.json"
-    spec.write_text(json.dumps(job))
-    proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--child", str(spec), str(answer)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"default-study child failed:\n{proc.stderr[-4000:]}")
-    result = json.loads(answer.read_text())
+    result = _run_in_child(job, work, "default")
     shown = f"{episodes} episodes" if episodes else "all 600 episodes"
     result["what"] = (
         f"default study, run_study(StudyConfig()) with analysis and report, {shown}; "

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metaleep.metrics.leep import kernel_strategy
+
 if TYPE_CHECKING:
     import torch
 
@@ -67,7 +69,7 @@ def nce_score(
 
     check_flag(from_logits, "from_logits")
     check_flag(validate, "validate")
-    use = _kernel_option(kernel, probs)
+    kernel_strategy(kernel, probs)  # checks the option
     kind: Kind = "logits" if from_logits else "probs"
     ep = episodes(
         probs,
@@ -79,7 +81,7 @@ def nce_score(
         validate=validate,
         defer_probs_check=True,
     )
-    return float(_nce_core(ep, kernel=use)[0])
+    return float(_nce_core(ep, kernel=kernel)[0])
 
 
 def nce_score_batch(
@@ -121,7 +123,7 @@ def nce_score_batch(
 
     check_flag(from_logits, "from_logits")
     check_flag(validate, "validate")
-    use = _kernel_option(kernel, probs)
+    kernel_strategy(kernel, probs)  # checks the option
     kind: Kind = "logits" if from_logits else "probs"
     ep = episodes(
         probs,
@@ -134,14 +136,7 @@ def nce_score_batch(
         validate=validate,
         defer_probs_check=True,
     )
-    return as_float_array(_nce_core(ep, kernel=use))
-
-
-def _kernel_option(kernel: object, probs: object) -> bool | None:
-    from metaleep.metrics.leep import kernel_strategy
-
-    strategy = kernel_strategy(kernel, probs)
-    return None if strategy == "auto" else strategy == "kernel"
+    return as_float_array(_nce_core(ep, kernel=kernel))
 
 
 def _nce_core(ep: Episodes, *, kernel: bool | None = None) -> torch.Tensor:
