@@ -433,6 +433,36 @@ def _labels_1d(x: Any, name: str, n: int, device: torch.device) -> torch.Tensor:
 # ----------------------------------------------------------------------------- entry point
 
 
+def source_outputs(
+    probs: Any,
+    labels: Any,
+    mask: Any = None,
+    *,
+    metric: str,
+    single: bool,
+    from_logits: object,
+    validate: object,
+) -> Episodes:
+    """:func:`episodes` for the metrics that read the source model's outputs (LEEP, NCE).
+
+    Checks the two flags, reads ``probs`` as logits when ``from_logits``, and defers the
+    probability checks to the metric's own pass over the values.
+    """
+    check_flag(from_logits, "from_logits")
+    check_flag(validate, "validate")
+    return episodes(
+        probs,
+        labels,
+        mask,
+        name="probs",
+        kind="logits" if from_logits else "probs",
+        metric=metric,
+        single=single,
+        validate=bool(validate),
+        defer_probs_check=True,
+    )
+
+
 def episodes(
     x: Any,
     labels: Any,

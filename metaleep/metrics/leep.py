@@ -27,7 +27,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from metaleep.metrics._validation import Episodes, Kind
+    from metaleep.metrics._validation import Episodes
 
 __all__ = ["leep_score", "leep_score_batch"]
 
@@ -137,21 +137,11 @@ def leep_score(
     >>> leep_score([[2.0, -1.0], [0.5, 3.0]], [0, 1], from_logits=True)
     -0.1225...
     """
-    from metaleep.metrics._validation import check_flag, episodes
+    from metaleep.metrics._validation import source_outputs
 
-    check_flag(from_logits, "from_logits")
-    check_flag(validate, "validate")
     strategy = kernel_strategy(kernel, probs)
-    kind: Kind = "logits" if from_logits else "probs"
-    ep = episodes(
-        probs,
-        labels,
-        name="probs",
-        kind=kind,
-        metric="leep",
-        single=True,
-        validate=validate,
-        defer_probs_check=True,
+    ep = source_outputs(
+        probs, labels, metric="leep", single=True, from_logits=from_logits, validate=validate
     )
     return float(_leep_core(ep, from_logits=from_logits, strategy=strategy)[0])
 
@@ -209,22 +199,11 @@ def leep_score_batch(
     >>> leep_score_batch([probs[0], probs[1, :1]], [[0, 1], [4]])  # ragged: a list of episodes
     array([-0.2910...,  0.        ])
     """
-    from metaleep.metrics._validation import as_float_array, check_flag, episodes
+    from metaleep.metrics._validation import as_float_array, source_outputs
 
-    check_flag(from_logits, "from_logits")
-    check_flag(validate, "validate")
     strategy = kernel_strategy(kernel, probs)
-    kind: Kind = "logits" if from_logits else "probs"
-    ep = episodes(
-        probs,
-        labels,
-        mask,
-        name="probs",
-        kind=kind,
-        metric="leep",
-        single=False,
-        validate=validate,
-        defer_probs_check=True,
+    ep = source_outputs(
+        probs, labels, mask, metric="leep", single=False, from_logits=from_logits, validate=validate
     )
     return as_float_array(_leep_core(ep, from_logits=from_logits, strategy=strategy))
 

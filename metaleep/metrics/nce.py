@@ -19,7 +19,7 @@ from metaleep.metrics.leep import kernel_strategy
 if TYPE_CHECKING:
     import torch
 
-    from metaleep.metrics._validation import Episodes, Kind
+    from metaleep.metrics._validation import Episodes
 
 __all__ = ["nce_score", "nce_score_batch"]
 
@@ -65,21 +65,11 @@ def nce_score(
     >>> nce_score([[0.0, 3.0], [5.0, 1.0]], [10, 20], from_logits=True)
     0.0
     """
-    from metaleep.metrics._validation import check_flag, episodes
+    from metaleep.metrics._validation import source_outputs
 
-    check_flag(from_logits, "from_logits")
-    check_flag(validate, "validate")
     kernel_strategy(kernel, probs)  # checks the option
-    kind: Kind = "logits" if from_logits else "probs"
-    ep = episodes(
-        probs,
-        labels,
-        name="probs",
-        kind=kind,
-        metric="nce",
-        single=True,
-        validate=validate,
-        defer_probs_check=True,
+    ep = source_outputs(
+        probs, labels, metric="nce", single=True, from_logits=from_logits, validate=validate
     )
     return float(_nce_core(ep, kernel=kernel)[0])
 
@@ -119,22 +109,11 @@ def nce_score_batch(
     >>> nce_score_batch([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]], [[0, 1], [0, 1]])
     array([ 0.        , -0.6931...])
     """
-    from metaleep.metrics._validation import as_float_array, check_flag, episodes
+    from metaleep.metrics._validation import as_float_array, source_outputs
 
-    check_flag(from_logits, "from_logits")
-    check_flag(validate, "validate")
     kernel_strategy(kernel, probs)  # checks the option
-    kind: Kind = "logits" if from_logits else "probs"
-    ep = episodes(
-        probs,
-        labels,
-        mask,
-        name="probs",
-        kind=kind,
-        metric="nce",
-        single=False,
-        validate=validate,
-        defer_probs_check=True,
+    ep = source_outputs(
+        probs, labels, mask, metric="nce", single=False, from_logits=from_logits, validate=validate
     )
     return as_float_array(_nce_core(ep, kernel=kernel))
 
