@@ -17,20 +17,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
-from metaleep.backbones.models import build_backbone
-from metaleep.backbones.testing import toy_dataset
-from metaleep.episodes import EpisodeSampler, EpisodeSpec
-from metaleep.episodes.manifest import suite_from_episodes
 from metaleep.study.config import StudyConfig
-from metaleep.study.runner import ChunkContext, StudyBackbone, StudyResult, run_study
+from metaleep.study.runner import ChunkContext, StudyResult, run_study
 
-SPEC = EpisodeSpec(ways=5, shots=2, queries=3)
 TIMEOUT = 120.0  # seconds: the longest any test waits for one chunk
 
 
@@ -39,28 +32,8 @@ def _drop_timings(table: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def data():
-    dataset = toy_dataset(classes=20, per_class=8, seed=1)
-    pool = np.arange(10, 20)
-    episodes = EpisodeSampler(dataset, SPEC, classes=pool, seed=3).sample_many(12)
-    suite = suite_from_episodes(
-        episodes,
-        [SPEC] * len(episodes),
-        name="toy",
-        dataset=dataset,
-        split="toy",
-        part="test",
-        pool=pool,
-        seed=3,
-    )
-    torch.manual_seed(0)
-    maml = build_backbone("conv2-8", out_features=5).double().eval()
-    supervised = build_backbone("conv2-8", out_features=10).double().eval()
-    backbones = [
-        StudyBackbone("maml", maml, "fomaml", np.arange(10), fingerprint="m", inner={"lr": 0.3}),
-        StudyBackbone("supervised", supervised, "supervised", np.arange(10), fingerprint="s"),
-    ]
-    return dataset, suite, backbones
+def data(toy_study):
+    return toy_study(12)
 
 
 FULL = ("maml", "anil", "retrain_head", "prototype")

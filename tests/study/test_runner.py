@@ -11,46 +11,20 @@ import pandas as pd
 import pytest
 import torch
 
-from metaleep.backbones.models import build_backbone
-from metaleep.backbones.testing import toy_dataset
-from metaleep.episodes import EpisodeSampler, EpisodeSpec
-from metaleep.episodes.manifest import suite_from_episodes
 from metaleep.metrics import h_score, leep_score, logme_score, nce_score, nleep_score
 from metaleep.study import runner as runner_module
 from metaleep.study.adaptation import maml_adapt, nearest_prototype, retrain_head
 from metaleep.study.config import StudyConfig
 from metaleep.study.outputs import full_float32
-from metaleep.study.runner import StudyBackbone, run_study
+from metaleep.study.runner import run_study
 from metaleep.study.store import StoreError
 
-SPEC = EpisodeSpec(ways=5, shots=2, queries=3)
 METRICS = ("leep", "nce", "h_score", "logme", "nleep")
 
 
 @pytest.fixture(scope="module")
-def data():
-    dataset = toy_dataset(classes=20, per_class=8, seed=1)
-    pool = np.arange(10, 20)
-    sampler = EpisodeSampler(dataset, SPEC, classes=pool, seed=3)
-    episodes = sampler.sample_many(10)
-    suite = suite_from_episodes(
-        episodes,
-        [SPEC] * len(episodes),
-        name="toy",
-        dataset=dataset,
-        split="toy",
-        part="test",
-        pool=pool,
-        seed=3,
-    )
-    torch.manual_seed(0)
-    maml = build_backbone("conv2-8", out_features=5).double().eval()
-    supervised = build_backbone("conv2-8", out_features=10).double().eval()
-    backbones = [
-        StudyBackbone("maml", maml, "fomaml", np.arange(10), fingerprint="m", inner={"lr": 0.3}),
-        StudyBackbone("supervised", supervised, "supervised", np.arange(10), fingerprint="s"),
-    ]
-    return dataset, suite, backbones
+def data(toy_study):
+    return toy_study(10)
 
 
 def _run(data, tmp_path, overwrite=False, **changes):
