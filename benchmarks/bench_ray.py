@@ -84,6 +84,7 @@ def _study(episodes: int, chunk_size: int) -> tuple[Any, Any, Any, Any]:
             source,
             fingerprint="bench-maml",
             inner={"lr": 0.4},
+            source_data=dataset,
         ),
         StudyBackbone(
             "supervised",
@@ -91,6 +92,7 @@ def _study(episodes: int, chunk_size: int) -> tuple[Any, Any, Any, Any]:
             "supervised",
             source,
             fingerprint="bench-supervised",
+            source_data=dataset,
         ),
     ]
     config = StudyConfig(

@@ -181,6 +181,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
             backbone["source"],
             fingerprint="bench",
             inner={"lr": backbone["lr"]},
+            source_data=dataset,
         )
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
@@ -241,6 +242,7 @@ def _run_default_study_child(job: dict[str, Any]) -> dict[str, Any]:
             source,
             fingerprint="stand-in",
             inner={"lr": 0.4},
+            source_data=dataset,
         ),
         StudyBackbone(
             "supervised",
@@ -248,6 +250,7 @@ def _run_default_study_child(job: dict[str, Any]) -> dict[str, Any]:
             "supervised",
             source,
             fingerprint="stand-in",
+            source_data=dataset,
         ),
     ]
     config = StudyConfig(episodes=job["episodes"])

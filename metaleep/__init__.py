@@ -11,4 +11,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from typing import Any
+
+__all__ = ["__version__", "score"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``metaleep.score`` without importing torch and pandas on ``import metaleep``.
+    if name == "score":
+        from metaleep.study.scores import score
+
+        return score
+    raise AttributeError(f"module 'metaleep' has no attribute {name!r}")

@@ -40,6 +40,8 @@ def _root(
 app.add_typer(episodes_cli.app, name="episodes")
 app.add_typer(data_cli.app, name="data")
 app.command(name="run")(study_cli.run)
+app.command(name="score")(study_cli.score)
+app.command(name="export")(backbones_cli.export)
 app.command(name="train")(backbones_cli.train)
 
 

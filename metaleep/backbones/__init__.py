@@ -10,6 +10,8 @@ Public API (imported lazily: ``import metaleep.backbones`` does not import torch
     evaluate(backbone, dataset, split, spec, *, episodes=600, seed=0, ...) -> (mean, half_width)
     default_backbone(algorithm="maml", *, progress=True, dataset=None, split=None) -> Backbone
     default_backbones(algorithms=("maml", "supervised", "protonet"), ...) -> dict[str, Backbone]
+    from_module(module, *, name, features=None, head=None, algorithm=None, ...) -> StudyBackbone
+    StudyBackbone(...).save(path, factory="FILE.py:CALLABLE")   # a checkpoint --backbones takes
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ _EXPORTS = {
     "DEFAULT_CONFIGS": "default",
     "default_backbone": "default",
     "default_backbones": "default",
+    "StudyBackbone": "protocol",
+    "FewShotModel": "protocol",
+    "from_module": "wrap",
+    "load_factory": "wrap",
+    "load_wrapped": "export",
+    "save_backbone": "export",
 }
 
 __all__ = sorted(_EXPORTS)

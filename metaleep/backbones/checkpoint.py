@@ -58,7 +58,7 @@ __all__ = [
 MAGIC = b"METALEEP-CHECKPOINT 1\n"
 BACKBONE_FILE = "backbone.pt"
 TRAINING_FILE = "training.pt"
-CheckpointKind = Literal["backbone", "training"]
+CheckpointKind = Literal["backbone", "training", "wrapped"]
 HeadKind = Literal["ways", "source", "none"]
 BatchNormMode = Literal["transductive", "running"]
 

@@ -10,11 +10,12 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from metaleep.backbones.config import ALGORITHMS, ARCH_NAMES, TrainConfig
 
-__all__ = ["load_data", "train"]
+__all__ = ["export", "load_data", "train"]
 
 _DEFAULTS = TrainConfig()
 
@@ -37,14 +38,30 @@ if set(_HELP) != {f.name for f in fields(TrainConfig)}:  # pragma: no cover - a 
     raise RuntimeError("TrainConfig's docstring must describe every field")
 
 
-def load_data(data: str, split: str) -> tuple[Any, Any]:
-    """The data set and class split named on the command line (``glyphs`` for now)."""
-    if data != "glyphs":
-        raise typer.BadParameter(f"`--data` must be glyphs; got {data!r}.")
-    from metaleep.data.glyphs import load_glyphs
-    from metaleep.data.splits import get_split
+def load_data(data: str, split: str, *, mode: str = "train") -> tuple[Any, Any]:
+    """The data set and class split named on the command line.
 
-    dataset = load_glyphs()
+    ``data`` is a ``--data`` spec (:mod:`metaleep.data.spec`). Data with alphabets (glyphs,
+    omniglot) split by alphabet (``split``, default ``omniglot``); other data, or
+    ``--split all``, train on every class (no validation classes: no early stopping).
+    """
+    from metaleep.data.spec import load_data as load_spec
+    from metaleep.data.splits import ClassSplit, get_split
+
+    try:
+        dataset = load_spec(data, mode=mode)
+    except (ValueError, FileNotFoundError, ImportError) as error:
+        raise typer.BadParameter(str(error), param_hint="--data") from error
+    if split == "all" or "alphabet" not in dataset.classes.columns:
+        if split not in ("all", "omniglot"):
+            raise typer.BadParameter(
+                f"`--split` must be all for data without alphabets ({dataset.dataset_id}); "
+                f"got {split!r}.",
+                param_hint="--split",
+            )
+        empty = np.zeros(0, dtype=np.int64)
+        every = np.arange(dataset.num_classes, dtype=np.int64)
+        return dataset, ClassSplit("all", every, empty, empty, (), (), (), empty, empty)
     return dataset, get_split(dataset, name=split)
 
 
@@ -77,7 +94,12 @@ def train(
     resume: bool = typer.Option(
         False, "--resume/--no-resume", help="Continue from --out/training.pt if it exists."
     ),
-    data: str = typer.Option("glyphs", help="Data set to train on."),
+    data: str = typer.Option(
+        "glyphs",
+        help="Data to train on, NAME[:ROOT]: glyphs, digits, "
+        "imagefolder:DIR, omniglot:ROOT, mini-imagenet:ROOT, ...",
+    ),
+    mode: str = typer.Option("train", help="With a benchmark --data: the split file to read."),
     split: str = typer.Option("omniglot", help="Class split of the data set."),
     test_episodes: int = typer.Option(
         0, help="After training, meta-test on this many episodes of the test classes."
@@ -134,7 +156,7 @@ def train(
         raise typer.BadParameter(str(err)) from None
     from metaleep.backbones.training import train as run_training
 
-    dataset, class_split = load_data(data, split)
+    dataset, class_split = load_data(data, split, mode=mode)
     backbone = run_training(
         config, dataset, class_split, checkpoint_dir=out, resume=resume, progress=progress
     )
@@ -175,3 +197,51 @@ def _meta_test(
             f"{backbone.name}: meta-test {spec.name} over {episodes} episodes: "
             f"{100 * mean:.2f} % ± {100 * half:.2f}"
         )
+
+
+def export(
+    spec: str = typer.Argument(
+        ...,
+        help="The model: FILE.py:CALLABLE or package.module:CALLABLE (returning an nn.Module or "
+        "a wrapped backbone), optionally @WEIGHTS.pt (a state dict).",
+    ),
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint file to write.")] = Path(
+        "model.pt"
+    ),
+    name: str = typer.Option("", help="Backbone name (default: the callable's name)."),
+    algorithm: str = typer.Option(
+        "",
+        help="How it was trained: maml, fomaml, anil, protonet, supervised (default: "
+        "what from_module finds).",
+    ),
+    inner_lr: float = typer.Option(0.0, help="Inner-loop learning rate it was trained with."),
+    inner_steps: int = typer.Option(-1, help="Inner-loop steps it was trained with."),
+) -> None:
+    """Write a checkpoint of your model that --backbones accepts (metaleep run / score)."""
+    from dataclasses import replace
+
+    from metaleep.backbones.wrap import from_module, load_factory
+
+    try:
+        backbone = load_factory(spec, name=name or spec.rpartition(":")[2].partition("@")[0])
+        if algorithm or inner_lr or inner_steps >= 0:
+            rewrapped = from_module(
+                features=backbone.model.features,
+                head=backbone.head,
+                name=backbone.name,
+                algorithm=algorithm or backbone.algorithm,
+                inner_lr=inner_lr or backbone.inner.get("lr"),
+                inner_steps=inner_steps if inner_steps >= 0 else backbone.inner.get("steps"),
+                first_order=backbone.inner.get("first_order"),
+                fingerprint=backbone.fingerprint,
+            )
+            backbone = replace(rewrapped, input=backbone.input, origin=backbone.origin)
+        path = backbone.save(out, factory=spec.partition("@")[0])
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+        typer.echo(f"metaleep export: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(
+        f"wrote {path}: backbone {backbone.name!r} ({backbone.algorithm}, head "
+        f"{'none' if backbone.head is None else backbone.head.out_features}); use it with "
+        f"--backbones {path}"
+    )

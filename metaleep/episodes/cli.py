@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
 
+from metaleep.data.spec import DATA_HELP, load_data, parse_data
 from metaleep.episodes import suites
 from metaleep.episodes.manifest import Suite, write_manifest
 from metaleep.episodes.spec import EpisodeSpec
@@ -56,13 +57,17 @@ def sample(
         "omniglot", "--split", help="Class split name, or `all` for every class."
     ),
     part: str = typer.Option("test", "--part", help="train | validation | test."),
-    dataset: str = typer.Option(
-        "glyphs", "--dataset", help="glyphs, or a benchmark read from --root."
+    data: str = typer.Option("glyphs", "--data", help=f"The data: {DATA_HELP}"),
+    dataset: str | None = typer.Option(
+        None, "--dataset", hidden=True, help="Old form of --data NAME (with --root)."
     ),
     root: Annotated[
-        Path | None, typer.Option("--root", help="Benchmark folder (not for glyphs).")
+        Path | None, typer.Option("--root", hidden=True, help="Old form of --data NAME:ROOT.")
     ] = None,
     mode: str = typer.Option("test", "--mode", help="Benchmark split file to read."),
+    image_size: int = typer.Option(
+        0, "--image-size", help="Resize images to this square size while loading (0: keep)."
+    ),
     name: str | None = typer.Option(None, "--name", help="Suite name (default: file stem)."),
 ) -> None:
     """Sample a suite of episodes and write its manifest."""
@@ -75,16 +80,32 @@ def sample(
                     f"got {suite!r}."
                 )
             folder = out if (suite == "all" and out is not None) else Path("episodes")
-            data = suites.load_dataset("glyphs")
+            loaded: dict[str, Any] = {}
             for key in names:
+                recipe = suites.STANDARD_SUITES[key]
+                if recipe.dataset not in loaded:
+                    loaded[recipe.dataset] = suites.load_dataset(recipe.dataset)
                 target = folder / f"{key}.csv" if (suite == "all" or out is None) else out
-                _write(suites.build_suite(suites.STANDARD_SUITES[key], data), target)
+                _write(suites.build_suite(recipe, loaded[recipe.dataset]), target)
             return
         if out is None:
             raise ValueError("`--out` must name the manifest file to write; got nothing.")
         if split == suites.ALL_CLASSES:
             part = suites.ALL_CLASSES
-        options = f"--root {root} --mode {mode}" if dataset != "glyphs" else ""
+        if dataset is not None:  # the old --dataset NAME --root DIR form
+            data = f"{dataset}:{root}" if root is not None else dataset
+        parsed = parse_data(data)
+        if parsed.name != "glyphs" and split == "omniglot":
+            # Only the glyphs have the omniglot alphabet split: other data sample all classes.
+            split = part = suites.ALL_CLASSES
+        options = " ".join(
+            word
+            for word in (
+                f"--mode {mode}" if parsed.root and parsed.name != "imagefolder" else "",
+                f"--image-size {image_size}" if image_size else "",
+            )
+            if word
+        )
         spec = EpisodeSpec(ways=ways, shots=shots, queries=queries, alphabets=alphabets)  # type: ignore[arg-type]
         recipe = suites.SuiteRecipe(
             name=name or out.stem,
@@ -93,12 +114,12 @@ def sample(
             seed=seed,
             split=split,
             part=part,
-            dataset=dataset,
+            dataset=parsed.text,
             dataset_options=options,
-            description=f"{spec.name} episodes from {split}/{part} of {dataset}",
+            description=f"{spec.name} episodes from {split}/{part} of {parsed.name}",
         )
-        data = suites.load_dataset(dataset, root=root, mode=mode)
-        _write(suites.build_suite(recipe, data), out)
+        images = load_data(parsed, mode=mode, image_size=image_size or None)
+        _write(suites.build_suite(recipe, images), out)
     except (ValueError, TypeError, FileNotFoundError) as e:
         raise _fail(e) from e
 

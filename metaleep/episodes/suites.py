@@ -120,8 +120,9 @@ class SuiteRecipe:
         Class split (``metaleep.data.splits.get_split`` name, or ``"all"`` for every class) and
         which part of it (``"train"``, ``"validation"``, ``"test"``) gives the class pool.
     dataset:
-        ``"glyphs"`` (``load_glyphs()`` with its defaults) or a benchmark name; recorded in the
-        regeneration command.
+        The data: ``"glyphs"`` (``load_glyphs()`` with its defaults) or any ``--data``
+        spec (``imagefolder:DIR``, ``omniglot:ROOT``, ...); recorded in the regeneration
+        command.
     description:
         One line for people.
     dataset_options:
@@ -176,7 +177,7 @@ class SuiteRecipe:
         s = self.spec
         words = [
             "metaleep episodes sample",
-            f"--dataset {self.dataset}",
+            f"--data {self.dataset}",
             *([self.dataset_options] if self.dataset_options else []),
             f"--split {self.split}",
             f"--part {self.part}",

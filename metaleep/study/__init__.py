@@ -14,19 +14,31 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from metaleep.backbones.protocol import StudyBackbone
     from metaleep.study.config import StudyConfig
     from metaleep.study.loading import load_backbones
-    from metaleep.study.runner import StudyBackbone, StudyResult, run_study
+    from metaleep.study.runner import StudyResult, run_study
+    from metaleep.study.scores import score, summarize_scores
 
 _EXPORTS = {
     "StudyConfig": "metaleep.study.config",
-    "StudyBackbone": "metaleep.study.runner",
+    "StudyBackbone": "metaleep.backbones.protocol",
+    "score": "metaleep.study.scores",
+    "summarize_scores": "metaleep.study.scores",
     "StudyResult": "metaleep.study.runner",
     "run_study": "metaleep.study.runner",
     "load_backbones": "metaleep.study.loading",
 }
 
-__all__ = ["StudyBackbone", "StudyConfig", "StudyResult", "load_backbones", "run_study"]
+__all__ = [
+    "StudyBackbone",
+    "StudyConfig",
+    "StudyResult",
+    "load_backbones",
+    "run_study",
+    "score",
+    "summarize_scores",
+]
 
 
 def __getattr__(name: str) -> Any:

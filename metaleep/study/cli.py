@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from metaleep.data.spec import DATA_HELP
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
 
 if TYPE_CHECKING:
@@ -39,14 +40,92 @@ def _executor(kind: str, address: str, workers: int) -> Executor | None:
     return RayExecutor(address or None, num_workers=workers or None)
 
 
+def _suite_option() -> Any:
+    return typer.Option(
+        None,
+        help=f"Standard suite name (metaleep episodes list) or manifest path (default "
+        f"{StudyConfig.suite}, or a suite sampled from --data).",
+    )
+
+
+def _backbones_option(default: str) -> Any:
+    return typer.Option(
+        default,
+        help="Comma-separated backbones, each optionally NAME=SPEC: default backbones (maml, "
+        "protonet, supervised, fomaml, anil; trained on glyphs, cross-domain elsewhere), "
+        "checkpoints (metaleep train / metaleep export), or factories FILE.py:CALLABLE / "
+        "package.module:CALLABLE, optionally @WEIGHTS.pt.",
+    )
+
+
+def _data_option() -> Any:
+    return typer.Option(
+        None, help=f"Target data NAME[:ROOT]: {DATA_HELP} Default: the suite's data."
+    )
+
+
+def resolve_suite(
+    suite: str | None,
+    data: str | None,
+    *,
+    ways: int,
+    shots: int,
+    queries: int,
+    episodes: int,
+    seed: int,
+    out: Path,
+) -> tuple[str, int | None]:
+    """The suite a study runs, and how many of its episodes (None: all).
+
+    ``--suite`` names one; else ``--data`` without ``--suite`` samples ``--episodes``
+    ``--ways``-way ``--shots``-shot episodes (seed ``--seed``) into ``OUT/suite.csv``, the
+    study's own manifest; else the default suite.
+    """
+    if suite is not None or data is None:
+        return suite or StudyConfig.suite, episodes or None
+    from metaleep.data.spec import load_data, parse_data
+    from metaleep.episodes.manifest import read_manifest, write_manifest
+    from metaleep.episodes.spec import EpisodeSpec
+    from metaleep.episodes.suites import ALL_CLASSES, SuiteRecipe, build_suite
+
+    parsed = parse_data(data)
+    count = episodes or 600
+    split, part = ("omniglot", "test") if parsed.name == "glyphs" else (ALL_CLASSES, ALL_CLASSES)
+    spec = EpisodeSpec(ways=ways, shots=shots, queries=queries)
+    recipe = SuiteRecipe(
+        name=f"{parsed.name}-{spec.name}",
+        episodes=count,
+        spec=spec,
+        seed=seed,
+        split=split,
+        part=part,
+        dataset=parsed.text,
+        description=f"{spec.name} episodes from {split}/{part} of {parsed.name}, sampled by "
+        "metaleep run",
+    )
+    path = Path(out) / "suite.csv"
+    built = build_suite(recipe, load_data(parsed))
+    if path.is_file():
+        header = read_manifest(path)
+        if header.fingerprint != built.fingerprint:
+            raise ValueError(
+                f"`--out` {out} holds a suite of other episodes ({path}); use another --out, "
+                "or --suite to run that one."
+            )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_manifest(built, path)
+    return str(path), None
+
+
 def run(
-    suite: str = typer.Option(
-        StudyConfig.suite, help="Standard suite name (metaleep episodes list) or manifest path."
-    ),
-    backbones: str = typer.Option(
-        ",".join(StudyConfig.backbones),
-        help="Comma-separated default backbones (maml, fomaml, anil, protonet, supervised) "
-        "or checkpoint paths.",
+    suite: str | None = _suite_option(),
+    data: str | None = _data_option(),
+    backbones: str = _backbones_option(",".join(StudyConfig.backbones)),
+    ways: int = typer.Option(5, help="With --data and no --suite: N of the sampled episodes."),
+    shots: int = typer.Option(5, help="With --data and no --suite: K of the sampled episodes."),
+    queries: int = typer.Option(
+        15, help="With --data and no --suite: query images per class of the sampled episodes."
     ),
     dummies: str = typer.Option(
         ",".join(StudyConfig.dummies), help="Dummy-label modes: head, source, prototypes."
@@ -56,7 +135,11 @@ def run(
         help="Adaptation methods: maml, anil, retrain_head, finetune, prototype.",
     ),
     metrics: str = typer.Option(",".join(DEFAULT_METRICS), help="Metrics to compute."),
-    episodes: int = typer.Option(0, help="Evaluate only the first N episodes (0: all)."),
+    episodes: int = typer.Option(
+        0,
+        help="Evaluate only the first N episodes (0: all); with --data and no --suite, how many "
+        "to sample (0: 600).",
+    ),
     out: Annotated[Path, typer.Option(help="Study directory (resumable).")] = _DEFAULT_OUT,
     seed: int = typer.Option(StudyConfig.seed, help="Seed of the stochastic parts."),
     temperature: float = typer.Option(
@@ -104,13 +187,24 @@ def run(
         typer.echo(f"metaleep run: {error}", err=True)
         raise typer.Exit(2) from error
     try:
+        suite_name, first = resolve_suite(
+            suite,
+            data,
+            ways=ways,
+            shots=shots,
+            queries=queries,
+            episodes=episodes,
+            seed=seed,
+            out=out,
+        )
         config = StudyConfig(
-            suite=suite,
+            suite=suite_name,
+            data=data,
             backbones=_split(backbones),
             dummies=_split(dummies),
             adaptations=_split(adaptations),
             metrics=_split(metrics),
-            episodes=episodes or None,
+            episodes=first,
             chunk_size=chunk_size,
             temperature=temperature or None,
             seed=seed,
@@ -124,7 +218,7 @@ def run(
             n_boot=n_boot,
             executor=chunk_executor,
         )
-    except (ValueError, TypeError, FileNotFoundError, StoreError) as error:
+    except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
         typer.echo(f"metaleep run: {error}", err=True)
         raise typer.Exit(2) from error
     table = result.table
@@ -141,4 +235,93 @@ def run(
             typer.echo(shown.to_string(index=False))
     if result.report is not None:
         typer.echo(f"\nreport: {result.report}")
+    sys.stdout.flush()
+
+
+def score(
+    backbones: str = _backbones_option(",".join(StudyConfig.backbones)),
+    suite: str | None = _suite_option(),
+    data: str | None = _data_option(),
+    ways: int = typer.Option(5, help="With --data and no --suite: N of the sampled episodes."),
+    shots: int = typer.Option(5, help="With --data and no --suite: K of the sampled episodes."),
+    queries: int = typer.Option(
+        15, help="With --data and no --suite: query images per class of the sampled episodes."
+    ),
+    episodes: int = typer.Option(
+        0,
+        help="Score only the first N episodes (0: all); with --data and no --suite, how many to "
+        "sample (0: 600).",
+    ),
+    dummies: str = typer.Option(
+        ",".join(StudyConfig.dummies), help="Dummy-label modes: head, source, prototypes."
+    ),
+    metrics: str = typer.Option(",".join(DEFAULT_METRICS), help="Metrics to compute."),
+    rank_by: str = typer.Option("leep", help="Metric whose mean ranks the backbones."),
+    out: Annotated[Path, typer.Option(help="Folder for scores.csv and summary.csv.")] = Path(
+        "runs/scores"
+    ),
+    seed: int = typer.Option(StudyConfig.seed, help="Seed of the stochastic parts."),
+    device: str = typer.Option(StudyConfig.device, help="cpu, cuda, cuda:N or auto."),
+    threads: int = typer.Option(1, help="torch intra-op threads (0: torch's default)."),
+    progress: bool = typer.Option(True, help="Show progress bars."),
+) -> None:
+    """Score backbones on a suite without adapting: per-episode metrics, summary, ranking."""
+    import pandas as pd
+
+    from metaleep.study.scores import score as score_backbones
+    from metaleep.study.scores import summarize_scores
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    try:
+        metric_names = _split(metrics)
+        if rank_by not in metric_names:
+            raise ValueError(
+                f"`--rank-by` must be one of --metrics ({', '.join(metric_names)}); "
+                f"got {rank_by!r}."
+            )
+        suite_name, first = resolve_suite(
+            suite,
+            data,
+            ways=ways,
+            shots=shots,
+            queries=queries,
+            episodes=episodes,
+            seed=seed,
+            out=out,
+        )
+        table = score_backbones(
+            list(_split(backbones)),
+            suite_name,
+            data=data,
+            metrics=metric_names,
+            dummies=_split(dummies),
+            episodes=first,
+            seed=seed,
+            device=device,
+            progress=progress,
+        )
+        summary, ranking = summarize_scores(table, metrics=metric_names, rank_by=rank_by)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+        typer.echo(f"metaleep score: {error}", err=True)
+        raise typer.Exit(2) from error
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "scores.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    ranking.to_csv(out / "ranking.csv", index=False)
+    typer.echo(
+        f"\n{table['episode'].nunique()} episodes, {table['backbone'].nunique()} backbones -> "
+        f"{out / 'scores.csv'}, {out / 'summary.csv'}, {out / 'ranking.csv'}"
+    )
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        shown = ranking.copy()
+        shown[rank_by] = [
+            f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
+            for m, lo, hi in zip(shown["mean"], shown["ci_low"], shown["ci_high"], strict=True)
+        ]
+        typer.echo(f"\nRanking by mean {rank_by} [95 % CI] over the episodes:")
+        typer.echo(shown[["rank", "backbone", "dummy", rank_by, "episodes"]].to_string(index=False))
     sys.stdout.flush()

@@ -40,8 +40,11 @@ class StudyConfig:
     suite:
         A standard suite name (``metaleep episodes list``) or a manifest path.
     backbones:
-        Default backbone names (``maml``, ``fomaml``, ``anil``, ``protonet``, ``supervised``)
-        or checkpoint paths.
+        Backbone specs, each optionally ``NAME=SPEC``: default backbone names (``maml``,
+        ``fomaml``, ``anil``, ``protonet``, ``supervised``), checkpoint paths (``metaleep
+        train`` or ``metaleep export``), or factories ``FILE.py:CALLABLE`` /
+        ``package.module:CALLABLE`` (optionally ``@WEIGHTS.pt``); see
+        :mod:`metaleep.study.loading`.
     dummies:
         Dummy-label modes to score (``head``, ``source``, ``prototypes``); each backbone uses
         those it offers.
@@ -66,6 +69,9 @@ class StudyConfig:
         uses ``(seed, i)``, so results do not depend on chunking or process order.
     device:
         ``"cpu"``, ``"cuda"`` or ``"auto"``.
+    data:
+        The target data set, ``NAME[:ROOT]`` (:mod:`metaleep.data.spec`); ``None``: the data
+        set the suite names (glyphs or digits).
     """
 
     suite: str = "glyphs-5w5s"
@@ -78,6 +84,7 @@ class StudyConfig:
     temperature: float | None = None
     seed: int = 0
     device: str = "cpu"
+    data: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +120,11 @@ class StudyConfig:
             raise TypeError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise ValueError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
+
+        if self.data is not None:
+            from metaleep.data.spec import parse_data
+
+            object.__setattr__(self, "data", parse_data(self.data).text)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples as lists)."""

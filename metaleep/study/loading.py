@@ -1,21 +1,40 @@
-"""What a study configuration names, loaded: the data set, the episode suite, the backbones."""
+"""What a study configuration names, loaded: the data set, the episode suite, the backbones.
+
+Backbones are named by specs (``--backbones``, :attr:`StudyConfig.backbones`), each optionally
+labelled ``NAME=SPEC``:
+
+- a default backbone (``maml``, ``fomaml``, ``anil``, ``protonet``, ``supervised``): trained on
+  the glyph background alphabets once per machine, then loaded from the cache;
+- a checkpoint: a ``metaleep train`` backbone (``backbone.pt`` or its directory, or a snapshot)
+  or a ``metaleep export`` file;
+- a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``
+  (see :func:`metaleep.backbones.wrap.load_factory`).
+
+Any backbone runs on any data: one trained on other data than the study's is scored
+cross-domain (its ``prototypes`` dummy labels are computed on its own source data when that is
+known), and the study records it so.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metaleep.backbones.protocol import StudyBackbone
+from metaleep.data.transform import InputSpec
 from metaleep.study.config import StudyConfig
-from metaleep.study.runner import StudyBackbone
 
 if TYPE_CHECKING:
     from metaleep.backbones.checkpoint import Backbone
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.manifest import Suite
+
+log = logging.getLogger(__name__)
 
 
 def weights_fingerprint(model: Any) -> str:
@@ -37,13 +56,45 @@ def weights_fingerprint(model: Any) -> str:
     return digest.hexdigest()[:16]
 
 
-def study_backbone(backbone: Backbone) -> StudyBackbone:
+def source_data_for(fingerprint: str, target: ImageDataset | None = None) -> ImageDataset | None:
+    """The data set with ``fingerprint`` when it can be had without asking: ``target`` itself,
+    or the embedded glyph / digits data; None otherwise."""
+    if target is not None and target.fingerprint == fingerprint:
+        return target
+    name = fingerprint.partition("@")[0]
+    if name in ("glyphs", "digits"):
+        from metaleep.episodes.suites import load_dataset
+
+        try:
+            data = load_dataset(name)
+        except ValueError:  # a built-in this version does not know
+            return None
+        return data if data.fingerprint == fingerprint else None
+    return None
+
+
+def study_backbone(
+    backbone: Backbone, *, source_data: ImageDataset | None = None, origin: str = ""
+) -> StudyBackbone:
     """The study's view of a trained :class:`~metaleep.backbones.checkpoint.Backbone`.
 
-    MAML-family backbones are adapted with the inner-loop step size they were trained with.
+    MAML-family backbones are adapted with the inner loop they were trained with (learning
+    rate, steps, first or second order). ``source_data``: the data set it was trained on
+    (found by fingerprint when not given: the embedded data sets are).
     """
     config = backbone.config
-    inner = {"lr": config.inner_lr} if config.algorithm in ("maml", "fomaml", "anil") else {}
+    inner: dict[str, Any] = {}
+    if config.algorithm in ("maml", "fomaml", "anil"):
+        inner = {"lr": config.inner_lr}
+    if source_data is None or source_data.fingerprint != backbone.dataset_fingerprint:
+        source_data = source_data_for(backbone.dataset_fingerprint)
+    if source_data is None:
+        log.info(
+            "backbone %s: its source data %s is not at hand, so it offers no prototypes "
+            "dummy labels",
+            backbone.name,
+            backbone.dataset_fingerprint,
+        )
     return StudyBackbone(
         name=backbone.name,
         model=backbone.model,
@@ -51,60 +102,115 @@ def study_backbone(backbone: Backbone) -> StudyBackbone:
         source_classes=np.asarray(backbone.source_classes, dtype=np.int64),
         fingerprint=weights_fingerprint(backbone.model),
         inner=inner,
+        source_data=source_data,
+        input=InputSpec(shape=backbone.in_shape),
+        origin=origin or (f"checkpoint {backbone.path}" if backbone.path else "trained"),
     )
 
 
-def _dataset_for(config: StudyConfig) -> ImageDataset:
+def dataset_for(config: StudyConfig) -> ImageDataset:
+    """The data set of ``config``: ``config.data`` when given, else the suite's own."""
+    from metaleep.data.spec import load_data
     from metaleep.episodes.suites import STANDARD_SUITES, load_dataset
 
+    if config.data is not None:
+        return load_data(config.data)
     if config.suite in STANDARD_SUITES:
         return load_dataset(STANDARD_SUITES[config.suite].dataset)
     from metaleep.episodes.manifest import read_manifest
 
     header = read_manifest(config.suite)
-    if header.dataset_id != "glyphs":
-        raise ValueError(
-            f"`dataset` must be passed to run_study for a suite on {header.dataset_id!r} "
-            f"(only the embedded glyph data is loaded by name); got None for {config.suite!r}."
-        )
-    return load_dataset("glyphs")
+    if header.dataset_id in ("glyphs", "digits"):
+        return load_dataset(header.dataset_id)
+    raise ValueError(
+        f"`--data` must name the data set of suite {config.suite!r} ({header.dataset_id}: "
+        f"e.g. --data imagefolder:DIR or --data {header.dataset_id}:ROOT); got none."
+    )
+
+
+def split_spec(text: str) -> tuple[str | None, str]:
+    """``NAME=SPEC`` -> (NAME, SPEC); a bare SPEC -> (None, SPEC).
+
+    Examples
+    --------
+    >>> split_spec("mine=models.py:build"), split_spec("maml")
+    (('mine', 'models.py:build'), (None, 'maml'))
+    """
+    name, sep, spec = text.partition("=")
+    if sep and name and "/" not in name and ":" not in name:
+        return name.strip(), spec.strip()
+    return None, text.strip()
 
 
 def load_backbones(
-    names: Sequence[str], dataset: ImageDataset, *, progress: bool = True
+    specs: Sequence[str], dataset: ImageDataset, *, progress: bool = True
 ) -> list[StudyBackbone]:
-    """Backbones by name for a study on ``dataset``.
+    """Backbones by spec (see the module docstring) for a study on ``dataset``.
 
-    A name is a default backbone (``maml``, ``protonet``, ``supervised``: trained on the
-    glyph background alphabets once per machine, then loaded from the cache) or the path of a
-    checkpoint written by ``metaleep train``.
+    Names must be distinct: give ``NAME=SPEC`` to tell apart two of the same name (e.g. two
+    checkpoints of one training run).
     """
-    return [_backbone_for(name, dataset, progress) for name in names]
+    backbones = [_backbone_for(spec, dataset, progress) for spec in specs]
+    check_names(backbones, specs)
+    return backbones
 
 
-def _backbone_for(name: str, dataset: ImageDataset, progress: bool) -> StudyBackbone:
+def check_names(backbones: Sequence[StudyBackbone], specs: Sequence[str] | None = None) -> None:
+    """Distinct backbone names, or a ValueError that says how to rename."""
+    names = [b.name for b in backbones]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        shown = f" (from {', '.join(specs)})" if specs else ""
+        raise ValueError(
+            f"`backbones` must have distinct names; got {', '.join(repeated)} more than once"
+            f"{shown}. Name them with NAME=SPEC, e.g. early=runs/a/snapshots/step-100.pt."
+        )
+
+
+def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBackbone:
+    from dataclasses import replace
+
     from metaleep.backbones.default import DEFAULT_CONFIGS, DEFAULT_SPLIT, default_backbone
 
-    if name in DEFAULT_CONFIGS:
-        if dataset.dataset_id != "glyphs":
-            raise ValueError(
-                f"`backbones` must be checkpoint paths for data other than glyphs (the default "
-                f"{name!r} backbone is trained on glyphs); got {name!r} with "
-                f"{dataset.dataset_id!r}."
-            )
+    name, spec = split_spec(text)
+    if spec in DEFAULT_CONFIGS:
         from metaleep.data.splits import get_split
+        from metaleep.episodes.suites import load_dataset
 
-        split = get_split(dataset, DEFAULT_SPLIT)
-        return study_backbone(
-            default_backbone(name, progress=progress, dataset=dataset, split=split)
+        glyphs = dataset if dataset.dataset_id == "glyphs" else load_dataset("glyphs")
+        split = get_split(glyphs, DEFAULT_SPLIT)
+        trained = default_backbone(spec, progress=progress, dataset=glyphs, split=split)
+        backbone = study_backbone(trained, source_data=glyphs, origin="default")
+    elif Path(spec).exists():
+        backbone = _checkpoint(Path(spec), dataset)
+    elif ":" in spec:
+        from metaleep.backbones.wrap import load_factory
+
+        backbone = load_factory(spec, name=name or spec.rpartition(":")[2].partition("@")[0])
+    else:
+        raise ValueError(
+            f"`backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}), "
+            f"existing checkpoint paths, or factories FILE.py:CALLABLE / "
+            f"package.module:CALLABLE (optionally @WEIGHTS.pt), each optionally as NAME=SPEC; "
+            f"got {text!r}."
         )
-    if Path(name).exists():
-        from metaleep.backbones.checkpoint import load_backbone
+    return replace(backbone, name=name) if name else backbone
 
-        return study_backbone(load_backbone(name, dataset=dataset))
-    raise ValueError(
-        f"`backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}) or existing "
-        f"checkpoint paths; got {name!r}."
+
+def _checkpoint(path: Path, dataset: ImageDataset) -> StudyBackbone:
+    from metaleep.backbones.checkpoint import BACKBONE_FILE, load_backbone, read_checkpoint
+
+    file = path / BACKBONE_FILE if path.is_dir() and (path / BACKBONE_FILE).is_file() else path
+    if file.is_file():
+        header, _ = read_checkpoint(file)
+        if header.get("kind") == "wrapped":
+            from metaleep.backbones.export import load_wrapped
+
+            source = source_data_for(str(header.get("dataset", "")), dataset)
+            return load_wrapped(file, source_data=source)
+    trained = load_backbone(path)
+    return study_backbone(
+        trained, source_data=source_data_for(trained.dataset_fingerprint, dataset)
     )
 
 
@@ -121,14 +227,30 @@ def load_study_inputs(
     from metaleep.episodes.suites import load_suite
 
     if dataset is None:
-        dataset = _dataset_for(config)
+        dataset = dataset_for(config)
     if suite is None:
         suite = load_suite(config.suite, dataset)
     else:
         validate_against(suite, dataset)
     if backbones is None:
         backbones = load_backbones(config.backbones, dataset, progress=progress)
-    names = [b.name for b in backbones]
-    if len(set(names)) != len(names):
-        raise ValueError(f"`backbones` must have distinct names; got {names!r}.")
+    else:
+        backbones = [_as_backbone(b, i) for i, b in enumerate(backbones)]
+    check_names(backbones)
     return dataset, suite, list(backbones)
+
+
+def _as_backbone(value: Any, position: int) -> StudyBackbone:
+    """A study backbone from what a caller passed (a StudyBackbone, a trained Backbone or a
+    module: wrapped by ``from_module``)."""
+    if isinstance(value, StudyBackbone):
+        return value
+    from metaleep.backbones.wrap import from_module
+
+    try:
+        return from_module(value, name=getattr(value, "name", None) or f"model{position}")
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"`backbones[{position}]` must be a StudyBackbone, a trained Backbone or an "
+            f"nn.Module (wrapped with from_module); got {type(value).__name__!r} ({error})."
+        ) from error

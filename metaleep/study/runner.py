@@ -19,7 +19,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -27,7 +27,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import ThreadpoolController
 
+from metaleep.backbones.protocol import StudyBackbone
 from metaleep.episodes.spec import Episode
+from metaleep.study.checks import check_study
 from metaleep.study.config import StudyConfig
 from metaleep.study.outputs import (
     BackboneOutputs,
@@ -39,87 +41,13 @@ from metaleep.study.outputs import (
 from metaleep.study.store import ResultStore
 
 if TYPE_CHECKING:
-    import torch
-
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.manifest import Suite
 
 log = logging.getLogger(__name__)
 
-HEAD_ALGORITHMS = ("maml", "fomaml", "anil")
-"""Algorithms whose backbone carries a meta-learned N-way head."""
-
 TABLE_KEYS = ("episode", "backbone", "dummy", "adaptation")
 """Columns that identify a row of the study table."""
-
-
-@dataclass(eq=False)
-class StudyBackbone:
-    """A backbone as the study sees it.
-
-    Attributes
-    ----------
-    name:
-        Label in the table (``backbone`` column).
-    model:
-        An ``nn.Module`` with ``features`` (images -> (n, d)) and ``classifier`` (``nn.Linear``).
-    algorithm:
-        How it was trained: ``maml``, ``fomaml``, ``anil``, ``protonet`` or ``supervised``.
-    source_classes:
-        Class ids of the source (background) classes it was trained on: the Z labels of the
-        supervised classifier, and the classes whose prototypes the ``prototypes`` mode uses.
-    fingerprint:
-        Identifies the weights (e.g. a checkpoint hash); recorded in the study configuration.
-    inner:
-        Inner-loop settings the backbone was meta-trained with (e.g. ``{"lr": 0.4}``); they
-        override the defaults of the ``maml`` and ``anil`` adaptations.
-    """
-
-    name: str
-    model: torch.nn.Module
-    algorithm: str
-    source_classes: np.ndarray
-    fingerprint: str = ""
-    inner: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def head_ways(self) -> int | None:
-        """N of the meta-learned head, or None when the backbone has none."""
-        if self.algorithm not in HEAD_ALGORITHMS:
-            return None
-        return int(getattr(self.model.classifier, "out_features"))  # noqa: B009
-
-    def on(self, device: str) -> StudyBackbone:
-        """This backbone with its model on ``device``: itself when the model is already there,
-        else a copy with a moved copy of the model (the caller's model stays where it is)."""
-        import copy
-
-        import torch
-
-        target = torch.device(device)
-        param = next(self.model.parameters(), None)
-        if param is None or (
-            param.device.type == target.type
-            and (target.index is None or param.device.index == target.index)
-        ):
-            return self
-        return replace(self, model=copy.deepcopy(self.model).to(target))
-
-    def offers_dummy(self, mode: str, ways: int) -> bool:
-        """Whether dummy-label ``mode`` exists for an episode of ``ways`` classes."""
-        if mode == "head":
-            return self.head_ways == ways
-        if mode == "source":
-            return self.algorithm == "supervised"
-        return mode == "prototypes"
-
-    def offers_adaptation(self, name: str, ways: int) -> bool:
-        """Whether adaptation ``name`` applies to this backbone on a ``ways``-way episode."""
-        if name == "maml":
-            return self.algorithm in ("maml", "fomaml") and self.head_ways == ways
-        if name == "anil":
-            return self.head_ways == ways
-        return True
 
 
 @dataclass(eq=False)
@@ -317,7 +245,7 @@ def evaluate_chunk(
             scores, metric_seconds = _score_episodes(
                 config.metrics, outputs, group, modes, config.seed
             )
-        adapted = _adapt_episodes(methods, outputs, backbone, dataset, group, device)
+        adapted = _adapt_episodes(methods, outputs, backbone, backbone.view(dataset), group, device)
         frames.append(
             _group_rows(
                 group,
@@ -465,20 +393,22 @@ def prepare_chunks(
     outputs = {}
     with full_float32(device):
         for backbone in backbones:
-            prototypes, scale = None, 1.0
-            if "prototypes" in config.dummies:
-                prototypes, scale = source_prototypes(
-                    backbone.model.to(device).eval(),
-                    dataset,
-                    backbone.source_classes,
-                    device=device,
-                )
             modes = tuple(
                 m for m in config.dummies if any(backbone.offers_dummy(m, e.ways) for e in episodes)
             )
+            prototypes, scale = None, 1.0
+            if "prototypes" in modes and backbone.source_data is not None:
+                # The source classes' prototypes, on the data the backbone was trained on
+                # (cross-domain: not the target data), brought to the backbone's input.
+                prototypes, scale = source_prototypes(
+                    backbone.model.to(device).eval(),
+                    backbone.view(backbone.source_data),
+                    backbone.source_classes,
+                    device=device,
+                )
             outputs[backbone.name] = compute_outputs(
                 backbone.model,
-                dataset,
+                backbone.view(dataset),
                 images,
                 modes=modes,
                 prototypes=prototypes,
@@ -534,14 +464,18 @@ def run_study(
     dataset, suite, backbones = load_study_inputs(
         config, dataset=dataset, suite=suite, backbones=backbones, progress=progress
     )
-    backbones = [b.on(device) for b in backbones]
     episodes = suite.episodes[: config.episodes] if config.episodes else suite.episodes
+    check_study(config, dataset, episodes, backbones)
+    backbones = [b.on(device) for b in backbones]
     identity = {
         **config.to_dict(),
+        # The backbones that run (a caller's own, not the configuration's default names).
+        "backbones": [b.name for b in backbones],
         "dataset": dataset.fingerprint,
         "suite_name": suite.name,
         "suite_episodes": len(episodes),
         "backbone_fingerprints": {b.name: b.fingerprint for b in backbones},
+        "backbone_info": {b.name: b.describe(dataset) for b in backbones},
     }
     store = ResultStore(out_dir, identity, overwrite=overwrite)
     chunks = _chunks(len(episodes), config.chunk_size)

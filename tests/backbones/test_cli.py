@@ -36,7 +36,7 @@ TINY_FLAGS = [
 
 @pytest.fixture
 def toy_data(monkeypatch: pytest.MonkeyPatch, toy: ImageDataset, split: ToySplit) -> None:
-    monkeypatch.setattr(backbones_cli, "load_data", lambda data, name: (toy, split))
+    monkeypatch.setattr(backbones_cli, "load_data", lambda data, name, mode="train": (toy, split))
 
 
 @pytest.mark.usefixtures("toy_data")

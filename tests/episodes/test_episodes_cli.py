@@ -41,7 +41,7 @@ def test_sample_writes_the_suite_the_library_builds(patched, toy_split, tmp_path
     suite = read_manifest(out, dataset=patched)
     sampler = EpisodeSampler(patched, EpisodeSpec(5, 2, 3, "same"), classes=toy_split.test, seed=9)
     assert list(suite.episodes) == sampler.sample_many(12)
-    assert suite.name == "five" and suite.command.startswith("metaleep episodes sample --dataset")
+    assert suite.name == "five" and suite.command.startswith("metaleep episodes sample --data glyphs")
     assert pd.read_csv(out, comment="#")["alphabets"].str.count(r"\|").eq(0).all()
     # Running again gives the same bytes.
     again = tmp_path / "again.csv"
@@ -151,7 +151,13 @@ def test_sample_from_a_benchmark_folder(tmp_path):
 
     suite = read_manifest(out, dataset=load_benchmark("mini-imagenet", tmp_path))
     assert suite.dataset_id == "mini-imagenet" and suite.alphabets == ((),) * 4
-    assert f"--dataset mini-imagenet --root {tmp_path} --mode test --split all" in suite.command
+    assert f"--data mini-imagenet:{tmp_path} --mode test --split all" in suite.command
+    # the --data form gives the same suite
+    again = tmp_path / "again.csv"
+    spec = ["episodes", "sample", "--data", f"mini-imagenet:{tmp_path}", *args[6:]]
+    result = runner.invoke(app, [*spec, "--episodes", "4", "--out", str(again)])
+    assert result.exit_code == 0, result.output
+    assert read_manifest(again).fingerprint == read_manifest(out).fingerprint
     missing = runner.invoke(app, [*args[:5], str(tmp_path / "none"), *args[6:], "--out", "x.csv"])
     assert missing.exit_code == 1
     assert missing.output.startswith("Error: `root` must contain the mini-imagenet files")

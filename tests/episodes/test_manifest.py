@@ -39,7 +39,7 @@ def written(suite, tmp_path) -> Path:
 
 
 def _regen(path: Path) -> str:
-    cmd = "metaleep episodes sample --dataset glyphs --split omniglot --part test --ways 5 "
+    cmd = "metaleep episodes sample --data glyphs --split omniglot --part test --ways 5 "
     cmd += "--shots 2 --queries 3 --alphabets any --episodes 30 --seed 0 --name toy-5w2s"
     return f"Regenerate it with `{cmd} --out {path}`."
 

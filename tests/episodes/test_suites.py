@@ -93,7 +93,7 @@ def test_commands():
         STANDARD_SUITES["glyphs-mixed"].command == "metaleep episodes sample --suite glyphs-mixed"
     )
     assert FIXED.command == (
-        "metaleep episodes sample --dataset glyphs --split omniglot --part test --ways 5 "
+        "metaleep episodes sample --data glyphs --split omniglot --part test --ways 5 "
         "--shots 1 --queries 4 --alphabets any --episodes 25 --seed 4 --name toy-fixed"
     )
     assert SuiteRecipe("m", 5, SpecMix()).command == ""

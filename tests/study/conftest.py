@@ -36,8 +36,23 @@ def _toy_study(episodes: int) -> tuple[Any, Any, list[StudyBackbone]]:
     maml = build_backbone("conv2-8", out_features=5).double().eval()
     supervised = build_backbone("conv2-8", out_features=10).double().eval()
     backbones = [
-        StudyBackbone("maml", maml, "fomaml", np.arange(10), fingerprint="m", inner={"lr": 0.3}),
-        StudyBackbone("supervised", supervised, "supervised", np.arange(10), fingerprint="s"),
+        StudyBackbone(
+            "maml",
+            maml,
+            "fomaml",
+            np.arange(10),
+            fingerprint="m",
+            inner={"lr": 0.3},
+            source_data=dataset,
+        ),
+        StudyBackbone(
+            "supervised",
+            supervised,
+            "supervised",
+            np.arange(10),
+            fingerprint="s",
+            source_data=dataset,
+        ),
     ]
     return dataset, suite, backbones
 

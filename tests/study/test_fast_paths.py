@@ -322,6 +322,7 @@ def study():
             np.arange(10),
             fingerprint="m",
             inner={"lr": 0.3},
+            source_data=dataset,
         ),
         StudyBackbone(
             "supervised",
@@ -329,6 +330,7 @@ def study():
             "supervised",
             np.arange(10),
             fingerprint="s",
+            source_data=dataset,
         ),
     ]
     return dataset, suite, backbones

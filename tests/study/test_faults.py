@@ -72,8 +72,10 @@ STUDY_SCRIPT = textwrap.dedent(
         maml = build_backbone("conv2-8", out_features=5).double().eval()
         supervised = build_backbone("conv2-8", out_features=10).double().eval()
         backbones = [
-            StudyBackbone("maml", maml, "fomaml", np.arange(10), fingerprint="m"),
-            StudyBackbone("supervised", supervised, "supervised", np.arange(10), fingerprint="s"),
+            StudyBackbone("maml", maml, "fomaml", np.arange(10), "m", source_data=dataset),
+            StudyBackbone(
+                "supervised", supervised, "supervised", np.arange(10), "s", source_data=dataset
+            ),
         ]
         config = StudyConfig(
             suite="toy", adaptations=("anil", "retrain_head", "prototype"),

@@ -1,0 +1,208 @@
+"""What the study needs of a model: the model protocol and the backbone the study runs.
+
+Every model reaches the study as a :class:`StudyBackbone`: a module of the
+:class:`FewShotModel` layout (an embedding ``features``: images -> (n, d), and an optional
+linear ``head``-as-``classifier``: (n, d) -> logits over Z labels), plus what is known of how it
+was meta-trained. :func:`metaleep.backbones.from_module` builds one from a learn2learn model, a
+torchvision classifier, a bare embedding network or explicit ``features=``/``head=`` modules;
+the default backbones and ``metaleep train`` checkpoints become one through
+:func:`metaleep.study.loading.study_backbone`. Dummy labels, every adaptation, training and
+evaluation read a model only through this layout.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from metaleep.data.transform import InputSpec, view
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from metaleep.data.base import ImageDataset
+
+__all__ = [
+    "ALGORITHMS",
+    "HEAD_ALGORITHMS",
+    "FewShotModel",
+    "StudyBackbone",
+]
+
+ALGORITHMS = ("maml", "fomaml", "anil", "protonet", "supervised")
+"""How a backbone can have been (meta-)trained; it decides the dummy labels and adaptations."""
+
+HEAD_ALGORITHMS = ("maml", "fomaml", "anil")
+"""Algorithms whose backbone carries a meta-learned N-way head."""
+
+
+@runtime_checkable
+class FewShotModel(Protocol):
+    """The module layout the study reads: ``classifier(features(x))``.
+
+    ``features`` maps images (n, C, H, W) to embeddings (n, d); ``classifier`` is an
+    ``nn.Linear(d, Z)`` (a meta-learned N-way head, or a source classifier over Z labels) or
+    ``None`` for an embedding network (ProtoNet). metaleep's ``FewShotNet`` and learn2learn's
+    vision models have it; :func:`~metaleep.backbones.from_module` gives it to anything else.
+    """
+
+    features: nn.Module
+    classifier: nn.Module | None
+
+
+@dataclass(eq=False)
+class StudyBackbone:
+    """A backbone as the study sees it.
+
+    Attributes
+    ----------
+    name:
+        Label in the table (``backbone`` column).
+    model:
+        A :class:`FewShotModel`: ``features`` (images -> (n, d)) and ``classifier``
+        (``nn.Linear``, or None / an identity for an embedding network).
+    algorithm:
+        How it was trained: ``maml``, ``fomaml``, ``anil``, ``protonet`` or ``supervised``
+        (:data:`ALGORITHMS`). MAML-family backbones offer the ``head`` dummy labels and the
+        ``maml``/``anil`` adaptations; ``supervised`` offers ``source`` dummy labels (its head's
+        softmax over its Z source labels); every backbone offers ``prototypes`` when its source
+        data are known.
+    source_classes:
+        Class ids (of :attr:`source_data`) of the source classes it was trained on: the Z labels
+        of a supervised classifier, and the classes whose prototypes the ``prototypes`` mode
+        uses. Empty when unknown.
+    fingerprint:
+        Identifies the weights (e.g. a checkpoint hash); recorded in the study configuration.
+    inner:
+        Inner-loop settings the backbone was meta-trained with (``lr``, ``steps``,
+        ``first_order``); they override the defaults of the ``maml`` and ``anil`` adaptations.
+    source_data:
+        The data set :attr:`source_classes` index (the data it was trained on), when known:
+        the ``prototypes`` dummy labels are computed on it, whatever the target data are.
+    input:
+        The input the model takes (:class:`~metaleep.data.transform.InputSpec`); a study brings
+        its images there by the declared transform.
+    origin:
+        Where it came from, in words (``default``, ``checkpoint PATH``, ``factory SPEC``,
+        ``module CLASS``); recorded in the study.
+    """
+
+    name: str
+    model: torch.nn.Module
+    algorithm: str
+    source_classes: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    fingerprint: str = ""
+    inner: dict[str, Any] = field(default_factory=dict)
+    source_data: ImageDataset | None = None
+    input: InputSpec = field(default_factory=InputSpec)
+    origin: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"`name` must be a non-empty string; got {self.name!r}.")
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(
+                f"`algorithm` must be one of {', '.join(ALGORITHMS)}; got {self.algorithm!r}."
+            )
+        self.source_classes = np.asarray(self.source_classes, dtype=np.int64).reshape(-1)
+
+    @property
+    def head(self) -> torch.nn.Linear | None:
+        """The linear head (``model.classifier``), or None for an embedding network."""
+        from torch import nn
+
+        head = getattr(self.model, "classifier", None)
+        return head if isinstance(head, nn.Linear) else None
+
+    @property
+    def head_ways(self) -> int | None:
+        """N of the meta-learned head, or None when the backbone has none."""
+        head = self.head
+        if self.algorithm not in HEAD_ALGORITHMS or head is None:
+            return None
+        return int(head.out_features)
+
+    @property
+    def source_id(self) -> str | None:
+        """Fingerprint of :attr:`source_data` (None when unknown)."""
+        return None if self.source_data is None else self.source_data.fingerprint
+
+    def cross_domain(self, target: ImageDataset) -> bool:
+        """Whether ``target`` is another data set than the one it was trained on."""
+        return self.source_data is not None and self.source_id != target.fingerprint
+
+    def view(self, dataset: ImageDataset) -> ImageDataset:
+        """``dataset`` with its images brought to :attr:`input` (itself when they fit)."""
+        return view(dataset, self.input)
+
+    def on(self, device: str) -> StudyBackbone:
+        """This backbone with its model on ``device``: itself when the model is already there,
+        else a copy with a moved copy of the model (the caller's model stays where it is)."""
+        import torch
+
+        target = torch.device(device)
+        param = next(self.model.parameters(), None)
+        if param is None or (
+            param.device.type == target.type
+            and (target.index is None or param.device.index == target.index)
+        ):
+            return self
+        return replace(self, model=copy.deepcopy(self.model).to(target))
+
+    def offers_dummy(self, mode: str, ways: int) -> bool:
+        """Whether dummy-label ``mode`` exists for an episode of ``ways`` classes."""
+        if mode == "head":
+            return self.head_ways == ways
+        if mode == "source":
+            return self.algorithm == "supervised" and self.head is not None
+        if mode == "prototypes":
+            return self.source_data is not None and self.source_classes.size > 0
+        return False
+
+    def offers_adaptation(self, name: str, ways: int) -> bool:
+        """Whether adaptation ``name`` applies to this backbone on a ``ways``-way episode."""
+        if name == "maml":
+            return self.algorithm in ("maml", "fomaml") and self.head_ways == ways
+        if name == "anil":
+            return self.head_ways == ways
+        return True
+
+    def dummies(self, ways: int) -> list[str]:
+        """The dummy-label modes it offers on ``ways``-way episodes."""
+        return [m for m in ("head", "source", "prototypes") if self.offers_dummy(m, ways)]
+
+    def save(self, path: str | os.PathLike[str], *, factory: str | None = None) -> Path:
+        """Write a checkpoint that ``--backbones PATH`` accepts (see
+        :func:`metaleep.backbones.export.save_backbone`; ``factory`` builds the model)."""
+        from metaleep.backbones.export import save_backbone
+
+        return save_backbone(self, path, factory=factory)
+
+    def describe(self, target: ImageDataset | None = None) -> dict[str, Any]:
+        """What the study records of it (``study.json``, the report)."""
+        head = self.head
+        info: dict[str, Any] = {
+            "name": self.name,
+            "algorithm": self.algorithm,
+            "origin": self.origin,
+            "fingerprint": self.fingerprint,
+            "head": None if head is None else int(head.out_features),
+            "inner": dict(self.inner),
+            "source_data": self.source_id,
+            "source_classes": int(self.source_classes.size),
+            "input": self.input.to_dict(),
+        }
+        if target is not None:
+            info["target_data"] = target.fingerprint
+            info["cross_domain"] = self.cross_domain(target)
+            transform = self.view(target)
+            info["transform"] = (
+                transform.transform.describe() if transform is not target else "none"  # type: ignore[attr-defined]
+            )
+        return info

@@ -1,0 +1,117 @@
+"""``--data NAME[:ROOT]``: one way to name a data set, for every command and for Python.
+
+============================ ===================================================
+spec                         data set
+============================ ===================================================
+``glyphs``                   the embedded glyph data (default)
+``digits``                   scikit-learn's handwritten digits (built in)
+``imagefolder:DIR``          an ImageFolder tree ``DIR/<class>/<image>``
+``omniglot:ROOT``            a learn2learn benchmark read from local files
+``mini-imagenet:ROOT``       (``tiered-imagenet``, ``cifarfs``, ``fc100`` too)
+============================ ===================================================
+
+Benchmarks take a ``mode`` (which split file: ``train``/``validation``/``test``, omniglot
+``train``/``test``/``all``); ImageFolder trees take an ``image_size`` when their images differ
+in size. Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from metaleep.data.base import ImageDataset
+
+__all__ = ["DATA_HELP", "DataSpec", "load_data", "parse_data"]
+
+BUILT_IN = ("glyphs", "digits")
+"""Data sets that need no root."""
+
+DATA_HELP = (
+    "glyphs (default), digits, imagefolder:DIR, or a learn2learn benchmark read from local "
+    "files: omniglot:ROOT, mini-imagenet:ROOT, tiered-imagenet:ROOT, cifarfs:ROOT, fc100:ROOT."
+)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """A parsed ``NAME[:ROOT]``.
+
+    Examples
+    --------
+    >>> parse_data("imagefolder:~/pets").name
+    'imagefolder'
+    >>> parse_data("glyphs").text
+    'glyphs'
+    >>> parse_data("omniglot")
+    Traceback (most recent call last):
+    ...
+    ValueError: `--data` must be NAME:ROOT for omniglot (the folder that holds its ...
+    """
+
+    name: str
+    root: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The spec as written on the command line (roots made absolute)."""
+        return self.name if self.root is None else f"{self.name}:{self.root}"
+
+
+def _names() -> tuple[str, ...]:
+    from metaleep.data.benchmarks import BENCHMARKS
+
+    return (*BUILT_IN, "imagefolder", *BENCHMARKS)
+
+
+def parse_data(text: str) -> DataSpec:
+    """Parse ``NAME[:ROOT]`` (see the module docstring); roots become absolute paths."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"`--data` must be NAME[:ROOT] ({DATA_HELP}); got {text!r}.")
+    name, sep, root = text.strip().partition(":")
+    names = _names()
+    if name not in names:
+        raise ValueError(f"`--data` must name one of {', '.join(names)}; got {name!r}.")
+    if name in BUILT_IN:
+        if sep:
+            raise ValueError(f"`--data` {name} takes no root; got {text!r}.")
+        return DataSpec(name)
+    if not root:
+        what = "the image tree" if name == "imagefolder" else "the folder that holds its files"
+        raise ValueError(f"`--data` must be NAME:ROOT for {name} ({what}); got {text!r}.")
+    return DataSpec(name, str(Path(root).expanduser().resolve()))
+
+
+def load_data(
+    spec: str | DataSpec,
+    *,
+    mode: str = "test",
+    image_size: int | None = None,
+) -> ImageDataset:
+    """The data set ``spec`` names (never downloads).
+
+    Parameters
+    ----------
+    spec:
+        ``NAME[:ROOT]`` or a :class:`DataSpec`.
+    mode:
+        Benchmarks: which split file to read.
+    image_size:
+        Resize every image to this square size while loading (ImageFolder trees whose images
+        differ in size need it; benchmarks default to their usual size).
+    """
+    parsed = parse_data(spec) if isinstance(spec, str) else spec
+    if parsed.name == "imagefolder":
+        from metaleep.data.benchmarks import load_image_folder
+
+        return load_image_folder(parsed.root or ".", image_size=image_size)
+    from metaleep.episodes.suites import load_dataset
+
+    if parsed.root is None:
+        return load_dataset(parsed.name)
+    from metaleep.data.benchmarks import load_benchmark
+
+    return load_benchmark(parsed.name, os.fspath(parsed.root), mode=mode, image_size=image_size)

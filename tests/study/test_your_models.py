@@ -1,0 +1,248 @@
+"""Your model, your data: wrapped models, cross-domain rows, scores only, errors before work."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from metaleep.backbones import from_module
+from metaleep.backbones.models import build_backbone
+from metaleep.backbones.testing import toy_dataset
+from metaleep.episodes import EpisodeSampler, EpisodeSpec
+from metaleep.episodes.manifest import suite_from_episodes
+from metaleep.study import StudyConfig, run_study, score
+
+SPEC = EpisodeSpec(ways=5, shots=2, queries=3)
+METRICS = ("leep", "nce", "h_score", "logme")
+
+
+def _suite(dataset, episodes=6, pool=None):
+    pool = np.arange(dataset.num_classes) if pool is None else pool
+    drawn = EpisodeSampler(dataset, SPEC, classes=pool, seed=4).sample_many(episodes)
+    return suite_from_episodes(
+        drawn,
+        [SPEC] * episodes,
+        name="mine",
+        dataset=dataset,
+        split="all",
+        part="all",
+        pool=pool,
+        seed=4,
+    )
+
+
+@pytest.fixture(scope="module")
+def source():
+    return toy_dataset(classes=20, per_class=8, seed=1)
+
+
+@pytest.fixture(scope="module")
+def target():
+    # Another domain: other patterns, 16x16 images (the backbones below take 28x28).
+    return toy_dataset(classes=12, per_class=6, size=16, seed=7)
+
+
+def _config(**kwargs):
+    base = dict(suite="mine", metrics=METRICS, chunk_size=4, temperature=2.0)
+    return StudyConfig(**{**base, **kwargs})
+
+
+def test_torchvision_resnet_runs_a_study(tmp_path: Path, source) -> None:
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=5).double().eval()
+    backbone = from_module(net, name="resnet18")
+    suite = _suite(source, 3, pool=np.arange(10, 20))
+    result = run_study(
+        _config(adaptations=("retrain_head", "prototype")),
+        out_dir=tmp_path,
+        dataset=source,
+        suite=suite,
+        backbones=[backbone],
+        progress=False,
+        n_boot=20,
+    )
+    table = result.table
+    assert set(table["backbone"]) == {"resnet18"}
+    assert set(table["dummy"]) == {"source"}  # a 5-way classifier: its softmax is the dummy
+    assert table[list(METRICS)].notna().all().all()
+    record = json.loads((tmp_path / "study.json").read_text())
+    info = (
+        record["config"]["backbone_info"]["resnet18"]
+        if "config" in record
+        else record["backbone_info"]["resnet18"]
+    )
+    assert info["transform"] == "grey -> 3 channels (copies)"
+    assert json.dumps(record).count('"maml"') == 0  # the record lists the backbones that ran
+
+
+def test_cross_domain_rows_use_the_source_prototypes(tmp_path: Path, source, target) -> None:
+    torch.manual_seed(0)
+    maml = build_backbone("conv2-8", out_features=5).double().eval()
+    backbone = from_module(
+        maml,
+        name="maml",
+        algorithm="fomaml",
+        inner_lr=0.3,
+        source_classes=np.arange(10),
+        source_data=source,
+        input_shape=(1, 28, 28),
+    )
+    suite = _suite(target, 4)
+    result = run_study(
+        _config(adaptations=("maml", "anil", "prototype")),
+        out_dir=tmp_path,
+        dataset=target,
+        suite=suite,
+        backbones=[backbone],
+        progress=False,
+        n_boot=20,
+    )
+    assert set(result.table["dummy"]) == {"head", "prototypes"}
+    assert set(result.table["adaptation"]) == {"maml", "anil", "prototype"}
+    text = (tmp_path / "study.json").read_text()
+    assert '"cross_domain": true' in text
+    assert "resize 16x16 -> 28x28" in text
+    # the prototypes are the 10 source classes of the source data (not the target's 12)
+    from metaleep.study.runner import prepare_chunks
+
+    context = prepare_chunks(_config(), target, "mine", suite.episodes, [backbone])
+    assert context.outputs["maml"].logits["prototypes"].shape[1] == 10
+
+
+def test_scores_only_equal_the_study_metric_columns(tmp_path: Path, source) -> None:
+    torch.manual_seed(0)
+    maml = build_backbone("conv2-8", out_features=5).double().eval()
+    supervised = build_backbone("conv2-8", out_features=10).double().eval()
+    backbones = [
+        from_module(
+            maml, name="maml", algorithm="fomaml", source_classes=np.arange(10), source_data=source
+        ),
+        from_module(
+            supervised, name="supervised", source_classes=np.arange(10), source_data=source
+        ),
+    ]
+    suite = _suite(source, 5, pool=np.arange(10, 20))
+    study = run_study(
+        _config(metrics=(*METRICS, "nleep"), adaptations=("prototype",)),
+        out_dir=tmp_path,
+        dataset=source,
+        suite=suite,
+        backbones=backbones,
+        progress=False,
+        analyse=False,
+    ).table
+    scores = score(backbones, suite, dataset=source, metrics=(*METRICS, "nleep"), temperature=2.0)
+    keys = ["episode", "backbone", "dummy"]
+    merged = study.merge(scores, on=keys, suffixes=("", "_score"))
+    assert len(merged) == len(study) == len(scores)
+    for metric in (*METRICS, "nleep"):
+        np.testing.assert_array_equal(merged[metric], merged[f"{metric}_score"])
+
+
+def test_score_accepts_modules_and_summarizes(source) -> None:
+    from metaleep.study.scores import summarize_scores
+
+    suite = _suite(source, 4, pool=np.arange(10, 20))
+    nets = [
+        from_module(build_backbone("conv2-8", out_features=10, seed=s), name=f"s{s}")
+        for s in range(3)
+    ]
+    table = score(nets, suite, dataset=source, metrics=("leep", "nce"))
+    assert len(table) == 3 * 4 and set(table["dummy"]) == {"source"}
+    summary, ranking = summarize_scores(table, rank_by="leep")
+    assert list(ranking["rank"]) == [1, 2, 3]
+    assert ranking["mean"].is_monotonic_decreasing
+    means = table.groupby("backbone")["leep"].mean()
+    assert ranking.iloc[0]["backbone"] == means.idxmax()
+    low, high = summary.loc[summary["metric"] == "leep", ["ci_low", "ci_high"]].to_numpy().T
+    assert np.all(low <= high)
+
+
+@pytest.fixture
+def no_forward(monkeypatch: pytest.MonkeyPatch):
+    """Fail the test if any backbone output is computed (errors must come before the work)."""
+    import metaleep.study.runner as runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("backbone outputs were computed before the error")
+
+    monkeypatch.setattr(runner, "compute_outputs", refuse)
+
+
+@pytest.mark.usefixtures("no_forward")
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("adaptation", r"`adaptations` must name from anil, finetune, maml, prototype"),
+        ("dummies", r"`dummies` must include a dummy-label mode that backbone 'sup'"),
+        ("maml-only", r"`adaptations` must include one that backbone 'sup'"),
+        ("shape", r"backbone 'mlp' on images of shape \(1, 28, 28\).*declare the input"),
+        ("head-width", r"`head` must take the embedding's 8 features"),
+        ("leak", r"`suite` must use classes that backbone 'sup' was not trained on"),
+        ("names", r"`backbones` must have distinct names; got sup more than once"),
+    ],
+)
+def test_configuration_errors_come_before_any_work(case, message, tmp_path, source) -> None:
+    sup = from_module(
+        build_backbone("conv2-8", out_features=10),
+        name="sup",
+        source_classes=np.arange(10),
+        source_data=source,
+    )
+    backbones = [sup]
+    config = _config(adaptations=("prototype",))
+    pool = np.arange(10, 20)
+    if case == "adaptation":
+        config = _config(adaptations=("prototype", "protoype"))
+    elif case == "dummies":
+        config = _config(dummies=("head",))
+    elif case == "maml-only":
+        config = _config(adaptations=("maml",))
+    elif case == "shape":
+        backbones = [
+            from_module(nn.Sequential(nn.Flatten(), nn.Linear(100, 4), nn.ReLU()), name="mlp")
+        ]
+    elif case == "head-width":
+        backbones = [
+            from_module(
+                features=build_backbone("conv2-8", out_features=3).features,
+                head=nn.Linear(9, 5),
+                name="bad",
+            )
+        ]
+    elif case == "leak":
+        pool = np.arange(0, 10)
+    elif case == "names":
+        backbones = [sup, sup]
+    with pytest.raises(ValueError, match=message):
+        run_study(
+            config,
+            out_dir=tmp_path / "out",
+            dataset=source,
+            suite=_suite(source, 2, pool=pool),
+            backbones=backbones,
+            progress=False,
+        )
+    assert not (tmp_path / "out").exists()  # nothing left behind to block the fixed command
+
+
+def test_plain_modules_are_wrapped_by_run_study(tmp_path: Path, source) -> None:
+    net = build_backbone("conv2-8", out_features=10).double().eval()
+    result = run_study(
+        _config(adaptations=("prototype",)),
+        out_dir=tmp_path,
+        dataset=source,
+        suite=_suite(source, 2, pool=np.arange(10, 20)),
+        backbones=[net],  # type: ignore[list-item]
+        progress=False,
+        analyse=False,
+    )
+    assert set(result.table["backbone"]) == {"model0"}
+    assert isinstance(result.table, pd.DataFrame)
