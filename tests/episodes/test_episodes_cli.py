@@ -41,7 +41,8 @@ def test_sample_writes_the_suite_the_library_builds(patched, toy_split, tmp_path
     suite = read_manifest(out, dataset=patched)
     sampler = EpisodeSampler(patched, EpisodeSpec(5, 2, 3, "same"), classes=toy_split.test, seed=9)
     assert list(suite.episodes) == sampler.sample_many(12)
-    assert suite.name == "five" and suite.command.startswith("metaleep episodes sample --data glyphs")
+    assert suite.name == "five"
+    assert suite.command.startswith("metaleep episodes sample --data glyphs")
     assert pd.read_csv(out, comment="#")["alphabets"].str.count(r"\|").eq(0).all()
     # Running again gives the same bytes.
     again = tmp_path / "again.csv"
