@@ -106,8 +106,8 @@ def resolve_suite(
     path = Path(out) / "suite.csv"
     built = build_suite(recipe, load_data(parsed))
     if path.is_file():
-        header = read_manifest(path)
-        if header.fingerprint != built.fingerprint:
+        stored = read_manifest(path)
+        if stored.fingerprint != built.fingerprint or list(stored.episodes) != list(built.episodes):
             raise ValueError(
                 f"`--out` {out} holds a suite of other episodes ({path}); use another --out, "
                 "or --suite to run that one."
@@ -256,7 +256,9 @@ def score(
         ",".join(StudyConfig.dummies), help="Dummy-label modes: head, source, prototypes."
     ),
     metrics: str = typer.Option(",".join(DEFAULT_METRICS), help="Metrics to compute."),
-    rank_by: str = typer.Option("leep", help="Metric whose mean ranks the backbones."),
+    rank_by: str = typer.Option(
+        "", help="Metric whose mean ranks the backbones (default: the first of --metrics)."
+    ),
     out: Annotated[Path, typer.Option(help="Folder for scores.csv and summary.csv.")] = Path(
         "runs/scores"
     ),
@@ -278,6 +280,7 @@ def score(
         torch.set_num_threads(threads)
     try:
         metric_names = _split(metrics)
+        rank_by = rank_by or (metric_names[0] if metric_names else "")
         if rank_by not in metric_names:
             raise ValueError(
                 f"`--rank-by` must be one of --metrics ({', '.join(metric_names)}); "
