@@ -12,7 +12,11 @@ NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
 def test_notebooks_exist_and_are_committed_without_outputs():
-    assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "source_selection.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "quickstart.ipynb",
+        "source_selection.ipynb",
+        "your_model.ipynb",
+    }
     for path in NOTEBOOKS:
         notebook = nbformat.read(path, as_version=4)
         for cell in notebook.cells:
@@ -27,9 +31,11 @@ def test_notebook_runs(path, tiny_backbones, tmp_path):
     parameters = notebook.cells[1]
     assert parameters.source.startswith("# Parameters"), "cell 1 must hold the parameters"
     names = ("maml", "supervised") if path.stem == "quickstart" else tuple(tiny_backbones)
+    if path.stem == "your_model":
+        names = ("maml", "supervised")
     parameters.source = (
         f'SUITE = "glyphs-smoke"\nBACKBONES = {tuple(tiny_backbones[n] for n in names)!r}\n'
-        f"EPISODES = 10\nOUT = {str(tmp_path / 'study')!r}\n"
+        f"EPISODES = 10\nOUT = {str(tmp_path / 'study')!r}\nTRAIN_STEPS = 3\n"
     )
     client = NotebookClient(
         notebook,
