@@ -110,6 +110,12 @@ def train(
         False, "--default", help="Build (or load) the default backbones instead; ignores the rest."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    save_every: int = typer.Option(
+        0,
+        help="Every K steps, also save the weights to OUT/snapshots/step-NNNNNN.pt (backbone "
+        "checkpoints named NAME@step-K), to rank them with metaleep score.",
+    ),
+    name: str = typer.Option("", help="The backbone's name (default: the algorithm)."),
 ) -> None:
     """(Meta-)train a backbone on the training classes of a split; print where it is saved."""
     from metaleep.backbones.evaluation import evaluate
@@ -157,9 +163,23 @@ def train(
     from metaleep.backbones.training import train as run_training
 
     dataset, class_split = load_data(data, split, mode=mode)
+    if save_every < 0:
+        raise typer.BadParameter(f"`--save-every` must be >= 0; got {save_every}.")
     backbone = run_training(
-        config, dataset, class_split, checkpoint_dir=out, resume=resume, progress=progress
+        config,
+        dataset,
+        class_split,
+        checkpoint_dir=out,
+        resume=resume,
+        progress=progress,
+        name=name or None,
+        snapshot_every=save_every or None,
     )
+    if save_every:
+        typer.echo(
+            f"{backbone.name}: snapshots every {save_every} steps in {out / 'snapshots'}; rank "
+            f"them with `metaleep score --backbones {out / 'snapshots'}`"
+        )
     _report(backbone)
     _meta_test(backbone, dataset, class_split, test_episodes, shots_list, test_queries, evaluate)
 

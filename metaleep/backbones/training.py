@@ -507,6 +507,7 @@ def train(
     progress: bool = False,
     name: str | None = None,
     callback: Callable[[int, dict[str, float]], None] | None = None,
+    snapshot_every: int | None = None,
 ) -> Backbone:
     """Train a backbone on ``split.train`` classes, validating on ``split.validation``.
 
@@ -535,6 +536,11 @@ def train(
         KeyboardInterrupt (from it, or Ctrl-C anywhere but inside the optimizer update) writes
         ``training.pt`` at the last completed step before it propagates; after any other
         exception the run resumes from the last validation's ``training.pt``.
+    snapshot_every:
+        Every this many steps, write the weights as they are (BatchNorm calibrated like the
+        final backbone's, on a copy) to ``checkpoint_dir/snapshots/step-NNNNNN.pt``, a backbone
+        checkpoint named ``NAME@step-N``: rank a run's checkpoints with ``metaleep score``. The
+        training itself is unchanged.
 
     Returns
     -------
@@ -561,6 +567,16 @@ def train(
         )
     name = name or config.name
     directory = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if snapshot_every is not None and (
+        isinstance(snapshot_every, bool)
+        or not isinstance(snapshot_every, int)
+        or snapshot_every < 1
+        or directory is None
+    ):
+        raise ValueError(
+            "`snapshot_every` must be a positive integer, with a checkpoint_dir; got "
+            f"{snapshot_every!r} with checkpoint_dir={checkpoint_dir!r}."
+        )
     checkpoint = directory / TRAINING_FILE if directory is not None else None
     threads = torch.get_num_threads()
     if config.threads is not None:
@@ -573,7 +589,16 @@ def train(
             trainer = _Trainer(config, dataset, split, source, validation)
             if resume and checkpoint is not None and checkpoint.is_file():
                 trainer.restore(checkpoint)
-            trainer.run(checkpoint=checkpoint, name=name, progress=progress, callback=callback)
+            on_step = callback
+            if snapshot_every is not None and directory is not None:
+
+                def on_step(step: int, info: dict[str, float]) -> None:
+                    if callback is not None:
+                        callback(step, info)
+                    if step % snapshot_every == 0:
+                        _snapshot(trainer, directory, name, step)
+
+            trainer.run(checkpoint=checkpoint, name=name, progress=progress, callback=on_step)
     finally:
         torch.set_num_threads(threads)
     model, state = trainer.model, trainer.state
@@ -594,3 +619,30 @@ def train(
     if directory is not None:
         backbone.save(directory / BACKBONE_FILE)
     return backbone
+
+
+SNAPSHOT_DIR = "snapshots"
+"""Folder of ``train(snapshot_every=...)``'s snapshots inside the checkpoint directory."""
+
+
+def _snapshot(trainer: _Trainer, directory: Path, name: str, step: int) -> Path:
+    """Save the trainer's current weights as a backbone checkpoint (a calibrated copy)."""
+    import copy
+
+    model = copy.deepcopy(trainer.model)
+    config = trainer.config
+    calibrate_batch_norm(
+        model, trainer.dataset, trainer.source, seed=_subseed(config.seed, _TAG_CALIBRATION)
+    )
+    backbone = Backbone(
+        model=model,
+        config=config,
+        source_classes=trainer.source,
+        dataset_fingerprint=trainer.dataset.fingerprint,
+        split=split_fingerprint(trainer.split),
+        name=f"{name}@step-{step}",
+        step=step,
+        best_step=step,
+        history=[dict(h) for h in trainer.state.history],
+    )
+    return backbone.save(directory / SNAPSHOT_DIR / f"step-{step:06d}.pt")

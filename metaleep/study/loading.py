@@ -6,7 +6,7 @@ labelled ``NAME=SPEC``:
 - a default backbone (``maml``, ``fomaml``, ``anil``, ``protonet``, ``supervised``): trained on
   the glyph background alphabets once per machine, then loaded from the cache;
 - a checkpoint: a ``metaleep train`` backbone (``backbone.pt`` or its directory, or a snapshot)
-  or a ``metaleep export`` file;
+  or a ``metaleep export`` file; a folder of checkpoint files (``snapshots/``) stands for each;
 - a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``
   (see :func:`metaleep.backbones.wrap.load_factory`).
 
@@ -150,9 +150,21 @@ def load_backbones(
     Names must be distinct: give ``NAME=SPEC`` to tell apart two of the same name (e.g. two
     checkpoints of one training run).
     """
-    backbones = [_backbone_for(spec, dataset, progress) for spec in specs]
+    backbones = [_backbone_for(item, dataset, progress) for spec in specs for item in _expand(spec)]
     check_names(backbones, specs)
     return backbones
+
+
+def _expand(spec: str) -> list[str]:
+    """A folder of checkpoint files (e.g. ``metaleep train --save-every``'s ``snapshots/``)
+    stands for each of its ``*.pt`` files, in name order; any other spec for itself."""
+    _, path = split_spec(spec)
+    folder = Path(path)
+    if folder.is_dir() and not any((folder / f).exists() for f in ("backbone.pt", "training.pt")):
+        files = sorted(folder.glob("*.pt"))
+        if files:
+            return [str(f) for f in files]
+    return [spec]
 
 
 def check_names(backbones: Sequence[StudyBackbone], specs: Sequence[str] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from metaleep.backbones import cli as backbones_cli
@@ -101,3 +102,60 @@ def test_help_lists_every_config_field() -> None:
         "--out",
     ):
         assert flag in result.output
+
+
+def test_snapshots_rank_with_score(tmp_path: Path) -> None:
+    """train --save-every K --name N keeps snapshots that `score` takes as one folder."""
+    runner = CliRunner()
+    out = tmp_path / "run"
+    flags = [
+        "--algorithm",
+        "protonet",
+        "--arch",
+        "conv2-8",
+        "--iterations",
+        "4",
+        "--eval-every",
+        "2",
+        "--eval-episodes",
+        "2",
+        "--threads",
+        "1",
+        "--no-progress",
+    ]
+    result = runner.invoke(
+        app, ["train", *flags, "--out", str(out), "--save-every", "2", "--name", "mine"]
+    )
+    assert result.exit_code == 0, result.output
+    snapshots = sorted((out / "snapshots").glob("*.pt"))
+    assert [p.name for p in snapshots] == ["step-000002.pt", "step-000004.pt"]
+    scores = tmp_path / "scores"
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--suite",
+            "glyphs-smoke",
+            "--backbones",
+            str(out / "snapshots"),
+            "--dummies",
+            "prototypes",
+            "--metrics",
+            "leep,logme",
+            "--out",
+            str(scores),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    ranked = pd.read_csv(scores / "ranking.csv")
+    assert set(ranked["backbone"]) == {"mine@step-2", "mine@step-4"}
+    # the final weights equal those of a run without snapshots
+    plain = tmp_path / "plain"
+    result = runner.invoke(app, ["train", *flags, "--out", str(plain), "--name", "mine"])
+    assert result.exit_code == 0, result.output
+    a, b = load_backbone(out), load_backbone(plain)
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
