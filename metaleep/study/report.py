@@ -281,6 +281,37 @@ def _config_frame(config: Mapping[str, object]) -> pd.DataFrame:
     )
 
 
+def _backbone_frame(config: Mapping[str, object]) -> pd.DataFrame | None:
+    """One row per backbone that ran: how it was trained, where from, and the transfer setting
+    (in-domain, or cross-domain from its source data to the study's target data)."""
+    info = config.get("backbone_info")
+    if not isinstance(info, Mapping) or not info:
+        return None
+    rows = []
+    for name, item in info.items():
+        if not isinstance(item, Mapping):
+            continue
+        source, target = item.get("source_data"), item.get("target_data")
+        if item.get("cross_domain"):
+            setting = f"cross-domain ({source} -> {target})"
+        elif source is None:
+            setting = "source data unknown"
+        else:
+            setting = "in-domain"
+        rows.append(
+            {
+                "backbone": name,
+                "algorithm": item.get("algorithm"),
+                "from": item.get("origin"),
+                "head": item.get("head"),
+                "inner loop": json.dumps(item.get("inner") or {}, sort_keys=True),
+                "setting": setting,
+                "input transform": item.get("transform"),
+            }
+        )
+    return pd.DataFrame(rows) if rows else None
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "all"
 
@@ -592,8 +623,12 @@ def write_report(
     leep_col = next((m for m in corr_metrics if m in ("leep", "leep_norm")), None)
 
     doc = _Doc(title=title)
+    backbones = _backbone_frame(config)
+    if backbones is not None:
+        doc.heading("Backbones")
+        doc.table(backbones)
     doc.heading("Configuration")
-    doc.table(_config_frame(config))
+    doc.table(_config_frame({k: v for k, v in config.items() if k != "backbone_info"}))
     n_episodes = (
         data.groupby([c for c in ("suite", "episode") if c in data.columns]).ngroups
         if "episode" in data.columns

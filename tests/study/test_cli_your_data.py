@@ -91,7 +91,14 @@ def test_run_on_an_image_folder_cross_domain(
     assert {"prototypes", "source", "head"} <= set(table["dummy"])
     record = (out / "study.json").read_text()
     assert '"cross_domain": true' in record and "resize 20x20 -> 28x28" in record
-    assert (out / "suite.csv").is_file()
+    # the suite's recorded command regenerates it through the CLI (it names --data)
+    from metaleep.episodes.manifest import read_manifest
+
+    stored = read_manifest(out / "suite.csv")
+    assert stored.command.startswith(f"metaleep episodes sample --data imagefolder:{image_tree}")
+    again = tmp_path / "again.csv"
+    _invoke(*stored.command.split()[1:], "--out", str(again))
+    assert list(read_manifest(again).episodes) == list(stored.episodes)
     # the study's own suite is stored: the same command resumes, another sample is refused
     _invoke(
         "run",

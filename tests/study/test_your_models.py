@@ -109,6 +109,8 @@ def test_cross_domain_rows_use_the_source_prototypes(tmp_path: Path, source, tar
     text = (tmp_path / "study.json").read_text()
     assert '"cross_domain": true' in text
     assert "resize 16x16 -> 28x28" in text
+    report = (tmp_path / "report.html").read_text()
+    assert "cross-domain (toy@c20-n8-s28-seed1 -&gt; toy@c12-n6-s16-seed7)" in report
     # the prototypes are the 10 source classes of the source data (not the target's 12)
     from metaleep.study.runner import prepare_chunks
 
