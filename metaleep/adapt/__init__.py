@@ -9,11 +9,13 @@ A floor below :mod:`metaleep.backbones` and :mod:`metaleep.study`: it imports ne
 Public API (imported lazily: ``import metaleep.adapt`` does not import torch)::
 
     InnerLoop(steps=1, lr=0.4, second_order=False)
-    adapt(network, params, support_x, support_y, *, steps, lr, second_order=False,
-          buffers=None) -> dict[str, Tensor]
-    query_logits(network, support_x, support_y, query_x, *, steps, lr) -> Tensor
-    query_logits_vmap(network, support_x, support_y, query_x, *, steps, lr,
-                      chunk_size=None) -> Tensor
+        .adapt(network, params, support_x, support_y, *, buffers=None) -> dict[str, Tensor]
+        .query_logits(network, support_x, support_y, query_x) -> Tensor (n_q, N)
+        .query_logits_vmap(network, support_x, support_y, query_x, *, chunk_size=None)
+            -> Tensor (E, n_q, N)
+    sgd_step(params, grads, lr) -> dict[str, Tensor]        # p + (-lr) * g
+    private_buffers(network) -> dict[str, Tensor]
+    functional_forward(network, params, buffers, x) -> Tensor
 """
 
 from __future__ import annotations
