@@ -6,13 +6,17 @@
 # Steps (each logged to $VENV/install.log; a failure prints the step, the log's tail and a hint):
 #   1. create the virtual environment ($METALEEP_VENV, default .venv) with $PYTHON (default python3)
 #   2. torch 2.14.1 + torchvision 0.29.1 (pinned: the releases this project is tested with)
-#   3. learn2learn 0.2.0: PyPI has only an sdist whose pre-generated Cython C does not compile on
-#      Python >= 3.11, so the wheel is built from the sdist with Cython >= 3 and cached in
-#      $METALEEP_WHEEL_CACHE (default ~/.cache/metaleep/wheels); later installs reuse it.
-#      The build drops two declared requirements that learn2learn never imports at import time
-#      (gsutil: dataset download helper; qpth: the optional MetaOptNet QP layer).
-#   4. metaleep itself, editable, with the extras in $METALEEP_EXTRAS (default `dev,ray`:
-#      the tests use Ray).
+#   3. learn2learn 0.2.0 (only when the extras include `l2l`, as they do by default): PyPI has
+#      only an sdist whose pre-generated Cython C does not compile on Python >= 3.11, so the
+#      wheel is built from the sdist with Cython >= 3 and cached in $METALEEP_WHEEL_CACHE
+#      (default ~/.cache/metaleep/wheels); later installs reuse it. The build drops two declared
+#      requirements that learn2learn never imports at import time (gsutil: dataset download
+#      helper; qpth: the optional MetaOptNet QP layer). By hand: `pip download --no-deps
+#      --no-binary :all: learn2learn==0.2.0`, unpack, delete those two lines of setup.py,
+#      `pip install "cython>=3" wheel`, in the unpacked folder `python setup.py build_ext
+#      bdist_wheel`, then `pip install dist/*.whl gym`.
+#   4. metaleep itself, editable, with the extras in $METALEEP_EXTRAS (default `dev,ray,l2l`:
+#      the tests use Ray and compare with learn2learn; metaleep itself runs without both).
 # A stamp file records a hash of pyproject.toml and this script: a second run with both unchanged
 # does nothing and prints one line.
 set -euo pipefail
@@ -22,7 +26,7 @@ cd "$root"
 venv="${METALEEP_VENV:-.venv}"
 python="${PYTHON:-python3}"
 cache="${METALEEP_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/metaleep/wheels}"
-extras="${METALEEP_EXTRAS:-dev,ray}"
+extras="${METALEEP_EXTRAS:-dev,ray,l2l}"
 torch_spec=(torch==2.14.1 torchvision==0.29.1)
 l2l_version=0.2.0
 stamp="$venv/.metaleep-install"
@@ -92,26 +96,36 @@ build_l2l_wheel() {
     cp "$src"/dist/learn2learn-*.whl "$cache/"
     rm -rf "$work"
 }
-py_tag="$("$venv/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
-wheel="$(ls "$cache"/learn2learn-$l2l_version-"$py_tag"-*.whl 2>/dev/null | head -n1 || true)"
-if [[ -z "$wheel" ]]; then
-    step "build learn2learn $l2l_version wheel (Cython >= 3)" \
-        "the build needs a C compiler and the Python headers ('apt-get install gcc python3-dev')" \
-        build_l2l_wheel
-    wheel="$(ls "$cache"/learn2learn-$l2l_version-"$py_tag"-*.whl | head -n1)"
-fi
-if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('learn2learn') == '$l2l_version'" 2>/dev/null; then
-    step "install learn2learn from cached $(basename "$wheel")" \
-        "delete $cache and run again to rebuild the wheel" \
-        "${pip[@]}" install -q "$wheel"
+with_l2l=0
+[[ ",$extras," == *",l2l,"* ]] && with_l2l=1
+if ((with_l2l)); then
+    py_tag="$("$venv/bin/python" -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
+    wheel="$(ls "$cache"/learn2learn-$l2l_version-"$py_tag"-*.whl 2>/dev/null | head -n1 || true)"
+    if [[ -z "$wheel" ]]; then
+        step "build learn2learn $l2l_version wheel (Cython >= 3)" \
+            "the build needs a C compiler and the Python headers ('apt-get install gcc python3-dev')" \
+            build_l2l_wheel
+        wheel="$(ls "$cache"/learn2learn-$l2l_version-"$py_tag"-*.whl | head -n1)"
+    fi
+    if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('learn2learn') == '$l2l_version'" 2>/dev/null; then
+        step "install learn2learn from cached $(basename "$wheel")" \
+            "delete $cache and run again to rebuild the wheel" \
+            "${pip[@]}" install -q "$wheel"
+    fi
 fi
 
 step "install metaleep[$extras] (editable)" \
     "read the log above: a dependency could not be installed" \
     "${pip[@]}" install -q -e ".[$extras]"
-step "check: import metaleep, learn2learn" \
-    "the environment is inconsistent; delete $venv and run again" \
-    "$venv/bin/python" -c "import metaleep, learn2learn; print(metaleep.__version__, learn2learn.__version__)"
+if ((with_l2l)); then
+    step "check: import metaleep, learn2learn" \
+        "the environment is inconsistent; delete $venv and run again" \
+        "$venv/bin/python" -c "import metaleep, learn2learn; print(metaleep.__version__, learn2learn.__version__)"
+else
+    step "check: import metaleep" \
+        "the environment is inconsistent; delete $venv and run again" \
+        "$venv/bin/python" -c "import metaleep; print(metaleep.__version__)"
+fi
 
 echo "$want" >"$stamp"
 rm -f "$log"

@@ -5,7 +5,8 @@ Each method maps one episode's support set to query logits (n_q, N):
 ``"maml"``
     MAML's inner loop (Finn et al., 2017): ``inner_steps`` SGD steps of size ``inner_lr`` on the
     support cross-entropy, over the whole network, starting from the meta-learned weights and
-    N-way head (learn2learn ``MAML.clone()/adapt()``; first-order, as no outer step follows).
+    N-way head (:class:`metaleep.adapt.inner_loop.InnerLoop`, the loop training runs; its
+    values are learn2learn's ``MAML.clone()/adapt()``; first-order, as no outer step follows).
 ``"anil"``
     The same over the head only, on frozen features (Raghu et al., 2020).
 ``"prototype"``
@@ -17,8 +18,8 @@ Each method maps one episode's support set to query logits (n_q, N):
 BatchNorm: ``"transductive"`` normalises with the statistics of the batch at hand (the support
 set while adapting, the query set as one batch when predicting), as reference MAML does;
 ``"running"`` uses the stored statistics (``model.eval()``). Either way the model's weights
-and buffers are the same after evaluation as before (clones get private buffers; buffers are
-restored).
+and buffers are the same after evaluation as before (the inner loop writes only private copies
+of the buffers; buffers are restored).
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from metaleep.adapt.inner_loop import InnerLoop
 from metaleep.episodes import Episode, EpisodeSampler, EpisodeSpec
 
 if TYPE_CHECKING:
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from metaleep.backbones.models import FewShotNet
     from metaleep.data.base import ImageDataset
 
-ModuleT = TypeVar("ModuleT", bound=nn.Module)
 Method: TypeAlias = Literal["maml", "anil", "prototype"]
 METHODS: tuple[str, ...] = ("maml", "anil", "prototype")
 DEFAULT_METHOD: dict[str, Method] = {
@@ -53,20 +53,6 @@ DEFAULT_METHOD: dict[str, Method] = {
 """The evaluation method of each training algorithm."""
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "episode_logits", "evaluate", "evaluate_episodes"]
-
-
-def private_buffers(module: ModuleT) -> ModuleT:
-    """Give every submodule of a learn2learn clone its own copy of its buffers.
-
-    ``l2l.clone_module`` copies parameters but shares buffers that do not require grad, such
-    as BatchNorm running statistics; a clone in train mode would update the original's
-    statistics in place. After this call it updates its own copies. Returns ``module``.
-    """
-    for sub in module.modules():
-        for key, buf in list(sub._buffers.items()):
-            if buf is not None:
-                sub._buffers[key] = buf.clone()
-    return module
 
 
 @contextlib.contextmanager
@@ -142,24 +128,13 @@ def episode_logits(
                 f"`ways` must equal the {out} outputs of the backbone's head for method "
                 f"{method!r}; got {ways}."
             )
-        import learn2learn as l2l
-
-        with torch.enable_grad():
-            if method == "anil":
-                with torch.no_grad():
-                    f_support = model.features(support)
-                    f_query = model.features(query)
-                head = l2l.algorithms.MAML(model.classifier, lr=inner_lr, first_order=True)
-                learner = head.clone()
-                for _ in range(inner_steps):
-                    learner.adapt(F.cross_entropy(learner(f_support), support_labels))
-                return learner(f_query).detach()
-            maml = l2l.algorithms.MAML(model, lr=inner_lr, first_order=True)
-            learner = private_buffers(maml.clone())
-            for _ in range(inner_steps):
-                learner.adapt(F.cross_entropy(learner(support), support_labels))
+        loop = InnerLoop(steps=inner_steps, lr=inner_lr)
+        if method == "anil":
             with torch.no_grad():
-                return learner(query).detach()
+                f_support = model.features(support)
+                f_query = model.features(query)
+            return loop.query_logits(model.classifier, f_support, support_labels, f_query)
+        return loop.query_logits(model, support, support_labels, query)
 
 
 def _episode_tensors(

@@ -26,6 +26,10 @@ Architectures (``arch`` names):
     learn2learn's ``ResNet12`` (Oreshkin et al., 2018; Lee et al., 2019), d = 640; its 5x5
     average pool and DropBlock need 80 <= H, W <= 95 (84x84 as mini-ImageNet).
 
+``"omniglot-cnn"``, ``"cnn4"`` and ``"resnet12"`` are learn2learn's models and need it (the
+``l2l`` extra: ``metaleep[l2l]``, installed by ``tools/install.sh``); without it building one
+raises an ImportError that says how to install it. The ``conv`` architectures need only torch.
+
 BatchNorm layers keep running statistics (PyTorch's default), so a network can normalise with
 batch statistics (train mode, "transductive") or with its stored statistics (eval mode,
 "running"); see :mod:`metaleep.backbones.training` for how training keeps them apart.
@@ -41,6 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from metaleep._optional import require_learn2learn
 from metaleep.backbones.config import ARCH_NAMES, CONV_PATTERN, check_arch_name
 
 __all__ = [
@@ -170,8 +175,14 @@ def _conv_base(layers: int, hidden: int) -> Callable[[int, Shape], tuple[nn.Modu
     return build
 
 
+def _learn2learn_model(arch: str, name: str) -> Any:
+    """learn2learn's model class ``name`` (the ``l2l`` extra); a clear ImportError without it."""
+    l2l = require_learn2learn(f"arch {arch!r} (a learn2learn model)")
+    return getattr(l2l.vision.models, name)
+
+
 def _omniglot_cnn(out_features: int, in_shape: Shape) -> tuple[nn.Module, nn.Linear]:
-    from learn2learn.vision.models import OmniglotCNN
+    OmniglotCNN = _learn2learn_model("omniglot-cnn", "OmniglotCNN")
 
     model = OmniglotCNN(output_size=out_features, hidden_size=64, layers=4)
     return model.features, model.classifier
@@ -184,7 +195,7 @@ def _pooled(size: int, times: int) -> int:
 
 
 def _cnn4(out_features: int, in_shape: Shape) -> tuple[nn.Module, nn.Linear]:
-    from learn2learn.vision.models import CNN4
+    CNN4 = _learn2learn_model("cnn4", "CNN4")
 
     channels, height, width = in_shape
     embedding = 64 * _pooled(height, 4) * _pooled(width, 4)
@@ -193,7 +204,7 @@ def _cnn4(out_features: int, in_shape: Shape) -> tuple[nn.Module, nn.Linear]:
 
 
 def _resnet12(out_features: int, in_shape: Shape) -> tuple[nn.Module, nn.Linear]:
-    from learn2learn.vision.models import ResNet12
+    ResNet12 = _learn2learn_model("resnet12", "ResNet12")
 
     model = ResNet12(output_size=out_features, channels=in_shape[0])
     return model.features, model.classifier

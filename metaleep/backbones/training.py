@@ -3,13 +3,14 @@
 Algorithms (``TrainConfig.algorithm``):
 
 ``"maml"`` / ``"fomaml"``
-    MAML (Finn et al., 2017) with learn2learn's ``MAML`` wrapper: per task ``clone()``, then
-    ``inner_steps`` ``adapt()`` steps on the support cross-entropy, then the query
-    cross-entropy of the adapted clone; the outer Adam step follows the mean over
-    ``meta_batch`` tasks, through the inner loop (second order) or not (``fomaml``).
+    MAML (Finn et al., 2017): per task ``inner_steps`` SGD steps on the support cross-entropy
+    (metaleep's one inner loop, :class:`metaleep.adapt.inner_loop.InnerLoop`, with the values
+    of learn2learn's ``MAML.clone()`` / ``adapt()``), then the query cross-entropy of the
+    adapted parameters; the outer Adam step follows the mean over ``meta_batch`` tasks,
+    through the inner loop (second order) or not (``fomaml``).
 ``"anil"``
-    ANIL (Raghu et al., 2020): ``MAML(model.classifier)`` adapted on ``model.features(x)``;
-    the outer step trains features and head initialisation.
+    ANIL (Raghu et al., 2020): the same inner loop (second order) on the head alone, over
+    ``model.features(x)``; the outer step trains features and head initialisation.
 ``"protonet"``
     Prototypical networks (Snell et al., 2017): query logits ``-‖f(x) − c_k‖²`` to the class
     means of the support embeddings, cross-entropy; no inner loop.
@@ -24,12 +25,11 @@ of ``supervised`` is a slice of the permutation of epoch ``t // steps_per_epoch`
 resuming exact.
 
 BatchNorm. MAML-family training normalises with batch statistics (train mode), as reference
-MAML and learn2learn do. ``l2l.clone_module`` shares running-statistics buffers between a clone
-and the original, so clones in train mode would update the original's statistics in place;
-here every clone gets private buffers first
-(:func:`~metaleep.backbones.evaluation.private_buffers`), so task adaptation never changes the
-original model. Forward passes of the original itself (ANIL's features, ProtoNet, supervised)
-update its statistics as usual. At the end of training the running statistics of the kept
+MAML and learn2learn do. The inner loop runs its forward passes with private copies of the
+buffers (:func:`metaleep.adapt.inner_loop.private_buffers`; learn2learn's ``clone()`` would
+share them), so task adaptation never changes the original model's running statistics.
+Forward passes of the original itself (ANIL's features, ProtoNet, supervised) update its
+statistics as usual. At the end of training the running statistics of the kept
 (best) weights are recomputed on source images (cumulative average over batches, "precise
 BN"), so every backbone can also be used in eval mode with one output per image.
 
@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 
 import metaleep
+from metaleep.adapt.inner_loop import InnerLoop, functional_forward, private_buffers
 from metaleep.backbones.checkpoint import (
     BACKBONE_FILE,
     TRAINING_FILE,
@@ -72,7 +73,6 @@ from metaleep.backbones.evaluation import (
     DEFAULT_METHOD,
     evaluate_episodes,
     mean_ci,
-    private_buffers,
     prototypes,
     squared_distances,
 )
@@ -250,13 +250,11 @@ class _Trainer:
             else []
         )
         self.state = _State()
-        self._maml: Any = None
-        if config.algorithm in ("maml", "fomaml", "anil"):
-            import learn2learn as l2l
-
-            wrapped = self.model.classifier if config.algorithm == "anil" else self.model
-            first_order = config.algorithm == "fomaml"
-            self._maml = l2l.algorithms.MAML(wrapped, lr=config.inner_lr, first_order=first_order)
+        self.inner = InnerLoop(
+            steps=config.inner_steps,
+            lr=config.inner_lr,
+            second_order=config.algorithm != "fomaml",
+        )
 
     # -- one step of each algorithm: returns the mean training loss ---------------------------
 
@@ -271,17 +269,25 @@ class _Trainer:
         )
 
     def _maml_loss(self, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor):
-        learner = private_buffers(self._maml.clone())
-        for _ in range(self.config.inner_steps):
-            learner.adapt(F.cross_entropy(learner(xs), ys))
-        return F.cross_entropy(learner(xq), yq)
+        return self._adapted_loss(self.model, xs, ys, xq, yq)
 
     def _anil_loss(self, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor):
         f_support, f_query = self.model.features(xs), self.model.features(xq)
-        learner = self._maml.clone()
-        for _ in range(self.config.inner_steps):
-            learner.adapt(F.cross_entropy(learner(f_support), ys))
-        return F.cross_entropy(learner(f_query), yq)
+        return self._adapted_loss(self.model.classifier, f_support, ys, f_query, yq)
+
+    def _adapted_loss(
+        self,
+        network: torch.nn.Module,
+        xs: torch.Tensor,
+        ys: torch.Tensor,
+        xq: torch.Tensor,
+        yq: torch.Tensor,
+    ) -> torch.Tensor:
+        """Query cross-entropy of ``network`` after the inner loop on the support set."""
+        buffers = private_buffers(network)
+        params = dict(network.named_parameters())
+        adapted = self.inner.adapt(network, params, xs, ys, buffers=buffers)
+        return F.cross_entropy(functional_forward(network, adapted, buffers, xq), yq)
 
     def _protonet_loss(
         self, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor

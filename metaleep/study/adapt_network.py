@@ -4,15 +4,13 @@ The network is ``model.classifier(model.features(x))``: ``features`` maps images
 to embeddings (n, d) and ``classifier`` is the meta-learned ``nn.Linear(d, N)`` head. Every
 function here works on a deep copy of those two modules, so the caller's model is never
 changed: not its parameters, not its BatchNorm running statistics, not its train/eval mode.
-(learn2learn's ``MAML.clone()`` alone would not do: it shares BatchNorm buffers with the
-original, and a clone run in train mode updates the original's running statistics.)
 
 - :func:`maml_adapt`: MAML's inner loop (Finn et al., ICML 2017), ``steps`` SGD steps on the
-  support loss, then the query logits: learn2learn's ``MAML(model, lr).clone()`` and
-  ``adapt(loss)``, computed operation for operation by a lean loop on one copy of the network
-  (equal bit for bit, without learn2learn's per-episode cloning and without importing it).
-- :func:`maml_adapt_batch`: the same for E episodes at once, with ``torch.func``
-  (``functional_call`` + ``grad`` + ``vmap``), or the lean loop over the episodes on one copy.
+  support loss, then the query logits: metaleep's one inner loop,
+  :class:`metaleep.adapt.inner_loop.InnerLoop` (the loop meta-training and evaluation run),
+  whose values equal learn2learn's ``MAML(model, lr).clone()`` and ``adapt(loss)`` bit for bit.
+- :func:`maml_adapt_batch`: the same for E episodes at once, episode after episode on one copy
+  of the network, or batched with ``torch.func.vmap`` (the same step rule; for GPUs).
 - :func:`finetune` / :func:`finetune_batch`: full-batch fine-tuning with SGD or Adam, keeping
   the meta-learned head or starting a fresh one.
 
@@ -24,19 +22,19 @@ and the query set (as one batch) when evaluating, as learn2learn and the referen
 No second-order path is exposed: adaptation at evaluation time needs no meta-gradient (the
 inner-loop values are the same first- or second-order), and ``torch.func.vmap`` gives wrong
 second-order meta-gradients through affine BatchNorm/LayerNorm (functorch issue 534), so
-meta-training stays with the per-task loop of the training code.
+meta-training runs the per-episode loop.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from metaleep.adapt.inner_loop import InnerLoop
 from metaleep.study.adapt_common import (
     AdaptationResult,
     BatchAdaptationResult,
@@ -143,43 +141,10 @@ def _episodes(
 # --------------------------------------------------------------------------------------------
 
 
-class _InnerLoop:
-    """MAML's first-order inner loop on one (copied) network, reused across episodes.
-
-    Each call restores the meta-learned weights into the network's own parameters, takes
-    ``config.steps`` plain SGD steps ``theta <- theta + (-lr * grad)`` on the support
-    cross-entropy (``torch.autograd.grad``, unused parameters left as they are) and returns
-    the query logits under ``no_grad``. The arithmetic is learn2learn's ``MAML.clone()`` /
-    ``adapt(loss)`` (first- or second-order, the values are the same) operation for operation,
-    so the logits are equal bit for bit (``tests/study/test_fast_paths.py``), without its
-    per-episode module cloning and parameter bookkeeping, and without importing learn2learn.
-    """
-
-    def __init__(self, network: _Network, config: MamlConfig) -> None:
-        network.train(config.batch_norm == "transductive")
-        self.network = network
-        self.steps = int(config.steps)
-        self.step = -float(config.lr)
-        self.params = list(network.parameters())
-        self.start = [p.detach().clone() for p in self.params]
-
-    def __call__(
-        self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
-    ) -> torch.Tensor:
-        """Adapted query logits (n_q, N) of one episode, detached."""
-        with torch.no_grad():
-            for param, start in zip(self.params, self.start, strict=True):
-                param.copy_(start)
-        with torch.enable_grad():
-            for _ in range(self.steps):
-                loss = nn.functional.cross_entropy(self.network(support_x), support_y)
-                grads = torch.autograd.grad(loss, self.params, allow_unused=True)
-                with torch.no_grad():
-                    for param, grad in zip(self.params, grads, strict=True):
-                        if grad is not None:
-                            param.add_(grad.mul_(self.step))
-        with torch.no_grad():
-            return self.network(query_x).detach()
+def _inner_loop(network: _Network, config: MamlConfig) -> InnerLoop:
+    """The engine's loop for ``config``, with ``network`` put in its BatchNorm mode."""
+    network.train(config.batch_norm == "transductive")
+    return InnerLoop(steps=int(config.steps), lr=float(config.lr))
 
 
 def maml_adapt(
@@ -198,11 +163,12 @@ def maml_adapt(
     """MAML's inner loop on the whole network for one episode, then score the query set.
 
     ``steps`` times ``theta <- theta + (-lr * grad)`` of the support cross-entropy (plain SGD),
-    then the query logits under ``no_grad``: the values of learn2learn's
+    then the query logits under ``no_grad``:
+    :meth:`metaleep.adapt.inner_loop.InnerLoop.query_logits`, the inner loop meta-training
+    runs, whose values are those of learn2learn's
     ``MAML(copy, lr, first_order).clone()`` and ``adapt(cross_entropy(learner(support_x),
-    support_y))``, bit for bit, from a lean loop (no learn2learn import, no per-step module
-    bookkeeping). The model is deep-copied first: its parameters, BatchNorm running statistics
-    and mode are unchanged.
+    support_y))``, bit for bit (learn2learn is not imported). The model is deep-copied first:
+    its parameters, BatchNorm running statistics and mode are unchanged.
 
     Parameters
     ----------
@@ -259,56 +225,8 @@ def maml_adapt(
     sx, sy, qx, qy = _episodes(
         network, support_x, support_y, query_x, query_y, ways=n_ways, batched=False
     )
-    logits = _InnerLoop(network, config)(sx[0], sy[0], qx[0])
+    logits = _inner_loop(network, config).query_logits(network, sx[0], sy[0], qx[0])
     return score_logits_batch(logits.unsqueeze(0), qy)[0]
-
-
-def _maml_vmap(
-    network: _Network,
-    config: MamlConfig,
-    support_x: torch.Tensor,
-    support_y: torch.Tensor,
-    query_x: torch.Tensor,
-    chunk_size: int | None,
-) -> torch.Tensor:
-    """The inner loop for E episodes with torch.func (vmap over episodes); logits (E, n_q, N)."""
-    from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
-
-    if config.batch_norm == "transductive":
-        # BatchNorm without running statistics: each vmapped episode normalises with its own
-        # batch statistics, and nothing is written to (the copy's) buffers.
-        replace_all_batch_norm_modules_(network)
-        network.train()
-    else:
-        network.eval()
-    params = {name: p.detach() for name, p in network.named_parameters()}
-    buffers = {name: b.detach() for name, b in network.named_buffers()}
-    lr = float(config.lr)
-
-    def support_loss(
-        weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
-    ) -> torch.Tensor:
-        logits = functional_call(network, (weights, buffers), (x,))
-        return nn.functional.cross_entropy(logits, y)
-
-    loss_grad: Callable[..., dict[str, torch.Tensor]] = grad(support_loss)
-
-    def one_episode(x_s: torch.Tensor, y_s: torch.Tensor, x_q: torch.Tensor) -> torch.Tensor:
-        weights = params
-        for _ in range(config.steps):
-            grads = loss_grad(weights, x_s, y_s)
-            weights = {name: w - lr * grads[name] for name, w in weights.items()}
-        return functional_call(network, (weights, buffers), (x_q,))
-
-    batched = vmap(one_episode)
-    episodes = support_x.shape[0]
-    size = episodes if chunk_size is None else chunk_size
-    with torch.no_grad():
-        chunks = [
-            batched(support_x[i : i + size], support_y[i : i + size], query_x[i : i + size])
-            for i in range(0, episodes, size)
-        ]
-    return torch.cat(chunks).detach()
 
 
 def maml_adapt_batch(
@@ -328,15 +246,16 @@ def maml_adapt_batch(
 ) -> BatchAdaptationResult:
     """MAML's inner loop for E episodes at once; per episode the same as :func:`maml_adapt`.
 
-    With ``vectorize`` the loop over episodes is ``torch.func.vmap`` of an inner loop written
-    with ``functional_call`` and ``grad`` (first-order: only adapted predictions are needed).
-    Each episode's BatchNorm uses its own batch statistics (``"transductive"``: BatchNorm
-    copies without running statistics, ``torch.func.replace_all_batch_norm_modules_``) or the
-    model's frozen running statistics (``"running"``); the model is never changed. Without
-    ``vectorize`` it runs :func:`maml_adapt`'s lean inner loop episode after episode on one
-    deep copy of the network (restoring the meta-learned weights before each episode), with
-    the same logits as :func:`maml_adapt`, bit for bit. Both give the same predictions, logits
-    equal within float rounding.
+    With ``vectorize`` the episodes run batched:
+    :meth:`~metaleep.adapt.inner_loop.InnerLoop.query_logits_vmap`, ``torch.func.vmap`` of the
+    same step rule with gradients from ``torch.func.grad`` (first-order: only adapted
+    predictions are needed). Each episode's BatchNorm uses its own batch statistics
+    (``"transductive"``: BatchNorm copies without running statistics,
+    ``torch.func.replace_all_batch_norm_modules_``) or the model's frozen running statistics
+    (``"running"``); the model is never changed. Without ``vectorize`` it runs
+    :func:`maml_adapt`'s inner loop episode after episode on one deep copy of the network,
+    with the same logits as :func:`maml_adapt`, bit for bit. Both give the same predictions,
+    logits equal within float rounding.
 
     Parameters
     ----------
@@ -405,11 +324,13 @@ def maml_adapt_batch(
     )
     if vectorize is None:
         vectorize = sx.device.type != "cpu"
+    inner = _inner_loop(network, config)
     if vectorize:
-        logits = _maml_vmap(network, config, sx, sy, qx, chunk_size)
+        logits = inner.query_logits_vmap(network, sx, sy, qx, chunk_size=chunk_size)
     else:
-        inner = _InnerLoop(network, config)
-        logits = torch.stack([inner(sx[e], sy[e], qx[e]) for e in range(sx.shape[0])])
+        logits = torch.stack(
+            [inner.query_logits(network, sx[e], sy[e], qx[e]) for e in range(sx.shape[0])]
+        )
     return score_logits_batch(logits, qy)
 
 

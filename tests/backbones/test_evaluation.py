@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 
@@ -140,3 +141,34 @@ def test_errors(toy: ImageDataset, split: ToySplit) -> None:
         evaluate(backbone, toy, split, EpisodeSpec(3, 1, 2), classes="all")  # type: ignore
     with pytest.raises(ValueError, match=r"^`episodes` must be a positive integer; got 0\.$"):
         evaluate(backbone, toy, split, EpisodeSpec(3, 1, 2), episodes=0)
+
+
+@pytest.mark.parametrize("batch_norm", ["transductive", "running"])
+def test_episode_logits_equal_learn2learns_bit_for_bit(batch_norm: str, toy: ImageDataset) -> None:
+    """maml and anil: learn2learn's MAML clone/adapt (the former implementation)."""
+    l2l = pytest.importorskip("learn2learn")
+    model = build_backbone("conv2-8", out_features=3, seed=4)
+    with torch.no_grad():  # non-trivial running statistics
+        model.train()(toy.batch(np.arange(24)))
+    model.eval()
+    xs, xq = toy.batch(np.arange(6) * 8), toy.batch(np.arange(6) * 8 + 1)
+    ys = torch.arange(6) % 3
+    reference = copy.deepcopy(model).train(batch_norm == "transductive")
+    with torch.no_grad():
+        fs, fq = reference.features(xs), reference.features(xq)
+    expected = {}
+    for method, network, support, query in (
+        ("maml", reference, xs, xq),
+        ("anil", reference.classifier, fs, fq),
+    ):
+        learner = l2l.algorithms.MAML(copy.deepcopy(network), lr=0.3, first_order=True).clone()
+        for _ in range(3):
+            learner.adapt(torch.nn.functional.cross_entropy(learner(support), ys))
+        with torch.no_grad():
+            expected[method] = learner(query)
+    for method in ("maml", "anil"):
+        logits = episode_logits(
+            model, xs, ys, xq, ways=3, method=method, batch_norm=batch_norm,
+            inner_steps=3, inner_lr=0.3,
+        )  # fmt: skip
+        assert torch.equal(logits, expected[method]), method

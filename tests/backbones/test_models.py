@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 import torch
 
 from metaleep.backbones.models import ARCHITECTURES, build_backbone, check_arch
+
+LEARN2LEARN_ARCHS = ("omniglot-cnn", "cnn4", "resnet12")
+
+
+def needs_learn2learn() -> None:
+    """Skip the calling test when learn2learn (the ``l2l`` extra) is not installed."""
+    pytest.importorskip("learn2learn")
 
 
 @pytest.mark.parametrize(
@@ -22,6 +30,8 @@ from metaleep.backbones.models import ARCHITECTURES, build_backbone, check_arch
     ],
 )
 def test_shapes(arch: str, in_shape: tuple[int, int, int], dim: int) -> None:
+    if arch in LEARN2LEARN_ARCHS:
+        needs_learn2learn()
     net = build_backbone(arch, out_features=7, in_shape=in_shape)
     x = torch.rand(4, *in_shape)
     assert net.features(x).shape == (4, dim)
@@ -31,6 +41,7 @@ def test_shapes(arch: str, in_shape: tuple[int, int, int], dim: int) -> None:
 
 
 def test_mini_imagenet_sized_models() -> None:
+    needs_learn2learn()
     x = torch.rand(2, 3, 84, 84)
     cnn4 = build_backbone("cnn4", out_features=5, in_shape=(3, 84, 84))
     assert cnn4.features(x).shape == (2, 1600)  # 25 * 64, as learn2learn's CNN4 default
@@ -40,6 +51,7 @@ def test_mini_imagenet_sized_models() -> None:
 
 
 def test_omniglot_cnn_is_learn2learns() -> None:
+    needs_learn2learn()
     from learn2learn.vision.models import OmniglotCNN
 
     ours = build_backbone("omniglot-cnn", out_features=5, seed=3).eval()
@@ -50,6 +62,7 @@ def test_omniglot_cnn_is_learn2learns() -> None:
 
 
 def test_conv_nets_are_learn2learns_conv_base() -> None:
+    needs_learn2learn()
     from learn2learn.vision.models import ConvBase, maml_init_
 
     ours = build_backbone("conv4-small", out_features=5, in_shape=(3, 28, 28), seed=4)
@@ -102,8 +115,27 @@ def test_shape_the_architecture_cannot_take(
         build_backbone(arch, out_features=5, in_shape=shape)
 
 
+@pytest.mark.parametrize("arch", LEARN2LEARN_ARCHS)
+def test_learn2learn_archs_without_learn2learn(arch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "learn2learn", None)  # as if it were not installed
+    message = (
+        f"arch {arch!r} (a learn2learn model) needs learn2learn, which could not be imported "
+        "(import of learn2learn halted; None in sys.modules). learn2learn 0.2.0 (the "
+        "`metaleep[l2l]` extra) has no wheel on PyPI and its sdist does not build on Python "
+        ">= 3.11: in a clone of metaleep run `bash tools/install.sh` (it builds the learn2learn "
+        "wheel from the sdist with Cython >= 3, caches it and installs metaleep with the l2l "
+        "extra; its comments give the steps to do by hand)."
+    )
+    with pytest.raises(ImportError, match=f"^{re.escape(message)}$"):
+        build_backbone(
+            arch, out_features=5, in_shape=(1, 28, 28) if arch != "resnet12" else (3, 84, 84)
+        )
+    assert build_backbone("conv2-8", out_features=5).out_features == 5  # torch only
+
+
 def test_learn2learn_fails_without_the_check() -> None:
     """The reason for the shape check: learn2learn's ResNet12 dies deep inside at 32x32."""
+    needs_learn2learn()
     from learn2learn.vision.models import ResNet12
 
     with pytest.raises((ZeroDivisionError, RuntimeError)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Callable
@@ -20,7 +21,6 @@ from metaleep.backbones.checkpoint import (
     read_checkpoint,
 )
 from metaleep.backbones.config import TrainConfig
-from metaleep.backbones.evaluation import private_buffers
 from metaleep.backbones.models import build_backbone
 from metaleep.backbones.testing import ToySplit
 from metaleep.backbones.training import _Trainer, calibrate_batch_norm, train
@@ -224,20 +224,35 @@ def test_maml_step_leaves_the_originals_buffers_alone(
     assert all(p.grad is not None for p in trainer.model.parameters())
 
 
-def test_learn2learn_clones_share_buffers_without_the_fix() -> None:
-    """The trap the fix avoids: a plain learn2learn clone updates the original's statistics."""
-    import learn2learn as l2l
+@pytest.mark.parametrize("algorithm", ["maml", "fomaml", "anil"])
+def test_meta_gradients_equal_learn2learns_bit_for_bit(
+    algorithm: str, tiny: Tiny, toy: ImageDataset, split: ToySplit
+) -> None:
+    """One training step's gradients = learn2learn's MAML clone/adapt (the former trainer)."""
+    l2l = pytest.importorskip("learn2learn")
+    config = tiny(algorithm, inner_steps=2, meta_batch=2)
+    trainer = _Trainer(config, toy, split, np.asarray(split.train), np.asarray(split.validation))
+    reference = copy.deepcopy(trainer.model).train()
+    trainer.model.train()
+    trainer._episodic_step(0)
 
-    x = torch.rand(5, 1, 28, 28) * 3
-    for fix, changed in ((False, True), (True, False)):
-        net = build_backbone("conv2-8", out_features=3).train()
-        before = net.features[0][0].normalize.running_mean.clone()
-        clone = l2l.algorithms.MAML(net, lr=0.1).clone()
-        if fix:
-            private_buffers(clone)
-        clone(x)
-        after = net.features[0][0].normalize.running_mean
-        assert (not torch.equal(before, after)) is changed
+    wrapped = reference.classifier if algorithm == "anil" else reference
+    maml = l2l.algorithms.MAML(wrapped, lr=config.inner_lr, first_order=algorithm == "fomaml")
+    for j in range(config.meta_batch):
+        xs, ys, xq, yq = trainer._task(j)
+        if algorithm == "anil":
+            xs, xq = reference.features(xs), reference.features(xq)
+        learner = maml.clone()
+        for sub in learner.modules():  # private BatchNorm buffers
+            sub._buffers = {k: None if b is None else b.clone() for k, b in sub._buffers.items()}
+        for _ in range(config.inner_steps):
+            learner.adapt(torch.nn.functional.cross_entropy(learner(xs), ys))
+        (torch.nn.functional.cross_entropy(learner(xq), yq) / config.meta_batch).backward()
+    for (name, ours), theirs in zip(
+        trainer.model.named_parameters(), reference.parameters(), strict=True
+    ):
+        assert ours.grad is not None and torch.equal(ours.grad, theirs.grad), name
+    assert _same_weights(trainer.model, reference)  # buffers too (ANIL's features update both)
 
 
 def test_calibration_is_the_batch_statistics(toy: ImageDataset) -> None:

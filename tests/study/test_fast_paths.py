@@ -1,7 +1,8 @@
 """The study's fast paths against the straightforward ones they replace.
 
-- MAML's lean inner loop (``maml_adapt``, ``maml_adapt_batch``) against learn2learn's
-  ``MAML.clone()`` / ``adapt`` loop, episode by episode: equal bit for bit.
+- MAML's inner loop (``maml_adapt``, ``maml_adapt_batch``: metaleep's one engine,
+  ``metaleep.adapt.inner_loop``) against learn2learn's ``MAML.clone()`` / ``adapt`` loop,
+  episode by episode: equal bit for bit.
 - The runner (outputs once per distinct image, batched metrics with batched N-LEEP mixtures,
   batched head-only adaptation, MAML on one copy per chunk) against a plain per-episode study
   written here from the papers' equations: NumPy LEEP / NCE / H-score / LogME, scikit-learn's
@@ -36,7 +37,7 @@ METRICS = ("leep", "nce", "h_score", "logme", "nleep")
 
 
 # --------------------------------------------------------------------------------------------
-# MAML: lean loop vs learn2learn
+# MAML: the engine's loop vs learn2learn
 # --------------------------------------------------------------------------------------------
 
 
