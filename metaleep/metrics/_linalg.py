@@ -41,23 +41,6 @@ def singular_values_and_vectors(matrix: torch.Tensor) -> tuple[torch.Tensor, tor
     return s, vh
 
 
-def singular_values(matrix: torch.Tensor) -> torch.Tensor:
-    """Singular values ``(E, min(n, d))`` (descending) of a batch of ``(n, d)`` matrices.
-
-    Like :func:`singular_values_and_vectors`, from the matrix itself (QR first when tall).
-
-    Examples
-    --------
-    >>> singular_values(torch.tensor([[[3.0, 0.0], [0.0, 4.0], [0.0, 0.0]]],
-    ...                              dtype=torch.float64)).tolist()
-    [[4.0, 3.0]]
-    """
-    n, d = matrix.shape[-2:]
-    if n > d:
-        matrix = torch.linalg.qr(matrix, mode="r")[1]
-    return torch.linalg.svdvals(matrix)
-
-
 def class_blocks(values: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
     """The rows of each group stacked into a zero-padded ``(n_groups, m, K)`` tensor.
 

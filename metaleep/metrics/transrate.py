@@ -56,6 +56,17 @@ def _unit_rows(values: torch.Tensor) -> torch.Tensor:
     return values / torch.where(norms > 0, norms, 1.0)
 
 
+def _gram_eigenvalues(z: torch.Tensor) -> torch.Tensor:
+    """``(E, min(n, d))`` eigenvalues of ZᵀZ from the smaller Gram matrix (negatives: 0)."""
+    import torch
+
+    if z.shape[1] <= z.shape[2]:
+        gram = torch.bmm(z, z.transpose(1, 2))
+    else:
+        gram = torch.bmm(z.transpose(1, 2), z)
+    return torch.linalg.eigvalsh(gram).clamp_min(0.0)
+
+
 def _class_eigenvalues(z: torch.Tensor, ep: Episodes) -> torch.Tensor:
     """``(E, C, k)`` eigenvalues of Z_cᵀZ_c (not divided by n_c) of every class block."""
     import torch
@@ -77,8 +88,6 @@ def _transrate_core(ep: Episodes, *, variant: str = "authors", **_options: Any) 
     """TransRate of every episode of ``ep`` (the only implementation)."""
     import torch
 
-    from metaleep.metrics._linalg import singular_values
-
     feats = ep.zero_padding()
     dim = feats.shape[2]
     n = ep.sizes.to(feats.dtype)
@@ -90,13 +99,14 @@ def _transrate_core(ep: Episodes, *, variant: str = "authors", **_options: Any) 
     if variant == "authors":
         z = _unit_rows(z)
     counts = ep.class_counts.to(feats.dtype)
-    eig = singular_values(z).square()  # (E, k): eigenvalues of ZᵀZ
+    eig = _gram_eigenvalues(z)  # (E, k): eigenvalues of ZᵀZ, ascending
     class_eig = _class_eigenvalues(z, ep)  # (E, C, m)
     if variant == "authors":
         lam = eig / n[:, None]
         total = lam.sum(1)  # 1 unless rows are zero
         safe_total = torch.where(total > 0, total, 1.0)
-        rank = (lam > dim * torch.finfo(feats.dtype).eps * lam[:, :1]).sum(1).to(feats.dtype)
+        largest = lam.amax(1, keepdim=True)
+        rank = (lam > dim * torch.finfo(feats.dtype).eps * largest).sum(1).to(feats.dtype)
         safe_rank = rank.clamp_min(1.0)
         rate = torch.log1p(lam / (safe_total[:, None] * EPSILON)).sum(1) / safe_rank
         class_lam = class_eig / counts.clamp_min(1.0)[..., None]
@@ -135,9 +145,9 @@ SPEC = define_metric(
     "2022; the authors' normalised variant, TLlib's as an option).",
     returns="TransRate; 0 for one class or features with no variation; higher is better.",
     notes="""
-    The eigenvalues come from one batched SVD of Z (after a QR when n > d) and one batched
-    eigendecomposition of the Gram matrices of all (episode, class) blocks, zero-padded to
-    the largest class (zero rows do not change the eigenvalues that count).
+    The eigenvalues come from two batched symmetric eigendecompositions: of the Gram matrices
+    of Z (n x n, or d x d when n > d) and of all (episode, class) blocks, zero-padded to the
+    largest class (zero rows do not change the eigenvalues that count).
     """,
     examples="""
     >>> import numpy as np
