@@ -103,7 +103,7 @@ SPEC = define_metric(
     description="Gaussian Bhattacharyya coefficient between classes (Pandy et al., CVPR 2022; "
     "google-research stable_transfer).",
     returns="GBC, <= 0 (0 for one class); higher means less class overlap.",
-    notes="""
+    batch_notes="""
     Class means and variances come from two ``index_add_`` passes over the features (means,
     then squared deviations); the pairwise distances are computed for all episodes at once,
     in chunks of episodes that bound the (C, C, d) temporaries.

@@ -158,7 +158,7 @@ SPEC = define_metric(
     description="Self-challenging Fisher discriminant analysis: mean LDA posterior after "
     "ConfMix (Shao et al., ECCV 2022; TencentARC/SFDA).",
     returns="SFDA in (0, 1] (a mean probability, no log); 1 for one class.",
-    notes="""
+    batch_notes="""
     All episodes at once: one batched d x d within-class scatter per fit, the power
     iterations as batched matrix-vector products, one batched linear solve for the class
     scores.

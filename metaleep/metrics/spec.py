@@ -342,6 +342,7 @@ def define_metric(
     )
     score.__doc__ = (
         f"{title} of one episode.{_section_plain(summary)}"
+        + (_section_plain(f"Conventions and degenerate cases: :mod:`{module}`.") if module else "")
         + _section(
             "Parameters",
             _param_block(x_name, _INPUT_DOCS[input_kind])
@@ -387,7 +388,7 @@ def define_metric(
             "Returns",
             "numpy.ndarray\n    ``(E,)`` float64 scores, each equal to :func:`"
             + base
-            + "` of its episode (to 1e-12).",
+            + "` of its episode (to about 1e-12).",
         )
         + _section("Notes", batch_notes)
         + _section("Examples", batch_examples)

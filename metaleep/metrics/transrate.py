@@ -144,7 +144,7 @@ SPEC = define_metric(
     description="Coding rate of features minus that given the labels (Huang et al., ICML "
     "2022; the authors' normalised variant, TLlib's as an option).",
     returns="TransRate; 0 for one class or features with no variation; higher is better.",
-    notes="""
+    batch_notes="""
     The eigenvalues come from two batched symmetric eigendecompositions: of the Gram matrices
     of Z (n x n, or d x d when n > d) and of all (episode, class) blocks, zero-padded to the
     largest class (zero rows do not change the eigenvalues that count).
