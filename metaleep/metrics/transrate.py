@@ -67,21 +67,30 @@ def _gram_eigenvalues(z: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(gram).clamp_min(0.0)
 
 
-def _class_eigenvalues(z: torch.Tensor, ep: Episodes) -> torch.Tensor:
-    """``(E, C, k)`` eigenvalues of Z_cᵀZ_c (not divided by n_c) of every class block."""
+def _log_det_rates(blocks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """Σ log(1 + scale · λ) over the eigenvalues λ of BᵀB, for ``(G, m, d)`` blocks B.
+
+    log det(I + scale · G) of the smaller Gram matrix G (m x m or d x d; zero padding rows
+    add factors of exactly 1) from its Cholesky factor: no eigendecomposition.
+    """
     import torch
 
+    if blocks.shape[1] <= blocks.shape[2]:
+        gram = torch.bmm(blocks, blocks.transpose(1, 2))
+    else:
+        gram = torch.bmm(blocks.transpose(1, 2), blocks)
+    eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
+    factor = torch.linalg.cholesky_ex(eye + scale[:, None, None] * gram).L
+    return 2.0 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)
+
+
+def _class_rates(z: torch.Tensor, ep: Episodes, scale: torch.Tensor) -> torch.Tensor:
+    """``(E, C)`` Σ log(1 + scale_ec · λ) over the eigenvalues of each class block's Z_cᵀZ_c."""
     from metaleep.metrics._linalg import class_blocks
 
     n_ep, n_rows, dim = z.shape
     blocks = class_blocks(z.reshape(n_ep * n_rows, dim), ep.groups, n_ep * ep.n_codes)
-    size = blocks.shape[1]
-    if size <= dim:
-        gram = torch.bmm(blocks, blocks.transpose(1, 2))
-    else:
-        gram = torch.bmm(blocks.transpose(1, 2), blocks)
-    eig = torch.linalg.eigvalsh(gram).clamp_min(0.0)
-    return eig.view(n_ep, ep.n_codes, -1)
+    return _log_det_rates(blocks, scale.reshape(-1)).view(n_ep, ep.n_codes)
 
 
 def _transrate_core(ep: Episodes, *, variant: str = "authors", **_options: Any) -> torch.Tensor:
@@ -99,26 +108,23 @@ def _transrate_core(ep: Episodes, *, variant: str = "authors", **_options: Any) 
     if variant == "authors":
         z = _unit_rows(z)
     counts = ep.class_counts.to(feats.dtype)
-    eig = _gram_eigenvalues(z)  # (E, k): eigenvalues of ZᵀZ, ascending
-    class_eig = _class_eigenvalues(z, ep)  # (E, C, m)
+    class_n = counts.clamp_min(1.0)
     if variant == "authors":
-        lam = eig / n[:, None]
+        lam = _gram_eigenvalues(z) / n[:, None]  # eigenvalues of ZᵀZ / n (the rank needs them)
         total = lam.sum(1)  # 1 unless rows are zero
         safe_total = torch.where(total > 0, total, 1.0)
         largest = lam.amax(1, keepdim=True)
         rank = (lam > dim * torch.finfo(feats.dtype).eps * largest).sum(1).to(feats.dtype)
         safe_rank = rank.clamp_min(1.0)
         rate = torch.log1p(lam / (safe_total[:, None] * EPSILON)).sum(1) / safe_rank
-        class_lam = class_eig / counts.clamp_min(1.0)[..., None]
-        class_rate = torch.log1p(class_lam / (safe_total[:, None, None] * EPSILON)).sum(2)
-        class_rate = class_rate / safe_rank[:, None]
+        class_scale = 1.0 / (class_n * safe_total[:, None] * EPSILON)
+        class_rate = _class_rates(z, ep, class_scale) / safe_rank[:, None]
         weights = counts / n[:, None]
         score = 0.5 * rate - 0.5 * (weights * class_rate).sum(1)
         score = torch.where((total > 0) & (rank > 0), score, 0.0)
     else:
-        rate = 0.5 * torch.log1p(eig / (n[:, None] * EPSILON)).sum(1)
-        class_n = counts.clamp_min(1.0)[..., None]
-        class_rate = 0.5 * torch.log1p(class_eig / (class_n * EPSILON)).sum(2)
+        rate = 0.5 * _log_det_rates(z, 1.0 / (n * EPSILON))
+        class_rate = 0.5 * _class_rates(z, ep, 1.0 / (class_n * EPSILON))
         class_rate = torch.where(ep.class_counts > 0, class_rate, 0.0)
         score = rate - class_rate.sum(1) / ep.n_classes.to(feats.dtype)
     return torch.where(ep.n_classes == 1, 0.0, score)
@@ -145,9 +151,11 @@ SPEC = define_metric(
     "2022; the authors' normalised variant, TLlib's as an option).",
     returns="TransRate; 0 for one class or features with no variation; higher is better.",
     batch_notes="""
-    The eigenvalues come from two batched symmetric eigendecompositions: of the Gram matrices
-    of Z (n x n, or d x d when n > d) and of all (episode, class) blocks, zero-padded to the
-    largest class (zero rows do not change the eigenvalues that count).
+    Σ log(1 + λ / ε) is a log-determinant: computed from batched Cholesky factors of the
+    Gram matrices of all (episode, class) blocks, zero-padded to the largest class (padding
+    adds factors of exactly 1), and of Z for ``"tllib"``; the authors' variant needs the
+    eigenvalues of Z's Gram matrix (n x n, or d x d when n > d) for its rank: one batched
+    symmetric eigendecomposition.
     """,
     examples="""
     >>> import numpy as np
