@@ -17,7 +17,8 @@ by PCA before scoring; the score itself does not, and neither does metaleep.
 
 Degenerate input: one class has no pair, GBC = 0; features with no variation give identical
 Gaussians, BD = 0 and GBC = -C(C - 1); a class with one sample has variance 0, floored at 1e-4
-(GBC depends on the scale of the features through that floor).
+(GBC depends on the scale of the features through that floor). Features so large that a class
+variance overflows are an error.
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def _gbc_core(ep: Episodes, *, gaussian: str = "spherical", **_options: Any) -> 
     if ep.valid is not None:
         deviations = deviations * ep.valid[..., None]
     var = class_sums(deviations.square(), ep.groups, ep.n_codes) / counts.clamp_min(1.0)[..., None]
+    if not bool(torch.isfinite(var).all()):
+        largest = float(feats.abs().max())
+        expected = (
+            "small enough for the class variances to be finite in gbc (|values| up to about 1e150)"
+        )
+        raise ValueError(message("features", expected, largest))
     var = var.clamp_min(VARIANCE_FLOOR)
     if gaussian == "spherical":
         var = var.mean(2, keepdim=True)  # (E, C, 1): one variance per class

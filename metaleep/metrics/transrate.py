@@ -17,7 +17,9 @@ Higher is better. The rank r counts the eigenvalues above d · eps · λ_max (nu
 
 Degenerate input: one class gives 0 (Z_1 = Z); features with no variation give 0 (no coding
 rate at all); a row that is zero, or equal to the mean, stays zero when normalised (the
-reference divides 0 by 0). With n - 1 < d the rank is n - 1, so few-shot episodes are scored
+reference divides 0 by 0). The authors' variant is scale-invariant (huge and tiny features are
+normalised without overflow); TLlib's is not, and features so large that ZᵀZ overflows are an
+error. With n - 1 < d the rank is n - 1, so few-shot episodes are scored
 on the span of their samples.
 """
 
@@ -49,9 +51,15 @@ def _check_variant(value: object) -> str:
 
 
 def _unit_rows(values: torch.Tensor) -> torch.Tensor:
-    """Rows divided by their L2 norms; zero rows stay zero."""
+    """Rows divided by their L2 norms; zero rows stay zero.
+
+    Each row is first divided by its largest absolute value, so that the norm of huge or tiny
+    rows neither overflows nor underflows.
+    """
     import torch
 
+    largest = values.abs().amax(-1, keepdim=True)
+    values = values / torch.where(largest > 0, largest, 1.0)
     norms = torch.linalg.vector_norm(values, dim=-1, keepdim=True)
     return values / torch.where(norms > 0, norms, 1.0)
 
@@ -79,6 +87,12 @@ def _log_det_rates(blocks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         gram = torch.bmm(blocks, blocks.transpose(1, 2))
     else:
         gram = torch.bmm(blocks.transpose(1, 2), blocks)
+    if not bool(torch.isfinite(gram).all()):
+        from metaleep.metrics._validation import message
+
+        largest = float(blocks.abs().max())
+        expected = "small enough for ZᵀZ to be finite in transrate (|values| up to about 1e150)"
+        raise ValueError(message("features", expected, largest))
     eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
     factor = torch.linalg.cholesky_ex(eye + scale[:, None, None] * gram).L
     return 2.0 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)

@@ -67,3 +67,13 @@ def test_bad_gaussian_option() -> None:
         gbc_score([[0.0], [1.0]], [0, 1], gaussian="full")
     with pytest.raises(TypeError, match=re.escape("`gaussian` must be")):
         gbc_score_batch([[[0.0], [1.0]]], [[0, 1]], gaussian=1)
+
+
+def test_huge_features_are_an_error_not_nan() -> None:
+    rng = np.random.default_rng(4)
+    feats = rng.normal(size=(20, 4))
+    labels = np.arange(20) % 4
+    assert gbc_score(1e-300 * feats, labels) == pytest.approx(-12.0)  # all under the floor
+    msg = "`features` must be small enough for the class variances to be finite in gbc"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        gbc_score(1e300 * feats, labels)

@@ -63,3 +63,14 @@ def test_bad_variant() -> None:
     msg = "`variant` must be 'authors' or 'tllib'; got 'paper'."
     with pytest.raises(ValueError, match="^" + re.escape(msg) + "$"):
         transrate_score([[0.0], [1.0]], [0, 1], variant="paper")
+
+
+def test_scale_invariance_of_the_authors_variant_and_overflow() -> None:
+    rng = np.random.default_rng(3)
+    _, labels, features = random_episode(rng, 20, 2, 4, 6)
+    expected = transrate_score(features, labels)
+    for scale in (1e-300, 1e300):
+        assert transrate_score(scale * features, labels) == pytest.approx(expected, rel=1e-12)
+    msg = "`features` must be small enough for ZᵀZ to be finite in transrate"
+    with pytest.raises(ValueError, match=re.escape(msg)):
+        transrate_score(1e300 * features, labels, variant="tllib")
