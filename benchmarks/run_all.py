@@ -8,6 +8,8 @@ exit status is 1 when any of them fails (an exception or a non-zero integer from
     python benchmarks/run_all.py            # full runs (minutes each)
     python benchmarks/run_all.py --quick    # smoke runs
     python benchmarks/run_all.py --only study --only metrics
+
+bench_new_metrics.py (the metrics after LEEP vs their public references) runs with the others.
 """
 
 from __future__ import annotations

@@ -1,17 +1,28 @@
-"""Transferability metrics: LEEP, NCE, H-score, LogME and N-LEEP, per episode and batched.
+"""Transferability metrics, per episode and batched: LEEP, NCE, H-score, LogME, N-LEEP, and the
+metrics that came after LEEP (shrinkage H-score, GBC, TransRate, SFDA), plus a free baseline.
 
-Each metric has one module with a per-episode function returning a Python float and a batched
-function returning an ``(E,)`` float64 numpy array for E episodes at once:
+Each metric has one module with one batched core, declared with
+:func:`metaleep.metrics.spec.define_metric`, from which derive a per-episode function returning
+a Python float, a batched function returning an ``(E,)`` float64 numpy array for E episodes at
+once, and its registry entry:
 
-=========  =======================  =============================  ==========
-registry   per episode              batched                        input
-=========  =======================  =============================  ==========
-leep       :func:`leep_score`       :func:`leep_score_batch`       probs
-nce        :func:`nce_score`        :func:`nce_score_batch`        probs
-h_score    :func:`h_score`          :func:`h_score_batch`          features
-logme      :func:`logme_score`      :func:`logme_score_batch`      features
-nleep      :func:`nleep_score`      :func:`nleep_score_batch`      features
-=========  =======================  =============================  ==========
+=================  ===============================  =====================================  ========
+registry           per episode                      batched                                input
+=================  ===============================  =====================================  ========
+leep               :func:`leep_score`               :func:`leep_score_batch`               probs
+nce                :func:`nce_score`                :func:`nce_score_batch`                probs
+h_score            :func:`h_score`                  :func:`h_score_batch`                  features
+logme              :func:`logme_score`              :func:`logme_score_batch`              features
+nleep              :func:`nleep_score`              :func:`nleep_score_batch`              features
+shrinkage_h_score  :func:`shrinkage_h_score`        :func:`shrinkage_h_score_batch`        features
+gbc                :func:`gbc_score`                :func:`gbc_score_batch`                features
+transrate          :func:`transrate_score`          :func:`transrate_score_batch`          features
+sfda               :func:`sfda_score`               :func:`sfda_score_batch`               features
+centroid_loo       :func:`centroid_loo_score`       :func:`centroid_loo_score_batch`       features
+=================  ===============================  =====================================  ========
+
+``centroid_loo`` is not a transferability metric but the baseline one should beat: the support
+set's nearest-centroid leave-one-out accuracy.
 
 Inputs may be numpy arrays, torch tensors (CPU or CUDA: computed on the tensor's device) or
 nested lists; computation is in float64; every score is higher-is-better. Batched inputs are
@@ -24,7 +35,8 @@ scores); boolean and float labels are rejected (``TypeError``), even integral fl
 label with zero mass gives a finite LEEP (the paper's value); one target class gives
 LEEP = NCE = 0; logits are accepted with ``from_logits=True`` and handled in log space.
 Probability rows must be finite, non-negative and sum to 1 within :data:`PROBS_ATOL` (1e-6).
-Every metric needs at least one sample per episode, H-score and N-LEEP at least two. Bad input
+Every metric needs at least one sample per episode; H-score, shrinkage H-score, N-LEEP and
+``centroid_loo`` at least two. Bad input
 raises ``TypeError``/``ValueError`` with the message ``"`name` must be <expected>; got
 <actual>."``, never a silent NaN; ``validate=False`` skips the value checks (finiteness,
 probability rows) for speed.
@@ -34,8 +46,8 @@ Importing this package does not import torch or scikit-learn; they are loaded on
 Examples
 --------
 >>> from metaleep.metrics import METRICS, leep_score
->>> sorted(METRICS)
-['h_score', 'leep', 'logme', 'nce', 'nleep']
+>>> list(METRICS)[:5]
+['leep', 'nce', 'h_score', 'logme', 'nleep']
 >>> leep_score([[0.9, 0.1], [0.2, 0.8]], [0, 1])
 -0.2910...
 """
@@ -43,17 +55,26 @@ Examples
 from __future__ import annotations
 
 from metaleep.metrics._validation import PROBS_ATOL
+from metaleep.metrics.centroid import centroid_loo_score, centroid_loo_score_batch
+from metaleep.metrics.gbc import gbc_score, gbc_score_batch
 from metaleep.metrics.hscore import h_score, h_score_batch
 from metaleep.metrics.leep import leep_score, leep_score_batch
 from metaleep.metrics.logme import logme_score, logme_score_batch
 from metaleep.metrics.nce import nce_score, nce_score_batch
 from metaleep.metrics.nleep import nleep_score, nleep_score_batch
 from metaleep.metrics.registry import METRICS, MetricSpec, get_metric
+from metaleep.metrics.sfda import sfda_score, sfda_score_batch
+from metaleep.metrics.shrinkage_hscore import shrinkage_h_score, shrinkage_h_score_batch
+from metaleep.metrics.transrate import transrate_score, transrate_score_batch
 
 __all__ = [
     "METRICS",
     "PROBS_ATOL",
     "MetricSpec",
+    "centroid_loo_score",
+    "centroid_loo_score_batch",
+    "gbc_score",
+    "gbc_score_batch",
     "get_metric",
     "h_score",
     "h_score_batch",
@@ -65,4 +86,10 @@ __all__ = [
     "nce_score_batch",
     "nleep_score",
     "nleep_score_batch",
+    "sfda_score",
+    "sfda_score_batch",
+    "shrinkage_h_score",
+    "shrinkage_h_score_batch",
+    "transrate_score",
+    "transrate_score_batch",
 ]

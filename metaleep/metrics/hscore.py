@@ -4,11 +4,11 @@ Features f_i (n × d), g_i = the mean of f over the samples of class y_i; covari
 (n - 1, which cancels), pseudo-inverse with relative cutoff 1e-15 on the eigenvalues of cov(f).
 Higher is better: the class means vary much relative to the features' own spread.
 
-The shrinkage-regularised variant (Ibrahim et al., 2022) is a different metric and is not
-implemented here.
+The shrinkage-regularised variant (Ibrahim et al., 2022) is a different metric:
+:mod:`metaleep.metrics.shrinkage_hscore`.
 
-The per-episode :func:`h_score` is :func:`h_score_batch` on a batch of one episode; both run
-:func:`_h_score_core`.
+Both :func:`h_score` and :func:`h_score_batch` derive from :func:`_h_score_core`
+(:func:`metaleep.metrics.spec.define_metric`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from metaleep.metrics.spec import define_metric
 
 if TYPE_CHECKING:
     import torch
@@ -29,109 +29,7 @@ RCOND = 1e-15
 """Eigenvalues of cov(f) below ``RCOND`` times the largest count as 0 in the pseudo-inverse."""
 
 
-def h_score(features: Any, labels: Any, *, validate: bool = True) -> float:
-    """H-score of one episode.
-
-    Parameters
-    ----------
-    features:
-        ``(n, d)`` finite features of the n target samples (n >= 2).
-    labels:
-        ``(n,)`` integer target labels; any ids.
-    validate:
-        Check that the features are finite (one extra read); ``False`` trusts the caller.
-
-    Returns
-    -------
-    float
-        H-score, >= 0; at most C - 1 for C classes present (0 for one class).
-
-    Notes
-    -----
-    With centred features F = U S Vᵀ (thin SVD), cov(f)⁺ = (n - 1) V S⁻² Vᵀ over the singular
-    values kept, and cov(g) = Mᵀ M / (n - 1) where row c of M is √n_c (μ_c - μ). Hence
-    H = ‖M V S⁻¹‖²_F, computed from the SVD of F rather than by inverting cov(f): same value,
-    but rounding noise in cov(f) (which has rank <= n - 1, far below d in few-shot episodes)
-    is never inverted. Features are divided by their largest absolute value first (H does not
-    depend on the scale), so huge or tiny features neither overflow nor underflow.
-
-    Few-shot caveat: when n - 1 <= d the centred features span every centred direction of the
-    sample space, and H = C - 1 for any features in general position; the H-score then says
-    nothing about the features (it needs n well above d).
-
-    Examples
-    --------
-    Two classes separated along the first feature; the second feature is noise:
-
-    >>> h_score([[0.0, 1.0], [0.0, -1.0], [2.0, 1.0], [2.0, -1.0]], [0, 0, 1, 1])
-    1.0
-    """
-    from metaleep.metrics._validation import check_flag, episodes
-
-    check_flag(validate, "validate")
-    ep = episodes(
-        features,
-        labels,
-        name="features",
-        kind="features",
-        metric="h_score",
-        single=True,
-        min_samples=2,
-        validate=validate,
-    )
-    return float(_h_score_core(ep)[0])
-
-
-def h_score_batch(
-    features: Any, labels: Any, *, mask: Any = None, validate: bool = True
-) -> np.ndarray:
-    """H-score of E episodes at once, vectorised in torch (no Python loop over episodes).
-
-    Parameters
-    ----------
-    features:
-        ``(E, n, d)`` array or tensor, or a sequence of E ``(n_e, d)`` arrays.
-    labels:
-        ``(E, n)`` integer labels, or a sequence of E ``(n_e,)`` arrays.
-    mask:
-        Optional ``(E, n)`` bool (array form only); rows where it is ``False`` are ignored.
-    validate:
-        As in :func:`h_score`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(E,)`` float64 scores.
-
-    Notes
-    -----
-    One batched SVD of the centred ``(E, n, d)`` features (after a batched QR when n > d) and
-    one ``index_add_`` for the class sums.
-
-    Examples
-    --------
-    >>> feats = [[[0.0, 1.0], [0.0, -1.0], [2.0, 1.0], [2.0, -1.0]]] * 2
-    >>> h_score_batch(feats, [[0, 0, 1, 1], [0, 1, 0, 1]])
-    array([1., 1.])
-    """
-    from metaleep.metrics._validation import as_float_array, check_flag, episodes
-
-    check_flag(validate, "validate")
-    ep = episodes(
-        features,
-        labels,
-        mask,
-        name="features",
-        kind="features",
-        metric="h_score",
-        single=False,
-        min_samples=2,
-        validate=validate,
-    )
-    return as_float_array(_h_score_core(ep))
-
-
-def _h_score_core(ep: Episodes) -> torch.Tensor:
+def _h_score_core(ep: Episodes, **_options: Any) -> torch.Tensor:
     """H-score of each episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation)."""
     import torch
 
@@ -165,3 +63,46 @@ def _h_score_core(ep: Episodes) -> torch.Tensor:
     inv_s = torch.where(keep, s.reciprocal(), 0.0)  # 1/0 = inf is never kept
     projected = torch.bmm(between, vh.transpose(1, 2)) * inv_s[:, None, :]  # (E, C, k)
     return projected.square().sum((1, 2))
+
+
+SPEC = define_metric(
+    name="h_score",
+    title="H-score",
+    core=_h_score_core,
+    input_kind="features",
+    min_samples=2,
+    module=__name__,
+    description="tr(cov(f)^+ cov(g)) of features and class means (Bao et al., ICIP 2019).",
+    returns="H-score, >= 0; at most C - 1 for C classes present (0 for one class).",
+    notes="""
+    With centred features F = U S Vᵀ (thin SVD), cov(f)⁺ = (n - 1) V S⁻² Vᵀ over the singular
+    values kept, and cov(g) = Mᵀ M / (n - 1) where row c of M is √n_c (μ_c - μ). Hence
+    H = ‖M V S⁻¹‖²_F, computed from the SVD of F rather than by inverting cov(f): same value,
+    but rounding noise in cov(f) (which has rank <= n - 1, far below d in few-shot episodes)
+    is never inverted. Features are divided by their largest absolute value first (H does not
+    depend on the scale), so huge or tiny features neither overflow nor underflow.
+
+    Few-shot caveat: when n - 1 <= d the centred features span every centred direction of the
+    sample space, and H = C - 1 for any features in general position; the H-score then says
+    nothing about the features (it needs n well above d). The shrinkage H-score
+    (:func:`metaleep.metrics.shrinkage_h_score`) is the variant for that regime.
+    """,
+    examples="""
+    Two classes separated along the first feature; the second feature is noise:
+
+    >>> h_score([[0.0, 1.0], [0.0, -1.0], [2.0, 1.0], [2.0, -1.0]], [0, 0, 1, 1])
+    1.0
+    """,
+    batch_notes="""
+    One batched SVD of the centred ``(E, n, d)`` features (after a batched QR when n > d) and
+    one ``index_add_`` for the class sums.
+    """,
+    batch_examples="""
+    >>> feats = [[[0.0, 1.0], [0.0, -1.0], [2.0, 1.0], [2.0, -1.0]]] * 2
+    >>> h_score_batch(feats, [[0, 0, 1, 1], [0, 1, 0, 1]])
+    array([1., 1.])
+    """,
+)
+h_score = SPEC.score
+h_score_batch = SPEC.score_batch
+__test__ = {"h_score": h_score, "batch": h_score_batch}

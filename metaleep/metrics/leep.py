@@ -13,8 +13,8 @@ every row (P(z) = 0) contributes 0 (the terms using P(y | z) are multiplied by �
 the score is finite and equals the paper's value; one target class gives exactly 0; target ids
 are re-encoded, so gaps do not matter.
 
-The per-episode :func:`leep_score` is :func:`leep_score_batch` on a batch of one episode; both run
-:func:`_leep_core`: torch ops, or a fused CPU kernel for large inputs
+Both :func:`leep_score` and :func:`leep_score_batch` derive from :func:`_leep_core`
+(:func:`metaleep.metrics.spec.define_metric`): torch ops, or a fused CPU kernel for large inputs
 (:mod:`metaleep.metrics._kernels`); tests run both.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
+from metaleep.metrics.spec import FROM_LOGITS, VALIDATE, Option, define_metric
 
 if TYPE_CHECKING:
     import torch
@@ -69,143 +69,6 @@ def check_kernel_device(values: torch.Tensor) -> None:
             "`kernel=True` needs the input on the CPU (the fused kernel is CPU code); got a "
             f"tensor on {values.device}. Pass kernel=None or False for torch ops on any device."
         )
-
-
-def leep_score(
-    probs: Any,
-    labels: Any,
-    *,
-    from_logits: bool = False,
-    validate: bool = True,
-    kernel: bool | None = None,
-) -> float:
-    """LEEP of one episode: how well the source model's outputs predict the target labels.
-
-    Parameters
-    ----------
-    probs:
-        ``(n, Z)`` source-model probabilities θ(x_i) of the n target samples over the Z source
-        labels (numpy array, torch tensor or nested list; computed in float64 on the tensor's
-        device). Rows must be finite, non-negative and sum to 1 within ``1e-6``.
-    labels:
-        ``(n,)`` integer target labels y_i; any ids (re-encoded internally).
-    from_logits:
-        ``probs`` holds logits (any finite reals); θ = softmax computed in log space
-        (``exp(logits - logsumexp(logits))``), so that huge logits neither overflow nor turn
-        into NaN.
-    validate:
-        Check the values (finite, probability rows; one or two extra reads of ``probs``).
-        ``False`` skips those checks for speed: the caller guarantees valid input. Shapes and
-        dtypes are always checked.
-    kernel:
-        ``None`` (default): the fused CPU kernel for inputs of at least 2^20 values on the CPU
-        (:data:`KERNEL_MIN_VALUES`), torch ops otherwise; ``True``: the kernel (CPU only);
-        ``False``: torch ops. The two agree to about 1e-15, not bit for bit: fix it when
-        values must not depend on how many episodes go into one call.
-
-    Returns
-    -------
-    float
-        LEEP in ``(-inf, 0]``; higher is better.
-
-    Raises
-    ------
-    TypeError
-        Non-numeric ``probs``; non-integer ``labels`` (bool and float included).
-    ValueError
-        Wrong shapes, no samples, non-finite values, or rows that are not probabilities (the
-        message suggests ``from_logits=True``).
-
-    Notes
-    -----
-    Only the probabilities need log space: the expected prediction of sample i is at least
-    1 / (n Z²) (its most likely source label z* has θ(x_i)_z* >= 1/Z and P(y_i | z*) >= θ(x_i)_z*
-    / n), so its log never underflows; a source label whose probability underflows contributes
-    less than the float64 resolution.
-
-    Examples
-    --------
-    A source whose output ignores the input scores -H(Y) (here log 2 for two balanced classes):
-
-    >>> leep_score([[0.5, 0.5]] * 4, [0, 1, 0, 1])
-    -0.6931...
-
-    A confident source whose labels map one-to-one onto the targets scores 0:
-
-    >>> leep_score([[1.0, 0.0], [0.0, 1.0]], [3, 7])
-    0.0
-    >>> leep_score([[2.0, -1.0], [0.5, 3.0]], [0, 1], from_logits=True)
-    -0.1225...
-    """
-    from metaleep.metrics._validation import source_outputs
-
-    strategy = kernel_strategy(kernel, probs)
-    ep = source_outputs(
-        probs, labels, metric="leep", single=True, from_logits=from_logits, validate=validate
-    )
-    return float(_leep_core(ep, from_logits=from_logits, strategy=strategy)[0])
-
-
-def leep_score_batch(
-    probs: Any,
-    labels: Any,
-    *,
-    mask: Any = None,
-    from_logits: bool = False,
-    validate: bool = True,
-    kernel: bool | None = None,
-) -> np.ndarray:
-    """LEEP of E episodes at once, vectorised in torch (no Python loop over episodes).
-
-    Parameters
-    ----------
-    probs:
-        ``(E, n, Z)`` array or tensor, or a sequence of E ``(n_e, Z)`` arrays (episodes of
-        different sizes; padded internally). Computed in float64 on the tensor's device.
-    labels:
-        ``(E, n)`` integer labels, or a sequence of E ``(n_e,)`` arrays.
-    mask:
-        Optional ``(E, n)`` bool (array form only): ``True`` for the rows of each episode;
-        the other rows are ignored and may hold anything.
-    from_logits, validate, kernel:
-        As in :func:`leep_score`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(E,)`` float64 scores, equal to :func:`leep_score` of each episode (to ~1e-15).
-
-    Notes
-    -----
-    Inputs of at least 2^20 probabilities on the CPU go to a fused kernel (numba) that scores
-    one episode at a time, checks included: the joint, the row sums and the minimum in one
-    pass over the episode's rows, then the expected prediction Σ_z P(y_i | z) θ(x_i)_z from
-    cache: about one read of ``probs`` from memory when episodes are small, two for one large
-    episode; its temporaries are the row sums (1/Z of the input) and one (C, Z) table. Its
-    first call in a process takes about 0.4 s more (numba's start-up). Smaller inputs, and
-    CUDA tensors, go through torch ops in two passes: one ``index_add_`` of the rows into an
-    (E, C, Z) table, then a batched matmul against [P(y | z)ᵀ | 1] and a gather when
-    C <= min(16, Z), otherwise a sampled sparse product (``torch.sparse.sampled_addmm``)
-    that computes only the needed dot products.
-    ``from_logits=True`` adds the probabilities as one temporary of the input's size (a
-    softmax: exp-bound, several reads' worth).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.5], [0.5, 0.5]]])
-    >>> leep_score_batch(probs, [[0, 1], [0, 1]])
-    array([-0.2910..., -0.6931...])
-    >>> leep_score_batch([probs[0], probs[1, :1]], [[0, 1], [4]])  # ragged: a list of episodes
-    array([-0.2910...,  0.        ])
-    """
-    from metaleep.metrics._validation import as_float_array, source_outputs
-
-    strategy = kernel_strategy(kernel, probs)
-    ep = source_outputs(
-        probs, labels, mask, metric="leep", single=False, from_logits=from_logits, validate=validate
-    )
-    return as_float_array(_leep_core(ep, from_logits=from_logits, strategy=strategy))
 
 
 def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -> torch.Tensor:
@@ -420,3 +283,89 @@ def _sampled_expected_prediction(
         if sums is not None:
             torch.mv(part, ones, out=sums[start:stop])
     return pred, sums, episode_of_row
+
+
+def check_kernel(value: object) -> bool | None:
+    """The ``kernel`` option: None, True or False."""
+    kernel_strategy(value)
+    return value  # type: ignore[return-value]
+
+
+def precheck_kernel(x: object, options: dict[str, Any]) -> None:
+    """``kernel=True`` with a tensor off the CPU fails before any conversion."""
+    kernel_strategy(options["kernel"], x)
+
+
+KERNEL = Option(
+    "kernel",
+    None,
+    "``None`` (default): the fused CPU kernel for inputs of at least 2^20 values on the CPU "
+    "(:data:`metaleep.metrics.leep.KERNEL_MIN_VALUES`), torch ops otherwise; ``True``: the "
+    "kernel (CPU only); ``False``: torch ops. The two agree to about 1e-15, not bit for bit: "
+    "fix it when values must not depend on how many episodes go into one call.",
+    check_kernel,
+    annotation="bool | None",
+)
+"""The ``kernel`` option of LEEP and NCE."""
+
+
+def _leep(ep: Episodes, *, from_logits: bool, kernel: bool | None, **_options: Any) -> torch.Tensor:
+    return _leep_core(ep, from_logits=from_logits, strategy=kernel_strategy(kernel))
+
+
+SPEC = define_metric(
+    name="leep",
+    title="LEEP",
+    core=_leep,
+    input_kind="probs",
+    options=(FROM_LOGITS, VALIDATE, KERNEL),
+    precheck=precheck_kernel,
+    module=__name__,
+    description="Log expected empirical prediction (Nguyen et al., ICML 2020).",
+    summary="How well the source model's outputs predict the target labels.",
+    returns="LEEP in ``(-inf, 0]``; higher is better.",
+    notes="""
+    Only the probabilities need log space: the expected prediction of sample i is at least
+    1 / (n Z²) (its most likely source label z* has θ(x_i)_z* >= 1/Z and P(y_i | z*) >= θ(x_i)_z*
+    / n), so its log never underflows; a source label whose probability underflows contributes
+    less than the float64 resolution.
+    """,
+    examples="""
+    A source whose output ignores the input scores -H(Y) (here log 2 for two balanced classes):
+
+    >>> leep_score([[0.5, 0.5]] * 4, [0, 1, 0, 1])
+    -0.6931...
+
+    A confident source whose labels map one-to-one onto the targets scores 0:
+
+    >>> leep_score([[1.0, 0.0], [0.0, 1.0]], [3, 7])
+    0.0
+    >>> leep_score([[2.0, -1.0], [0.5, 3.0]], [0, 1], from_logits=True)
+    -0.1225...
+    """,
+    batch_notes="""
+    Inputs of at least 2^20 probabilities on the CPU go to a fused kernel (numba) that scores
+    one episode at a time, checks included: the joint, the row sums and the minimum in one
+    pass over the episode's rows, then the expected prediction Σ_z P(y_i | z) θ(x_i)_z from
+    cache: about one read of ``probs`` from memory when episodes are small, two for one large
+    episode; its temporaries are the row sums (1/Z of the input) and one (C, Z) table. Its
+    first call in a process takes about 0.4 s more (numba's start-up). Smaller inputs, and
+    CUDA tensors, go through torch ops in two passes: one ``index_add_`` of the rows into an
+    (E, C, Z) table, then a batched matmul against [P(y | z)ᵀ | 1] and a gather when
+    C <= min(16, Z), otherwise a sampled sparse product (``torch.sparse.sampled_addmm``)
+    that computes only the needed dot products.
+    ``from_logits=True`` adds the probabilities as one temporary of the input's size (a
+    softmax: exp-bound, several reads' worth).
+    """,
+    batch_examples="""
+    >>> import numpy as np
+    >>> probs = np.array([[[0.9, 0.1], [0.2, 0.8]], [[0.5, 0.5], [0.5, 0.5]]])
+    >>> leep_score_batch(probs, [[0, 1], [0, 1]])
+    array([-0.2910..., -0.6931...])
+    >>> leep_score_batch([probs[0], probs[1, :1]], [[0, 1], [4]])  # ragged: a list of episodes
+    array([-0.2910...,  0.        ])
+    """,
+)
+leep_score = SPEC.score
+leep_score_batch = SPEC.score_batch
+__test__ = {"leep_score": leep_score, "batch": leep_score_batch}

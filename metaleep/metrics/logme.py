@@ -17,8 +17,8 @@ FᵀF, including the D - rank(F) zeros that contribute log α each. The referenc
 min(n, D) singular values only, which overstates L by (D - n)/2 log α whenever n < D, the usual
 case in few-shot episodes. Both agree when F has full column rank.
 
-The per-episode :func:`logme_score` is :func:`logme_score_batch` on a batch of one episode;
-both run :func:`_logme_core`.
+Both :func:`logme_score` and :func:`logme_score_batch` derive from :func:`_logme_core`
+(:func:`metaleep.metrics.spec.define_metric`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from metaleep.metrics.spec import define_metric
 
 if TYPE_CHECKING:
     import torch
@@ -43,111 +43,7 @@ EPSILON = 1e-5
 """Added to mᵀm and ‖F m - y‖² in the updates of α and β."""
 
 
-def logme_score(features: Any, labels: Any, *, validate: bool = True) -> float:
-    """LogME of one episode.
-
-    Parameters
-    ----------
-    features:
-        ``(n, D)`` finite features of the n target samples (used as given, not centred).
-    labels:
-        ``(n,)`` integer target labels; any ids. Classes absent from ``labels`` are not
-        counted.
-    validate:
-        Check that the features are finite (one extra read); ``False`` trusts the caller.
-
-    Returns
-    -------
-    float
-        LogME (the mean per-sample log evidence over classes); higher is better.
-
-    Raises
-    ------
-    ValueError
-        Besides the common input errors: features so large that FᵀF overflows (LogME is not
-        scale-invariant, so they cannot be rescaled silently).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> labels = np.arange(40) % 2
-    >>> informative = rng.normal(size=(40, 3)) + 3.0 * labels[:, None]
-    >>> noise = rng.normal(size=(40, 3))
-    >>> logme_score(informative, labels) > logme_score(noise, labels)
-    True
-    """
-    from metaleep.metrics._validation import check_flag, episodes
-
-    check_flag(validate, "validate")
-    ep = episodes(
-        features,
-        labels,
-        name="features",
-        kind="features",
-        metric="logme",
-        single=True,
-        validate=validate,
-    )
-    return float(_logme_core(ep)[0])
-
-
-def logme_score_batch(
-    features: Any, labels: Any, *, mask: Any = None, validate: bool = True
-) -> np.ndarray:
-    """LogME of E episodes at once.
-
-    Parameters
-    ----------
-    features:
-        ``(E, n, D)`` array or tensor, or a sequence of E ``(n_e, D)`` arrays.
-    labels:
-        ``(E, n)`` integer labels, or a sequence of E ``(n_e,)`` arrays.
-    mask:
-        Optional ``(E, n)`` bool (array form only); rows where it is ``False`` are ignored.
-    validate:
-        As in :func:`logme_score`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(E,)`` float64 scores.
-
-    Notes
-    -----
-    One batched SVD for all episodes (one per episode, shared by all its classes); the fixed
-    point runs on all (episode, class) pairs together, each pair frozen once it has converged,
-    so every pair takes exactly the updates it would take alone.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> feats = rng.normal(size=(3, 10, 4))
-    >>> labels = np.tile(np.arange(10) % 2, (3, 1))
-    >>> scores = logme_score_batch(feats, labels)
-    >>> scores.shape
-    (3,)
-    >>> bool(abs(scores[1] - logme_score(feats[1], labels[1])) < 1e-12)
-    True
-    """
-    from metaleep.metrics._validation import as_float_array, check_flag, episodes
-
-    check_flag(validate, "validate")
-    ep = episodes(
-        features,
-        labels,
-        mask,
-        name="features",
-        kind="features",
-        metric="logme",
-        single=False,
-        validate=validate,
-    )
-    return as_float_array(_logme_core(ep))
-
-
-def _logme_core(ep: Episodes) -> torch.Tensor:
+def _logme_core(ep: Episodes, **_options: Any) -> torch.Tensor:
     """LogME of every episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation)."""
     import torch
 
@@ -219,3 +115,51 @@ def _logme_core(ep: Episodes) -> torch.Tensor:
     ) / n
     per_episode = torch.where(present, evidence, 0.0).sum(1)
     return per_episode / ep.n_classes.to(feats.dtype)
+
+
+SPEC = define_metric(
+    name="logme",
+    title="LogME",
+    core=_logme_core,
+    input_kind="features",
+    module=__name__,
+    description="Log maximum evidence of a Bayesian linear model (You et al., ICML 2021).",
+    returns="LogME (the mean per-sample log evidence over the classes present); higher is better.",
+    summary="""
+    Features are used as given (not centred); classes absent from ``labels`` are not
+    counted.
+    """,
+    raises="""
+    ValueError
+        Also: features so large that FᵀF overflows (LogME is not scale-invariant, so they
+        cannot be rescaled silently).
+    """,
+    examples="""
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.arange(40) % 2
+    >>> informative = rng.normal(size=(40, 3)) + 3.0 * labels[:, None]
+    >>> noise = rng.normal(size=(40, 3))
+    >>> logme_score(informative, labels) > logme_score(noise, labels)
+    True
+    """,
+    batch_notes="""
+    One batched SVD for all episodes (one per episode, shared by all its classes); the fixed
+    point runs on all (episode, class) pairs together, each pair frozen once it has converged,
+    so every pair takes exactly the updates it would take alone.
+    """,
+    batch_examples="""
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> feats = rng.normal(size=(3, 10, 4))
+    >>> labels = np.tile(np.arange(10) % 2, (3, 1))
+    >>> scores = logme_score_batch(feats, labels)
+    >>> scores.shape
+    (3,)
+    >>> bool(abs(scores[1] - logme_score(feats[1], labels[1])) < 1e-12)
+    True
+    """,
+)
+logme_score = SPEC.score
+logme_score_batch = SPEC.score_batch
+__test__ = {"logme_score": logme_score, "batch": logme_score_batch}

@@ -4,17 +4,16 @@ The source model's hard predictions z_i = argmax_z θ(x_i)_z (ties: the lowest i
 target labels y_i give an empirical joint P̃(y, z) = #{i: y_i = y, z_i = z} / n;
 NCE = -H(Y | Z) = Σ_{y,z} P̃(y, z) log P̃(y | z), empty cells skipped; NCE <= 0.
 
-The per-episode :func:`nce_score` is :func:`nce_score_batch` on a batch of one episode; both run
-:func:`_nce_core`.
+Both :func:`nce_score` and :func:`nce_score_batch` derive from :func:`_nce_core`
+(:func:`metaleep.metrics.spec.define_metric`).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from metaleep.metrics.leep import kernel_strategy
+from metaleep.metrics.leep import KERNEL, precheck_kernel
+from metaleep.metrics.spec import FROM_LOGITS, VALIDATE, define_metric
 
 if TYPE_CHECKING:
     import torch
@@ -24,101 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["nce_score", "nce_score_batch"]
 
 
-def nce_score(
-    probs: Any,
-    labels: Any,
-    *,
-    from_logits: bool = False,
-    validate: bool = True,
-    kernel: bool | None = None,
-) -> float:
-    """NCE of one episode: -H(Y | Z) for the source model's hard predictions Z.
-
-    Parameters
-    ----------
-    probs:
-        ``(n, Z)`` source-model probabilities (rows finite, non-negative, summing to 1 within
-        ``1e-6``); only their argmax is used.
-    labels:
-        ``(n,)`` integer target labels; any ids.
-    from_logits:
-        ``probs`` holds logits; the argmax is taken on the logits directly (the same as on
-        their softmax, without rounding ties).
-    validate:
-        Check the values (one or two extra reads of ``probs``); ``False`` trusts the caller.
-    kernel:
-        The fused CPU kernel or torch ops, as in :func:`metaleep.metrics.leep_score` (they
-        count the same cells; their sums of c log c may differ in the last bits).
-
-    Returns
-    -------
-    float
-        NCE in ``(-inf, 0]``; 0 when every source label maps to one target class.
-
-    Examples
-    --------
-    Predictions z = (0, 0, 1, 1) for labels y = (0, 1, 1, 1): the cell z = 0 is split evenly
-    (entropy log 2, weight 1/2), z = 1 is pure, so NCE = -(1/2) log 2:
-
-    >>> nce_score([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]], [0, 1, 1, 1])
-    -0.3465...
-    >>> nce_score([[0.0, 3.0], [5.0, 1.0]], [10, 20], from_logits=True)
-    0.0
-    """
-    from metaleep.metrics._validation import source_outputs
-
-    kernel_strategy(kernel, probs)  # checks the option
-    ep = source_outputs(
-        probs, labels, metric="nce", single=True, from_logits=from_logits, validate=validate
-    )
-    return float(_nce_core(ep, kernel=kernel)[0])
-
-
-def nce_score_batch(
-    probs: Any,
-    labels: Any,
-    *,
-    mask: Any = None,
-    from_logits: bool = False,
-    validate: bool = True,
-    kernel: bool | None = None,
-) -> np.ndarray:
-    """NCE of E episodes at once, vectorised in torch (no Python loop over episodes).
-
-    Parameters
-    ----------
-    probs, labels, mask:
-        As in :func:`metaleep.metrics.leep_score_batch`: ``(E, n, Z)`` and ``(E, n)`` arrays
-        with an optional ``(E, n)`` bool mask, or sequences of per-episode arrays.
-    from_logits, validate, kernel:
-        As in :func:`nce_score`.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(E,)`` float64 scores.
-
-    Notes
-    -----
-    One argmax pass over ``probs``, then one ``bincount`` of the (episode, y, z) cells into an
-    (E, C, Z) table, no larger than the input; NCE = (Σ c log c - Σ_z c_z log c_z) / n over
-    the cell counts c and the per-source counts c_z.
-
-    Examples
-    --------
-    >>> nce_score_batch([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]], [[0, 1], [0, 1]])
-    array([ 0.        , -0.6931...])
-    """
-    from metaleep.metrics._validation import as_float_array, source_outputs
-
-    kernel_strategy(kernel, probs)  # checks the option
-    ep = source_outputs(
-        probs, labels, mask, metric="nce", single=False, from_logits=from_logits, validate=validate
-    )
-    return as_float_array(_nce_core(ep, kernel=kernel))
-
-
-def _nce_core(ep: Episodes, *, kernel: bool | None = None) -> torch.Tensor:
+def _nce_core(ep: Episodes, *, kernel: bool | None = None, **_options: Any) -> torch.Tensor:
     """NCE of every episode of ``ep`` as an ``(E,)`` float64 tensor.
 
     Works on probabilities or logits alike (argmax is invariant to the softmax). ``kernel``
@@ -170,3 +75,40 @@ def _nce_kernel(ep: Episodes) -> torch.Tensor:
     if row_sums is not None:
         ep.check_probs(torch.from_numpy(row_sums), torch.tensor(minimum))
     return torch.from_numpy(sums) / ep.sizes
+
+
+SPEC = define_metric(
+    name="nce",
+    title="NCE",
+    core=_nce_core,
+    input_kind="probs",
+    options=(FROM_LOGITS, VALIDATE, KERNEL),
+    precheck=precheck_kernel,
+    module=__name__,
+    description="Negative conditional entropy of labels given hard source predictions "
+    "(Tran et al., ICCV 2019).",
+    summary="-H(Y | Z) for the source model's hard predictions Z (only the argmax of each row "
+    "is used; with ``from_logits=True``, the argmax of the logits).",
+    returns="NCE in ``(-inf, 0]``; 0 when every source label maps to one target class.",
+    examples="""
+    Predictions z = (0, 0, 1, 1) for labels y = (0, 1, 1, 1): the cell z = 0 is split evenly
+    (entropy log 2, weight 1/2), z = 1 is pure, so NCE = -(1/2) log 2:
+
+    >>> nce_score([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.2, 0.8]], [0, 1, 1, 1])
+    -0.3465...
+    >>> nce_score([[0.0, 3.0], [5.0, 1.0]], [10, 20], from_logits=True)
+    0.0
+    """,
+    batch_notes="""
+    One argmax pass over ``probs``, then one ``bincount`` of the (episode, y, z) cells into an
+    (E, C, Z) table, no larger than the input; NCE = (Σ c log c - Σ_z c_z log c_z) / n over
+    the cell counts c and the per-source counts c_z.
+    """,
+    batch_examples="""
+    >>> nce_score_batch([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [1.0, 0.0]]], [[0, 1], [0, 1]])
+    array([ 0.        , -0.6931...])
+    """,
+)
+nce_score = SPEC.score
+nce_score_batch = SPEC.score_batch
+__test__ = {"nce_score": nce_score, "batch": nce_score_batch}

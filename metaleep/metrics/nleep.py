@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from collections.abc import Sequence
+from metaleep.metrics._validation import check_optional_positive_int, check_seed, message
+from metaleep.metrics.spec import VALIDATE, Option, define_metric
 
+if TYPE_CHECKING:
     import torch
 
     from metaleep.metrics._validation import Episodes
@@ -51,144 +52,6 @@ VARIANCE_KEPT = 0.8
 """PCA keeps the fewest components whose explained variance exceeds this fraction."""
 COMPONENTS_PER_CLASS = 5
 """Default mixture size per target class."""
-
-
-def nleep_score(
-    features: Any,
-    labels: Any,
-    *,
-    n_components: int | None = None,
-    seed: int = 0,
-    validate: bool = True,
-) -> float:
-    """N-LEEP of one episode.
-
-    Parameters
-    ----------
-    features:
-        ``(n, d)`` finite features (n >= 2).
-    labels:
-        ``(n,)`` integer target labels; any ids.
-    n_components:
-        Mixture components; ``None`` means 5·C for the C classes present. Clipped to
-        ``max(1, n // 2)`` (see the module notes).
-    seed:
-        ``random_state`` of the mixture (a non-negative int).
-    validate:
-        Check that the features are finite; ``False`` trusts the caller.
-
-    Returns
-    -------
-    float
-        N-LEEP in ``(-inf, 0]``; never NaN.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> labels = np.arange(60) % 3
-    >>> feats = rng.normal(size=(60, 8)) + 4.0 * rng.normal(size=(3, 8))[labels]
-    >>> score = nleep_score(feats, labels, seed=1)
-    >>> -np.log(3) < score <= 0.0
-    True
-    >>> score == nleep_score(feats, labels, seed=1)
-    True
-    """
-    from metaleep.metrics._validation import (
-        check_flag,
-        check_optional_positive_int,
-        check_seed,
-        episodes,
-    )
-
-    k = check_optional_positive_int(n_components, "n_components")
-    seed = check_seed(seed)
-    check_flag(validate, "validate")
-    ep = episodes(
-        features,
-        labels,
-        name="features",
-        kind="features",
-        metric="nleep",
-        single=True,
-        min_samples=2,
-        validate=validate,
-    )
-    return float(_nleep_core(ep, n_components=k, seed=seed)[0])
-
-
-def nleep_score_batch(
-    features: Any,
-    labels: Any,
-    *,
-    mask: Any = None,
-    n_components: int | None = None,
-    seed: int | Sequence[int] = 0,
-    validate: bool = True,
-) -> np.ndarray:
-    """N-LEEP of E episodes: one PCA and mixture per episode, then one batched LEEP.
-
-    Parameters
-    ----------
-    features:
-        ``(E, n, d)`` array or tensor, or a sequence of E ``(n_e, d)`` arrays.
-    labels:
-        ``(E, n)`` integer labels, or a sequence of E ``(n_e,)`` arrays.
-    mask:
-        Optional ``(E, n)`` bool (array form only); rows where it is ``False`` are ignored.
-    n_components, validate:
-        As in :func:`nleep_score`.
-    seed:
-        As in :func:`nleep_score`, one for every episode, or a sequence of E seeds (episode e
-        fitted with ``seed[e]``, as :func:`nleep_score` with that seed).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(E,)`` float64 scores.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> rng = np.random.default_rng(0)
-    >>> feats = rng.normal(size=(2, 30, 4))
-    >>> labels = np.tile(np.arange(30) % 3, (2, 1))
-    >>> scores = nleep_score_batch(feats, labels, seed=0)
-    >>> bool(scores[1] == nleep_score(feats[1], labels[1], seed=0))
-    True
-    >>> scores = nleep_score_batch(feats, labels, seed=[5, 7])
-    >>> bool(scores[1] == nleep_score(feats[1], labels[1], seed=7))
-    True
-    """
-    from metaleep.metrics._validation import (
-        as_float_array,
-        check_flag,
-        check_optional_positive_int,
-        check_seed,
-        episodes,
-        message,
-    )
-
-    k = check_optional_positive_int(n_components, "n_components")
-    many = isinstance(seed, list | tuple | np.ndarray)
-    seeds = [check_seed(s) for s in np.asarray(seed).reshape(-1).tolist()] if many else []
-    one = 0 if many else check_seed(seed)
-    check_flag(validate, "validate")
-    ep = episodes(
-        features,
-        labels,
-        mask,
-        name="features",
-        kind="features",
-        metric="nleep",
-        single=False,
-        min_samples=2,
-        validate=validate,
-    )
-    if many and len(seeds) != ep.n_episodes:
-        raise ValueError(message("seed", f"one seed or {ep.n_episodes} seeds", len(seeds)))
-    chosen = np.asarray(seeds, dtype=np.int64) if many else one
-    return as_float_array(_nleep_core(ep, n_components=k, seed=chosen))
 
 
 def _pca_scores(feats: np.ndarray) -> list[np.ndarray | None]:
@@ -291,16 +154,34 @@ def _all_posteriors(
     return posts
 
 
-def _nleep_core(ep: Episodes, *, n_components: int | None, seed: int | np.ndarray) -> torch.Tensor:
+def _check_n_components(value: object) -> int | None:
+    return check_optional_positive_int(value, "n_components")
+
+
+def _check_seeds(value: object) -> int | list[int]:
+    """One seed, or a sequence of per-episode seeds (the batched form)."""
+    if isinstance(value, list | tuple | np.ndarray):
+        return [check_seed(s) for s in np.asarray(value).reshape(-1).tolist()]
+    return check_seed(value)
+
+
+def _nleep_core(
+    ep: Episodes, *, n_components: int | None, seed: int | list[int] | np.ndarray, **_options: Any
+) -> torch.Tensor:
     """N-LEEP of every episode of ``ep`` as an ``(E,)`` float64 tensor (the only implementation).
 
-    ``seed`` is one seed for every episode or an ``(E,)`` array of per-episode seeds.
+    ``seed`` is one seed for every episode or E per-episode seeds.
     """
     import dataclasses
 
     import torch
 
     from metaleep.metrics.leep import _leep_core
+
+    if isinstance(seed, list):
+        if len(seed) != ep.n_episodes:
+            raise ValueError(message("seed", f"one seed or {ep.n_episodes} seeds", len(seed)))
+        seed = np.asarray(seed, dtype=np.int64)
 
     feats = ep.values.detach().cpu().numpy()
     valid = None if ep.valid is None else ep.valid.cpu().numpy()
@@ -320,3 +201,65 @@ def _nleep_core(ep: Episodes, *, n_components: int | None, seed: int | np.ndarra
     # only to ~1e-16, and an episode's N-LEEP must not depend on the episodes scored beside it
     # (the mixture fits, not this step, are N-LEEP's cost).
     return _leep_core(source, from_logits=False, strategy="torch")
+
+
+SPEC = define_metric(
+    name="nleep",
+    title="N-LEEP",
+    core=_nleep_core,
+    input_kind="features",
+    min_samples=2,
+    options=(
+        Option(
+            "n_components",
+            None,
+            "Mixture components; ``None`` means 5·C for the C classes present. Clipped to "
+            "``max(1, n // 2)`` (see the module notes).",
+            _check_n_components,
+            annotation="int | None",
+        ),
+        Option(
+            "seed",
+            0,
+            "``random_state`` of the mixture (a non-negative int).",
+            check_seed,
+            check_batch=_check_seeds,
+            annotation="int | Sequence[int]",
+        ),
+        VALIDATE,
+    ),
+    module=__name__,
+    description="LEEP on Gaussian-mixture posteriors of PCA features (Li et al., CVPR 2021).",
+    returns="N-LEEP in ``(-inf, 0]``; never NaN.",
+    examples="""
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> labels = np.arange(60) % 3
+    >>> feats = rng.normal(size=(60, 8)) + 4.0 * rng.normal(size=(3, 8))[labels]
+    >>> score = nleep_score(feats, labels, seed=1)
+    >>> -np.log(3) < score <= 0.0
+    True
+    >>> score == nleep_score(feats, labels, seed=1)
+    True
+    """,
+    batch_notes="""
+    One PCA and mixture per episode (episodes of one shape fitted together), then one batched
+    LEEP. ``seed`` may also be a sequence of E seeds: episode e is fitted with ``seed[e]``,
+    as :func:`nleep_score` with that seed.
+    """,
+    batch_examples="""
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> feats = rng.normal(size=(2, 30, 4))
+    >>> labels = np.tile(np.arange(30) % 3, (2, 1))
+    >>> scores = nleep_score_batch(feats, labels, seed=0)
+    >>> bool(scores[1] == nleep_score(feats[1], labels[1], seed=0))
+    True
+    >>> scores = nleep_score_batch(feats, labels, seed=[5, 7])
+    >>> bool(scores[1] == nleep_score(feats[1], labels[1], seed=7))
+    True
+    """,
+)
+nleep_score = SPEC.score
+nleep_score_batch = SPEC.score_batch
+__test__ = {"nleep_score": nleep_score, "batch": nleep_score_batch}

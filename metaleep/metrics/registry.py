@@ -16,127 +16,41 @@ keeps those this metric accepts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
-
-import numpy as np
-
+from metaleep.metrics import (
+    centroid,
+    gbc,
+    hscore,
+    leep,
+    logme,
+    nce,
+    nleep,
+    sfda,
+    shrinkage_hscore,
+    transrate,
+)
 from metaleep.metrics._validation import message
-from metaleep.metrics.hscore import h_score, h_score_batch
-from metaleep.metrics.leep import leep_score, leep_score_batch
-from metaleep.metrics.logme import logme_score, logme_score_batch
-from metaleep.metrics.nce import nce_score, nce_score_batch
-from metaleep.metrics.nleep import nleep_score, nleep_score_batch
+from metaleep.metrics.spec import InputKind, MetricSpec
 
 __all__ = ["METRICS", "InputKind", "MetricSpec", "get_metric"]
-
-InputKind = Literal["probs", "features"]
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """How to call one metric, and how to read its scores.
-
-    Attributes
-    ----------
-    name:
-        Registry key (``"leep"``, ``"nce"``, ``"h_score"``, ``"logme"``, ``"nleep"``).
-    score:
-        Per-episode function ``score(x, labels, **options) -> float``.
-    score_batch:
-        Batched function ``score_batch(x, labels, *, mask=None, **options) -> ndarray (E,)``.
-    input_kind:
-        ``"probs"``: x holds the source model's probabilities (or logits with
-        ``from_logits=True``) over its Z labels; ``"features"``: x holds features.
-    higher_is_better:
-        Whether a larger score predicts better transfer (True for every metric here).
-    description:
-        One line for tables and ``--help`` texts.
-    options:
-        Keyword options accepted by ``score`` and ``score_batch`` besides ``mask``.
-
-    Examples
-    --------
-    >>> spec = get_metric("leep")
-    >>> spec.input_kind, spec.higher_is_better, spec.options
-    ('probs', True, ('from_logits', 'validate', 'kernel'))
-    >>> spec.score([[0.5, 0.5]] * 2, [0, 1])
-    -0.6931...
-    """
-
-    name: str
-    score: Callable[..., float]
-    score_batch: Callable[..., np.ndarray]
-    input_kind: InputKind
-    higher_is_better: bool
-    description: str
-    options: tuple[str, ...] = ("validate",)
-
-    def select_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        """The entries of ``options`` that this metric accepts (others are dropped).
-
-        Examples
-        --------
-        >>> get_metric("nleep").select_options({"seed": 3, "from_logits": False})
-        {'seed': 3}
-        >>> get_metric("leep").select_options({"seed": 3, "from_logits": False})
-        {'from_logits': False}
-        """
-        return {key: value for key, value in options.items() if key in self.options}
-
 
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
-        MetricSpec(
-            name="leep",
-            score=leep_score,
-            score_batch=leep_score_batch,
-            input_kind="probs",
-            higher_is_better=True,
-            description="Log expected empirical prediction (Nguyen et al., ICML 2020).",
-            options=("from_logits", "validate", "kernel"),
-        ),
-        MetricSpec(
-            name="nce",
-            score=nce_score,
-            score_batch=nce_score_batch,
-            input_kind="probs",
-            higher_is_better=True,
-            description="Negative conditional entropy of labels given hard source predictions "
-            "(Tran et al., ICCV 2019).",
-            options=("from_logits", "validate", "kernel"),
-        ),
-        MetricSpec(
-            name="h_score",
-            score=h_score,
-            score_batch=h_score_batch,
-            input_kind="features",
-            higher_is_better=True,
-            description="tr(cov(f)^+ cov(g)) of features and class means (Bao et al., ICIP 2019).",
-        ),
-        MetricSpec(
-            name="logme",
-            score=logme_score,
-            score_batch=logme_score_batch,
-            input_kind="features",
-            higher_is_better=True,
-            description="Log maximum evidence of a Bayesian linear model (You et al., ICML 2021).",
-        ),
-        MetricSpec(
-            name="nleep",
-            score=nleep_score,
-            score_batch=nleep_score_batch,
-            input_kind="features",
-            higher_is_better=True,
-            description="LEEP on Gaussian-mixture posteriors of PCA features (Li et al., "
-            "CVPR 2021).",
-            options=("n_components", "seed", "validate"),
-        ),
+        leep.SPEC,
+        nce.SPEC,
+        hscore.SPEC,
+        logme.SPEC,
+        nleep.SPEC,
+        shrinkage_hscore.SPEC,
+        gbc.SPEC,
+        transrate.SPEC,
+        sfda.SPEC,
+        centroid.SPEC,
     )
 }
-"""Every metric by name, in a fixed order: leep, nce, h_score, logme, nleep."""
+"""Every metric by name, in a fixed order: leep, nce, h_score, logme, nleep, shrinkage_h_score,
+gbc, transrate, sfda and the free baseline centroid_loo. A new metric is one line here (its
+module declares it with :func:`metaleep.metrics.spec.define_metric`)."""
 
 
 def get_metric(name: str) -> MetricSpec:
@@ -156,7 +70,8 @@ def get_metric(name: str) -> MetricSpec:
     >>> get_metric("leap")
     Traceback (most recent call last):
     ...
-    ValueError: `name` must be one of 'leep', 'nce', 'h_score', 'logme', 'nleep'; got 'leap'.
+    ValueError: `name` must be one of 'leep', 'nce', 'h_score', 'logme', 'nleep',
+    'shrinkage_h_score', 'gbc', 'transrate', 'sfda', 'centroid_loo'; got 'leap'.
     """
     if not isinstance(name, str):
         raise TypeError(message("name", "a metric name (str)", name))

@@ -48,7 +48,18 @@ __all__ = [
     "use_normalised_leep",
 ]
 
-DEFAULT_METRICS: tuple[str, ...] = ("leep", "nce", "h_score", "logme", "nleep")
+DEFAULT_METRICS: tuple[str, ...] = (
+    "leep",
+    "nce",
+    "h_score",
+    "logme",
+    "nleep",
+    "shrinkage_h_score",
+    "gbc",
+    "transrate",
+    "sfda",
+    "centroid_loo",
+)
 """Metric columns looked for when ``metrics`` is not given, in this order."""
 
 METHODS: tuple[str, ...] = ("pearson", "spearman", "kendall", "weightedtau")

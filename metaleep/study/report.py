@@ -746,6 +746,7 @@ def write_report(
                     confidence=confidence,
                     seed=seed,
                     higher_is_better=higher_is_better,
+                    static_prior=True,
                 )
             except ValueError as err:
                 logger.warning("source selection skipped: %s", err)
@@ -758,7 +759,12 @@ def write_report(
             "rate: how often the metric's top backbone is a best one by accuracy (ties in "
             "accuracy all count as best; ties in the metric are split evenly). Weighted τ: "
             "agreement of the two rankings, weighted towards the top. Regret: accuracy lost by "
-            "taking the metric's pick instead of the best. Chance: a uniformly random pick."
+            "taking the metric's pick instead of the best. Chance: a uniformly random pick. "
+            "Static prior (row static_prior, when present): the backbone with the best mean "
+            "accuracy on the other episodes (leave-one-out), a pick that reads no metric; a "
+            "metric that does not beat it adds nothing to knowing which backbone is best on "
+            "average. The correlation tables' centroid_loo row is the other free baseline: the "
+            "support set's nearest-centroid leave-one-out accuracy."
         )
         doc.table(format_selection_table(selection))
         doc.figure(

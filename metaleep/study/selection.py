@@ -16,7 +16,12 @@ Per episode and metric (:func:`per_episode_selection`):
   (hyperbolic weights, so agreement at the top counts most); undefined (NaN, excluded from the
   mean) when the metric or the accuracy is constant over the episode's models;
 - **chance**: the same hit and regret for a pick uniformly at random among the models -- the
-  expected hit rate is ``#best / #models`` exactly, ties included.
+  expected hit rate is ``#best / #models`` exactly, ties included;
+- **static prior** (``static_prior=True``): a row ``metric = "static_prior"`` that reads no
+  metric at all: on each episode it picks the model with the best mean accuracy on the *other*
+  episodes of its group (leave-one-out), the "always take the model that is best on average"
+  baseline that recent work finds hard to beat. Its hit, regret and weighted tau (of the
+  leave-one-out mean accuracies against the episode's accuracies) are computed like a metric's.
 
 :func:`source_selection` averages these over episodes, with percentile bootstrap intervals over
 episodes.
@@ -46,12 +51,16 @@ from metaleep.study.analysis import (
 
 __all__ = [
     "SELECTION_COLUMNS",
+    "STATIC_PRIOR",
     "batched_weighted_tau",
     "per_episode_selection",
     "source_selection",
 ]
 
 _ACC_TOL = 1e-12  # accuracies closer than this are ties
+
+STATIC_PRIOR = "static_prior"
+"""The ``metric`` value of the static-prior baseline's rows."""
 
 
 SELECTION_COLUMNS: tuple[str, ...] = (
@@ -217,6 +226,7 @@ def per_episode_selection(
     target: str = "accuracy",
     by: Sequence[str] = ("dummy", "adaptation"),
     higher_is_better: Mapping[str, bool] | None = None,
+    static_prior: bool = False,
 ) -> pd.DataFrame:
     """Hit, regret and weighted tau of each metric's model ranking on every episode.
 
@@ -235,6 +245,9 @@ def per_episode_selection(
         Columns fixed within a comparison (dummy-label mode and adaptation by default).
     higher_is_better : mapping str -> bool, optional
         Orientation of each metric (default all higher-is-better).
+    static_prior : bool
+        Add the rows of the static-prior baseline (``metric = "static_prior"``): the model
+        with the best mean accuracy on the group's other episodes.
 
     Returns
     -------
@@ -260,7 +273,15 @@ def per_episode_selection(
 
     pieces = [
         _episode_rows(
-            frame, key, by_cols, unit_cols, chosen_metrics, model_col, target, higher_is_better
+            frame,
+            key,
+            by_cols,
+            unit_cols,
+            chosen_metrics,
+            model_col,
+            target,
+            higher_is_better,
+            static_prior=static_prior,
         )
         for key, frame in _groups(table, by_cols)
     ]
@@ -292,6 +313,8 @@ def _episode_rows(
     model_col: str,
     target: str,
     higher_is_better: Mapping[str, bool] | None,
+    *,
+    static_prior: bool = False,
 ) -> pd.DataFrame:
     """:func:`per_episode_selection` for the rows of one group."""
     _check_models(frame, model_col, key)
@@ -306,12 +329,15 @@ def _episode_rows(
     models = np.asarray(acc_wide.columns)
     acc_all = acc_wide.to_numpy(dtype=np.float64)
     pieces: list[pd.DataFrame] = []
-    for metric in metrics:
-        sign = _sign_of(metric, higher_is_better)
-        score_wide = frame.pivot(index=unit_cols, columns=model_col, values=metric)
-        score_all = sign * score_wide.reindex(
-            index=acc_wide.index, columns=acc_wide.columns
-        ).to_numpy(dtype=np.float64)
+    for metric in [*metrics, *([STATIC_PRIOR] if static_prior else [])]:
+        if metric == STATIC_PRIOR:
+            score_all = _leave_one_out_means(acc_all)
+        else:
+            sign = _sign_of(metric, higher_is_better)
+            score_wide = frame.pivot(index=unit_cols, columns=model_col, values=metric)
+            score_all = sign * score_wide.reindex(
+                index=acc_wide.index, columns=acc_wide.columns
+            ).to_numpy(dtype=np.float64)
         valid_all = np.isfinite(acc_all) & np.isfinite(score_all)
         keep = valid_all.sum(axis=1) >= 2
         if not keep.any():
@@ -341,6 +367,20 @@ def _episode_rows(
     return pd.concat(pieces, ignore_index=True)
 
 
+def _leave_one_out_means(acc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Each model's mean accuracy over the *other* episodes (rows); NaN where none.
+
+    >>> _leave_one_out_means(np.array([[1.0, 0.0], [0.5, 0.5], [0.0, np.nan]])).tolist()
+    [[0.25, 0.5], [0.5, 0.0], [0.75, 0.25]]
+    """
+    finite = np.isfinite(acc)
+    values = np.where(finite, acc, 0.0)
+    others = finite.sum(axis=0)[None, :] - finite
+    total = values.sum(axis=0)[None, :] - values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(others > 0, total / others, np.nan)
+
+
 def source_selection(
     table: pd.DataFrame,
     *,
@@ -352,6 +392,7 @@ def source_selection(
     confidence: float = 0.95,
     seed: int = 0,
     higher_is_better: Mapping[str, bool] | None = None,
+    static_prior: bool = False,
 ) -> pd.DataFrame:
     """How well each metric selects the source model, averaged over episodes, with CIs.
 
@@ -363,8 +404,9 @@ def source_selection(
 
     Parameters
     ----------
-    table, metrics, model_col, target, by, higher_is_better
-        As in :func:`per_episode_selection`.
+    table, metrics, model_col, target, by, higher_is_better, static_prior
+        As in :func:`per_episode_selection`; the static prior's row follows the metrics' in
+        each group.
     n_boot : int
         Bootstrap replicates (0: no intervals).
     confidence : float
@@ -410,10 +452,18 @@ def source_selection(
     rows: list[dict[str, object]] = []
     for key, frame in _groups(table, by_cols):
         per_episode = _episode_rows(
-            frame, key, by_cols, unit_cols, chosen_metrics, model_col, target, higher_is_better
+            frame,
+            key,
+            by_cols,
+            unit_cols,
+            chosen_metrics,
+            model_col,
+            target,
+            higher_is_better,
+            static_prior=static_prior,
         )
         n_episodes_total = frame.groupby(unit_cols).ngroups
-        for metric in chosen_metrics:
+        for metric in [*chosen_metrics, *([STATIC_PRIOR] if static_prior else [])]:
             ep = per_episode[per_episode["metric"] == metric] if len(per_episode) else per_episode
             rows.append(
                 _summarise(

@@ -250,3 +250,182 @@ def separate_check_and_deferred(probs: np.ndarray, labels: np.ndarray, metric: s
     )
     assert ep.probs_unchecked
     return str(separate.value), ep
+
+
+# ----------------------------------------------------------------------------- after LEEP
+# Naive references of the metrics that came after LEEP, written from the papers and the public
+# code's documented behaviour (explicit d x d matrices, loops over classes and pairs, scipy
+# and scikit-learn where the public code uses them), labels re-encoded first.
+
+
+def shrinkage_h_score_ref(features: np.ndarray, labels: np.ndarray) -> float:
+    """TLlib's regularized_h_score: LedoitWolf on centred features, np.cov of class means."""
+    from sklearn.covariance import LedoitWolf
+
+    y, n_classes = encode(labels)
+    f = features - features.mean(0, keepdims=True)
+    fitted = LedoitWolf(assume_centered=False).fit(f)
+    alpha = fitted.shrinkage_
+    g = np.zeros_like(f)
+    for c in range(n_classes):
+        g[y == c] = f[y == c].mean(0)
+    cov_g = np.cov(g, rowvar=False).reshape(f.shape[1], -1)
+    pinv = np.linalg.pinv(fitted.covariance_, rcond=1e-15)
+    return float(np.trace(pinv @ ((1 - alpha) * cov_g)))
+
+
+def gbc_ref(features: np.ndarray, labels: np.ndarray, gaussian: str = "spherical") -> float:
+    """GBC over ordered class pairs, with np.var (÷ n_c) floored at 1e-4."""
+    y, n_classes = encode(labels)
+    stats = []
+    for c in range(n_classes):
+        rows = features[y == c]
+        stats.append((rows.mean(0), np.maximum(rows.var(0), 1e-4)))
+    total = 0.0
+    for c1 in range(n_classes):
+        for c2 in range(n_classes):
+            if c1 == c2:
+                continue
+            mu1, var1 = stats[c1]
+            mu2, var2 = stats[c2]
+            if gaussian == "spherical":
+                var1, var2 = np.mean(var1), np.mean(var2)
+            avg = (var1 + var2) / 2
+            first = np.sum((mu1 - mu2) ** 2 / avg) / 8
+            second = np.sum(np.log(avg)) - 0.5 * np.sum(np.log(var1)) - 0.5 * np.sum(np.log(var2))
+            total += math.exp(-(first + 0.5 * second))
+    return -total
+
+
+def _coding_rate_tllib(z: np.ndarray) -> float:
+    n, dim = z.shape
+    return 0.5 * np.linalg.slogdet(np.eye(dim) + z.T @ z / (n * 1e-4))[1]
+
+
+def transrate_ref(features: np.ndarray, labels: np.ndarray, variant: str = "authors") -> float:
+    """TransRate with explicit d x d matrices: slogdet (TLlib) or eigvalsh (the authors')."""
+    y, n_classes = encode(labels)
+    if n_classes == 1:
+        return 0.0
+    if variant == "tllib":
+        z = features - features.mean(0, keepdims=True)
+        rates = [_coding_rate_tllib(z[y == c]) for c in range(n_classes)]
+        return float(_coding_rate_tllib(z) - sum(rates) / n_classes)
+    z = features / np.linalg.norm(features, axis=1, keepdims=True)
+    z = z - z.mean(0, keepdims=True)
+    z = z / np.linalg.norm(z, axis=1, keepdims=True)
+    n = len(z)
+    cov = z.T @ z / n
+    total = np.linalg.eigvalsh(cov).sum()
+    rank = np.linalg.matrix_rank(cov)
+
+    def rate(matrix: np.ndarray) -> float:
+        eig = np.clip(np.linalg.eigvalsh(matrix) / total, 0.0, None)
+        return float(np.sum(np.log(1 + eig / 1e-4)) / rank)
+
+    within = 0.0
+    for c in range(n_classes):
+        zc = z[y == c]
+        within += len(zc) / n * rate(zc.T @ zc / len(zc))
+    return 0.5 * rate(cov) - 0.5 * within
+
+
+def _power_iteration(a: np.ndarray) -> float:
+    x = a.sum(axis=1)
+    for _ in range(3):
+        t = a @ x
+        y = t / np.linalg.norm(t)
+        t = a @ y
+        x = t / np.linalg.norm(t)
+    return float(x @ a @ y)
+
+
+def _sfda_fit(
+    x: np.ndarray, y: np.ndarray, n_classes: int, shrinkage: float | None
+) -> tuple[np.ndarray, float]:
+    """The published SFDA class: shrinkage LDA through scipy's generalised eigh."""
+    import scipy.linalg
+
+    n, dim = x.shape
+    priors = np.bincount(y, minlength=n_classes) / n
+    means = np.stack([x[y == c].mean(0) for c in range(n_classes)])
+    within = np.zeros((dim, dim))
+    for c in range(n_classes):
+        within += priors[c] * np.atleast_2d(np.cov(x[y == c].T, bias=True))
+    if shrinkage is None:
+        shrinkage = max(math.exp(-5 * _power_iteration(within)), 1e-10)
+    total = np.atleast_2d(np.cov(x.T, bias=True))
+    total = (1 - shrinkage) * total + shrinkage * np.trace(total) / dim * np.eye(dim)
+    shrunk = (1 - shrinkage) * within + shrinkage * np.trace(within) / dim * np.eye(dim)
+    evals, evecs = scipy.linalg.eigh(total - shrunk, shrunk)
+    evecs = evecs[:, np.argsort(evals)[::-1]]
+    coef = means @ evecs @ evecs.T
+    intercept = -0.5 * np.diag(means @ coef.T) + np.log(priors)
+    return softmax(x @ coef.T + intercept), shrinkage
+
+
+def sfda_ref(features: np.ndarray, labels: np.ndarray) -> float:
+    """SFDA_Score as published (on a copy): LDA, softmax of p, ConfMix, LDA with the same s."""
+    y, n_classes = encode(labels)
+    if n_classes == 1:
+        return 1.0
+    x = features.copy()
+    n = len(y)
+    probs, shrinkage = _sfda_fit(x, y, n_classes, None)
+    probs = np.exp(probs) / np.exp(probs).sum(axis=1, keepdims=True)
+    means = np.stack([x[y == c].mean(0) for c in range(n_classes)])
+    others = (means.sum(0) - means) / (n_classes - 1)
+    for c in range(n_classes):
+        rows = np.where(y == c)[0]
+        q = probs[rows, c][:, None]
+        x[rows] = q * x[rows] + (1 - q) * others[c]
+    probs, _ = _sfda_fit(x, y, n_classes, shrinkage)
+    return float(probs[np.arange(n), y].mean())
+
+
+def centroid_loo_ref(features: np.ndarray, labels: np.ndarray) -> float:
+    """Leave-one-out nearest-centroid accuracy by explicit loops (no ties in random data)."""
+    y, n_classes = encode(labels)
+    n = len(y)
+    correct = 0
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        best, best_class = math.inf, -1
+        for c in range(n_classes):
+            rows = [j for j in others if y[j] == c]
+            if not rows:
+                continue
+            dist = float(((features[i] - features[rows].mean(0)) ** 2).sum())
+            if dist < best:
+                best, best_class = dist, c
+        correct += best_class == y[i]
+    return correct / n
+
+
+EXPECTED_AFTER_LEEP = {
+    "V1": {
+        "shrinkage_h_score": 3.195533430153196,
+        "gbc": -0.08266209570068841,
+        "gbc_diagonal": -0.06753246334210201,
+        "transrate": 0.23212407647455002,
+        "transrate_tllib": 3.7735798808977847,
+        "sfda": 0.9492653114085772,
+    },
+    "V2": {
+        "shrinkage_h_score": 3.7159735652298083,
+        "gbc": -3.1056022549319754e-05,
+        "gbc_diagonal": -3.4646780510678156e-05,
+        "transrate": 0.17629324154473203,
+        "transrate_tllib": 5.69778412832693,
+        "sfda": 0.9997906887849362,
+    },
+    "V3": {
+        "shrinkage_h_score": 0.034518351080161214,
+        "gbc": -5.393734491736126,
+        "gbc_diagonal": -4.944049451635221,
+        "transrate": 0.09855709662863177,
+        "transrate_tllib": 0.945005801796654,
+        "sfda": 0.3475844175477686,
+    },
+}
+"""Values of the notes' table "Metrics after LEEP" (float64 public implementations)."""

@@ -15,7 +15,18 @@ from metaleep.metrics import METRICS, MetricSpec, get_metric
 
 
 def test_keys_and_order() -> None:
-    assert list(METRICS) == ["leep", "nce", "h_score", "logme", "nleep"]
+    assert list(METRICS) == [
+        "leep",
+        "nce",
+        "h_score",
+        "logme",
+        "nleep",
+        "shrinkage_h_score",
+        "gbc",
+        "transrate",
+        "sfda",
+        "centroid_loo",
+    ]
     for name, spec in METRICS.items():
         assert spec.name == name
         assert spec.higher_is_better is True
@@ -31,6 +42,11 @@ def test_input_kinds() -> None:
         "h_score": "features",
         "logme": "features",
         "nleep": "features",
+        "shrinkage_h_score": "features",
+        "gbc": "features",
+        "transrate": "features",
+        "sfda": "features",
+        "centroid_loo": "features",
     }
 
 
@@ -81,7 +97,8 @@ def test_spec_is_frozen() -> None:
 
 
 def test_unknown_name_lists_the_valid_ones() -> None:
-    msg = "`name` must be one of 'leep', 'nce', 'h_score', 'logme', 'nleep'; got 'LEEP'."
+    names = "'leep', 'nce', 'h_score', 'logme', 'nleep', 'shrinkage_h_score', 'gbc', 'transrate'"
+    msg = f"`name` must be one of {names}, 'sfda', 'centroid_loo'; got 'LEEP'."
     with pytest.raises(ValueError, match="^" + re.escape(msg) + "$"):
         get_metric("LEEP")
     with pytest.raises(TypeError, match=re.escape("`name` must be a metric name (str); got 3.")):

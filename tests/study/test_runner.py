@@ -14,12 +14,12 @@ import torch
 from metaleep.metrics import h_score, leep_score, logme_score, nce_score, nleep_score
 from metaleep.study import runner as runner_module
 from metaleep.study.adaptation import maml_adapt, nearest_prototype, retrain_head
-from metaleep.study.config import StudyConfig
+from metaleep.study.config import DEFAULT_METRICS, StudyConfig
 from metaleep.study.outputs import full_float32
 from metaleep.study.runner import run_study
 from metaleep.study.store import StoreError
 
-METRICS = ("leep", "nce", "h_score", "logme", "nleep")
+METRICS = DEFAULT_METRICS  # every default metric, the new ones and the baseline included
 
 
 @pytest.fixture(scope="module")

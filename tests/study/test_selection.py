@@ -200,3 +200,41 @@ def test_metric_equal_up_to_rounding_ties_between_models():
     out = source_selection(pd.DataFrame(rows), metrics=["h_score"], by=(), n_boot=20)
     assert out["hit_rate"].iloc[0] == pytest.approx(0.5)
     assert out["chance_hit_rate"].iloc[0] == pytest.approx(0.5)
+
+
+def test_static_prior_picks_the_best_model_on_the_other_episodes() -> None:
+    # Model b wins episodes 0-2, a wins episode 3. Leave-one-out means: on episodes 0-2 b is
+    # best on the others (hit), on episode 3 b too (miss, regret 0.6 - 0.2 = 0.4).
+    acc = {"a": [0.5, 0.4, 0.3, 0.6], "b": [0.9, 0.8, 0.7, 0.2]}
+    rows = [
+        {"episode": e, "backbone": m, "accuracy": acc[m][e], "leep": -float(acc[m][e])}
+        for e in range(4)
+        for m in ("a", "b")
+    ]
+    table = pd.DataFrame(rows)
+    per = per_episode_selection(table, by=(), static_prior=True)
+    prior = per[per.metric == "static_prior"].sort_values("episode")
+    assert prior["chosen"].tolist() == ["b", "b", "b", "b"]
+    np.testing.assert_allclose(prior["hit"], [1, 1, 1, 0])
+    np.testing.assert_allclose(prior["regret"], [0, 0, 0, 0.4], atol=1e-12)
+    summary = source_selection(table, by=(), n_boot=50, static_prior=True)
+    assert summary["metric"].tolist() == ["leep", "static_prior"]
+    row = summary.set_index("metric").loc["static_prior"]
+    assert row["hit_rate"] == pytest.approx(0.75)
+    assert row["regret"] == pytest.approx(0.1)
+    # leep is anti-correlated with accuracy here: it always picks the worse model.
+    assert summary.set_index("metric").loc["leep", "hit_rate"] == pytest.approx(0.0)
+    # Off by default: the tables keep their rows.
+    assert "static_prior" not in set(source_selection(table, by=(), n_boot=10)["metric"])
+
+
+def test_static_prior_ties_are_split() -> None:
+    # Equal mean accuracies on the other episodes: the pick is split evenly.
+    rows = [
+        {"episode": e, "backbone": m, "accuracy": a, "leep": 0.0}
+        for e, pair in enumerate([(0.3, 0.7), (0.4, 0.6), (0.6, 0.4)])
+        for m, a in zip(("a", "b"), pair, strict=True)
+    ]
+    per = per_episode_selection(pd.DataFrame(rows), by=(), static_prior=True)
+    prior = per[per.metric == "static_prior"].sort_values("episode")
+    np.testing.assert_allclose(prior["hit"], [0.5, 1.0, 0.0])
