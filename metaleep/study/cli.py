@@ -17,8 +17,79 @@ if TYPE_CHECKING:
 _DEFAULT_OUT = Path("runs/default")
 
 
+_FLAGS = {
+    "suite": "--suite",
+    "backbones": "--backbones",
+    "dummies": "--dummies",
+    "adaptations": "--adaptations",
+    "metrics": "--metrics",
+    "episodes": "--episodes",
+    "chunk_size": "--chunk-size",
+    "temperature": "--temperature",
+    "seed": "--seed",
+    "device": "--device",
+    "n_boot": "--n-boot",
+}
+"""Names of the configuration's fields (as library messages give them) -> their CLI options."""
+
+
 def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _in_flags(message: str) -> str:
+    """A library message with `field` names replaced by the options that set them.
+
+    >>> _in_flags("`n_boot` must be a positive integer; got -1.")
+    '`--n-boot` must be a positive integer; got -1.'
+    """
+    for name, flag in _FLAGS.items():
+        message = message.replace(f"`{name}`", f"`{flag}`")
+    return message
+
+
+def _check_options(suite: str, backbones: tuple[str, ...], threads: int, n_boot: int) -> None:
+    """The options the configuration does not check, checked before anything is loaded."""
+    from metaleep.backbones.default import DEFAULT_CONFIGS
+    from metaleep.episodes.suites import STANDARD_SUITES
+
+    if suite not in STANDARD_SUITES and not Path(suite).is_file():
+        raise ValueError(
+            f"`--suite` must be a standard suite ({', '.join(STANDARD_SUITES)}; see "
+            f"`metaleep episodes list`) or an existing manifest file; got {suite!r}."
+        )
+    unknown = [b for b in backbones if b not in DEFAULT_CONFIGS and not Path(b).exists()]
+    if unknown:
+        raise ValueError(
+            f"`--backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}) or "
+            f"existing checkpoint paths; got {', '.join(unknown)}."
+        )
+    if threads < 0:
+        raise ValueError(f"`--threads` must be >= 0 (0: torch's default); got {threads!r}.")
+    if n_boot < 1:
+        raise ValueError(f"`--n-boot` must be a positive integer; got {n_boot!r}.")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the study is, so that it stops like after Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _interrupted(error: KeyboardInterrupt) -> None:
+    """Say how far an interrupted study got, then end as the signal would have."""
+    import os
+    import signal
+
+    what = str(error) if str(error) else "interrupted; run the same command to resume."
+    typer.echo(f"metaleep run: {what}", err=True)
+    sys.stderr.flush()
+    if isinstance(error, _Terminated):
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # exit status 143 (killed by SIGTERM), as before
+    raise typer.Exit(130)
 
 
 def _executor(kind: str, address: str, workers: int) -> Executor | None:
@@ -45,8 +116,7 @@ def run(
     ),
     backbones: str = typer.Option(
         ",".join(StudyConfig.backbones),
-        help="Comma-separated default backbones (maml, fomaml, anil, protonet, supervised) "
-        "or checkpoint paths.",
+        help="Comma-separated default backbones (maml, protonet, supervised) or checkpoint paths.",
     ),
     dummies: str = typer.Option(
         ",".join(StudyConfig.dummies), help="Dummy-label modes: head, source, prototypes."
@@ -77,7 +147,7 @@ def run(
     executor: str = typer.Option(
         "local",
         help="Where chunks are evaluated: local (this process) or ray (Ray workers; needs "
-        "pip install metaleep[ray]).",
+        "pip install metaleep\\[ray]).",
     ),
     ray_address: str = typer.Option(
         "",
@@ -94,16 +164,8 @@ def run(
     from metaleep.study.store import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     try:
-        chunk_executor = _executor(executor, ray_address, workers)
-    except (ValueError, ImportError) as error:
-        typer.echo(f"metaleep run: {error}", err=True)
-        raise typer.Exit(2) from error
-    try:
+        _check_options(suite, _split(backbones), threads, n_boot)
         config = StudyConfig(
             suite=suite,
             backbones=_split(backbones),
@@ -116,6 +178,23 @@ def run(
             seed=seed,
             device=device,
         )
+        config.resolved_device()
+    except (ValueError, TypeError) as error:
+        typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
+        raise typer.Exit(2) from error
+    try:
+        chunk_executor = _executor(executor, ray_address, workers)
+    except (ValueError, ImportError) as error:
+        typer.echo(f"metaleep run: {error}", err=True)
+        raise typer.Exit(2) from error
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
         result = run_study(
             config,
             out_dir=out,
@@ -124,9 +203,14 @@ def run(
             n_boot=n_boot,
             executor=chunk_executor,
         )
+    except KeyboardInterrupt as error:
+        _interrupted(error)
+        raise  # not reached: _interrupted ends the process
     except (ValueError, TypeError, FileNotFoundError, StoreError) as error:
-        typer.echo(f"metaleep run: {error}", err=True)
+        typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     table = result.table
     typer.echo(
         f"\n{table['episode'].nunique()} episodes, {len(table)} rows, "
