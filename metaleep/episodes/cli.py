@@ -66,7 +66,11 @@ def sample(
     name: str | None = typer.Option(None, "--name", help="Suite name (default: file stem)."),
 ) -> None:
     """Sample a suite of episodes and write its manifest."""
+    from metaleep._io import check_output_file
+
     try:
+        if out is not None and suite != "all":
+            check_output_file(out, "--out")  # before any sampling
         if suite is not None:
             names = list(suites.STANDARD_SUITES) if suite == "all" else [suite]
             if suite != "all" and suite not in suites.STANDARD_SUITES:
@@ -99,7 +103,7 @@ def sample(
         )
         data = suites.load_dataset(dataset, root=root, mode=mode)
         _write(suites.build_suite(recipe, data), out)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, OSError) as e:
         raise _fail(e) from e
 
 

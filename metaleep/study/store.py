@@ -159,6 +159,11 @@ class StudyLock:
                 "choose another one with --out."
             ) from error
         self._lock = lock
+        try:
+            _check_layout(self.root)
+        except StoreError:
+            self.release()
+            raise
         owner = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -199,6 +204,27 @@ class StudyLock:
         traceback: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def _check_layout(root: Path) -> None:
+    """The files a study writes are not in the way of something else (a folder in place of
+    ``results.csv``, a file in place of ``results/``)."""
+    for name, kind, is_kind in (
+        (RESULTS_FILE, "a file", Path.is_file),
+        (CONFIG_FILE, "a file", Path.is_file),
+        (_CHUNK_DIR, "a directory", Path.is_dir),
+    ):
+        path = root / name
+        if (path.exists() or path.is_symlink()) and not is_kind(path):
+            what = (
+                "keeps its chunks"
+                if name == _CHUNK_DIR
+                else "writes its " + ("table" if name == RESULTS_FILE else "configuration")
+            )
+            raise StoreError(
+                f"{path} is not {kind}; the study {what} there: move it away (or delete it) "
+                "and rerun."
+            )
 
 
 def _check_writable(root: Path) -> None:
@@ -301,12 +327,7 @@ class ResultStore:
         self.close()
 
     def _open(self, overwrite: bool) -> None:
-        results = self.root / RESULTS_FILE
-        if results.exists() and not results.is_file():
-            raise StoreError(
-                f"{results} is not a file; the study writes its table there: move it away "
-                "(or delete it) and rerun."
-            )
+        _check_layout(self.root)
         path = self.root / CONFIG_FILE
         discard = False
         has_results = self.chunk_dir.is_dir() and any(self.chunk_dir.iterdir())
