@@ -86,7 +86,8 @@ def _interrupted(error: KeyboardInterrupt) -> None:
     what = str(error) if str(error) else "interrupted; run the same command to resume."
     typer.echo(f"metaleep run: {what}", err=True)
     sys.stderr.flush()
-    if isinstance(error, _Terminated):
+    terminated = isinstance(error, _Terminated) or isinstance(error.__cause__, _Terminated)
+    if terminated:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)  # exit status 143 (killed by SIGTERM), as before
     raise typer.Exit(130)

@@ -20,6 +20,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -559,3 +560,95 @@ def test_disk_full_midway_keeps_finished_chunks_and_resumes(
     monkeypatch.undo()
     resumed = _resume(script, out).table
     pd.testing.assert_frame_equal(_drop_timings(resumed), _drop_timings(table))
+
+
+# ----------------------------------------------------------------------------- one writer (#16)
+
+
+def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, script, counting):
+    """The issue's two processes on one --out: the second, even with --overwrite, is refused
+    (naming the first) before any work, and deletes nothing; the first finishes intact."""
+    path, out, log = tmp_path / "study.py", tmp_path / "study", tmp_path / "chunks.log"
+    path.write_text(STUDY_SCRIPT)
+    first = subprocess.Popen(
+        [sys.executable, str(path), str(out), str(log), "0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(what == "done" for what, _, _ in _log(log)):
+            if first.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the first study did not run: {first.communicate()[1]!r}")
+            time.sleep(0.02)
+        config, dataset, suite, backbones = script["build"]()
+        for overwrite, seed in ((False, 0), (True, 1)):
+            with pytest.raises(StoreError) as caught:
+                run_study(
+                    replace(config, seed=seed),
+                    out_dir=out,
+                    dataset=dataset,
+                    suite=suite,
+                    backbones=backbones,
+                    analyse=False,
+                    progress=False,
+                    overwrite=overwrite,
+                )
+            assert str(caught.value).startswith(
+                f"{out} is in use by another metaleep process (pid {first.pid} on "
+            )
+        assert counting == {"outputs": 0, "chunks": 0}
+        assert first.wait(timeout=300) == 0, first.communicate()[1]
+    finally:
+        first.kill()
+    table = pd.read_csv(out / "results.csv")
+    assert not table.duplicated(KEYS).any() and table["episode"].nunique() == 24
+    reference = script["study"](tmp_path / "alone").table
+    pd.testing.assert_frame_equal(_drop_timings(table), _drop_timings(reference))
+
+
+# ----------------------------------------------------------------------------- drift (#16)
+
+
+@pytest.mark.parametrize(
+    "change", [{"episodes": 4}, {"seed": 1, "metrics": ("leep", "nce")}, {"chunk_size": 3}]
+)
+def test_old_chunks_never_count_for_another_configuration(
+    script, finished, tmp_path, counting, change
+):
+    """The issue's drift: study.json deleted (as its damaged-file message suggested), then
+    another configuration: refused before any work, never adopted; --overwrite recomputes."""
+    source, _ = finished
+    out = tmp_path / "study"
+    shutil.copytree(source, out)
+    (out / "study.json").unlink()
+    config, dataset, suite, backbones = script["build"](episodes=6)
+    changed = replace(config, **change)
+
+    def run(**kwargs: Any) -> pd.DataFrame:
+        return run_study(
+            changed,
+            out_dir=out,
+            dataset=dataset,
+            suite=suite,
+            backbones=backbones,
+            analyse=False,
+            progress=False,
+            **kwargs,
+        ).table
+
+    with pytest.raises(StoreError, match="was made by another study configuration"):
+        run()
+    assert counting == {"outputs": 0, "chunks": 0}
+    table = run(overwrite=True)
+    expected = run_study(
+        changed,
+        out_dir=tmp_path / "fresh",
+        dataset=dataset,
+        suite=suite,
+        backbones=backbones,
+        analyse=False,
+        progress=False,
+    ).table
+    pd.testing.assert_frame_equal(_drop_timings(table), _drop_timings(expected))
+    assert not set(table.columns) & (set(config.metrics) - set(changed.metrics))
