@@ -712,6 +712,8 @@ def check_seed(seed: object) -> int:
         raise TypeError(message("seed", "a non-negative integer", seed))
     if seed < 0:
         raise ValueError(message("seed", "a non-negative integer", seed))
+    if seed >= 2**32:  # numpy's legacy seeding (k-means++ as scikit-learn draws it)
+        raise ValueError(message("seed", "a non-negative integer below 2**32", seed))
     return int(seed)
 
 

@@ -315,6 +315,9 @@ def test_option_types() -> None:
         leep_score(GOOD_PROBS, GOOD_LABELS, from_logits=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=full("`validate` must be a bool; got 'yes'.")):
         h_score([[0.0], [1.0]], [0, 1], validate="yes")  # type: ignore[arg-type]
+    message = "`seed` must be a non-negative integer below 2**32; got 4294967296."
+    with pytest.raises(ValueError, match=full(message)):  # found by `make fuzz`
+        nleep_score(np.random.default_rng(0).normal(size=(4, 2)), [0, 0, 1, 1], seed=2**32)
     with pytest.raises(ValueError, match=full("`seed` must be a non-negative integer; got -1.")):
         nleep_score([[0.0], [1.0]], [0, 1], seed=-1)
     with pytest.raises(TypeError, match=full("`seed` must be a non-negative integer; got 1.5.")):
