@@ -79,3 +79,33 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_output_file(path: str | os.PathLike[str], flag: str) -> Path:
+    """``path`` as a ``Path`` once it is known to be writable: not a directory, in a folder that
+    exists (it is created) and takes a new file. ``ValueError`` naming ``flag`` otherwise, so a
+    command can refuse an unusable output before doing its work.
+
+    >>> import tempfile, pathlib
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> check_output_file(folder / "a" / "b.csv", "--out") == folder / "a" / "b.csv"
+    True
+    >>> check_output_file(folder, "--out")
+    Traceback (most recent call last):
+    ...
+    ValueError: `--out` must be a file path; got the directory '...'.
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"`{flag}` must be a file path; got the directory {str(target)!r}.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=target.parent, prefix=".write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise ValueError(
+            f"`{flag}` must be a path in a writable folder; got {str(target)!r} "
+            f"({error.strerror or error})."
+        ) from error
+    return target

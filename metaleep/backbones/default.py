@@ -217,6 +217,19 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class DefaultBackboneCacheWarning(UserWarning):
+    """A cached default backbone was unusable (damaged, or not the slot's) and is rebuilt."""
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _load_or_train(
     algorithm: str,
     config: TrainConfig,
@@ -225,12 +238,25 @@ def _load_or_train(
     directory: Path,
     progress: bool,
 ) -> Backbone:
-    if (directory / BACKBONE_FILE).is_file():
+    cached = directory / BACKBONE_FILE
+    if cached.exists():
         try:
-            return load_backbone(directory, dataset=dataset)
-        except CheckpointError as err:
-            warnings.warn(f"retraining the default {algorithm!r} backbone: {err}", stacklevel=3)
-            (directory / BACKBONE_FILE).unlink(missing_ok=True)
+            backbone = load_backbone(cached, dataset=dataset)
+            if backbone.config != config:
+                raise CheckpointError(
+                    f"{cached} holds a {backbone.config.algorithm!r} backbone made with another "
+                    f"configuration than the default {algorithm!r} one (a file copied into the "
+                    "wrong cache folder?)"
+                )
+            return backbone
+        except (CheckpointError, KeyError, TypeError, ValueError, OSError) as err:
+            # any cached file that does not decode to this slot's backbone is rebuilt
+            warnings.warn(
+                f"retraining the default {algorithm!r} backbone: {err}",
+                DefaultBackboneCacheWarning,
+                stacklevel=3,
+            )
+            _remove(cached)
     from metaleep.backbones.training import train
 
     logger.info("training the default %r backbone into %s", algorithm, directory)
@@ -244,8 +270,12 @@ def _load_or_train(
             progress=progress,
             name=algorithm,
         )
-    except CheckpointError as err:  # an unusable training.pt: start over once
-        warnings.warn(f"restarting the default {algorithm!r} backbone: {err}", stacklevel=3)
+    except (CheckpointError, KeyError, TypeError, ValueError) as err:  # an unusable training.pt
+        warnings.warn(
+            f"restarting the default {algorithm!r} backbone: {err}",
+            DefaultBackboneCacheWarning,
+            stacklevel=3,
+        )
         return train(
             config,
             dataset,

@@ -14,7 +14,9 @@ The files are parsed here rather than through learn2learn's dataset classes, whi
 the uint8 images kept here), drop tiered-ImageNet's category labels, cannot open an Omniglot
 folder without torchvision's zip files (it checks their MD5), and cost about 2 s to import.
 The tests check every reader against learn2learn's (or torchvision's) class on the same files.
-Pickled files are unpickled: load only files from a source you trust.
+Pickled files are read with a restricted unpickler that builds numpy arrays and plain
+containers only: a file that names any other Python object is refused before anything in it
+runs.
 """
 
 from __future__ import annotations
@@ -390,9 +392,69 @@ def _read_omniglot(paths: tuple[Path, ...], size: int | None) -> _Arrays:
     return _Arrays(images, np.asarray(labels, dtype=np.int64), names, alphabets)
 
 
+_DATA_GLOBALS = frozenset(
+    [
+        # numpy arrays, dtypes and scalars (numpy 1 and 2 module paths)
+        *(
+            (module, name)
+            for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+            for name in ("_reconstruct", "scalar")
+        ),
+        ("numpy.core.numeric", "_frombuffer"),
+        ("numpy._core.numeric", "_frombuffer"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        # containers and bytes, as Python 2 and 3 pickle them
+        ("builtins", "set"),
+        ("builtins", "frozenset"),
+        ("builtins", "bytearray"),
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),
+        ("__builtin__", "set"),
+        ("__builtin__", "frozenset"),
+        ("__builtin__", "bytearray"),
+    ]
+)
+"""The only globals a learn2learn-format data pickle may name: numpy arrays, dtypes and scalars,
+and plain containers. Lists, dicts, tuples, strings, numbers and bytes need none."""
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """An unpickler that builds data only: any other global is refused before it is loaded
+    (so a crafted file cannot call ``os.system`` or anything else)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _DATA_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"a reference to {module}.{name}")
+
+
 def _unpickle(path: Path, *, latin1: bool = False) -> Any:
-    with open(path, "rb") as fh:
-        return pickle.load(fh, encoding="latin1") if latin1 else pickle.load(fh)
+    """The data in a pickle file, read without running code from it.
+
+    Only numpy arrays, dtypes and scalars and plain containers are admitted
+    (:data:`_DATA_GLOBALS`); a file that names anything else is refused with ``ValueError``
+    before that thing is imported or called, as is a file that is not a whole pickle.
+    """
+    expected = "a data pickle (numpy arrays, numbers, strings, lists, dicts)"
+    try:
+        with open(path, "rb") as fh:
+            unpickler = _DataUnpickler(fh, encoding="latin1" if latin1 else "ASCII")
+            return unpickler.load()
+    except pickle.UnpicklingError as error:
+        detail = str(error)
+        if detail.startswith("a reference to "):
+            raise ValueError(
+                f"`{path}` must be {expected}; got {detail}, refused without running it."
+            ) from None
+        raise ValueError(
+            f"`{path}` must be {expected}; got an unreadable file ({detail})."
+        ) from error
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as error:
+        raise ValueError(
+            f"`{path}` must be {expected}; got an unreadable file ({type(error).__name__}: "
+            f"{error})."
+        ) from error
 
 
 def _read_mini_imagenet(paths: tuple[Path, ...], size: int | None) -> _Arrays:

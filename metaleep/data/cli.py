@@ -34,8 +34,15 @@ def sheet(
     ),
 ) -> None:
     """Write a contact sheet of glyph classes x instances to a PNG."""
+    from metaleep._io import check_output_file
     from metaleep.data.glyphs import load_bank, load_glyphs
     from metaleep.data.sheet import contact_sheet
+
+    try:
+        check_output_file(out, "--out")  # before any image is generated
+    except ValueError as error:
+        typer.echo(f"Error: {error}", err=True)
+        raise typer.Exit(1) from error
 
     chosen: int | list[int] = classes
     if alphabet is not None:  # resolved on the bank, before any image is generated

@@ -19,7 +19,6 @@ import logging
 import os
 import time
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -300,7 +299,7 @@ def _read_cache(path: Path, key: str, shape: tuple[int, ...]) -> np.ndarray | No
             reason = f"images {images.dtype} {images.shape} != uint8 {shape}"
         elif _digest(images) != digest:
             reason = "checksum mismatch"
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    except Exception as e:  # any decoding error (zlib.error, BadZipFile, ...): regenerate
         reason = f"{type(e).__name__}: {e}"
     if reason is not None:
         warnings.warn(

@@ -71,7 +71,11 @@ def sample(
     name: str | None = typer.Option(None, "--name", help="Suite name (default: file stem)."),
 ) -> None:
     """Sample a suite of episodes and write its manifest."""
+    from metaleep._io import check_output_file
+
     try:
+        if out is not None and suite != "all":
+            check_output_file(out, "--out")  # before any sampling
         if suite is not None:
             names = list(suites.STANDARD_SUITES) if suite == "all" else [suite]
             if suite != "all" and suite not in suites.STANDARD_SUITES:
@@ -120,7 +124,7 @@ def sample(
         )
         images = load_data(parsed, mode=mode, image_size=image_size or None)
         _write(suites.build_suite(recipe, images), out)
-    except (ValueError, TypeError, FileNotFoundError) as e:
+    except (ValueError, TypeError, OSError) as e:
         raise _fail(e) from e
 
 

@@ -12,8 +12,14 @@ for a wrong type or dtype, ``ValueError`` for a wrong shape or value.
 What is checked
 ---------------
 - ``probs`` (source-model probabilities, ``from_logits=False``): every row finite, non-negative
-  and summing to 1 within an absolute tolerance of :data:`PROBS_ATOL` (``1e-6``). Errors about
-  negative values or row sums suggest ``from_logits=True``, the usual cause.
+  and summing to 1 within an absolute tolerance of :func:`probs_atol`: :data:`PROBS_ATOL`
+  (``1e-6``) for float64 input, and ``2 * eps * sqrt(Z)`` when that is larger, ``eps`` being
+  the machine epsilon of the input's float type: a float32 softmax over Z = 100,000 labels sums
+  to 1 only within about 1e-5, a float16 one within about 6e-4 (measured: at most 0.6
+  ``eps * sqrt(Z)`` over torch, numpy and scipy softmaxes). Errors about negative values, or
+  about row sums of rows with entries above 1, suggest ``from_logits=True``, the usual cause;
+  a row of values in [0, 1] that does not sum to 1 is said to need normalising.
+- pandas ``DataFrame``/``Series`` inputs are read as their ``to_numpy()`` arrays.
 - ``probs`` with ``from_logits=True`` and ``features``: every entry finite.
 - ``labels``: integer class ids (numpy or torch integer dtypes, or a list of Python ints), one
   per row. Any integer values are accepted (negative, with gaps, unsorted): they are re-encoded
@@ -38,6 +44,7 @@ gives undefined results.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -48,10 +55,53 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PROBS_ATOL", "Episodes", "check_flag", "episodes", "message"]
+__all__ = ["PROBS_ATOL", "Episodes", "check_flag", "episodes", "message", "probs_atol"]
 
 PROBS_ATOL = 1e-6
-"""Absolute tolerance on the row sums of ``probs``: ``|sum_z probs[i, z] - 1| <= 1e-6``."""
+"""Absolute tolerance on the row sums of float64 ``probs``: ``|sum_z probs[i, z] - 1| <= 1e-6``
+(see :func:`probs_atol` for other float types)."""
+
+
+def probs_atol(eps: float, width: int) -> float:
+    """Tolerance on the row sums of probabilities of a float type with machine epsilon ``eps``
+    over ``width`` (Z) source labels: ``max(PROBS_ATOL, 2 * eps * sqrt(Z))``.
+
+    >>> probs_atol(2.0**-52, 1000) == PROBS_ATOL  # float64
+    True
+    >>> round(probs_atol(2.0**-23, 20000), 7)  # float32, Z = 20,000
+    3.37e-05
+    """
+    return max(PROBS_ATOL, 2.0 * eps * math.sqrt(width))
+
+
+def _input_eps(x: Any) -> float:
+    """Machine epsilon of the float type ``x`` came in (float64's for integers and lists)."""
+    import torch
+
+    x = _from_pandas(x)
+    if isinstance(x, torch.Tensor):
+        return float(torch.finfo(x.dtype).eps) if x.is_floating_point() else _EPS64
+    dtype = getattr(x, "dtype", None)
+    try:
+        if dtype is not None and np.dtype(dtype).kind == "f":
+            return float(np.finfo(dtype).eps)
+    except TypeError:  # not a numpy dtype (e.g. a pandas extension type)
+        pass
+    if isinstance(x, list | tuple) and x and not isinstance(x[0], list | tuple | float | int):
+        return max(_input_eps(part) for part in x)  # a sequence of per-episode arrays
+    return _EPS64
+
+
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
+def _from_pandas(x: Any) -> Any:
+    """A pandas DataFrame or Series as its numpy array; anything else as it is."""
+    module = type(x).__module__
+    if (module == "pandas" or module.startswith("pandas.")) and hasattr(x, "to_numpy"):
+        return x.to_numpy()
+    return x
+
 
 Kind = Literal["probs", "logits", "features"]
 Form = Literal["single", "grid", "list"]
@@ -128,6 +178,7 @@ class Episodes:
     n_codes: int
     probs_unchecked: bool = False
     namer: _Namer | None = field(default=None, repr=False, compare=False)
+    probs_atol: float = PROBS_ATOL
 
     @property
     def n_episodes(self) -> int:
@@ -173,7 +224,14 @@ class Episodes:
             The minimum of ``values`` (NaN if any entry is NaN); ``None``: computed here.
         """
         if self.probs_unchecked and self.namer is not None:
-            _check_probs(self.values, self.valid, self.namer, row_sums=row_sums, minimum=minimum)
+            _check_probs(
+                self.values,
+                self.valid,
+                self.namer,
+                row_sums=row_sums,
+                minimum=minimum,
+                atol=self.probs_atol,
+            )
 
 
 class _Namer:
@@ -218,6 +276,7 @@ def _as_tensor(
     """
     import torch
 
+    x = _from_pandas(x)
     arr: np.ndarray | None = None
     if isinstance(x, torch.Tensor):
         t = x.detach()
@@ -339,8 +398,9 @@ def _check_probs(
     *,
     row_sums: torch.Tensor | None = None,
     minimum: torch.Tensor | None = None,
+    atol: float = PROBS_ATOL,
 ) -> None:
-    """Rows finite, non-negative and summing to 1 within PROBS_ATOL; two reads of ``values``.
+    """Rows finite, non-negative and summing to 1 within ``atol``; two reads of ``values``.
 
     The row sums are non-finite exactly when the row holds a non-finite entry; the global
     minimum (NaN if any entry is NaN) rules out negative entries. ``row_sums`` (of the valid
@@ -356,11 +416,11 @@ def _check_probs(
     if minimum is None:
         minimum = torch.amin(values)
     low, high = torch.aminmax(row_sums)  # NaN propagates
-    if bool(low >= 1.0 - PROBS_ATOL) and bool(high <= 1.0 + PROBS_ATOL) and bool(minimum >= 0):
+    if bool(low >= 1.0 - atol) and bool(high <= 1.0 + atol) and bool(minimum >= 0):
         return
     # Something is off (or only the padding is negative/NaN): find the first bad row.
     row_sums = _row_sums(values)
-    row_ok = (row_sums - 1.0).abs() <= PROBS_ATOL  # False for NaN and inf rows
+    row_ok = (row_sums - 1.0).abs() <= atol  # False for NaN and inf rows
     bad = ~row_ok | ~(values.amin(-1) >= 0)
     if valid is not None:
         bad &= valid
@@ -377,9 +437,11 @@ def _check_probs(
         k = _first(negative)[0]
         expected = f"non-negative (a probability; {_LOGITS_HINT})"
         raise ValueError(message(namer.index(e, i, k), expected, float(row[k])))
-    expected = (
-        f"1 within an absolute tolerance of {PROBS_ATOL:g} (a row of probabilities; {_LOGITS_HINT})"
-    )
+    if bool((row > 1.0).any()):  # entries above 1: logits, most likely
+        why = f"a row of probabilities; {_LOGITS_HINT}"
+    else:
+        why = "a row of probabilities, each in [0, 1]; normalise the row if it is one"
+    expected = f"1 within an absolute tolerance of {atol:g} ({why})"
     raise ValueError(message(f"{namer.index(e, i)}.sum()", expected, float(row.sum())))
 
 
@@ -508,11 +570,13 @@ def episodes(
     Traceback (most recent call last):
     ...
     ValueError: `probs[0].sum()` must be 1 within an absolute tolerance of 1e-06 (a row of
-    probabilities; pass from_logits=True if these are logits); got 1.1.
+    probabilities, each in [0, 1]; normalise the row if it is one); got 1.1.
     """
     import torch
 
     cols = "Z" if name == "probs" else "d"
+    x, labels, mask = _from_pandas(x), _from_pandas(labels), _from_pandas(mask)
+    eps = _input_eps(x) if kind == "probs" else _EPS64
     device = x.device if isinstance(x, torch.Tensor) else None
     valid: torch.Tensor | None = None
     masked = False
@@ -615,13 +679,14 @@ def episodes(
             raise ValueError(message("labels", expected, tuple(label_t.shape)))
 
     deferred = validate and kind == "probs" and defer_probs_check
+    atol = probs_atol(eps, int(values.shape[-1]))
     if validate and not deferred:
         if kind == "probs":
-            _check_probs(values, valid, namer)
+            _check_probs(values, valid, namer, atol=atol)
         else:
             _check_finite(values, valid, namer)
     codes, groups, n_codes = _encode_labels(label_t, valid)
-    return Episodes(values, codes, groups, valid, sizes, n_codes, deferred, namer)
+    return Episodes(values, codes, groups, valid, sizes, n_codes, deferred, namer, atol)
 
 
 def as_float_array(scores: torch.Tensor) -> np.ndarray:
@@ -647,6 +712,8 @@ def check_seed(seed: object) -> int:
         raise TypeError(message("seed", "a non-negative integer", seed))
     if seed < 0:
         raise ValueError(message("seed", "a non-negative integer", seed))
+    if seed >= 2**32:  # numpy's legacy seeding (k-means++ as scikit-learn draws it)
+        raise ValueError(message("seed", "a non-negative integer below 2**32", seed))
     return int(seed)
 
 

@@ -34,6 +34,7 @@ are fitted by scikit-learn itself.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,6 +84,10 @@ def _pca_scores(feats: np.ndarray) -> list[np.ndarray | None]:
     return out
 
 
+class NLeepConvergenceWarning(UserWarning):
+    """An episode's Gaussian mixture stopped before EM converged (its posteriors are used)."""
+
+
 def _components(n_rows: int, n_classes: int, n_components: int | None) -> int:
     """Mixture size: ``n_components`` or 5·C, clipped to ``max(1, n // 2)``."""
     k = n_components if n_components is not None else COMPONENTS_PER_CLASS * n_classes
@@ -93,14 +98,30 @@ def _sklearn_posteriors(
     scores: np.ndarray, k: int, seed: int, shape: tuple[int, ...]
 ) -> np.ndarray:
     """scikit-learn's mixture posteriors ``(n, k)`` of PCA ``scores`` of features of ``shape``."""
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.mixture import GaussianMixture
 
     from metaleep.metrics._validation import message
 
     mixture = GaussianMixture(n_components=k, covariance_type="full", random_state=seed)
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings(record=True) as caught:
+            # scikit-learn's warnings are translated: fewer distinct samples than components is
+            # a case N-LEEP handles (duplicate samples share a component), EM stopped before
+            # converging is said in N-LEEP's words.
+            warnings.simplefilter("always", ConvergenceWarning)
             post = np.asarray(mixture.fit(scores).predict_proba(scores), dtype=np.float64)
+        for note in caught:
+            if not issubclass(note.category, ConvergenceWarning):
+                warnings.warn_explicit(note.message, note.category, note.filename, note.lineno)
+            elif "did not converge" in str(note.message):
+                warnings.warn(
+                    f"nleep: the Gaussian mixture of an episode ({shape[0]} samples, {k} "
+                    f"components) did not converge in {mixture.max_iter} EM iterations; its "
+                    "last posteriors are used.",
+                    NLeepConvergenceWarning,
+                    stacklevel=5,
+                )
     except (ValueError, FloatingPointError, np.linalg.LinAlgError) as e:
         expected = f"data a Gaussian mixture can fit in nleep (scikit-learn: {e})"
         raise ValueError(message("features", expected, shape)) from e

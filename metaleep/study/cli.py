@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from metaleep.data.spec import DATA_HELP
+from metaleep.study.checks import check_adaptations
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
 
 if TYPE_CHECKING:
@@ -18,8 +20,98 @@ if TYPE_CHECKING:
 _DEFAULT_OUT = Path("runs/default")
 
 
+_FLAGS = {
+    "suite": "--suite",
+    "backbones": "--backbones",
+    "dummies": "--dummies",
+    "adaptations": "--adaptations",
+    "metrics": "--metrics",
+    "episodes": "--episodes",
+    "chunk_size": "--chunk-size",
+    "temperature": "--temperature",
+    "seed": "--seed",
+    "device": "--device",
+    "n_boot": "--n-boot",
+}
+"""Names of the configuration's fields (as library messages give them) -> their CLI options."""
+
+
 def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _in_flags(message: str) -> str:
+    """A library message with `field` names replaced by the options that set them.
+
+    >>> _in_flags("`n_boot` must be a positive integer; got -1.")
+    '`--n-boot` must be a positive integer; got -1.'
+    """
+    for name, flag in _FLAGS.items():
+        message = message.replace(f"`{name}`", f"`{flag}`")
+    return message
+
+
+def _check_options(
+    suite: str | None,
+    data: str | None,
+    backbones: tuple[str, ...],
+    threads: int,
+    n_boot: int,
+) -> None:
+    """The options the configuration does not check, checked before anything is loaded."""
+    from metaleep.backbones.default import DEFAULT_CONFIGS
+    from metaleep.episodes.suites import STANDARD_SUITES
+    from metaleep.study.loading import split_spec
+
+    if suite is not None and suite not in STANDARD_SUITES and not Path(suite).is_file():
+        raise ValueError(
+            f"`--suite` must be a standard suite ({', '.join(STANDARD_SUITES)}; see "
+            f"`metaleep episodes list`) or an existing manifest file; got {suite!r}."
+        )
+    if data is not None:
+        from metaleep.data.spec import parse_data
+
+        parse_data(data)
+    unknown = []
+    for text in backbones:
+        _, spec = split_spec(text)
+        target = spec.partition("@")[0].rpartition(":")[0]
+        is_factory = bool(target) and (not target.endswith(".py") or Path(target).is_file())
+        if spec not in DEFAULT_CONFIGS and not Path(spec).exists() and not is_factory:
+            unknown.append(text)
+    if unknown:
+        raise ValueError(
+            f"`--backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}), "
+            "existing checkpoint paths, or factories FILE.py:CALLABLE / package.module:CALLABLE "
+            f"(optionally @WEIGHTS.pt), each optionally as NAME=SPEC; got {', '.join(unknown)}."
+        )
+    if threads < 0:
+        raise ValueError(f"`--threads` must be >= 0 (0: torch's default); got {threads!r}.")
+    if n_boot < 1:
+        raise ValueError(f"`--n-boot` must be a positive integer; got {n_boot!r}.")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the study is, so that it stops like after Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _interrupted(error: KeyboardInterrupt) -> None:
+    """Say how far an interrupted study got, then end as the signal would have."""
+    import os
+    import signal
+
+    what = str(error) if str(error) else "interrupted; run the same command to resume."
+    typer.echo(f"metaleep run: {what}", err=True)
+    sys.stderr.flush()
+    terminated = isinstance(error, _Terminated) or isinstance(error.__cause__, _Terminated)
+    if terminated:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)  # exit status 143 (killed by SIGTERM), as before
+    raise typer.Exit(130)
 
 
 def _executor(kind: str, address: str, workers: int) -> Executor | None:
@@ -52,7 +144,7 @@ def _backbones_option(default: str) -> Any:
     return typer.Option(
         default,
         help="Comma-separated backbones, each optionally NAME=SPEC: default backbones (maml, "
-        "protonet, supervised, fomaml, anil; trained on glyphs, cross-domain elsewhere), "
+        "protonet, supervised; trained on glyphs, cross-domain elsewhere), "
         "checkpoints (metaleep train / metaleep export), or factories FILE.py:CALLABLE / "
         "package.module:CALLABLE, optionally @WEIGHTS.pt.",
     )
@@ -105,7 +197,7 @@ def resolve_suite(
     )
     path = Path(out) / "suite.csv"
     built = build_suite(recipe, load_data(parsed))
-    if path.is_file():
+    if path.is_file() and (Path(out) / "study.json").is_file():
         stored = read_manifest(path)
         if stored.fingerprint != built.fingerprint or list(stored.episodes) != list(built.episodes):
             raise ValueError(
@@ -160,7 +252,7 @@ def run(
     executor: str = typer.Option(
         "local",
         help="Where chunks are evaluated: local (this process) or ray (Ray workers; needs "
-        "pip install metaleep[ray]).",
+        "pip install metaleep\\[ray]).",
     ),
     ray_address: str = typer.Option(
         "",
@@ -177,16 +269,24 @@ def run(
     from metaleep.study.store import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     try:
-        chunk_executor = _executor(executor, ray_address, workers)
-    except (ValueError, ImportError) as error:
-        typer.echo(f"metaleep run: {error}", err=True)
-        raise typer.Exit(2) from error
-    try:
+        _check_options(suite, data, _split(backbones), threads, n_boot)
+        config = StudyConfig(
+            suite=suite or StudyConfig.suite,
+            data=data,
+            backbones=_split(backbones),
+            dummies=_split(dummies),
+            adaptations=_split(adaptations),
+            metrics=_split(metrics),
+            episodes=episodes or None,
+            chunk_size=chunk_size,
+            temperature=temperature or None,
+            seed=seed,
+            device=device,
+        )
+        config.resolved_device()
+        check_adaptations(config.adaptations, flag="--adaptations")
+        # Only a valid configuration samples its suite into --out.
         suite_name, first = resolve_suite(
             suite,
             data,
@@ -197,19 +297,23 @@ def run(
             seed=seed,
             out=out,
         )
-        config = StudyConfig(
-            suite=suite_name,
-            data=data,
-            backbones=_split(backbones),
-            dummies=_split(dummies),
-            adaptations=_split(adaptations),
-            metrics=_split(metrics),
-            episodes=first,
-            chunk_size=chunk_size,
-            temperature=temperature or None,
-            seed=seed,
-            device=device,
-        )
+        config = replace(config, suite=suite_name, episodes=first)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+        typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
+        raise typer.Exit(2) from error
+    try:
+        chunk_executor = _executor(executor, ray_address, workers)
+    except (ValueError, ImportError) as error:
+        typer.echo(f"metaleep run: {error}", err=True)
+        raise typer.Exit(2) from error
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
         result = run_study(
             config,
             out_dir=out,
@@ -218,9 +322,14 @@ def run(
             n_boot=n_boot,
             executor=chunk_executor,
         )
+    except KeyboardInterrupt as error:
+        _interrupted(error)
+        raise  # not reached: _interrupted ends the process
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
-        typer.echo(f"metaleep run: {error}", err=True)
+        typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     table = result.table
     typer.echo(
         f"\n{table['episode'].nunique()} episodes, {len(table)} rows, "

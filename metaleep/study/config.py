@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from numbers import Real
 from typing import Any
@@ -103,7 +104,11 @@ class StudyConfig:
             raise ValueError(f"`suite` must be a suite name or manifest path; got {self.suite!r}.")
         object.__setattr__(self, "backbones", _names(self.backbones, "backbones"))
         object.__setattr__(self, "dummies", _names(self.dummies, "dummies", DUMMY_MODES))
-        object.__setattr__(self, "adaptations", _names(self.adaptations, "adaptations"))
+        from metaleep.study.adaptation import ADAPTATIONS
+
+        object.__setattr__(
+            self, "adaptations", _names(self.adaptations, "adaptations", tuple(ADAPTATIONS))
+        )
         object.__setattr__(self, "metrics", _names(self.metrics, "metrics", tuple(METRICS)))
         if self.episodes is not None and (
             isinstance(self.episodes, bool)
@@ -129,7 +134,9 @@ class StudyConfig:
             raise ValueError(f"`seed` must be a non-negative integer; got {self.seed!r}.")
         if not isinstance(self.device, str):
             raise TypeError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
-        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+        if self.device not in ("cpu", "cuda", "auto") and not re.fullmatch(
+            r"cuda:\d+", self.device
+        ):
             raise ValueError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
 
         if self.data is not None:
@@ -143,9 +150,22 @@ class StudyConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     def resolved_device(self) -> str:
-        """The torch device string: ``auto`` becomes ``cuda`` when available, else ``cpu``."""
-        if self.device != "auto":
+        """The torch device string: ``auto`` becomes ``cuda`` when available, else ``cpu``.
+
+        A CUDA device that this machine does not have raises ``ValueError``.
+        """
+        if self.device == "cpu":
             return self.device
         import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(self.device.partition(":")[2] or 0) if self.device != "cuda" else 0
+        if index >= count:
+            have = f"{count} CUDA device(s)" if count else "no CUDA GPU (or no CUDA build of torch)"
+            raise ValueError(
+                f"`device` must be cpu or auto on this machine, which has {have}; "
+                f"got {self.device!r}."
+            )
+        return self.device

@@ -38,7 +38,7 @@ from metaleep.study.outputs import (
     parameter_dtype,
     source_prototypes,
 )
-from metaleep.study.store import ResultStore
+from metaleep.study.store import ResultStore, StudyInterrupted, StudyLock
 
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
@@ -439,6 +439,71 @@ def run_study(
         What to evaluate (default: :class:`StudyConfig` ``()``, the main job's configuration).
     out_dir:
         Study directory; finished chunks found there (of the same configuration) are reused.
+        One process at a time: the directory is locked for the whole call (a second process
+        gets a :class:`~metaleep.study.store.StoreError` naming the first).
+    dataset, suite, backbones:
+        Supply these to bypass loading by name (tests, notebooks, your own models).
+    analyse:
+        Compute correlations and write the report.
+    progress:
+        Show progress bars.
+    overwrite:
+        Discard results of a different configuration found in ``out_dir``.
+    n_boot:
+        Bootstrap resamples for the confidence intervals.
+    executor:
+        Where chunks are evaluated: ``None`` evaluates them in this process, in order. Any
+        object with ``map_chunks(context, chunks)`` yielding ``(chunk, rows)`` as chunks finish
+        works (e.g. a Ray executor); results are stored as they arrive.
+
+    Raises
+    ------
+    StudyInterrupted
+        (a ``KeyboardInterrupt``) when interrupted while computing chunks; it says how many
+        are stored.
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"`n_boot` must be a positive integer; got {n_boot!r}.")
+    config = config or StudyConfig()
+    config.resolved_device()  # a GPU asked for and missing: said before anything is loaded
+    with StudyLock(out_dir) as lock:
+        return _run_study(
+            config,
+            out_dir=out_dir,
+            dataset=dataset,
+            suite=suite,
+            backbones=backbones,
+            analyse=analyse,
+            progress=progress,
+            overwrite=overwrite,
+            n_boot=n_boot,
+            executor=executor,
+            lock=lock,
+        )
+
+
+def _run_study(
+    config: StudyConfig | None = None,
+    *,
+    out_dir: str | Path = "runs/study",
+    dataset: ImageDataset | None = None,
+    suite: Suite | None = None,
+    backbones: Sequence[StudyBackbone] | None = None,
+    analyse: bool = True,
+    progress: bool = True,
+    overwrite: bool = False,
+    n_boot: int = 1000,
+    executor: Executor | None = None,
+    lock: StudyLock | None = None,
+) -> StudyResult:
+    """:func:`run_study` with the study directory's lock held (``lock``).
+
+    Parameters
+    ----------
+    config:
+        What to evaluate (default: :class:`StudyConfig` ``()``, the main job's configuration).
+    out_dir:
+        Study directory; finished chunks found there (of the same configuration) are reused.
     dataset, suite, backbones:
         Supply these to bypass loading by name (tests, notebooks, your own models).
     analyse:
@@ -477,8 +542,9 @@ def run_study(
         "backbone_fingerprints": {b.name: b.fingerprint for b in backbones},
         "backbone_info": {b.name: b.describe(dataset) for b in backbones},
     }
-    store = ResultStore(out_dir, identity, overwrite=overwrite)
     chunks = _chunks(len(episodes), config.chunk_size)
+    plan = [[episodes[i].index for i in part] for part in chunks]
+    store = ResultStore(out_dir, identity, overwrite=overwrite, plan=plan, lock=lock)
     done = set(store.finished_chunks())
     todo = [c for c in range(len(chunks)) if c not in done]
     if done:
@@ -488,9 +554,12 @@ def run_study(
         run = (executor or InProcessExecutor()).map_chunks
         finished = sum(len(chunks[c]) for c in done)
         bar = tqdm(total=len(episodes), initial=finished, desc="episodes", disable=not progress)
-        for c, rows in run(context, todo):
-            store.write_chunk(c, rows)
-            bar.update(len(chunks[c]))
+        try:
+            for c, rows in run(context, todo):
+                store.write_chunk(c, rows)
+                bar.update(len(chunks[c]))
+        except KeyboardInterrupt as interrupt:
+            raise StudyInterrupted(len(store.finished_chunks()), len(chunks)) from interrupt
         bar.close()
     table = store.assemble(TABLE_KEYS)
     correlations = report = None

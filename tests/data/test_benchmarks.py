@@ -337,3 +337,93 @@ def test_image_folder_errors(tmp_path):
     assert load_image_folder(tmp_path / "mixed", image_size=4).image_shape == (1, 4, 4)
     with pytest.raises(ValueError, match=r"^`channels` must be 1 or 3; got 2\.$"):
         load_image_folder(tmp_path / "mixed", channels=2)
+
+
+# --- no code from data files (#16) --------------------------------------------------------------
+
+
+class _Runs:
+    """Pickles as a call of ``function(*args)``: what a crafted data file does."""
+
+    def __init__(self, function: object, *args: object) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return self.function, self.args
+
+
+def _crafted(marker: Path) -> dict[str, object]:
+    import builtins
+    import importlib
+    import os
+    import subprocess
+
+    return {
+        "os.system": _Runs(os.system, f"touch {marker}"),
+        "eval": _Runs(builtins.eval, f"open({str(marker)!r}, 'w').close()"),
+        "exec": _Runs(builtins.exec, f"open({str(marker)!r}, 'w').close()"),
+        "subprocess.Popen": _Runs(subprocess.Popen, ["touch", str(marker)]),
+        "getattr": _Runs(getattr, _Runs(importlib.import_module, "os"), "system"),
+        "numpy.load": _Runs(np.load, str(marker)),
+        "numpy.testing": _Runs(np.testing.assert_equal, 1, 1),
+    }
+
+
+@pytest.mark.parametrize("protocol", [0, 2, pickle.HIGHEST_PROTOCOL])
+@pytest.mark.parametrize(
+    "gadget",
+    ["os.system", "eval", "exec", "subprocess.Popen", "getattr", "numpy.load", "numpy.testing"],
+)
+def test_a_crafted_pickle_is_refused_before_it_runs(tmp_path, gadget, protocol):
+    """The issue's file: valid image data, and beside it an object whose unpickling calls a
+    function. Refused with the file's path and the reference, and nothing runs."""
+    marker = tmp_path / "ran"
+    path = tmp_path / "mini-imagenet-cache-test.pkl"
+    images = GEN.integers(0, 256, (2, 84, 84, 3), dtype=np.uint8)
+    payload = {"image_data": images, "class_dict": {"n01": [0, 1]}, "x": _crafted(marker)[gadget]}
+    path.write_bytes(pickle.dumps(payload, protocol=protocol))
+    with pytest.raises(ValueError) as caught:
+        load_benchmark("mini-imagenet", tmp_path, mode="test")
+    text = str(caught.value)
+    assert text.startswith(f"`{path}` must be a data pickle (numpy arrays, numbers, strings, ")
+    assert re.search(r"got a reference to [\w.]+, refused without running it\.$", text), text
+    assert not marker.exists()
+
+
+def test_the_episodes_cli_refuses_a_crafted_pickle_cleanly(tmp_path):
+    from typer.testing import CliRunner
+
+    from metaleep.cli import app
+
+    marker = tmp_path / "ran"
+    path = tmp_path / "mini-imagenet-cache-test.pkl"
+    path.write_bytes(pickle.dumps({"image_data": _crafted(marker)["os.system"]}))
+    args = ["episodes", "sample", "--dataset", "mini-imagenet", "--root", str(tmp_path)]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "s.csv")])
+    assert result.exit_code == 1
+    assert "refused without running it" in result.output and str(path) in result.output
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_data_pickles_of_every_protocol_are_read(tmp_path, protocol):
+    path = tmp_path / "mini-imagenet-cache-test.pkl"
+    images = GEN.integers(0, 256, (4, 84, 84, 3), dtype=np.uint8)
+    data = {"image_data": images, "class_dict": {"b": [1, 3], "a": np.array([0, 2])}}
+    path.write_bytes(pickle.dumps(data, protocol=protocol))
+    ds = load_benchmark("mini-imagenet", tmp_path, mode="test")
+    assert ds.labels.tolist() == [1, 0, 1, 0]
+    assert np.array_equal(ds.images.permute(0, 2, 3, 1).numpy(), images)
+
+
+@pytest.mark.parametrize("cut", [0, 10, 0.5, -1])
+def test_a_truncated_pickle_is_refused_with_its_path(tmp_path, cut):
+    path = tmp_path / "FC100_test.pickle"
+    data = pickle.dumps(
+        {"data": GEN.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8), "labels": [0, 1]}, protocol=2
+    )
+    end = int(cut * len(data)) if isinstance(cut, float) else cut
+    path.write_bytes(data[:end])
+    message = f"`{path}` must be a data pickle (numpy arrays, numbers, strings, lists, dicts); "
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}got an unreadable file"):
+        load_benchmark("fc100", tmp_path, mode="test")

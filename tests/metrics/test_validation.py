@@ -23,6 +23,7 @@ from metaleep.metrics._validation import episodes
 GOOD_PROBS = [[0.25, 0.75], [0.5, 0.5], [1.0, 0.0]]
 GOOD_LABELS = [0, 1, 1]
 SUM_HINT = "(a row of probabilities; pass from_logits=True if these are logits)"
+NORMALISE_HINT = "(a row of probabilities, each in [0, 1]; normalise the row if it is one)"
 NEG_HINT = "(a probability; pass from_logits=True if these are logits)"
 LABELS_EXPECTED = (
     "integer class ids (bool and float labels are rejected; cast with .astype(int) or .long())"
@@ -48,9 +49,9 @@ def test_tolerance_constant() -> None:
         ([[0.5, 0.5], [0.0, np.inf]], "`probs[1, 1]` must be finite; got inf."),
         ([[0.5, 0.5], [1.5, -0.5]], f"`probs[1, 1]` must be non-negative {NEG_HINT}; got -0.5."),
         (
-            [[0.5, 0.6], [0.5, 0.5]],
+            [[0.5, 0.6], [0.5, 0.5]],  # no entry above 1: not logits, just not normalised
             "`probs[0].sum()` must be 1 within an absolute tolerance of 1e-06 "
-            f"{SUM_HINT}; got 1.1.",
+            f"{NORMALISE_HINT}; got 1.1.",
         ),
         (
             [[2.0, 3.0], [0.5, 0.5]],  # positive logits: caught by the row sum
@@ -314,6 +315,9 @@ def test_option_types() -> None:
         leep_score(GOOD_PROBS, GOOD_LABELS, from_logits=1)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=full("`validate` must be a bool; got 'yes'.")):
         h_score([[0.0], [1.0]], [0, 1], validate="yes")  # type: ignore[arg-type]
+    message = "`seed` must be a non-negative integer below 2**32; got 4294967296."
+    with pytest.raises(ValueError, match=full(message)):  # found by `make fuzz`
+        nleep_score(np.random.default_rng(0).normal(size=(4, 2)), [0, 0, 1, 1], seed=2**32)
     with pytest.raises(ValueError, match=full("`seed` must be a non-negative integer; got -1.")):
         nleep_score([[0.0], [1.0]], [0, 1], seed=-1)
     with pytest.raises(TypeError, match=full("`seed` must be a non-negative integer; got 1.5.")):
@@ -347,3 +351,99 @@ def test_labels_are_reencoded_per_episode() -> None:
     assert ep.codes.tolist() == [[0, 0, 2], [1, 1, 1]]
     assert ep.n_classes.tolist() == [2, 1]
     assert ep.groups.tolist() == [0, 0, 2, 4, 4, 4]
+
+
+# ----------------------------------------------------------------------------- inputs users have
+
+
+def _softmax_rows(rng: np.random.Generator, n: int, z: int, dtype: torch.dtype) -> torch.Tensor:
+    return torch.softmax(torch.as_tensor(rng.normal(size=(n, z)) * 3.0, dtype=dtype), -1)
+
+
+@pytest.mark.parametrize("metric", [leep_score, nce_score])
+@pytest.mark.parametrize(
+    ("dtype", "z"),
+    [
+        (torch.float32, 20_000),
+        (torch.float32, 100_000),
+        (torch.float16, 10),
+        (torch.float16, 1000),
+        (torch.bfloat16, 50),
+    ],
+)
+def test_low_precision_softmax_rows_are_accepted(metric, dtype, z) -> None:
+    """The issue's float32 softmax over 20,000 labels (row sums off by 5.9e-6) and float16
+    probabilities, refused by a fixed 1e-6 tolerance; scored like their float64 values."""
+    rng = np.random.default_rng(z)
+    probs = _softmax_rows(rng, 12, z, dtype)
+    labels = np.arange(12) % 3
+    for given in (probs, probs.numpy() if dtype != torch.bfloat16 else probs):
+        assert np.isfinite(metric(given, labels))
+    exact = probs.double()
+    exact = exact / exact.sum(-1, keepdim=True)
+    assert metric(probs, labels) == pytest.approx(metric(exact, labels), abs=1e-3)
+
+
+def test_the_tolerance_scales_with_the_dtype_and_z() -> None:
+    from metaleep.metrics._validation import probs_atol
+
+    assert probs_atol(np.finfo(np.float64).eps, 10**6) == PROBS_ATOL
+    assert probs_atol(np.finfo(np.float32).eps, 20_000) == pytest.approx(3.37e-5, rel=1e-3)
+    # float32 rows off by more than the float32 tolerance are still refused, naming the row
+    probs = np.full((3, 4), 0.25, dtype=np.float32)
+    probs[2, 0] = 0.2499
+    msg = (
+        "`probs[2].sum()` must be 1 within an absolute tolerance of 1e-06 "
+        f"{NORMALISE_HINT}; got 0.9998999"
+    )
+    with pytest.raises(ValueError, match="^" + re.escape(msg)):
+        leep_score(probs, [0, 1, 1])
+    # the same error in float64 input of a float32 softmax over Z = 20,000 labels
+    rng = np.random.default_rng(1)
+    rows = _softmax_rows(rng, 4, 20_000, torch.float32)
+    assert np.isfinite(leep_score(rows, [0, 1, 0, 1]))
+    widened = rows.double()
+    off = float((widened.sum(-1) - 1).abs().max())
+    if off > PROBS_ATOL:  # the float64 copy is held to float64's tolerance
+        with pytest.raises(ValueError, match=re.escape("must be 1 within an absolute tolerance")):
+            leep_score(widened, [0, 1, 0, 1])
+
+
+def test_float16_logits_as_probabilities_still_suggest_from_logits() -> None:
+    logits = torch.tensor([[2.0, 3.0, 0.5], [0.5, 0.25, 0.25]], dtype=torch.float16)
+    msg = f"`probs[0].sum()` must be 1 within an absolute tolerance of 0.00338291 {SUM_HINT}"
+    with pytest.raises(ValueError, match="^" + re.escape(msg)):
+        leep_score(logits, [0, 1])
+
+
+def test_pandas_inputs_are_accepted() -> None:
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(3)
+    probs = rng.dirichlet(np.ones(4), size=6)
+    feats = rng.normal(size=(6, 3))
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    frame, series = pd.DataFrame(probs, columns=list("abcd")), pd.Series(labels, index=range(6))
+    assert leep_score(frame, series) == leep_score(probs, labels)
+    assert nce_score(frame, labels) == nce_score(probs, labels)
+    assert logme_score(pd.DataFrame(feats), series) == logme_score(feats, labels)
+    assert h_score(pd.DataFrame(feats), series) == h_score(feats, labels)
+    batch = leep_score_batch([frame, frame.iloc[:4]], [series, series.iloc[:4]])
+    assert batch.tolist() == leep_score_batch([probs, probs[:4]], [labels, labels[:4]]).tolist()
+    float32 = pd.DataFrame(probs.astype(np.float32))
+    assert np.isfinite(leep_score(float32 / float32.sum(axis=1).to_numpy()[:, None], series))
+    with pytest.raises(TypeError, match=re.escape(f"`labels` must be {LABELS_EXPECTED}")):
+        leep_score(frame, series.astype(float))
+
+
+def test_nleep_translates_scikit_learn_convergence_warnings() -> None:
+    """Fewer distinct samples than mixture components: scikit-learn warned
+    (ConvergenceWarning) through N-LEEP, which handles the case."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    feats = np.repeat(rng.normal(size=(3, 8)), 4, axis=0)  # 12 samples, 3 distinct
+    labels = np.repeat([0, 1, 2], 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        score = nleep_score(feats, labels)
+    assert np.isfinite(score)

@@ -64,7 +64,7 @@ def test_run_end_to_end_then_resume(tiny_backbones, tmp_path):
 def test_run_reports_bad_options_clearly(tmp_path):
     result = CliRunner().invoke(app, ["run", "--dummies", "logits", "--out", str(tmp_path)])
     assert result.exit_code == 2
-    assert "`dummies` must name from head, source, prototypes; got logits." in result.output
+    assert "`--dummies` must name from head, source, prototypes; got logits." in result.output
     result = CliRunner().invoke(
         app,
         [
@@ -80,4 +80,4 @@ def test_run_reports_bad_options_clearly(tmp_path):
         ],
     )
     assert result.exit_code == 2
-    assert "`backbones` must name default backbones" in result.output
+    assert "`--backbones` must name default backbones" in result.output

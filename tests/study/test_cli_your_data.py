@@ -203,8 +203,9 @@ def test_export_then_use_the_checkpoint(factory: Path, tmp_path: Path) -> None:
     [
         (["run", "--data", "nosuch"], "`--data` must name one of glyphs, digits, imagefolder"),
         (["run", "--data", "imagefolder"], "`--data` must be NAME:ROOT for imagefolder"),
-        (["run", "--backbones", "nosuch"], "`backbones` must name default backbones"),
-        (["run", "--backbones", "a=x.py:f,a=y.py:g"], "factory file must exist"),
+        (["run", "--backbones", "nosuch"], "`--backbones` must name default backbones"),
+        (["run", "--backbones", "a=x.py:f"], "`--backbones` must name default backbones"),
+        (["score", "--backbones", "a=x.py:f"], "factory file must exist"),
         (["score", "--rank-by", "nce", "--metrics", "leep"], "`--rank-by` must be one of"),
         (["export", "nosuch.module:f"], "factory module must be importable"),
     ],

@@ -15,12 +15,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,12 +133,6 @@ def script() -> dict[str, Any]:
     return _script()
 
 
-@pytest.fixture(scope="module")
-def reference(script, tmp_path_factory) -> pd.DataFrame:
-    """The uninterrupted study's table (24 episodes, 12 chunks), computed in this process."""
-    return script["study"](tmp_path_factory.mktemp("uninterrupted")).table
-
-
 def _chunk_files(out: Path) -> dict[str, str]:
     return {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest()
@@ -153,76 +147,127 @@ def _log(path: Path) -> list[tuple[str, int, int]]:
     return [(what, int(pid), int(chunk)) for what, pid, chunk in rows]
 
 
-@pytest.mark.slow
-def test_sigkill_at_random_points_loses_nothing(tmp_path, script, reference, capsys):
-    """Kill the study process (SIGKILL) at seeded random moments after it starts computing,
-    four times in a row, resuming each time, then let a last run finish: every stored chunk
-    survives unchanged, no stored chunk is computed again, and the table equals the
-    uninterrupted run's."""
-    path, out, log = tmp_path / "study.py", tmp_path / "study", tmp_path / "chunks.log"
-    path.write_text(STUDY_SCRIPT)
-    rng = np.random.default_rng(np.random.SeedSequence(20240601))
-    n_chunks, kills = 12, 0
-    ever_stored: dict[str, str] = {}
-    stored_before: dict[int, set[int]] = {}  # pid -> chunks stored when that run started
+KILLER_SCRIPT = STUDY_SCRIPT.replace(
+    'if __name__ == "__main__":\n    study(',
+    'if __name__ == "__main__" and sys.argv[1] != "kill":\n    study(',
+) + textwrap.dedent(
+    '''
 
-    def check_nothing_lost() -> None:
-        now = _chunk_files(out)
-        lost = {name for name in ever_stored if now.get(name) != ever_stored[name]}
-        assert not lost, f"stored chunks lost or rewritten: {sorted(lost)}"
-        ever_stored.update(now)
+    def kill_rounds(out, log, report, rounds, seed, pause):
+        """Fork the prepared study `rounds` times and SIGKILL each child at a random moment
+        (models and data are built once, here: a fork starts in milliseconds where a fresh
+        interpreter takes seconds). After each round, every chunk ever stored must still be
+        there, byte for byte."""
+        import hashlib
+        import json
+        import signal
+        import traceback
+        from pathlib import Path
 
-    for _ in range(4):
-        before = {int(name[6:11]) for name in (_chunk_files(out) if out.exists() else {})}
-        process = subprocess.Popen(
-            # 0.5 s per chunk and kills within 0.6 s of the first chunk: each run stores at
-            # most 2 of the 12 chunks, so all four kills land while work remains.
-            [sys.executable, str(path), str(out), str(log), "0.5"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+        config, dataset, suite, backbones = build(episodes=48, chunk_size=1)
+        rng = np.random.default_rng(np.random.SeedSequence(seed))
+        results = Path(out) / "results"
+        ever, lost, before, kills, finished = {}, [], {}, 0, 0
+
+        def chunks():
+            if not results.is_dir():
+                return {}
+            return {
+                p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(results.glob("chunk-*.csv"))
+            }
+
+        for _ in range(rounds):
+            stored = sorted(int(name[6:11]) for name in chunks())
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    run_study(
+                        config, out_dir=out, dataset=dataset, suite=suite, backbones=backbones,
+                        analyse=False, progress=False, executor=LoggingExecutor(log, pause),
+                    )
+                except BaseException:
+                    traceback.print_exc()
+                    code = 1
+                os._exit(code)
+            before[pid] = stored
+            time.sleep(float(rng.uniform(0.0, 0.5)))
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done == 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                kills += 1
+            elif status != 0:
+                raise SystemExit(f"a study process failed (status {status})")
+            else:
+                finished += 1
+            now = chunks()
+            lost += [name for name, digest in ever.items() if now.get(name) != digest]
+            ever.update(now)
+        Path(report).write_text(
+            json.dumps({"kills": kills, "finished": finished, "lost": lost, "before": before})
         )
-        stored_before[process.pid] = before
-        deadline = time.monotonic() + 120
-        while process.poll() is None and not any(
-            what == "begin" and pid == process.pid for what, pid, _ in _log(log)
-        ):
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("the study process did not start computing within 120 s")
-            time.sleep(0.02)
-        time.sleep(float(rng.uniform(0.0, 0.6)))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        _, stderr = process.communicate(timeout=300)
-        if process.returncode not in (0, -signal.SIGKILL):
-            pytest.fail(f"the study process failed:\n{stderr.decode()[-3000:]}")
-        check_nothing_lost()
-    # the last run, to the end (in this process: same code, same single thread)
-    stored_before[os.getpid()] = {int(name[6:11]) for name in _chunk_files(out)}
-    final = script["study"](out, script["LoggingExecutor"](str(log), 0.0)).table
-    check_nothing_lost()
 
+
+    if __name__ == "__main__" and sys.argv[1] == "kill":
+        kill_rounds(*sys.argv[2:5], int(sys.argv[5]), int(sys.argv[6]), float(sys.argv[7]))
+    '''
+)
+
+
+@pytest.mark.slow
+def test_many_sigkills_at_random_points_lose_nothing(tmp_path, script, capsys):
+    """24 SIGKILLs at seeded random moments of one study (48 one-episode chunks): in loading,
+    opening the store, computing outputs or chunks, writing a chunk. After every kill each
+    chunk ever stored is intact; a run never computes a chunk that was stored when it started;
+    the resumed table equals an uninterrupted run's."""
+    path, out, log = tmp_path / "study.py", tmp_path / "study", tmp_path / "chunks.log"
+    report = tmp_path / "report.json"
+    path.write_text(KILLER_SCRIPT)
+    rounds = 24
+    started = time.perf_counter()
+    args = ["kill", str(out), str(log), str(report), str(rounds), "7", "0.05"]
+    process = subprocess.run(
+        [sys.executable, str(path), *args], capture_output=True, text=True, timeout=600
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    outcome = json.loads(report.read_text())
+    assert outcome["lost"] == []
+    assert outcome["kills"] >= 20, outcome
+    stored_before = {int(pid): set(chunks) for pid, chunks in outcome["before"].items()}
+    stored_before[os.getpid()] = {int(p.name[6:11]) for p in (out / "results").glob("chunk-*")}
+    config, dataset, suite, backbones = script["build"](episodes=48, chunk_size=1)
+
+    def finish(directory: Path, executor: Any = None) -> pd.DataFrame:
+        return run_study(
+            config,
+            out_dir=directory,
+            dataset=dataset,
+            suite=suite,
+            backbones=backbones,
+            analyse=False,
+            progress=False,
+            executor=executor,
+        ).table
+
+    final = finish(out, script["LoggingExecutor"](str(log), 0.0))
+    reference = finish(tmp_path / "uninterrupted")
     events = _log(log)
     begun = [chunk for what, _, chunk in events if what == "begin"]
-    done = [chunk for what, _, chunk in events if what == "done"]
     again = [(c, pid) for what, pid, c in events if what == "begin" and c in stored_before[pid]]
-    recomputed = len(begun) - n_chunks  # tries beyond the first of each chunk
     assert not again  # no chunk computed by a run that started with it stored
-    assert kills == 4 and sorted(set(done)) == list(range(n_chunks))
-    assert 0 <= recomputed <= kills  # at most the chunk in flight at each kill
+    assert sorted({c for what, _, c in events if what == "done"}) == list(range(48))
+    assert len(begun) - 48 <= outcome["kills"]  # at most the chunk in flight at each kill
     table = pd.read_csv(out / "results.csv")
     assert not table.duplicated(KEYS).any()
     pd.testing.assert_frame_equal(_drop_timings(table), _drop_timings(reference))
     pd.testing.assert_frame_equal(_drop_timings(final), _drop_timings(reference))
-    assert sorted(p.name for p in (out / "results").iterdir() if p.suffix == ".csv") == [
-        f"chunk-{c:05d}.csv" for c in range(n_chunks)
-    ]
     with capsys.disabled():
         print(
-            f"\nSIGKILL faults: {kills} kills injected, {len(begun)} chunk tries for "
-            f"{n_chunks} chunks ({recomputed} recomputed, {len(done) - n_chunks} of them after "
-            "finishing but before being stored), results lost: 0"
+            f"\nSIGKILL faults: {outcome['kills']} kills of {rounds} runs, {len(begun)} chunk "
+            f"tries for 48 chunks ({len(begun) - 48} recomputed), results lost: 0 "
+            f"({time.perf_counter() - started:.1f} s)"
         )
 
 
@@ -517,3 +562,95 @@ def test_disk_full_midway_keeps_finished_chunks_and_resumes(
     monkeypatch.undo()
     resumed = _resume(script, out).table
     pd.testing.assert_frame_equal(_drop_timings(resumed), _drop_timings(table))
+
+
+# ----------------------------------------------------------------------------- one writer (#16)
+
+
+def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, script, counting):
+    """The issue's two processes on one --out: the second, even with --overwrite, is refused
+    (naming the first) before any work, and deletes nothing; the first finishes intact."""
+    path, out, log = tmp_path / "study.py", tmp_path / "study", tmp_path / "chunks.log"
+    path.write_text(STUDY_SCRIPT)
+    first = subprocess.Popen(
+        [sys.executable, str(path), str(out), str(log), "0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any(what == "done" for what, _, _ in _log(log)):
+            if first.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the first study did not run: {first.communicate()[1]!r}")
+            time.sleep(0.02)
+        config, dataset, suite, backbones = script["build"]()
+        for overwrite, seed in ((False, 0), (True, 1)):
+            with pytest.raises(StoreError) as caught:
+                run_study(
+                    replace(config, seed=seed),
+                    out_dir=out,
+                    dataset=dataset,
+                    suite=suite,
+                    backbones=backbones,
+                    analyse=False,
+                    progress=False,
+                    overwrite=overwrite,
+                )
+            assert str(caught.value).startswith(
+                f"{out} is in use by another metaleep process (pid {first.pid} on "
+            )
+        assert counting == {"outputs": 0, "chunks": 0}
+        assert first.wait(timeout=300) == 0, first.communicate()[1]
+    finally:
+        first.kill()
+    table = pd.read_csv(out / "results.csv")
+    assert not table.duplicated(KEYS).any() and table["episode"].nunique() == 24
+    reference = script["study"](tmp_path / "alone").table
+    pd.testing.assert_frame_equal(_drop_timings(table), _drop_timings(reference))
+
+
+# ----------------------------------------------------------------------------- drift (#16)
+
+
+@pytest.mark.parametrize(
+    "change", [{"episodes": 4}, {"seed": 1, "metrics": ("leep", "nce")}, {"chunk_size": 3}]
+)
+def test_old_chunks_never_count_for_another_configuration(
+    script, finished, tmp_path, counting, change
+):
+    """The issue's drift: study.json deleted (as its damaged-file message suggested), then
+    another configuration: refused before any work, never adopted; --overwrite recomputes."""
+    source, _ = finished
+    out = tmp_path / "study"
+    shutil.copytree(source, out)
+    (out / "study.json").unlink()
+    config, dataset, suite, backbones = script["build"](episodes=6)
+    changed = replace(config, **change)
+
+    def run(**kwargs: Any) -> pd.DataFrame:
+        return run_study(
+            changed,
+            out_dir=out,
+            dataset=dataset,
+            suite=suite,
+            backbones=backbones,
+            analyse=False,
+            progress=False,
+            **kwargs,
+        ).table
+
+    with pytest.raises(StoreError, match="was made by another study configuration"):
+        run()
+    assert counting == {"outputs": 0, "chunks": 0}
+    table = run(overwrite=True)
+    expected = run_study(
+        changed,
+        out_dir=tmp_path / "fresh",
+        dataset=dataset,
+        suite=suite,
+        backbones=backbones,
+        analyse=False,
+        progress=False,
+    ).table
+    pd.testing.assert_frame_equal(_drop_timings(table), _drop_timings(expected))
+    assert not set(table.columns) & (set(config.metrics) - set(changed.metrics))
