@@ -91,7 +91,9 @@ build_l2l_wheel() {
     local src="$work/learn2learn-$l2l_version"
     sed -i -e "/'gsutil',/d" -e "/'qpth>=0.0.15',/d" "$src/setup.py"
     "${pip[@]}" install -q "cython>=3" wheel setuptools
-    (cd "$src" && "$root/$venv/bin/python" setup.py -q build_ext bdist_wheel)
+    local python_abs
+    python_abs="$(cd "$venv" && pwd)/bin/python"  # METALEEP_VENV may be relative or absolute
+    (cd "$src" && "$python_abs" setup.py -q build_ext bdist_wheel)
     mkdir -p "$cache"
     cp "$src"/dist/learn2learn-*.whl "$cache/"
     rm -rf "$work"

@@ -165,16 +165,20 @@ def train(
     dataset, class_split = load_data(data, split, mode=mode)
     if save_every < 0:
         raise typer.BadParameter(f"`--save-every` must be >= 0; got {save_every}.")
-    backbone = run_training(
-        config,
-        dataset,
-        class_split,
-        checkpoint_dir=out,
-        resume=resume,
-        progress=progress,
-        name=name or None,
-        snapshot_every=save_every or None,
-    )
+    try:
+        backbone = run_training(
+            config,
+            dataset,
+            class_split,
+            checkpoint_dir=out,
+            resume=resume,
+            progress=progress,
+            name=name or None,
+            snapshot_every=save_every or None,
+        )
+    except ImportError as error:  # an architecture of an extra that is not installed
+        typer.echo(f"metaleep train: {error}", err=True)
+        raise typer.Exit(2) from error
     if save_every:
         typer.echo(
             f"{backbone.name}: snapshots every {save_every} steps in {out / 'snapshots'}; rank "

@@ -228,6 +228,7 @@ def _check_metadataset(source, ds):
 
 
 def test_metadataset_accepts_glyphs():
+    pytest.importorskip("learn2learn", reason="needs the l2l extra")
     ds = load_glyphs(instances_per_class=2)
     _check_metadataset(ds, ds)
 
