@@ -156,6 +156,33 @@ def test_bit_flips_in_a_cached_default_backbone_rebuild_it(tiny_default, capsys)
         print(f"\ndefault backbone cache: {caught} of 30 bit flips caught and rebuilt")
 
 
+def test_bit_flips_in_a_cached_training_state_restart_the_training(tiny_default, capsys):
+    """``training.pt`` (what an interrupted default training resumes from), damaged while its
+    backbone is missing: training starts over with a warning, or resumes from an intact
+    state; the weights are the slot's either way."""
+    from metaleep.backbones.checkpoint import TRAINING_FILE
+
+    toy, split, config = tiny_default
+    first = default_backbone("protonet", progress=False, dataset=toy, split=split)
+    assert first.path is not None
+    state = first.path.parent / TRAINING_FILE
+    original, reference = state.read_bytes(), _weights(first)
+    caught = 0
+    for flipped in _flips(original, seed=4, count=10):
+        first.path.unlink()
+        state.write_bytes(flipped)
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            again = default_backbone("protonet", progress=False, dataset=toy, split=split)
+        caught += any(issubclass(w.category, DefaultBackboneCacheWarning) for w in seen)
+        weights = _weights(again)
+        assert again.config == config
+        assert all(np.array_equal(weights[k], reference[k]) for k in reference)
+    assert caught > 0
+    with capsys.disabled():
+        print(f"\ndefault training state: {caught} of 10 bit flips caught, training restarted")
+
+
 def test_a_backbone_of_another_kind_in_a_slot_is_refused_and_rebuilt(tiny_default):
     """The issue's supervised weights in another slot: used silently before."""
     toy, split, config = tiny_default

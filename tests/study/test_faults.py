@@ -10,7 +10,6 @@ backbone output is computed.
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import re
@@ -131,13 +130,6 @@ def _drop_timings(table: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def script() -> dict[str, Any]:
     return _script()
-
-
-def _chunk_files(out: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted((out / "results").glob("chunk-*.csv"))
-    }
 
 
 def _log(path: Path) -> list[tuple[str, int, int]]:
