@@ -34,7 +34,9 @@ Conventions: target labels are any integers, re-encoded per episode (gaps and id
 scores); boolean and float labels are rejected (``TypeError``), even integral floats. A source
 label with zero mass gives a finite LEEP (the paper's value); one target class gives
 LEEP = NCE = 0; logits are accepted with ``from_logits=True`` and handled in log space.
-Probability rows must be finite, non-negative and sum to 1 within :data:`PROBS_ATOL` (1e-6).
+Probability rows must be finite, non-negative and sum to 1 within a tolerance of
+``max(PROBS_ATOL, 2 eps sqrt(Z))`` (:data:`PROBS_ATOL` = 1e-6; eps of the input dtype), so float32
+and float16 softmaxes over many labels pass.
 Every metric needs at least one sample per episode; H-score, shrinkage H-score, N-LEEP and
 ``centroid_loo`` at least two. Bad input
 raises ``TypeError``/``ValueError`` with the message ``"`name` must be <expected>; got
