@@ -21,8 +21,10 @@ singular, s is tiny and the LDA separates the classes perfectly along the direct
 misses: SFDA is then 1 up to rounding for almost any features.
 
 Degenerate input: one class gives 1 (p = 1); a zero within-class scatter (every class a single
-sample, or samples identical within each class) is the limit of a vanishing within-class
-variance: each sample goes to the classes whose mean it equals, in proportion to their priors
+sample, or samples identical within each class, up to rounding: 16 · n · eps of the largest
+|value|) is the limit of a vanishing within-class
+variance: each sample goes to the classes whose mean it equals (to rounding), in proportion to
+their priors
 (1 when the class means differ, e.g. in 1-shot episodes); a power iteration that meets a zero
 vector estimates λ = 0 (the reference divides 0 by 0). The posteriors do not depend on the
 scale of the features, the shrinkage does: features are divided by their largest absolute value
@@ -47,6 +49,9 @@ POWER_ITERATIONS = 3
 """Fixed power iterations estimating the largest eigenvalue of S_w (the reference's)."""
 MIN_SHRINKAGE = 1e-10
 """Floor of the shrinkage s = max(exp(-5 λ), 1e-10)."""
+ROUNDING = 16
+"""Within-class deviations below ``ROUNDING * n * eps`` (features scaled to max |value| 1) are
+rounding: the scatter counts as zero (a singular B would amplify that noise)."""
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
@@ -93,7 +98,9 @@ def _lda_probabilities(
         largest = largest_eigenvalue(scatter) * scale.square()  # may overflow to inf: s = 1e-10
         shrinkage = torch.exp(-5.0 * largest).clamp_min(MIN_SHRINKAGE)
     mu = torch.diagonal(scatter, dim1=1, dim2=2).sum(1) / dim
-    flat = mu == 0  # no within-class variation at all
+    # No within-class variation beyond rounding (x is scaled to max |value| 1).
+    rounding = ROUNDING * n * torch.finfo(x.dtype).eps  # (E,)
+    flat = within.abs().amax((1, 2)) <= rounding
     shrunk = (1.0 - shrinkage)[:, None, None] * scatter
     shrunk = shrunk + (shrinkage * torch.where(flat, 1.0, mu))[:, None, None] * torch.eye(
         dim, dtype=x.dtype, device=x.device
@@ -107,7 +114,8 @@ def _lda_probabilities(
         # (every sample equals its own class mean here), weighted by their priors.
         dist = (x[:, :, None, :] - means[:, None, :, :]).square().sum(3)
         dist = torch.where(present[:, None, :], dist, math.inf)
-        nearest = dist <= dist.amin(2, keepdim=True)
+        tolerance = 4.0 * dim * rounding.square()[:, None, None]
+        nearest = dist <= dist.amin(2, keepdim=True) + tolerance
         limit = torch.where(nearest, log_prior[:, None, :], -math.inf)
         scores = torch.where(flat[:, None, None], limit, scores)
     if ep.valid is not None:

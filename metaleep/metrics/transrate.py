@@ -13,7 +13,8 @@ Two public implementations disagree (by 4-150x on the notes' test vectors); ``va
   an unweighted mean over the classes.
 
 Higher is better. The rank r counts the eigenvalues above d · eps · λ_max (numpy's
-``matrix_rank`` of ZᵀZ / n).
+``matrix_rank`` of ZᵀZ / n); the eigenvalues of ZᵀZ / n below it (rounding noise around exact
+zeros, e.g. the direction centring removes) count as 0 in both variants.
 
 Degenerate input: one class gives 0 (Z_1 = Z); features with no variation give 0 (no coding
 rate at all); a row that is zero, or equal to the mean, stays zero when normalised (the
@@ -64,6 +65,16 @@ def _unit_rows(values: torch.Tensor) -> torch.Tensor:
     return values / torch.where(norms > 0, norms, 1.0)
 
 
+def _check_finite_gram(gram: torch.Tensor, rows: torch.Tensor) -> None:
+    """Features so large that a Gram matrix overflows (TLlib's variant) are an error."""
+    import torch
+
+    if not bool(torch.isfinite(gram).all()):
+        largest = float(rows.abs().max())
+        expected = "small enough for ZᵀZ to be finite in transrate (|values| up to about 1e150)"
+        raise ValueError(message("features", expected, largest))
+
+
 def _gram_eigenvalues(z: torch.Tensor) -> torch.Tensor:
     """``(E, min(n, d))`` eigenvalues of ZᵀZ from the smaller Gram matrix (negatives: 0)."""
     import torch
@@ -72,6 +83,7 @@ def _gram_eigenvalues(z: torch.Tensor) -> torch.Tensor:
         gram = torch.bmm(z, z.transpose(1, 2))
     else:
         gram = torch.bmm(z.transpose(1, 2), z)
+    _check_finite_gram(gram, z)
     return torch.linalg.eigvalsh(gram).clamp_min(0.0)
 
 
@@ -79,7 +91,8 @@ def _log_det_rates(blocks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Σ log(1 + scale · λ) over the eigenvalues λ of BᵀB, for ``(G, m, d)`` blocks B.
 
     log det(I + scale · G) of the smaller Gram matrix G (m x m or d x d; zero padding rows
-    add factors of exactly 1) from its Cholesky factor: no eigendecomposition.
+    add factors of exactly 1) from its Cholesky factor: no eigendecomposition, except for the
+    blocks whose factorisation fails by rounding.
     """
     import torch
 
@@ -87,15 +100,19 @@ def _log_det_rates(blocks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         gram = torch.bmm(blocks, blocks.transpose(1, 2))
     else:
         gram = torch.bmm(blocks.transpose(1, 2), blocks)
-    if not bool(torch.isfinite(gram).all()):
-        from metaleep.metrics._validation import message
-
-        largest = float(blocks.abs().max())
-        expected = "small enough for ZᵀZ to be finite in transrate (|values| up to about 1e150)"
-        raise ValueError(message("features", expected, largest))
+    _check_finite_gram(gram, blocks)
     eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
-    factor = torch.linalg.cholesky_ex(eye + scale[:, None, None] * gram).L
-    return 2.0 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)
+    factor, info = torch.linalg.cholesky_ex(eye + scale[:, None, None] * gram)
+    rates = 2.0 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)
+    failed = info != 0
+    if bool(failed.any()):
+        # Rounding made I + scale·G indefinite (huge features: the noise of G's zero
+        # eigenvalues exceeds 1 / scale): its eigenvalues, those at rounding level taken as 0.
+        eig = torch.linalg.eigvalsh(gram[failed])
+        floor = gram.shape[1] * torch.finfo(gram.dtype).eps * eig.amax(1, keepdim=True)
+        eig = torch.where(eig > floor, eig, 0.0)
+        rates[failed] = torch.log1p(scale[failed][:, None] * eig).sum(1)
+    return rates
 
 
 def _class_rates(z: torch.Tensor, ep: Episodes, scale: torch.Tensor) -> torch.Tensor:
@@ -123,12 +140,15 @@ def _transrate_core(ep: Episodes, *, variant: str = "authors", **_options: Any) 
         z = _unit_rows(z)
     counts = ep.class_counts.to(feats.dtype)
     class_n = counts.clamp_min(1.0)
+    # Eigenvalues of ZᵀZ / n; those at rounding level (below d · eps · λ_max, outside the
+    # numerical rank: centring leaves one at least) are exact zeros, not noise to take logs of.
+    lam = _gram_eigenvalues(z) / n[:, None]
+    numerical = lam > dim * torch.finfo(feats.dtype).eps * lam.amax(1, keepdim=True)
+    lam = torch.where(numerical, lam, 0.0)
     if variant == "authors":
-        lam = _gram_eigenvalues(z) / n[:, None]  # eigenvalues of ZᵀZ / n (the rank needs them)
         total = lam.sum(1)  # 1 unless rows are zero
         safe_total = torch.where(total > 0, total, 1.0)
-        largest = lam.amax(1, keepdim=True)
-        rank = (lam > dim * torch.finfo(feats.dtype).eps * largest).sum(1).to(feats.dtype)
+        rank = numerical.sum(1).to(feats.dtype)
         safe_rank = rank.clamp_min(1.0)
         rate = torch.log1p(lam / (safe_total[:, None] * EPSILON)).sum(1) / safe_rank
         class_scale = 1.0 / (class_n * safe_total[:, None] * EPSILON)
@@ -137,7 +157,7 @@ def _transrate_core(ep: Episodes, *, variant: str = "authors", **_options: Any) 
         score = 0.5 * rate - 0.5 * (weights * class_rate).sum(1)
         score = torch.where((total > 0) & (rank > 0), score, 0.0)
     else:
-        rate = 0.5 * _log_det_rates(z, 1.0 / (n * EPSILON))
+        rate = 0.5 * torch.log1p(lam / EPSILON).sum(1)
         class_rate = 0.5 * _class_rates(z, ep, 1.0 / (class_n * EPSILON))
         class_rate = torch.where(ep.class_counts > 0, class_rate, 0.0)
         score = rate - class_rate.sum(1) / ep.n_classes.to(feats.dtype)
@@ -165,11 +185,11 @@ SPEC = define_metric(
     "2022; the authors' normalised variant, TLlib's as an option).",
     returns="TransRate; 0 for one class or features with no variation; higher is better.",
     batch_notes="""
-    Σ log(1 + λ / ε) is a log-determinant: computed from batched Cholesky factors of the
-    Gram matrices of all (episode, class) blocks, zero-padded to the largest class (padding
-    adds factors of exactly 1), and of Z for ``"tllib"``; the authors' variant needs the
-    eigenvalues of Z's Gram matrix (n x n, or d x d when n > d) for its rank: one batched
-    symmetric eigendecomposition.
+    The rate of Z comes from one batched symmetric eigendecomposition of its Gram matrix
+    (n x n, or d x d when n > d), eigenvalues outside the numerical rank taken as 0. Those of
+    the classes, Σ log(1 + λ / ε), are log-determinants: from batched Cholesky factors of
+    the Gram matrices of all (episode, class) blocks, zero-padded to the largest class
+    (padding adds factors of exactly 1).
     """,
     examples="""
     >>> import numpy as np

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from metaleep.metrics import get_metric
 
@@ -102,3 +103,52 @@ def test_bad_input_same_errors(name: str) -> None:
         spec.score(x, [0, 1] * 3, validate=1)
     with pytest.raises(TypeError, match="unexpected keyword argument 'seeds'"):
         spec.score(x, [0, 1] * 3, seeds=1)
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=VARIANT_IDS)
+def test_rounding_level_inputs_do_not_depend_on_the_batch(
+    name: str, options: dict[str, Any]
+) -> None:
+    # Identical rows (within-class scatter at rounding level) and large features (rounding
+    # noise around the zero eigenvalues that centring leaves): the value must not be noise
+    # that changes with the episodes scored beside it.
+    spec = get_metric(name)
+    rng = np.random.default_rng(8)
+    labels = np.array([0, 1, 2, 3] * 5 + [0, 1])
+    cases = [
+        np.repeat(rng.normal(size=(1, 14)), 22, axis=0),
+        1e40 * rng.normal(size=(22, 29)),
+        np.repeat(rng.normal(size=(4, 6)), [6, 6, 5, 5], axis=0)[np.argsort(labels, kind="stable")],
+    ]
+    for x in cases:
+        single = spec.score(x, labels, **options)
+        assert np.isfinite(single)
+        batch = spec.score_batch([x, x[:9]], [labels, labels[:9]], **options)
+        assert batch[0] == pytest.approx(single, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize(("name", "options"), VARIANTS, ids=VARIANT_IDS)
+def test_identical_rows_found_by_fuzzing(name: str, options: dict[str, Any]) -> None:
+    # 29 identical rows in 4 classes with label gaps: class means differ from the rows by
+    # rounding only (SFDA once amplified that noise through a near-zero within-class scatter).
+    row = [0.5604435503391193, -0.13046760995618983, 1.178047922624705, 0.27525227137008373]
+    row += [-0.6382562578243661, 1.3532951114454046, 0.7125892795167095, 1.2429251672645283]
+    row += [-0.7761684108941213, -0.6592967128842657, -0.04788824437979396]
+    row += [-0.5246266288151065, -0.6788658952742713, 0.4883415323581302]
+    x = np.repeat(np.array([row]), 29, axis=0)
+    labels = np.array(
+        [1, 3, 1, 1, 0, 0, 3, 3, 3, 1, 1, 0, 0, 3, 1, 0, 1, 3, 1, 2, 2, 2, 1, 3, 2, 2, 3, 2, 2]
+    )
+    labels = 7 * labels - 3  # label gaps: unused codes change the shapes of the core's tensors
+    spec = get_metric(name)
+    threads = torch.get_num_threads()
+    values = []
+    try:
+        for n_threads in (1, 2):  # the rounding noise also moved with torch's thread count
+            torch.set_num_threads(n_threads)
+            values.append(spec.score(x, labels, **options))
+            batch = spec.score_batch([x, x[:14]], [labels, labels[:14]], **options)
+            values.append(float(batch[0]))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(values, values[0], rtol=1e-9, atol=1e-12)
