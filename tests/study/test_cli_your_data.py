@@ -135,7 +135,7 @@ def test_run_on_an_image_folder_cross_domain(
             "--queries",
             "3",
             "--backbones",
-            "nosuch",
+            f"maml={tiny_backbones['maml']}",
             "--out",
             str(out),
         ],
