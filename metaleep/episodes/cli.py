@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import typer
@@ -12,6 +12,9 @@ import typer
 from metaleep.episodes import suites
 from metaleep.episodes.manifest import Suite, write_manifest
 from metaleep.episodes.spec import EpisodeSpec
+
+if TYPE_CHECKING:
+    from metaleep.data.base import ImageDataset
 
 app = typer.Typer(
     help="Episode suites: sample them to manifest files, show them, list the standard ones.",
@@ -57,7 +60,7 @@ def sample(
     ),
     part: str = typer.Option("test", "--part", help="train | validation | test."),
     dataset: str = typer.Option(
-        "glyphs", "--dataset", help="glyphs, or a benchmark read from --root."
+        "glyphs", "--dataset", help="glyphs, digits, or a benchmark read from --root."
     ),
     root: Annotated[
         Path | None, typer.Option("--root", help="Benchmark folder (not for glyphs).")
@@ -75,16 +78,19 @@ def sample(
                     f"got {suite!r}."
                 )
             folder = out if (suite == "all" and out is not None) else Path("episodes")
-            data = suites.load_dataset("glyphs")
+            loaded: dict[str, ImageDataset] = {}
             for key in names:
+                recipe = suites.STANDARD_SUITES[key]
+                if recipe.dataset not in loaded:
+                    loaded[recipe.dataset] = suites.load_dataset(recipe.dataset)
                 target = folder / f"{key}.csv" if (suite == "all" or out is None) else out
-                _write(suites.build_suite(suites.STANDARD_SUITES[key], data), target)
+                _write(suites.build_suite(recipe, loaded[recipe.dataset]), target)
             return
         if out is None:
             raise ValueError("`--out` must name the manifest file to write; got nothing.")
         if split == suites.ALL_CLASSES:
             part = suites.ALL_CLASSES
-        options = f"--root {root} --mode {mode}" if dataset != "glyphs" else ""
+        options = f"--root {root} --mode {mode}" if dataset not in suites.BUILTIN_DATASETS else ""
         spec = EpisodeSpec(ways=ways, shots=shots, queries=queries, alphabets=alphabets)  # type: ignore[arg-type]
         recipe = suites.SuiteRecipe(
             name=name or out.stem,
