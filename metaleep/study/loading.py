@@ -40,10 +40,11 @@ def weights_fingerprint(model: Any) -> str:
 def study_backbone(backbone: Backbone) -> StudyBackbone:
     """The study's view of a trained :class:`~metaleep.backbones.checkpoint.Backbone`.
 
-    MAML-family backbones are adapted with the inner-loop step size they were trained with.
+    MAML-family backbones carry the inner loop they were meta-trained with
+    (:attr:`~metaleep.backbones.config.TrainConfig.inner_loop`: steps, learning rate, first or
+    second order), and the study's ``maml`` (``anil`` for ANIL backbones) adapts them that way.
     """
-    config = backbone.config
-    inner = {"lr": config.inner_lr} if config.algorithm in ("maml", "fomaml", "anil") else {}
+    inner = dict(backbone.config.inner_loop)
     return StudyBackbone(
         name=backbone.name,
         model=backbone.model,
