@@ -8,8 +8,8 @@ name           needs_model needs_head what it does
 ============== =========== ========== ===================================================
 maml           yes         no         MAML inner loop on the whole network (learn2learn)
 finetune       yes         no         full fine-tuning (SGD/Adam) of a copy of the network
-retrain_head   no          no         linear head from zero, gradient descent on features
-anil           no          yes        the meta-learned head adapted on features (ANIL)
+retrain_head   no          no         linear head from zero, trained to convergence on features
+anil           no          yes        the meta-learned head, trained to convergence (ANIL)
 prototype      no          no         nearest class mean of the features (ProtoNet)
 ============== =========== ========== ===================================================
 
@@ -32,9 +32,13 @@ backbone likewise). Elsewhere each adaptation has a default that converges whate
 backbone: ``anil`` on a MAML backbone starts from a meta-learned head whose logits are nearly
 flat (their spread over classes was 0.47 on the default MAML backbone's support images), which
 the 5 steps at the training rate barely move (34 % query accuracy on ``glyphs-5w5s``, chance
-20 %), so it runs 100 accelerated steps of the curvature-bounded size ``1 / L`` instead (92 %,
-against 92 % for ``retrain_head``). Each result records the support loss it ended at, so an
-adaptation that did not converge shows.
+20 %), so it runs 100 accelerated steps of the curvature-bounded size ``1 / L`` instead
+(92.1 % on the 600 episodes, support loss 0.06). ``retrain_head`` solves the same convex
+problem with the same rule from a zero head: the two differ only in where they start.
+(100 plain steps of ``1 / L`` left ``retrain_head`` at a mean support loss of
+0.74 on the default MAML backbone's ``glyphs-5w5s`` features and 1.06 on ``digits-5w5s``,
+against ``log 5 = 1.61`` for a uniform guess.) Each result records the support loss it ended
+at, so an adaptation that did not converge shows.
 
 Examples
 --------
@@ -262,8 +266,11 @@ ADAPTATIONS: Mapping[str, AdaptationSpec] = MappingProxyType(
             "retrain_head",
             needs_model=False,
             needs_head=False,
-            config=HeadConfig(steps=100, lr="auto", weight_decay=0.0),
-            description="Linear head from zero, gradient descent on cached features.",
+            config=HeadConfig(steps=100, lr="auto", weight_decay=0.0, accelerated=True),
+            description=(
+                "Linear head from zero on cached features, trained until it converges "
+                "(accelerated gradient, curvature-bounded step)."
+            ),
         ),
         "anil": _spec(
             "anil",

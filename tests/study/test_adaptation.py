@@ -738,7 +738,7 @@ def test_registry_contents() -> None:
     assert ADAPTATIONS["maml"].config == MamlConfig(steps=5, lr=0.4, first_order=True)
     assert isinstance(ADAPTATIONS["finetune"].config, FinetuneConfig)
     assert isinstance(ADAPTATIONS["retrain_head"].config, HeadConfig)
-    assert ADAPTATIONS["retrain_head"].config.steps == 100
+    assert ADAPTATIONS["retrain_head"].config == HeadConfig(steps=100, accelerated=True)
     assert ADAPTATIONS["anil"].config == HeadConfig(steps=100, lr="auto", accelerated=True)
     assert isinstance(ADAPTATIONS["prototype"].config, PrototypeConfig)
     for name, spec in ADAPTATIONS.items():
@@ -754,7 +754,7 @@ def test_registry_feature_methods_call_the_functions() -> None:
     args = (support, support_y, query, query_y)
     config = HeadConfig(steps=5, lr=0.4)
     cases = {
-        "retrain_head": retrain_head_batch(*args, ways=WAYS),
+        "retrain_head": retrain_head_batch(*args, ways=WAYS, accelerated=True),
         "anil": retrain_head_batch(*args, ways=WAYS, init=head, accelerated=True),
         "prototype": nearest_prototype_batch(*args, ways=WAYS),
     }
