@@ -281,11 +281,11 @@ def naive_study(dataset, episodes, backbones) -> pd.DataFrame:
                 )
                 # ANIL on a MAML backbone: the same solver from the meta-learned head
                 anil = accelerated_head(copy.deepcopy(model.classifier).double(), sf, sy)
-                results["anil"] = scored(anil(qf), qy)
+                results["anil"] = scored(anil(qf).detach(), qy)
             linear = nn.Linear(sf.shape[1], 5).double()
             nn.init.zeros_(linear.weight)
             nn.init.zeros_(linear.bias)
-            results["retrain_head"] = scored(accelerated_head(linear, sf, sy)(qf), qy)
+            results["retrain_head"] = scored(accelerated_head(linear, sf, sy)(qf).detach(), qy)
             means = torch.stack([sf[sy == c].mean(0) for c in range(5)])
             results["prototype"] = scored(-torch.cdist(qf, means).pow(2), qy)
             for mode, probs in modes.items():
