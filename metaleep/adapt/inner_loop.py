@@ -256,12 +256,45 @@ class InnerLoop:
         >>> float(head.weight.detach().abs().sum())  # unchanged
         0.0
         """
+        return self._run(network, support_x, support_y, query_x, support=False)[0]
+
+    def episode_logits(
+        self,
+        network: nn.Module,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`query_logits`, and the support logits before and after adapting (what the
+        study records as the support loss an adaptation started from and ended at).
+
+        The query logits are :meth:`query_logits`' bit for bit: the extra support passes use
+        the same private buffers, whose running statistics no output reads.
+        """
+        return self._run(network, support_x, support_y, query_x, support=True)
+
+    def _run(
+        self,
+        network: nn.Module,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+        *,
+        support: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         params = {name: p.detach().requires_grad_(True) for name, p in network.named_parameters()}
         buffers = private_buffers(network)
         first_order = InnerLoop(self.steps, self.lr) if self.second_order else self
+        start = end = query_x.new_zeros(0)
+        if support:
+            with torch.no_grad():
+                start = functional_forward(network, params, buffers, support_x).detach()
         adapted = first_order.adapt(network, params, support_x, support_y, buffers=buffers)
         with torch.no_grad():
-            return functional_forward(network, adapted, buffers, query_x).detach()
+            query = functional_forward(network, adapted, buffers, query_x).detach()
+            if support:
+                end = functional_forward(network, adapted, buffers, support_x).detach()
+        return query, start, end
 
     def query_logits_vmap(
         self,
@@ -273,6 +306,8 @@ class InnerLoop:
         chunk_size: int | None = None,
     ) -> torch.Tensor:
         """:meth:`query_logits` for E episodes at once with ``torch.func.vmap``: (E, n_q, N).
+
+        :meth:`episode_logits_vmap` also gives the support logits before and after adapting.
 
         The same step rule (:func:`sgd_step`) with gradients from ``torch.func.grad``, first
         order. In train mode each episode's BatchNorm normalises with its own batch statistics
@@ -296,6 +331,23 @@ class InnerLoop:
         >>> loop.query_logits_vmap(head, x, y, x, chunk_size=2).argmax(-1).tolist()
         [[0, 1], [0, 1], [0, 1]]
         """
+        return self.episode_logits_vmap(
+            network, support_x, support_y, query_x, chunk_size=chunk_size, support=False
+        )[0]
+
+    def episode_logits_vmap(
+        self,
+        network: nn.Module,
+        support_x: torch.Tensor,
+        support_y: torch.Tensor,
+        query_x: torch.Tensor,
+        *,
+        chunk_size: int | None = None,
+        support: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`episode_logits` for E episodes with ``torch.func.vmap``: query logits
+        (E, n_q, N), support logits (E, n_s, N) before and after adapting (empty without
+        ``support``)."""
         from torch.func import grad, replace_all_batch_norm_modules_, vmap
 
         if network.training and _has_running_stats(network):
@@ -309,11 +361,17 @@ class InnerLoop:
 
         loss_grad: Callable[..., Params] = grad(support_loss)
 
-        def one_episode(x_s: torch.Tensor, y_s: torch.Tensor, x_q: torch.Tensor) -> torch.Tensor:
+        def one_episode(
+            x_s: torch.Tensor, y_s: torch.Tensor, x_q: torch.Tensor
+        ) -> tuple[torch.Tensor, ...]:
             weights = params
             for _ in range(self.steps):
                 weights = sgd_step(weights, loss_grad(weights, x_s, y_s), self.lr)
-            return functional_forward(network, weights, buffers, x_q)
+            query = functional_forward(network, weights, buffers, x_q)
+            if not support:
+                return (query,)
+            start = functional_forward(network, params, buffers, x_s)
+            return query, start, functional_forward(network, weights, buffers, x_s)
 
         batched = vmap(one_episode)
         episodes = support_x.shape[0]
@@ -323,4 +381,8 @@ class InnerLoop:
                 batched(support_x[i : i + size], support_y[i : i + size], query_x[i : i + size])
                 for i in range(0, episodes, size)
             ]
-        return torch.cat(chunks).detach()
+        parts = [torch.cat([c[k] for c in chunks]).detach() for k in range(len(chunks[0]))]
+        if not support:
+            empty = parts[0].new_zeros(0)
+            return parts[0], empty, empty
+        return parts[0], parts[1], parts[2]

@@ -80,8 +80,11 @@ class StudyBackbone:
     fingerprint:
         Identifies the weights (e.g. a checkpoint hash); recorded in the study configuration.
     inner:
-        Inner-loop settings the backbone was meta-trained with (``lr``, ``steps``,
-        ``first_order``); they override the defaults of the ``maml`` and ``anil`` adaptations.
+        Inner-loop settings the backbone was meta-trained with (keys ``steps``, ``lr``,
+        ``first_order``, e.g. ``{"steps": 1, "lr": 0.4, "first_order": False}``); the
+        adaptation that repeats its training uses them (``maml`` for MAML backbones, ``anil``
+        for ANIL ones; :func:`~metaleep.study.adaptation.backbone_config`). Pass other values
+        to adapt otherwise.
     source_data:
         The data set :attr:`source_classes` index (the data it was trained on), when known:
         the ``prototypes`` dummy labels are computed on it, whatever the target data are.

@@ -225,8 +225,10 @@ def maml_adapt(
     sx, sy, qx, qy = _episodes(
         network, support_x, support_y, query_x, query_y, ways=n_ways, batched=False
     )
-    logits = _inner_loop(network, config).query_logits(network, sx[0], sy[0], qx[0])
-    return score_logits_batch(logits.unsqueeze(0), qy)[0]
+    logits, start, end = _inner_loop(network, config).episode_logits(network, sx[0], sy[0], qx[0])
+    return score_logits_batch(logits.unsqueeze(0), qy).with_support(
+        end.unsqueeze(0), sy, start.unsqueeze(0)
+    )[0]
 
 
 def maml_adapt_batch(
@@ -326,12 +328,11 @@ def maml_adapt_batch(
         vectorize = sx.device.type != "cpu"
     inner = _inner_loop(network, config)
     if vectorize:
-        logits = inner.query_logits_vmap(network, sx, sy, qx, chunk_size=chunk_size)
+        logits, start, end = inner.episode_logits_vmap(network, sx, sy, qx, chunk_size=chunk_size)
     else:
-        logits = torch.stack(
-            [inner.query_logits(network, sx[e], sy[e], qx[e]) for e in range(sx.shape[0])]
-        )
-    return score_logits_batch(logits, qy)
+        outputs = [inner.episode_logits(network, sx[e], sy[e], qx[e]) for e in range(sx.shape[0])]
+        logits, start, end = (torch.stack([o[k] for o in outputs]) for k in range(3))
+    return score_logits_batch(logits, qy).with_support(end, sy, start)
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,8 +374,9 @@ def _finetune_episode(
     query_y: object,
     ways: int | None,
     batched: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fine-tune a fresh copy on one episode; (query logits (n_q, N), query labels (n_q,))."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fine-tune a fresh copy on one episode: query logits (n_q, N), query labels (n_q,),
+    support logits (n_s, N) before and after, support labels (n_s,)."""
     network = _copy_network(model, need_head=config.head == "meta")
     if config.head == "meta":
         n_ways = _head_ways(network, ways)
@@ -403,13 +405,20 @@ def _finetune_episode(
         optimizer = torch.optim.Adam(
             network.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
+    start_logits = None
     with torch.enable_grad():
         for _ in range(config.steps):
             optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(network(sx), sy).backward()
+            logits = network(sx)
+            if start_logits is None:
+                start_logits = logits.detach()
+            nn.functional.cross_entropy(logits, sy).backward()
             optimizer.step()
     with torch.no_grad():
-        return network(qx).detach(), qy
+        query_logits = network(qx).detach()
+        end_logits = network(sx).detach()
+    start = end_logits if start_logits is None else start_logits
+    return query_logits, qy, start, end_logits, sy
 
 
 def finetune(
@@ -472,10 +481,11 @@ def finetune(
         batch_norm=batch_norm,
         seed=seed,
     )
-    logits, labels = _finetune_episode(
+    logits, labels, start, end, sy = _finetune_episode(
         model, config, support_x, support_y, query_x, query_y, ways, batched=False
     )
-    return score_logits_batch(logits.unsqueeze(0), labels.unsqueeze(0))[0]
+    result = score_logits_batch(logits.unsqueeze(0), labels.unsqueeze(0))
+    return result.with_support(end.unsqueeze(0), sy.unsqueeze(0), start.unsqueeze(0))[0]
 
 
 def finetune_batch(
@@ -532,5 +542,5 @@ def finetune_batch(
         _finetune_episode(model, config, sx[e], sy[e], qx[e], qy[e], n_ways, batched=False)
         for e in range(sx.shape[0])
     ]
-    logits = torch.stack([logit for logit, _ in outputs])
-    return score_logits_batch(logits, qy)
+    logits, start, end = (torch.stack([o[k] for o in outputs]) for k in (0, 2, 3))
+    return score_logits_batch(logits, qy).with_support(end, sy, start)
