@@ -71,9 +71,9 @@ def test_training_evaluation_study_and_cli_without_learn2learn(tmp_path: Path) -
         from metaleep.backbones.models import build_backbone
         backbones = [
             StudyBackbone("maml", build_backbone("conv2-8", out_features=5).eval(), "fomaml",
-                          np.arange(12), fingerprint="m", inner={"lr": 0.3}),
+                          np.arange(12), fingerprint="m", inner={"lr": 0.3}, source_data=data),
             StudyBackbone("supervised", build_backbone("conv2-8", out_features=12).eval(),
-                          "supervised", np.arange(12), fingerprint="s"),
+                          "supervised", np.arange(12), fingerprint="s", source_data=data),
         ]
         config = StudyConfig(suite="toy", backbones=("maml", "supervised"),
                              adaptations=("maml", "anil", "retrain_head", "prototype"))
