@@ -31,7 +31,7 @@ from metaleep.metrics import (
 from metaleep.metrics._validation import message
 from metaleep.metrics.spec import InputKind, MetricSpec
 
-__all__ = ["METRICS", "InputKind", "MetricSpec", "get_metric"]
+__all__ = ["DEFAULT_METRICS", "METRICS", "InputKind", "MetricSpec", "get_metric"]
 
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
@@ -51,6 +51,22 @@ METRICS: dict[str, MetricSpec] = {
 """Every metric by name, in a fixed order: leep, nce, h_score, logme, nleep, shrinkage_h_score,
 gbc, transrate, sfda and the free baseline centroid_loo. A new metric is one line here (its
 module declares it with :func:`metaleep.metrics.spec.define_metric`)."""
+
+DEFAULT_METRICS: tuple[str, ...] = (
+    "leep",
+    "nce",
+    "h_score",
+    "logme",
+    "nleep",
+    "shrinkage_h_score",
+    "gbc",
+    "transrate",
+    "sfda",
+    "centroid_loo",
+)
+"""The metrics a study computes by default (``metaleep run``; the table's metric columns when
+none are named), in this order: LEEP, the paper's baselines, the metrics after LEEP and the
+free ``centroid_loo`` baseline."""
 
 
 def get_metric(name: str) -> MetricSpec:

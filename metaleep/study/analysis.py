@@ -34,6 +34,8 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from metaleep.metrics.registry import DEFAULT_METRICS
+
 __all__ = [
     "COMPARISON_COLUMNS",
     "CORRELATION_COLUMNS",
@@ -47,20 +49,6 @@ __all__ = [
     "normalised_leep",
     "use_normalised_leep",
 ]
-
-DEFAULT_METRICS: tuple[str, ...] = (
-    "leep",
-    "nce",
-    "h_score",
-    "logme",
-    "nleep",
-    "shrinkage_h_score",
-    "gbc",
-    "transrate",
-    "sfda",
-    "centroid_loo",
-)
-"""Metric columns looked for when ``metrics`` is not given, in this order."""
 
 METHODS: tuple[str, ...] = ("pearson", "spearman", "kendall", "weightedtau")
 """Correlation methods :func:`correlations` knows."""

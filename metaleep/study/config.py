@@ -8,21 +8,8 @@ from dataclasses import asdict, dataclass, field
 from numbers import Real
 from typing import Any
 
-from metaleep.metrics.registry import METRICS
+from metaleep.metrics.registry import DEFAULT_METRICS, METRICS
 from metaleep.study.outputs import DUMMY_MODES
-
-DEFAULT_METRICS: tuple[str, ...] = (
-    "leep",
-    "nce",
-    "h_score",
-    "logme",
-    "nleep",
-    "shrinkage_h_score",
-    "gbc",
-    "transrate",
-    "sfda",
-    "centroid_loo",
-)
 
 
 def _names(value: Any, flag: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:

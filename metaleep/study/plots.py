@@ -138,7 +138,7 @@ def scatter_metrics(
     table : DataFrame
         Rows to plot (typically one (backbone, dummy, adaptation) group of the study table).
     metrics : sequence of str, optional
-        Metric columns; default those of :data:`~metaleep.study.analysis.DEFAULT_METRICS`
+        Metric columns; default those of :data:`~metaleep.metrics.registry.DEFAULT_METRICS`
         present.
     target : str
         Column on the y axis.
@@ -250,7 +250,7 @@ def scatter_grid(
         Columns whose distinct value combinations are the rows of the grid (sorted).
     metrics : sequence of str, optional
         Metric columns (the grid's columns); default those of
-        :data:`~metaleep.study.analysis.DEFAULT_METRICS` present.
+        :data:`~metaleep.metrics.registry.DEFAULT_METRICS` present.
     target : str
         Column on the y axes.
     correlations : DataFrame, optional

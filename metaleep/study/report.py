@@ -792,7 +792,7 @@ def write_report(
     config : mapping
         The study's configuration, shown as a table at the top.
     metrics : sequence of str, optional
-        Metric columns; default those of :data:`~metaleep.study.analysis.DEFAULT_METRICS`
+        Metric columns; default those of :data:`~metaleep.metrics.registry.DEFAULT_METRICS`
         present.
     correlations : DataFrame, optional
         Precomputed :func:`~metaleep.study.analysis.correlations` output grouped by ``by``;

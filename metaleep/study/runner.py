@@ -506,29 +506,8 @@ def _run_study(
     executor: Executor | None = None,
     lock: StudyLock | None = None,
 ) -> StudyResult:
-    """:func:`run_study` with the study directory's lock held (``lock``).
-
-    Parameters
-    ----------
-    config:
-        What to evaluate (default: :class:`StudyConfig` ``()``, the main job's configuration).
-    out_dir:
-        Study directory; finished chunks found there (of the same configuration) are reused.
-    dataset, suite, backbones:
-        Supply these to bypass loading by name (tests, notebooks, your own models).
-    analyse:
-        Compute correlations and write the report.
-    progress:
-        Show progress bars.
-    overwrite:
-        Discard results of a different configuration found in ``out_dir``.
-    n_boot:
-        Bootstrap resamples for the confidence intervals.
-    executor:
-        Where chunks are evaluated: ``None`` evaluates them in this process, in order. Any
-        object with ``map_chunks(context, chunks)`` yielding ``(chunk, rows)`` as chunks finish
-        works (e.g. a Ray executor); results are stored as they arrive.
-    """
+    """:func:`run_study` with the study directory's lock held (``lock``); the parameters are
+    :func:`run_study`'s."""
     from tqdm.auto import tqdm
 
     from metaleep.study.adaptation import adaptation_settings

@@ -235,7 +235,7 @@ def per_episode_selection(
     table : DataFrame
         The study table; within a group of ``by`` there must be one row per (episode, model).
     metrics : sequence of str, optional
-        Metric columns; default those of :data:`~metaleep.study.analysis.DEFAULT_METRICS`
+        Metric columns; default those of :data:`~metaleep.metrics.registry.DEFAULT_METRICS`
         present.
     model_col : str
         Column naming the candidate source model.
