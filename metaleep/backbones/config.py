@@ -86,7 +86,8 @@ class TrainConfig:
     inner_lr:
         Step size of the MAML/ANIL inner loop (SGD on the support loss).
     inner_steps:
-        Inner-loop steps, in training and in meta-validation.
+        Inner-loop steps, in training and in meta-validation. :attr:`inner_loop` gathers the
+        inner-loop settings; the study adapts MAML backbones with them.
     meta_lr:
         Adam learning rate of the outer loop (of the minibatch steps for ``supervised``).
     meta_batch:
@@ -176,6 +177,28 @@ class TrainConfig:
     def episodic(self) -> bool:
         """True for the algorithms trained on tasks (all but ``supervised``)."""
         return self.algorithm in EPISODIC
+
+    @property
+    def inner_loop(self) -> dict[str, Any]:
+        """How the inner loop adapted during meta-training: ``{"steps", "lr", "first_order"}``
+        for MAML (second order: ``first_order`` False), first-order MAML and ANIL (learn2learn's
+        second-order ``MAML`` on the head), ``{}`` for algorithms without one.
+
+        Examples
+        --------
+        >>> TrainConfig(algorithm="maml", inner_steps=1, inner_lr=0.4).inner_loop
+        {'steps': 1, 'lr': 0.4, 'first_order': False}
+        >>> TrainConfig(algorithm="fomaml").inner_loop["first_order"], TrainConfig(
+        ...     algorithm="protonet").inner_loop
+        (True, {})
+        """
+        if self.algorithm not in ("maml", "fomaml", "anil"):
+            return {}
+        return {
+            "steps": self.inner_steps,
+            "lr": self.inner_lr,
+            "first_order": self.algorithm == "fomaml",
+        }
 
     @property
     def name(self) -> str:

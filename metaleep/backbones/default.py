@@ -178,8 +178,9 @@ def default_backbone(
     Parameters
     ----------
     algorithm:
-        A key of :data:`DEFAULT_CONFIGS`: ``"maml"`` (first-order MAML, with a meta-learned
-        5-way head: "head" dummy labels), ``"supervised"`` (Z-way source classifier:
+        A key of :data:`DEFAULT_CONFIGS`: ``"maml"`` (second-order MAML, 1 inner step of lr
+        0.4, with a meta-learned 5-way head: "head" dummy labels; the study adapts it with that
+        inner loop), ``"supervised"`` (Z-way source classifier:
         "source" dummy labels) or ``"protonet"``.
     progress:
         Show a progress bar while training.

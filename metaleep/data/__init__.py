@@ -1,4 +1,4 @@
-"""Data sets for metaleep: the built-in glyphs, class splits by alphabet, contact sheets.
+"""Data sets for metaleep: the built-in glyphs and digits, class splits by alphabet, contact sheets.
 
 Everything loads into :class:`~metaleep.data.base.ImageDataset`. The names below are imported
 on first use, so ``import metaleep.data`` (and the CLI's start-up) does not import torch.
@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
+    from metaleep.data.digits import load_digits
     from metaleep.data.glyphs import GlyphBank, GlyphCacheWarning, load_bank, load_glyphs
     from metaleep.data.sheet import contact_sheet
     from metaleep.data.splits import ClassSplit, get_split, list_splits
 
 _EXPORTS = {
     "ImageDataset": "base",
+    "load_digits": "digits",
     "GlyphBank": "glyphs",
     "GlyphCacheWarning": "glyphs",
     "load_bank": "glyphs",
@@ -36,6 +38,7 @@ __all__ = [
     "get_split",
     "list_splits",
     "load_bank",
+    "load_digits",
     "load_glyphs",
 ]
 

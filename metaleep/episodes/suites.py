@@ -7,8 +7,9 @@ a recipe is deterministic, so a standard suite's manifest can always be regenera
 byte (``metaleep episodes sample --suite NAME``), and :func:`load_suite` does exactly that
 when the file is not at hand.
 
-Standard suites (:data:`STANDARD_SUITES`; all on the test classes of the glyph data set's
-``"omniglot"`` split, 15 queries per class, seed 0):
+Standard suites (:data:`STANDARD_SUITES`; 15 queries per class, seed 0; the ``glyphs-*``
+suites on the test classes of the glyph data set's ``"omniglot"`` split, the ``digits-*``
+suites on all ten classes of the built-in ``digits`` data set, :mod:`metaleep.data.digits`):
 
 ============== ======== ==============================================================
 name           episodes specs
@@ -21,7 +22,13 @@ glyphs-mixed   600      ways in {2, 5, 10, 20} x shots in {1, 2, 5} x alphabets
 glyphs-5w5s-   600      5-way 5-shot, the five classes of one alphabet
 same                    (within-alphabet)
 glyphs-smoke   20       5-way 1-shot (the first 20 episodes of glyphs-5w1s)
+digits-5w1s    600      5-way 1-shot, scikit-learn's handwritten digits (a second,
+                        real domain: 10 classes of about 180 images)
+digits-5w5s    600      5-way 5-shot, same classes as digits-5w1s episode by episode
 ============== ======== ==============================================================
+
+Ten digits give only C(10, 5) = 252 class sets, so the 600 digit episodes reuse class sets
+(with other images); every episode needs at most 20 of a class's 174 or more images.
 
 The suites share seed 0 on purpose: episode i of ``glyphs-5w1s`` and ``glyphs-5w5s`` has the
 same classes (the sampler draws classes before images), a paired comparison of 1 and 5 shots.
@@ -50,6 +57,10 @@ if TYPE_CHECKING:
 
 ALL_CLASSES = "all"
 """Split name meaning "every class of the data set" (for benchmarks that come pre-split)."""
+
+BUILTIN_DATASETS: tuple[str, ...] = ("glyphs", "digits")
+"""Data sets :func:`load_dataset` loads by name alone (shipped with metaleep or its
+dependencies, no download)."""
 
 
 @dataclass(frozen=True)
@@ -122,9 +133,9 @@ class SuiteRecipe:
         Class split (``metaleep.data.splits.get_split`` name, or ``"all"`` for every class) and
         which part of it (``"train"``, ``"validation"``, ``"test"``) gives the class pool.
     dataset:
-        The data: ``"glyphs"`` (``load_glyphs()`` with its defaults) or any ``--data``
-        spec (``imagefolder:DIR``, ``omniglot:ROOT``, ...); recorded in the regeneration
-        command.
+        The data: ``"glyphs"`` (``load_glyphs()`` with its defaults), ``"digits"``
+        (``load_digits()``) or any ``--data`` spec (``imagefolder:DIR``, ``omniglot:ROOT``,
+        ...); recorded in the regeneration command.
     description:
         One line for people.
     dataset_options:
@@ -236,6 +247,24 @@ STANDARD_SUITES: dict[str, SuiteRecipe] = {
             20,
             EpisodeSpec(ways=5, shots=1, queries=15),
             description=f"{_GLYPHS_5W1S}; the first 20 episodes of glyphs-5w1s, for tests and CI",
+        ),
+        SuiteRecipe(
+            "digits-5w1s",
+            600,
+            EpisodeSpec(ways=5, shots=1, queries=15),
+            split=ALL_CLASSES,
+            part=ALL_CLASSES,
+            dataset="digits",
+            description="5-way 1-shot, 15 queries per class; scikit-learn's handwritten digits",
+        ),
+        SuiteRecipe(
+            "digits-5w5s",
+            600,
+            EpisodeSpec(ways=5, shots=5, queries=15),
+            split=ALL_CLASSES,
+            part=ALL_CLASSES,
+            dataset="digits",
+            description="5-way 5-shot, 15 queries per class; same classes as digits-5w1s",
         ),
     )
 }
@@ -366,7 +395,8 @@ def load_suite(
 def load_dataset(
     name: str, *, root: str | os.PathLike[str] | None = None, mode: str = "test"
 ) -> ImageDataset:
-    """The data set a recipe names: ``"glyphs"``, or a benchmark read from ``root``.
+    """The data set a recipe names: built in (:data:`BUILTIN_DATASETS`: ``"glyphs"``,
+    ``"digits"``), or a benchmark read from ``root``.
 
     Benchmark names are those of :func:`metaleep.data.benchmarks.load_benchmark`.
     """
@@ -374,11 +404,16 @@ def load_dataset(
         from metaleep.data.glyphs import load_glyphs
 
         return load_glyphs()
+    if name == "digits":
+        from metaleep.data.digits import load_digits
+
+        return load_digits()
     from metaleep.data.benchmarks import BENCHMARKS, load_benchmark
 
     if name not in BENCHMARKS:
         raise ValueError(
-            f"`dataset` must be glyphs or one of {', '.join(BENCHMARKS)}; got {name!r}."
+            f"`dataset` must be {', '.join(BUILTIN_DATASETS)} or one of "
+            f"{', '.join(BENCHMARKS)}; got {name!r}."
         )
     if root is None:
         raise ValueError(f"`root` must be the folder that holds the {name} files; got None.")

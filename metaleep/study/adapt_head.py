@@ -102,6 +102,14 @@ def _auto_step(support: torch.Tensor, weight_decay: float) -> torch.Tensor:
     return 1.0 / (sigma.square() / (2 * support.shape[1]) + weight_decay)
 
 
+def _gradient_step(head: torch.Tensor, residual: torch.Tensor, scaled: torch.Tensor) -> None:
+    """``head -= residual^T scaled`` per episode, in place, summing over the support examples
+    in their order: (E, N, d+1) -= sum_i (E, N, 1) * (E, 1, d+1). The same arithmetic for any
+    number of episodes E."""
+    for i in range(residual.shape[1]):
+        head.sub_(residual[:, i].unsqueeze(-1) * scaled[:, i].unsqueeze(-2))
+
+
 def _retrain_head_core(
     support: torch.Tensor,
     support_y: torch.Tensor,
@@ -119,10 +127,14 @@ def _retrain_head_core(
     else:
         step = torch.full((episodes,), float(config.lr), dtype=support.dtype, device=support.device)
     # The bias folds into an augmented head: logits = [X, 1] [W, b]^T. The step and the 1/n_s
-    # of the mean fold into a pre-scaled copy of [X, 1], so one step is four kernels:
+    # of the mean fold into a pre-scaled copy of [X, 1], so one step is:
     #   residual = softmax([X, 1] [W, b]^T) - onehot(y)
     #   [W, b] *= [1 - lr * weight_decay, 1]            (only with weight decay)
     #   [W, b] -= residual^T ([X, 1] * lr / n_s)
+    # The last product is summed over the support examples one at a time (n_s elementwise
+    # kernels, _gradient_step), not by bmm: bmm's CPU kernels sum in another order for odd
+    # batch sizes and for one episode (seen with N = 5, float32 and float64), which would make
+    # an episode's head depend on how many episodes share its call (the study's chunking).
     ones = torch.ones(episodes, n_support, 1, dtype=support.dtype, device=support.device)
     augmented = torch.cat([support, ones], dim=-1)  # (E, n_s, d + 1)
     scaled = augmented * (step / n_support).view(episodes, 1, 1)
@@ -132,16 +144,30 @@ def _retrain_head_core(
     if config.weight_decay:
         shrink = torch.ones(episodes, 1, dim + 1, dtype=support.dtype, device=support.device)
         shrink[:, :, :dim] -= (step * float(config.weight_decay)).view(episodes, 1, 1)
-    for _ in range(config.steps):
-        residual = torch.softmax(torch.bmm(augmented, head.transpose(1, 2)), dim=-1)
+    start_logits = torch.bmm(augmented, head.transpose(1, 2))
+    # Accelerated: the step is taken from the extrapolated point Y_k (``point``), and
+    # Y_{k+1} = H_{k+1} + k / (k + 3) (H_{k+1} - H_k) (k from 0: Nesterov's (k-1)/(k+2)).
+    point = head.clone() if config.accelerated else head
+    for k in range(config.steps):
+        logits = start_logits if k == 0 else torch.bmm(augmented, point.transpose(1, 2))
+        residual = torch.softmax(logits, dim=-1)
         residual.sub_(onehot)  # (E, n_s, N)
-        if shrink is not None:
-            head.mul_(shrink)
-        head.baddbmm_(residual.transpose(1, 2), scaled, alpha=-1.0)
+        if not config.accelerated:
+            if shrink is not None:
+                head.mul_(shrink)
+            _gradient_step(head, residual, scaled)
+            continue
+        new = point * shrink if shrink is not None else point.clone()
+        _gradient_step(new, residual, scaled)
+        point = new + (k / (k + 3)) * (new - head)
+        head = new
     query_logits = torch.baddbmm(
         head[:, :, dim].unsqueeze(1), query, head[:, :, :dim].transpose(1, 2)
     )
-    return score_logits_batch(query_logits, query_y)
+    support_logits = torch.bmm(augmented, head.transpose(1, 2))
+    return score_logits_batch(query_logits, query_y).with_support(
+        support_logits, support_y, start_logits
+    )
 
 
 def retrain_head_batch(
@@ -155,6 +181,7 @@ def retrain_head_batch(
     lr: float | Literal["auto"] = "auto",
     weight_decay: float = 0.0,
     init: tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray] | None = None,
+    accelerated: bool = False,
 ) -> BatchAdaptationResult:
     """Train a linear softmax head on each of E episodes' support features; score the queries.
 
@@ -185,13 +212,17 @@ def retrain_head_batch(
     init:
         None: zero head (retrain from scratch). ``(W (N, d), b (N,))`` shared by all episodes
         or ``(W (E, N, d), b (E, N))`` per episode: start from the meta-learned head (ANIL's
-        inner loop, with the meta-trained ``steps`` and ``lr``); see :func:`head_parameters`.
+        inner loop); see :func:`head_parameters`.
+    accelerated:
+        Nesterov's accelerated gradient instead of plain gradient descent (see
+        :class:`~metaleep.study.adapt_common.HeadConfig`).
 
     Returns
     -------
     BatchAdaptationResult
-        Per-episode query accuracy and log-loss (E,), query logits (E, n_q, N), computed in
-        the features' floating dtype on their device.
+        Per-episode query accuracy and log-loss (E,), query logits (E, n_q, N), the support
+        log-loss of the final head and the spread of the starting head's support logits (E,),
+        computed in the features' floating dtype on their device.
 
     Examples
     --------
@@ -204,7 +235,7 @@ def retrain_head_batch(
     >>> result.predictions.tolist()
     [[0, 1], [0, 1]]
     """
-    config = HeadConfig(steps=steps, lr=lr, weight_decay=weight_decay)
+    config = HeadConfig(steps=steps, lr=lr, weight_decay=weight_decay, accelerated=accelerated)
     ways = _check_ways(ways)
     tensors = _check_episode_tensors(
         support_feats,
@@ -230,12 +261,14 @@ def retrain_head(
     lr: float | Literal["auto"] = "auto",
     weight_decay: float = 0.0,
     init: tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray] | None = None,
+    accelerated: bool = False,
 ) -> AdaptationResult:
     """Train a linear softmax head on one episode's support features; score the queries.
 
     :func:`retrain_head_batch` with E = 1 (same maths, same options). ``support_feats`` is
     (n_s, d), ``support_y`` (n_s,), ``query_feats`` (n_q, d), ``query_y`` (n_q,); ``init`` is
-    None (zero head: "retrain head") or ``(W (N, d), b (N,))`` (ANIL).
+    None (zero head: "retrain head") or ``(W (N, d), b (N,))`` (ANIL); ``accelerated``
+    chooses Nesterov's accelerated gradient.
 
     Examples
     --------
@@ -252,7 +285,7 @@ def retrain_head(
     >>> anil.accuracy
     0.0
     """
-    config = HeadConfig(steps=steps, lr=lr, weight_decay=weight_decay)
+    config = HeadConfig(steps=steps, lr=lr, weight_decay=weight_decay, accelerated=accelerated)
     ways = _check_ways(ways)
     tensors = _check_episode_tensors(
         support_feats,
@@ -294,14 +327,19 @@ def _nearest_prototype_core(
             f"got no example of class {label} in episode {episode}."
         )
     prototypes = torch.bmm(onehot.transpose(1, 2), support) / counts.unsqueeze(-1)  # (E, N, d)
-    # ||q - c||^2 = ||q||^2 - 2 q.c + ||c||^2, all episodes at once.
-    distances = torch.baddbmm(
-        query.square().sum(dim=-1, keepdim=True) + prototypes.square().sum(dim=-1).unsqueeze(1),
-        query,
-        prototypes.transpose(1, 2),
-        alpha=-2.0,
-    ).clamp_(min=0.0)
-    return score_logits_batch(-distances, query_y)
+
+    def distances(points: torch.Tensor) -> torch.Tensor:  # ||q - c||^2 = ||q||^2 - 2 q.c + ||c||^2
+        return torch.baddbmm(
+            points.square().sum(dim=-1, keepdim=True)
+            + prototypes.square().sum(dim=-1).unsqueeze(1),
+            points,
+            prototypes.transpose(1, 2),
+            alpha=-2.0,
+        ).clamp_(min=0.0)
+
+    return score_logits_batch(-distances(query), query_y).with_support(
+        -distances(support), support_y
+    )
 
 
 def nearest_prototype_batch(

@@ -165,21 +165,28 @@ class _InnerLoop:
 
     def __call__(
         self, support_x: torch.Tensor, support_y: torch.Tensor, query_x: torch.Tensor
-    ) -> torch.Tensor:
-        """Adapted query logits (n_q, N) of one episode, detached."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One episode's adapted query logits (n_q, N), and its support logits (n_s, N) before
+        and after adaptation; detached."""
         with torch.no_grad():
             for param, start in zip(self.params, self.start, strict=True):
                 param.copy_(start)
+        start_logits = None
         with torch.enable_grad():
             for _ in range(self.steps):
-                loss = nn.functional.cross_entropy(self.network(support_x), support_y)
+                logits = self.network(support_x)
+                if start_logits is None:
+                    start_logits = logits.detach()
+                loss = nn.functional.cross_entropy(logits, support_y)
                 grads = torch.autograd.grad(loss, self.params, allow_unused=True)
                 with torch.no_grad():
                     for param, grad in zip(self.params, grads, strict=True):
                         if grad is not None:
                             param.add_(grad.mul_(self.step))
         with torch.no_grad():
-            return self.network(query_x).detach()
+            query_logits = self.network(query_x).detach()
+            end_logits = self.network(support_x).detach()
+        return query_logits, end_logits if start_logits is None else start_logits, end_logits
 
 
 def maml_adapt(
@@ -259,8 +266,10 @@ def maml_adapt(
     sx, sy, qx, qy = _episodes(
         network, support_x, support_y, query_x, query_y, ways=n_ways, batched=False
     )
-    logits = _InnerLoop(network, config)(sx[0], sy[0], qx[0])
-    return score_logits_batch(logits.unsqueeze(0), qy)[0]
+    logits, start, end = _InnerLoop(network, config)(sx[0], sy[0], qx[0])
+    return score_logits_batch(logits.unsqueeze(0), qy).with_support(
+        end.unsqueeze(0), sy, start.unsqueeze(0)
+    )[0]
 
 
 def _maml_vmap(
@@ -270,8 +279,9 @@ def _maml_vmap(
     support_y: torch.Tensor,
     query_x: torch.Tensor,
     chunk_size: int | None,
-) -> torch.Tensor:
-    """The inner loop for E episodes with torch.func (vmap over episodes); logits (E, n_q, N)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inner loop for E episodes with torch.func (vmap over episodes): query logits
+    (E, n_q, N), support logits (E, n_s, N) before and after adaptation."""
     from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
 
     if config.batch_norm == "transductive":
@@ -293,12 +303,16 @@ def _maml_vmap(
 
     loss_grad: Callable[..., dict[str, torch.Tensor]] = grad(support_loss)
 
-    def one_episode(x_s: torch.Tensor, y_s: torch.Tensor, x_q: torch.Tensor) -> torch.Tensor:
+    def one_episode(
+        x_s: torch.Tensor, y_s: torch.Tensor, x_q: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         weights = params
+        start = functional_call(network, (weights, buffers), (x_s,))
         for _ in range(config.steps):
             grads = loss_grad(weights, x_s, y_s)
             weights = {name: w - lr * grads[name] for name, w in weights.items()}
-        return functional_call(network, (weights, buffers), (x_q,))
+        query = functional_call(network, (weights, buffers), (x_q,))
+        return query, start, functional_call(network, (weights, buffers), (x_s,))
 
     batched = vmap(one_episode)
     episodes = support_x.shape[0]
@@ -308,7 +322,8 @@ def _maml_vmap(
             batched(support_x[i : i + size], support_y[i : i + size], query_x[i : i + size])
             for i in range(0, episodes, size)
         ]
-    return torch.cat(chunks).detach()
+    query, start, end = (torch.cat([c[k] for c in chunks]).detach() for k in range(3))
+    return query, start, end
 
 
 def maml_adapt_batch(
@@ -406,11 +421,12 @@ def maml_adapt_batch(
     if vectorize is None:
         vectorize = sx.device.type != "cpu"
     if vectorize:
-        logits = _maml_vmap(network, config, sx, sy, qx, chunk_size)
+        logits, start, end = _maml_vmap(network, config, sx, sy, qx, chunk_size)
     else:
         inner = _InnerLoop(network, config)
-        logits = torch.stack([inner(sx[e], sy[e], qx[e]) for e in range(sx.shape[0])])
-    return score_logits_batch(logits, qy)
+        outputs = [inner(sx[e], sy[e], qx[e]) for e in range(sx.shape[0])]
+        logits, start, end = (torch.stack([o[k] for o in outputs]) for k in range(3))
+    return score_logits_batch(logits, qy).with_support(end, sy, start)
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,8 +468,9 @@ def _finetune_episode(
     query_y: object,
     ways: int | None,
     batched: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fine-tune a fresh copy on one episode; (query logits (n_q, N), query labels (n_q,))."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fine-tune a fresh copy on one episode: query logits (n_q, N), query labels (n_q,),
+    support logits (n_s, N) before and after, support labels (n_s,)."""
     network = _copy_network(model, need_head=config.head == "meta")
     if config.head == "meta":
         n_ways = _head_ways(network, ways)
@@ -482,13 +499,20 @@ def _finetune_episode(
         optimizer = torch.optim.Adam(
             network.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
+    start_logits = None
     with torch.enable_grad():
         for _ in range(config.steps):
             optimizer.zero_grad(set_to_none=True)
-            nn.functional.cross_entropy(network(sx), sy).backward()
+            logits = network(sx)
+            if start_logits is None:
+                start_logits = logits.detach()
+            nn.functional.cross_entropy(logits, sy).backward()
             optimizer.step()
     with torch.no_grad():
-        return network(qx).detach(), qy
+        query_logits = network(qx).detach()
+        end_logits = network(sx).detach()
+    start = end_logits if start_logits is None else start_logits
+    return query_logits, qy, start, end_logits, sy
 
 
 def finetune(
@@ -551,10 +575,11 @@ def finetune(
         batch_norm=batch_norm,
         seed=seed,
     )
-    logits, labels = _finetune_episode(
+    logits, labels, start, end, sy = _finetune_episode(
         model, config, support_x, support_y, query_x, query_y, ways, batched=False
     )
-    return score_logits_batch(logits.unsqueeze(0), labels.unsqueeze(0))[0]
+    result = score_logits_batch(logits.unsqueeze(0), labels.unsqueeze(0))
+    return result.with_support(end.unsqueeze(0), sy.unsqueeze(0), start.unsqueeze(0))[0]
 
 
 def finetune_batch(
@@ -611,5 +636,5 @@ def finetune_batch(
         _finetune_episode(model, config, sx[e], sy[e], qx[e], qy[e], n_ways, batched=False)
         for e in range(sx.shape[0])
     ]
-    logits = torch.stack([logit for logit, _ in outputs])
-    return score_logits_batch(logits, qy)
+    logits, start, end = (torch.stack([o[k] for o in outputs]) for k in (0, 2, 3))
+    return score_logits_batch(logits, qy).with_support(end, sy, start)

@@ -434,19 +434,23 @@ def _finetune_variant(backbone: StudyBackbone, ways: int, dataset: ImageDataset)
     )
 
 
+_ADAPTED = ("accuracy", "loss", "support_loss", "start_logit_std", "seconds_adapt")
+"""Columns of the study table that belong to the adaptation (the rest to the episode/metrics)."""
+
+
 def _finetune_rows(main: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
     """Fine-tune rows: the main study's metrics per (episode, backbone, dummy) with the
-    fine-tuned accuracy, loss and time per (episode, backbone)."""
+    fine-tuned accuracy, losses and time per (episode, backbone)."""
     if tuned.empty or main.empty:
         return pd.DataFrame()
     keys = ["episode", "backbone"]
+    adapted = [c for c in _ADAPTED if c in main.columns and c in tuned.columns]
     metrics = main.drop_duplicates(["episode", "backbone", "dummy"]).drop(
-        columns=["adaptation", "accuracy", "loss", "seconds_adapt"]
+        columns=["adaptation", *[c for c in _ADAPTED if c in main.columns]]
     )
-    adapted = tuned.drop_duplicates(keys)[[*keys, "accuracy", "loss", "seconds_adapt"]]
-    rows = metrics.merge(adapted, on=keys, how="inner")
+    rows = metrics.merge(tuned.drop_duplicates(keys)[[*keys, *adapted]], on=keys, how="inner")
     rows["adaptation"] = "finetune"
-    return rows[list(main.columns)]
+    return rows[[c for c in main.columns if c in rows.columns]]
 
 
 def _ways_of(suite: Any, n: int) -> list[int]:
@@ -461,6 +465,7 @@ def run_grid(
     progress: bool = True,
     overwrite: bool = False,
     report: bool = True,
+    command: str = "",
 ) -> GridResult:
     """Run (or resume) every target study of ``config`` and aggregate the grid.
 
@@ -479,6 +484,9 @@ def run_grid(
         Discard results of another grid configuration found in ``out_dir``.
     report:
         Write the grid report.
+    command:
+        The command line that ran the grid, recorded in ``grid.json`` (for the README's
+        figures).
     """
     from tqdm.auto import tqdm
 
@@ -595,6 +603,7 @@ def run_grid(
         )
     summary = {
         "config": identity,
+        "command": command or "run_grid(...)",
         "notes": notes,
         "seconds": round(seconds, 1),
         "n_settings": len(analysis.settings),

@@ -78,14 +78,13 @@ def study_backbone(
 ) -> StudyBackbone:
     """The study's view of a trained :class:`~metaleep.backbones.checkpoint.Backbone`.
 
-    MAML-family backbones are adapted with the inner loop they were trained with (learning
-    rate, steps, first or second order). ``source_data``: the data set it was trained on
-    (found by fingerprint when not given: the embedded data sets are).
+    MAML-family backbones carry the inner loop they were meta-trained with
+    (:attr:`~metaleep.backbones.config.TrainConfig.inner_loop`: steps, learning rate, first or
+    second order), and the study's ``maml`` (``anil`` for ANIL backbones) adapts them that way.
+    ``source_data``: the data set it was trained on (found by fingerprint when not given: the
+    embedded data sets are).
     """
-    config = backbone.config
-    inner: dict[str, Any] = {}
-    if config.algorithm in ("maml", "fomaml", "anil"):
-        inner = {"lr": config.inner_lr}
+    inner = dict(backbone.config.inner_loop)
     if source_data is None or source_data.fingerprint != backbone.dataset_fingerprint:
         source_data = source_data_for(backbone.dataset_fingerprint)
     if source_data is None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["correlation_bars", "metric_label", "scatter_metrics", "selection_plot"]
+__all__ = ["correlation_bars", "metric_label", "scatter_grid", "scatter_metrics", "selection_plot"]
 
 _LABELS = {
     "leep": "LEEP",
@@ -214,6 +214,112 @@ def scatter_metrics(
         axes[k // cols][k % cols].set_visible(False)
     if title:
         fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def scatter_grid(
+    table: pd.DataFrame,
+    *,
+    rows: Sequence[str],
+    metrics: Sequence[str] | None = None,
+    target: str = "accuracy",
+    correlations: pd.DataFrame | None = None,
+    title: str | None = None,
+    panel: tuple[float, float] = (2.3, 1.75),
+) -> Figure:
+    """Compact scatter grid: one row per configuration, one small panel per metric.
+
+    Each configuration is a distinct combination of the ``rows`` columns (e.g. ``dummy`` and
+    ``adaptation`` for one backbone); each panel plots one metric (x) against ``target`` (y)
+    for its episodes, with the least-squares line and Pearson r in the panel title. A panel
+    whose metric is constant in its configuration says so instead of plotting a vertical
+    line. Panels are small (``panel`` inches, 100 dpi), so a study's configurations fit in a
+    few figures rather than one tall figure each.
+
+    Parameters
+    ----------
+    table : DataFrame
+        Rows to plot.
+    rows : sequence of str
+        Columns whose distinct value combinations are the rows of the grid (sorted).
+    metrics : sequence of str, optional
+        Metric columns (the grid's columns); default those of
+        :data:`~metaleep.study.analysis.DEFAULT_METRICS` present.
+    target : str
+        Column on the y axes.
+    correlations : DataFrame, optional
+        :func:`~metaleep.study.analysis.correlations` output holding the ``rows`` columns; each
+        panel's r and CI come from its configuration's Pearson row (default: scipy, no CI).
+    title : str, optional
+        Figure title.
+    panel : (float, float)
+        Width and height of one panel in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> t = pd.DataFrame({"adaptation": np.repeat(["anil", "maml"], 20),
+    ...                   "leep": rng.normal(size=40), "h_score": 4.0})
+    >>> t["accuracy"] = 0.5 + 0.1 * t.leep
+    >>> fig = scatter_grid(t, rows=["adaptation"], metrics=["leep", "h_score"])
+    >>> len(fig.axes), fig.axes[1].get_title()
+    (4, 'H-score: constant')
+    """
+    _check_table(table)
+    chosen = metric_columns(table, metrics)
+    if target not in table.columns:
+        raise ValueError(f"`target` must be a column of `table`; got {target!r}.")
+    missing = [c for c in rows if c not in table.columns]
+    if missing:
+        raise ValueError(f"`rows` must be columns of `table`; got {missing!r} missing.")
+    from matplotlib.ticker import MaxNLocator
+
+    keys = list(rows)
+    groups = list(table.groupby(keys, sort=True, dropna=False)) if keys else [((), table)]
+    n_rows, n_cols = max(len(groups), 1), max(len(chosen), 1)
+    width, height = panel
+    fig = _new_figure(width * n_cols + 0.4, height * n_rows + (0.35 if title else 0.0))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for i, (key, frame) in enumerate(groups):
+        values = key if isinstance(key, tuple) else (key,)
+        label = " / ".join(str(v) for v in values) if keys else "all episodes"
+        subset = None
+        if correlations is not None and all(c in correlations.columns for c in keys):
+            mask = np.ones(len(correlations), dtype=bool)
+            for col, value in zip(keys, values, strict=True):
+                mask &= (correlations[col] == value).to_numpy()
+            subset = correlations[mask]
+        y_all = frame[target].to_numpy(dtype=np.float64)
+        alpha = float(np.clip(8.0 / math.sqrt(max(len(frame), 1)), 0.2, 0.9))
+        for j, metric in enumerate(chosen):
+            ax: Axes = axes[i][j]
+            x_all = frame[metric].to_numpy(dtype=np.float64)
+            ok = np.isfinite(x_all) & np.isfinite(y_all)
+            x, y = x_all[ok], y_all[ok]
+            ax.tick_params(labelsize=6, length=2, pad=1)
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.grid(alpha=0.3, linewidth=0.4)
+            if j == 0:
+                ax.set_ylabel(f"{label}\n{metric_label(target)}", fontsize=7)
+            if len(x) == 0 or is_constant(x):
+                ax.set_title(f"{metric_label(metric)}: constant", fontsize=7, color="0.4")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                continue
+            ax.scatter(x, y, s=5, alpha=alpha, color="tab:blue", edgecolors="none")
+            if len(x) >= 2:
+                slope, intercept = np.polyfit(x, y, 1)
+                grid = np.linspace(x.min(), x.max(), 20)
+                ax.plot(grid, slope * grid + intercept, color="black", linewidth=0.9)
+            annotation = _pearson_annotation(metric, x, y, subset)
+            ax.set_title(f"{metric_label(metric)}: {annotation}", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
     return fig
 
 

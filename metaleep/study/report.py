@@ -8,12 +8,13 @@
 - ``correlations.csv``, ``comparisons.csv``, ``selection.csv`` (the full tables behind the
   report, when computed).
 
-Sections: configuration, how to read the numbers, the main correlation table (Pearson r with
+Sections: configuration, how to read the numbers, the accuracy of each adaptation with the
+support loss it ended at (:func:`accuracy_table`), the main correlation table (Pearson r with
 its bootstrap CI per metric, then Spearman, Kendall and weighted tau), LEEP against every other
 metric (paired bootstrap), results per number of ways / shots / within- vs mixed-alphabet
-episodes, source-model selection (when several backbones are present), scatter plots per group,
-timings. :func:`format_correlation_table` builds the compact ``0.59 [0.52, 0.65]`` table the CLI
-prints.
+episodes, source-model selection (when several backbones are present), one compact scatter
+grid per backbone (constant metrics left out, said once), timings.
+:func:`format_correlation_table` builds the compact ``0.59 [0.52, 0.65]`` table the CLI prints.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 __all__ = [
+    "UNCONVERGED_FRACTION",
+    "accuracy_table",
     "format_comparison_table",
     "format_correlation_table",
     "format_selection_table",
@@ -462,14 +465,270 @@ def _how_to_read(
 
 
 # --------------------------------------------------------------------------------------------
-# The report
+# Accuracy of each adaptation, and whether it converged
+# --------------------------------------------------------------------------------------------
+
+UNCONVERGED_FRACTION = 0.5
+"""An adaptation counts as unconverged on an episode when its support loss is above this
+fraction of ``log N`` (the loss of a uniform guess): it removed less than half of it."""
+
+
+def _settings_text(settings: object) -> str:
+    """``steps=1, lr=0.4, second order (as trained)`` from one adaptation's settings."""
+    if not isinstance(settings, Mapping):
+        return ""
+    words = []
+    order = ("steps", "lr", "first_order", "accelerated", "weight_decay")
+    keys = sorted(settings, key=lambda k: (order.index(k) if k in order else len(order), k))
+    for key in keys:
+        value = settings[key]
+        if key == "from_training" or (key == "batch_norm" and value == "transductive"):
+            continue
+        if key == "first_order":
+            words.append("first order" if value else "second order")
+        elif key == "accelerated":
+            words.append("accelerated" if value else "plain GD")
+        elif key == "weight_decay" and not value:
+            continue
+        else:
+            words.append(f"{key}={value}")
+    text = ", ".join(words)
+    if settings.get("from_training"):
+        text += " (as meta-trained)"
+    return text
+
+
+def accuracy_table(
+    table: pd.DataFrame,
+    *,
+    target: str = "accuracy",
+    settings: Mapping[str, Mapping[str, object]] | None = None,
+) -> pd.DataFrame:
+    """Accuracy per backbone and adaptation, with how far each adaptation converged.
+
+    The dummy-label mode does not change an adaptation, so each (episode, backbone,
+    adaptation) counts once.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The study table: ``episode``, ``backbone``, ``adaptation`` and ``target`` columns;
+        ``support_loss``, ``start_logit_std`` and ``ways`` are used when present.
+    target : str
+        Accuracy column.
+    settings : mapping, optional
+        ``study.json``'s ``adaptation_settings`` (``{backbone: {adaptation: {...}}}``), shown
+        as a column.
+
+    Returns
+    -------
+    DataFrame
+        One row per (backbone, adaptation): ``episodes``, ``mean``, ``std`` (over episodes),
+        ``share_100`` (share of episodes at accuracy 1), ``support_loss`` (mean),
+        ``unconverged`` (share of episodes whose support loss is above
+        :data:`UNCONVERGED_FRACTION` x log N; NaN for adaptations that do not iterate from a
+        starting head, such as prototypes, whose ``start_logit_std`` is NaN),
+        ``start_logit_std`` (mean spread of the logits the adaptation started from) and
+        ``settings``.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> t = pd.DataFrame({"episode": [0, 1, 0, 1], "backbone": "m", "dummy": "head",
+    ...                   "adaptation": ["anil", "anil", "maml", "maml"], "ways": 5,
+    ...                   "accuracy": [1.0, 0.8, 0.6, 0.6], "support_loss": [0.1, 0.3, 1.5, 1.2],
+    ...                   "start_logit_std": 0.5})
+    >>> accuracy_table(t)[["adaptation", "mean", "share_100", "unconverged"]].values.tolist()
+    [['anil', 0.9, 0.5, 0.0], ['maml', 0.6, 0.0, 1.0]]
+    """
+    _check_table(table)
+    needed = ["episode", "backbone", "adaptation", target]
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise ValueError(f"`table` must have the columns {needed!r}; got {missing!r} missing.")
+    keys = [c for c in ("suite", "episode", "backbone", "adaptation") if c in table.columns]
+    once = table.drop_duplicates(keys)
+    rows = []
+    for (backbone, adaptation), frame in once.groupby(["backbone", "adaptation"], sort=True):
+        accuracy = frame[target].to_numpy(dtype=np.float64)
+        row: dict[str, object] = {
+            "backbone": backbone,
+            "adaptation": adaptation,
+            "episodes": len(frame),
+            "mean": float(accuracy.mean()),
+            "std": float(accuracy.std(ddof=1)) if len(accuracy) > 1 else math.nan,
+            "share_100": float(np.mean(accuracy >= 1.0)),
+            "support_loss": math.nan,
+            "unconverged": math.nan,
+            "start_logit_std": math.nan,
+        }
+        if "support_loss" in frame.columns and frame["support_loss"].notna().any():
+            loss = frame["support_loss"].to_numpy(dtype=np.float64)
+            ways = frame["ways"].to_numpy(dtype=np.float64) if "ways" in frame else None
+            row["support_loss"] = float(np.nanmean(loss))
+            iterative = "start_logit_std" in frame and frame["start_logit_std"].notna().any()
+            if ways is not None and iterative:
+                row["unconverged"] = float(np.mean(loss > UNCONVERGED_FRACTION * np.log(ways)))
+        if "start_logit_std" in frame.columns and frame["start_logit_std"].notna().any():
+            row["start_logit_std"] = float(np.nanmean(frame["start_logit_std"]))
+        entry = (settings or {}).get(str(backbone), {})
+        row["settings"] = _settings_text(entry.get(str(adaptation)) if entry else None)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _flat_spread(ways: int, probability: float = 0.9) -> float:
+    """Logit spread of an N-way head that gives one class ``probability`` and the others equal
+    logits: the logit gap a = log(p (N - 1) / (1 - p)), spread a sqrt(N - 1) / N."""
+    gap = math.log(probability * (ways - 1) / (1 - probability))
+    return gap * math.sqrt(ways - 1) / ways
+
+
+def _accuracy_section(
+    doc: _Doc, data: pd.DataFrame, config: Mapping[str, object], target: str
+) -> None:
+    """The accuracy table, the adaptations that did not converge, and flat heads."""
+    if not all(c in data.columns for c in ("episode", "backbone", "adaptation")):
+        return
+    settings = config.get("adaptation_settings")
+    summary = accuracy_table(
+        data, target=target, settings=settings if isinstance(settings, Mapping) else None
+    )
+    doc.heading("Accuracy of each adaptation")
+    doc.paragraph(
+        f"Query {target} per backbone and adaptation (each episode once, whatever the dummy "
+        "labels): mean, standard deviation over episodes, share of episodes at 100 %; the "
+        "support loss the adaptation ended at (a uniform guess has log N); the share of "
+        f"episodes where it stayed above {UNCONVERGED_FRACTION:g} x log N (unconverged); the "
+        "spread of the logits it started from (standard deviation over the N classes, averaged "
+        "over the support images; 0 for a zero head); and its settings."
+    )
+    shown = summary.copy()
+    for col in ("mean", "std", "share_100", "support_loss", "unconverged", "start_logit_std"):
+        shown[col] = [_fmt(float(v), 3) for v in summary[col]]
+    shown = shown.rename(
+        columns={
+            "mean": f"mean {target}",
+            "std": "std",
+            "share_100": "share at 100 %",
+            "support_loss": "support loss",
+            "unconverged": "share unconverged",
+            "start_logit_std": "start logit spread",
+        }
+    )
+    doc.table(shown)
+    findings = []
+    stuck = summary[summary["unconverged"] > 0.1]
+    for rec in stuck.to_dict("records"):
+        findings.append(
+            f"{rec['backbone']} / {rec['adaptation']} did not converge on "
+            f"{100 * float(rec['unconverged']):.0f} % of the episodes (mean support loss "
+            f"{float(rec['support_loss']):.2f}): its accuracy, and every correlation with it, "
+            "describes an adaptation stopped early."
+        )
+    ways = int(data["ways"].max()) if "ways" in data.columns else 0
+    heads = summary[summary["adaptation"].isin(["anil", "maml"])]
+    for backbone, frame in heads.groupby("backbone", sort=True):
+        spread = float(frame.sort_values("adaptation")["start_logit_std"].iloc[0])
+        if not math.isfinite(spread) or ways < 2:
+            continue
+        reference = _flat_spread(ways)
+        flat = " — nearly flat" if spread < reference / 2 else ""
+        findings.append(
+            f"{backbone}'s meta-learned head starts from logits of spread {spread:.2f} on the "
+            f"support images{flat} (a {ways}-way head that gives the true class 0.9 has "
+            f"{reference:.2f}); its 'head' dummy labels are then close to uniform, which "
+            "bears on their LEEP."
+        )
+    if findings:
+        doc.bullets(findings)
+
+
+# --------------------------------------------------------------------------------------------
+# Scatter plots: one compact grid per backbone
 # --------------------------------------------------------------------------------------------
 
 
-def _group_title(cols: Sequence[str], key: tuple[object, ...]) -> str:
-    if not cols:
-        return "all episodes"
-    return ", ".join(f"{c}={v}" for c, v in zip(cols, key, strict=True))
+def _constant_metrics(data: pd.DataFrame, metrics: Sequence[str], by: Sequence[str]) -> list[str]:
+    """Metrics that are constant within every group of ``by``."""
+    from metaleep.study.analysis import is_constant
+
+    groups = list(data.groupby(list(by), dropna=False)) if by else [((), data)]
+    return [
+        m
+        for m in metrics
+        if m in data.columns
+        and all(is_constant(frame[m].dropna().to_numpy(dtype=np.float64)) for _, frame in groups)
+    ]
+
+
+def _scatter_section(
+    doc: _Doc,
+    data: pd.DataFrame,
+    correlations: pd.DataFrame,
+    *,
+    by: Sequence[str],
+    metrics: Sequence[str],
+    target: str,
+    max_rows: int,
+) -> None:
+    """One compact scatter grid per backbone (rows: its configurations; columns: metrics)."""
+    from metaleep.study import plots
+
+    doc.heading("Scatter plots")
+    constant = _constant_metrics(data, metrics, by)
+    shown_metrics = [m for m in metrics if m in data.columns and m not in constant]
+    if constant:
+        doc.paragraph(
+            "Left out of the plots: "
+            + ", ".join(metric_label(m) for m in constant)
+            + " (constant in every configuration: no correlation to draw)."
+        )
+    if not shown_metrics:
+        return
+    split = "backbone" if "backbone" in by else None
+    rows = [c for c in by if c != split]
+    figures: list[tuple[str, pd.DataFrame]] = (
+        [(str(key), frame) for key, frame in data.groupby(split, sort=True)]
+        if split
+        else [("all", data)]
+    )
+    budget = max_rows
+    left: list[str] = []
+    for i, (name, frame) in enumerate(figures):
+        configs = list(frame.groupby(rows, sort=True, dropna=False)) if rows else [((), frame)]
+        if budget <= 0:
+            left += [f"{name}: {len(configs)} configurations"]
+            continue
+        keep = configs[:budget]
+        if len(keep) < len(configs):
+            left.append(f"{name}: {len(configs) - len(keep)} configurations")
+        part = pd.concat([f for _, f in keep]) if rows else frame
+        budget -= len(keep)
+        label = f"backbone {name}" if split else "all episodes"
+        fig = plots.scatter_grid(
+            part,
+            rows=rows,
+            metrics=shown_metrics,
+            target=target,
+            correlations=(
+                correlations[correlations[split].astype(str) == name] if split else correlations
+            ),
+            title=f"Metrics vs {metric_label(target)}: {label}"
+            + (f" (rows: {' / '.join(rows)})" if rows else ""),
+        )
+        doc.figure(
+            f"scatter_{i:02d}_{_slug(name)}.png",
+            fig,
+            f"Each metric against {target}, one row per configuration of {label}.",
+        )
+    if left:
+        doc.paragraph("Not plotted (max_scatter_groups): " + "; ".join(left) + ".")
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+# --------------------------------------------------------------------------------------------
 
 
 def write_report(
@@ -525,7 +784,8 @@ def write_report(
     n_boot, confidence, seed, higher_is_better
         As in :func:`~metaleep.study.analysis.correlations`.
     max_scatter_groups : int
-        At most this many per-group scatter figures (the report lists the groups left out).
+        At most this many configurations (rows of the per-backbone scatter grids) are plotted;
+        the report lists those left out.
 
     Returns
     -------
@@ -628,6 +888,8 @@ def write_report(
     if findings:
         doc.paragraph("Detected in this table:")
         doc.bullets(findings)
+
+    _accuracy_section(doc, data, config, target)
 
     doc.heading("Correlation with accuracy")
     methods = list(dict.fromkeys(correlations["method"]))
@@ -732,31 +994,15 @@ def write_report(
             "Top-1 hit rate and regret per metric with bootstrap CI; dashed: chance.",
         )
 
-    doc.heading("Scatter plots")
-    groups = list(data.groupby(corr_by, sort=True, dropna=False)) if corr_by else [((), data)]
-    shown = groups[:max_scatter_groups]
-    for i, (key, frame) in enumerate(shown):
-        key_t = key if isinstance(key, tuple) else (key,)
-        label = _group_title(corr_by, key_t)
-        mask = np.ones(len(correlations), dtype=bool)
-        for col, value in zip(corr_by, key_t, strict=True):
-            mask &= (correlations[col] == value).to_numpy()
-        hue = "ways" if "ways" in frame.columns and frame["ways"].nunique() > 1 else None
-        fig = plots.scatter_metrics(
-            frame,
-            metrics=[m for m in corr_metrics if m in frame.columns],
-            target=target,
-            hue=hue,
-            correlations=correlations[mask],
-            title=label,
-        )
-        doc.figure(f"scatter_{i:02d}_{_slug(label)}.png", fig, f"Metrics vs {target}: {label}.")
-    if len(groups) > len(shown):
-        left = [
-            _group_title(corr_by, k if isinstance(k, tuple) else (k,))
-            for k, _ in groups[len(shown) :]
-        ]
-        doc.paragraph(f"{len(left)} groups not plotted (max_scatter_groups): " + "; ".join(left))
+    _scatter_section(
+        doc,
+        data,
+        correlations,
+        by=corr_by,
+        metrics=corr_metrics,
+        target=target,
+        max_rows=max_scatter_groups,
+    )
 
     timing = [c for c in data.columns if str(c).startswith("seconds_")]
     if timing:

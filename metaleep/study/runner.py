@@ -19,7 +19,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -155,23 +155,27 @@ def _adapt_episodes(
     dataset: ImageDataset,
     episodes: Sequence[Episode],
     device: str,
-) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
-    """``{adaptation: (accuracy (E,), loss (E,), seconds)}`` for episodes of one shape."""
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
+    """``{adaptation: (accuracy, loss, support_loss, start_logit_std, seconds)}``, arrays (E,),
+    for episodes of one shape."""
     import torch
 
-    from metaleep.study.adaptation import get_adaptation, head_parameters
+    from metaleep.study.adaptation import (
+        BatchAdaptationResult,
+        backbone_config,
+        get_adaptation,
+        head_parameters,
+    )
 
     ways = episodes[0].ways
     support = np.stack([ep.support for ep in episodes])
     query = np.stack([ep.query for ep in episodes])
     ys = torch.as_tensor(np.stack([ep.support_labels for ep in episodes]))
     yq = torch.as_tensor(np.stack([ep.query_labels for ep in episodes]))
-    out: dict[str, tuple[np.ndarray, np.ndarray, float]] = {}
+    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]] = {}
     for name in adaptations:
         spec = get_adaptation(name)
-        config = spec.config
-        if name in ("maml", "anil") and backbone.inner:
-            config = replace(config, **backbone.inner)
+        config = backbone_config(name, backbone.algorithm, backbone.inner)
         start = time.perf_counter()
         if spec.needs_model:
             # Many episodes per call: one copy of the network for them (MAML: the lean inner
@@ -199,8 +203,13 @@ def _adapt_episodes(
                         config=config,
                     )
                 )
-            accuracy = np.concatenate([np.asarray(b.accuracy, dtype=np.float64) for b in parts])
-            loss = np.concatenate([np.asarray(b.loss, dtype=np.float64) for b in parts])
+            batch = BatchAdaptationResult(
+                accuracy=np.concatenate([b.accuracy for b in parts]),
+                loss=np.concatenate([b.loss for b in parts]),
+                logits=parts[0].logits,  # not used
+                support_loss=np.concatenate([b.support_loss for b in parts]),
+                start_logit_std=np.concatenate([b.start_logit_std for b in parts]),
+            )
         else:
             sf = torch.as_tensor(outputs.gather_features(support), device=device)
             qf = torch.as_tensor(outputs.gather_features(query), device=device)
@@ -211,9 +220,9 @@ def _adapt_episodes(
             batch = spec.run_batch(
                 sf, ys.to(device), qf, yq.to(device), ways=ways, config=config, head=head
             )
-            accuracy = np.asarray(batch.accuracy, dtype=np.float64)
-            loss = np.asarray(batch.loss, dtype=np.float64)
-        out[name] = (accuracy, loss, time.perf_counter() - start)
+        values = (batch.accuracy, batch.loss, batch.support_loss, batch.start_logit_std)
+        arrays = [np.asarray(v, dtype=np.float64) for v in values]
+        out[name] = (*arrays, time.perf_counter() - start)  # type: ignore[assignment]
     return out
 
 
@@ -271,7 +280,7 @@ def _group_rows(
     alphabets: Callable[[Episode], list[str]],
     scores: dict[str, dict[str, np.ndarray]],
     metric_seconds: float,
-    adapted: dict[str, tuple[np.ndarray, np.ndarray, float]],
+    adapted: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]],
     metrics: Sequence[str],
 ) -> pd.DataFrame:
     """The table rows of one group of episodes of one shape: episode-major, then dummy mode,
@@ -307,11 +316,12 @@ def _group_rows(
     for name in metrics:
         table = np.stack([np.asarray(scores[m][name], dtype=np.float64) for m in modes], 1)
         columns[name] = by_episode_and_mode(table)
-    for key, part in (("accuracy", 0), ("loss", 1)):
+    adapted_columns = ("accuracy", "loss", "support_loss", "start_logit_std")
+    for part, key in enumerate(adapted_columns):
         table = np.stack([np.asarray(adapted[a][part], dtype=np.float64) for a in methods], 1)
         columns[key] = by_episode_and_method(table)
     columns["seconds_metrics"] = np.full(n_rows, metric_seconds / n_ep)
-    seconds = np.array([adapted[a][2] / n_ep for a in methods])
+    seconds = np.array([adapted[a][4] / n_ep for a in methods])
     columns["seconds_adapt"] = np.tile(seconds, n_ep * n_modes)
     return pd.DataFrame(columns)
 
@@ -456,6 +466,7 @@ def run_study(
     """
     from tqdm.auto import tqdm
 
+    from metaleep.study.adaptation import adaptation_settings
     from metaleep.study.loading import load_study_inputs
 
     started = time.perf_counter()
@@ -476,6 +487,7 @@ def run_study(
         "suite_episodes": len(episodes),
         "backbone_fingerprints": {b.name: b.fingerprint for b in backbones},
         "backbone_info": {b.name: b.describe(dataset) for b in backbones},
+        "adaptation_settings": adaptation_settings(config.adaptations, backbones),
     }
     store = ResultStore(out_dir, identity, overwrite=overwrite)
     chunks = _chunks(len(episodes), config.chunk_size)

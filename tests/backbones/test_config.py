@@ -65,3 +65,15 @@ def test_numbers_are_normalised() -> None:
     config = TrainConfig(inner_lr=1, meta_lr=1)
     assert isinstance(config.inner_lr, float) and isinstance(config.meta_lr, float)
     assert config.resolved_device() == "cpu"
+
+
+def test_inner_loop_says_how_the_inner_loop_was_trained():
+    assert TrainConfig(algorithm="maml", inner_steps=2, inner_lr=0.3).inner_loop == {
+        "steps": 2,
+        "lr": 0.3,
+        "first_order": False,
+    }
+    assert TrainConfig(algorithm="fomaml").inner_loop["first_order"] is True
+    assert TrainConfig(algorithm="anil", inner_steps=5).inner_loop["steps"] == 5
+    assert TrainConfig(algorithm="supervised").inner_loop == {}
+    assert TrainConfig(algorithm="protonet").inner_loop == {}

@@ -53,6 +53,19 @@ def glyph_labels_only(bank_classes, glyph_version) -> ImageDataset:
 
 
 @pytest.fixture(scope="module")
+def digits() -> ImageDataset:
+    from metaleep.data.digits import load_digits
+
+    return load_digits()
+
+
+@pytest.fixture(scope="module")
+def sources(glyph_labels_only, digits) -> dict[str, ImageDataset]:
+    """The data set each standard suite is drawn from, by recipe ``dataset`` name."""
+    return {"glyphs": glyph_labels_only, "digits": digits}
+
+
+@pytest.fixture(scope="module")
 def files() -> dict[str, object]:
     return {name: read_manifest(EPISODES / f"{name}.csv") for name in STANDARD_SUITES}
 
@@ -64,23 +77,29 @@ def test_the_checkout_folder_is_found():
     assert sorted(p.stem for p in EPISODES.glob("*.csv")) == sorted(STANDARD_SUITES)
 
 
-def test_files_match_their_recipes(files, glyph_version, bank_classes):
+def test_files_match_their_recipes(files, sources, bank_classes):
     from metaleep.data.splits import get_split
 
-    test_classes = get_split(bank_classes, name="omniglot").test
+    pools = {
+        "glyphs": ("omniglot", "test", get_split(bank_classes, name="omniglot").test),
+        "digits": ("all", "all", np.arange(10)),
+    }
+    assert {recipe.dataset for recipe in STANDARD_SUITES.values()} == set(pools)
     for name, recipe in STANDARD_SUITES.items():
         suite = files[name]
-        assert (suite.name, suite.seed, suite.split, suite.part) == (name, 0, "omniglot", "test")
-        assert suite.dataset_id == "glyphs"
-        assert suite.dataset_version == glyph_version, (
-            f"episodes/{name}.csv was made for another glyph data set version; regenerate the "
-            "standard files with `metaleep episodes sample --suite all`"
+        split, part, pool = pools[recipe.dataset]
+        assert name.startswith(f"{recipe.dataset}-")
+        assert (suite.name, suite.seed, suite.split, suite.part) == (name, 0, split, part)
+        assert suite.dataset_id == recipe.dataset
+        assert suite.dataset_version == sources[recipe.dataset].version, (
+            f"episodes/{name}.csv was made for another {recipe.dataset} data set version; "
+            "regenerate the standard files with `metaleep episodes sample --suite all`"
         )
         assert suite.command == f"metaleep episodes sample --suite {name}"
         assert suite.description == recipe.description and len(suite) == recipe.episodes
         assert [ep.index for ep in suite.episodes] == list(range(recipe.episodes))
         assert list(suite.specs) == [recipe.spec_for(i) for i in range(recipe.episodes)]
-        assert np.array_equal(suite.pool, test_classes)
+        assert np.array_equal(suite.pool, pool)
 
 
 def test_alphabets_follow_the_rules(files, bank_classes):
@@ -98,15 +117,17 @@ def test_alphabets_follow_the_rules(files, bank_classes):
 
 def test_smoke_is_a_prefix_and_shots_are_paired(files):
     assert files["glyphs-smoke"].episodes == files["glyphs-5w1s"].episodes[:20]
-    for a, b in zip(files["glyphs-5w1s"].episodes, files["glyphs-5w5s"].episodes, strict=True):
-        assert np.array_equal(a.classes, b.classes)
+    for prefix in ("glyphs", "digits"):
+        one, five = files[f"{prefix}-5w1s"].episodes, files[f"{prefix}-5w5s"].episodes
+        for a, b in zip(one, five, strict=True):
+            assert np.array_equal(a.classes, b.classes)
     assert files["glyphs-20w1s"].spec_counts() == {EpisodeSpec(20, 1, 15).name: 600}
 
 
-def test_every_standard_file_regenerates_byte_for_byte(glyph_labels_only):
+def test_every_standard_file_regenerates_byte_for_byte(sources):
     for name, recipe in STANDARD_SUITES.items():
         expected = (EPISODES / f"{name}.csv").read_bytes()
-        regenerated = manifest_bytes(build_suite(recipe, glyph_labels_only))
+        regenerated = manifest_bytes(build_suite(recipe, sources[recipe.dataset]))
         assert regenerated == expected, (
             f"episodes/{name}.csv differs from its regeneration: run "
             f"`metaleep episodes sample --suite {name}` and commit the file if the change is meant"
@@ -131,8 +152,9 @@ def test_standard_suites_on_the_real_glyph_data_set(tmp_path):
     from metaleep.data.glyphs import load_glyphs
 
     dataset = load_glyphs()
-    for name in STANDARD_SUITES:
-        load_suite(name, dataset)  # validate_against: version, classes, indices, labels, alphabets
+    for name, recipe in STANDARD_SUITES.items():
+        if recipe.dataset == "glyphs":
+            load_suite(name, dataset)  # validate_against: version, classes, indices, labels, ...
     out = tmp_path / "smoke.csv"
     result = CliRunner().invoke(
         app, ["episodes", "sample", "--suite", "glyphs-smoke", "--out", str(out)]
@@ -146,3 +168,20 @@ def test_standard_suites_on_the_real_glyph_data_set(tmp_path):
     assert result.exit_code == 0, result.output
     suite = read_manifest(custom, dataset=dataset)
     assert all(len(a) == 1 for a in suite.alphabets)
+
+
+def test_digit_suites_validate_against_the_digits(digits):
+    """The digit files check against the real data set (labels, version, index range), and
+    without the file the suite regenerates from its recipe with the same episodes."""
+    for name in ("digits-5w1s", "digits-5w5s"):
+        suite = load_suite(name, digits)
+        labels = digits.labels
+        for ep in suite.episodes[:50]:
+            assert np.array_equal(labels[ep.support], ep.classes[ep.support_labels])
+            assert np.array_equal(labels[ep.query], ep.classes[ep.query_labels])
+            assert len(set(ep.support) | set(ep.query)) == ep.support.size + ep.query.size
+        rebuilt = build_suite(STANDARD_SUITES[name], digits)
+        assert rebuilt.episodes == suite.episodes
+    # every digit occurs and class sets repeat (252 possible sets of 5 among 10)
+    used = {tuple(sorted(ep.classes)) for ep in load_suite("digits-5w5s").episodes}
+    assert 100 < len(used) <= 252

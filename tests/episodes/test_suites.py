@@ -158,11 +158,15 @@ def test_standard_registry():
         "glyphs-5w5s",
         "glyphs-20w1s",
         "glyphs-mixed",
+        "glyphs-5w5s-same",
         "glyphs-smoke",
+        "digits-5w1s",
+        "digits-5w5s",
     }
     for name, recipe in STANDARD_SUITES.items():
-        assert recipe.name == name and recipe.dataset == "glyphs"
-        assert (recipe.split, recipe.part, recipe.seed) == ("omniglot", "test", 0)
+        assert recipe.name == name and recipe.dataset == name.split("-")[0]
+        where = ("omniglot", "test") if recipe.dataset == "glyphs" else ("all", "all")
+        assert (recipe.split, recipe.part, recipe.seed) == (*where, 0)
     assert STANDARD_SUITES["glyphs-smoke"].episodes == 20
     assert {r.episodes for n, r in STANDARD_SUITES.items() if n != "glyphs-smoke"} == {600}
 
@@ -202,15 +206,26 @@ def test_load_suite_by_path_and_by_name(toy, toy_split, tmp_path, monkeypatch):
 def test_load_suite_unknown():
     message = (
         "`name_or_path` must be a standard suite (glyphs-5w1s, glyphs-5w5s, glyphs-20w1s, "
-        "glyphs-mixed, glyphs-smoke) or an existing manifest file; got 'glyphs-9w9s'."
+        "glyphs-mixed, glyphs-5w5s-same, glyphs-smoke, digits-5w1s, digits-5w5s) or an "
+        "existing manifest file; "
+        "got 'glyphs-9w9s'."
     )
     with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
         load_suite("glyphs-9w9s")
 
 
 def test_load_dataset_errors():
-    with pytest.raises(ValueError, match=r"^`dataset` must be glyphs or one of omniglot, mini"):
+    with pytest.raises(
+        ValueError, match=r"^`dataset` must be glyphs, digits or one of omniglot, mini"
+    ):
         suites.load_dataset("mnist")
     message = "`root` must be the folder that holds the fc100 files; got None."
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         suites.load_dataset("fc100")
+
+
+def test_within_alphabet_suite_draws_each_episode_from_one_alphabet():
+    suite = load_suite("glyphs-5w5s-same")
+    assert len(suite) == 600 and suite.spec_counts() == {"5w5s15q-same": 600}
+    assert all(len(alphabets) == 1 for alphabets in suite.alphabets)
+    assert len({a[0] for a in suite.alphabets}) > 1  # not all from one alphabet

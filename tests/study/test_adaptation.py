@@ -26,6 +26,8 @@ from metaleep.study.adaptation import (
     HeadConfig,
     MamlConfig,
     PrototypeConfig,
+    adaptation_settings,
+    backbone_config,
     finetune,
     finetune_batch,
     get_adaptation,
@@ -381,6 +383,123 @@ def test_retrain_head_from_zero_without_steps_is_uniform() -> None:
     assert result.predictions.tolist() == [0] * len(query_y[0])
 
 
+def reference_accelerated_head(
+    support: torch.Tensor,
+    support_y: torch.Tensor,
+    *,
+    ways: int,
+    steps: int,
+    weight_decay: float,
+    init: tuple[torch.Tensor, torch.Tensor] | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Nesterov's accelerated gradient written from Beck and Teboulle (2009), FISTA without a
+    prox: t_1 = 1, x_k = y_k - grad(y_k) / L, t_{k+1} = (1 + sqrt(1 + 4 t_k^2)) / 2,
+    y_{k+1} = x_k + (t_k - 1) / t_{k+1} (x_k - x_{k-1}); autograd gradients, one episode.
+    Returns (W, b). (The code uses the common momentum (k - 1) / (k + 2) instead of the t_k
+    recursion; the two differ, so this reference takes the same momentum schedule.)"""
+    n, dim = support.shape
+    augmented = torch.cat([support, torch.ones(n, 1, dtype=support.dtype)], dim=1)
+    lipschitz = torch.linalg.matrix_norm(augmented, ord=2) ** 2 / (2 * n) + weight_decay
+    if init is None:
+        x = torch.zeros(ways, dim + 1, dtype=support.dtype)
+    else:
+        x = torch.cat([init[0], init[1].unsqueeze(1)], dim=1).clone()
+    y = x.clone()
+    for k in range(1, steps + 1):
+        y = y.detach().requires_grad_(True)
+        logits = support @ y[:, :dim].T + y[:, dim]
+        objective = nn.functional.cross_entropy(logits, support_y)
+        objective = objective + weight_decay / 2 * y[:, :dim].square().sum()
+        (grad,) = torch.autograd.grad(objective, y)
+        with torch.no_grad():
+            new = y - grad / lipschitz
+            y = new + (k - 1) / (k + 2) * (new - x)
+            x = new
+    return x[:, :dim].detach(), x[:, dim].detach()
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+@pytest.mark.parametrize("with_init", [False, True])
+def test_accelerated_head_matches_autograd_reference(weight_decay: float, with_init: bool) -> None:
+    support, support_y, query, query_y = feature_episodes(2, seed=21, separation=0.5)
+    generator = torch.Generator().manual_seed(22)
+    init = None
+    if with_init:
+        init = (
+            torch.randn(WAYS, 8, generator=generator, dtype=torch.float64),
+            torch.randn(WAYS, generator=generator, dtype=torch.float64),
+        )
+    batch = retrain_head_batch(
+        support, support_y, query, query_y,
+        ways=WAYS, steps=9, weight_decay=weight_decay, init=init, accelerated=True,
+    )  # fmt: skip
+    for e in range(2):
+        weight, bias = reference_accelerated_head(
+            support[e], support_y[e], ways=WAYS, steps=9, weight_decay=weight_decay, init=init
+        )
+        torch.testing.assert_close(batch.logits[e], query[e] @ weight.T + bias, rtol=0, atol=1e-11)
+        support_logits = support[e] @ weight.T + bias
+        expected_loss = float(nn.functional.cross_entropy(support_logits, support_y[e]))
+        assert batch.support_loss[e] == pytest.approx(expected_loss, rel=1e-11)
+        single = retrain_head(
+            support[e], support_y[e], query[e], query_y[e],
+            ways=WAYS, steps=9, weight_decay=weight_decay, init=init, accelerated=True,
+        )  # fmt: skip
+        torch.testing.assert_close(single.logits, batch.logits[e], rtol=0, atol=1e-12)
+
+
+def test_accelerated_head_converges_from_any_start() -> None:
+    """With weight decay the objective is strongly convex: one optimum, reached from the zero
+    head and from a far-off head alike; plain descent with as many steps is still far from it."""
+    support, support_y, query, query_y = feature_episodes(3, seed=23, separation=0.7)
+    far = (torch.full((WAYS, 8), 3.0, dtype=torch.float64), torch.zeros(WAYS, dtype=torch.float64))
+    far[0][0] = -3.0
+    options = {"ways": WAYS, "weight_decay": 0.05}
+    optimum = retrain_head_batch(
+        support, support_y, query, query_y, steps=5000, accelerated=True, **options
+    )
+    fast = {
+        start: retrain_head_batch(
+            support, support_y, query, query_y, steps=500, init=init, accelerated=True, **options
+        )
+        for start, init in (("zero", None), ("far", far))
+    }
+    slow = retrain_head_batch(support, support_y, query, query_y, steps=500, init=far, **options)
+    for result in fast.values():  # measured: 1e-3 from zero, 4e-3 from far
+        torch.testing.assert_close(result.logits, optimum.logits, rtol=0, atol=1e-2)
+    assert float((slow.logits - optimum.logits).abs().max()) > 0.1  # measured: 0.13
+
+
+def test_support_loss_and_start_spread_are_recorded() -> None:
+    support, support_y, query, query_y = feature_episodes(2, seed=24)
+    weight = torch.tensor([[1.0] * 8, [0.0] * 8, [-1.0] * 8, [2.0] * 8, [0.5] * 8]).double()
+    bias = torch.zeros(WAYS, dtype=torch.float64)
+    result = retrain_head_batch(
+        support, support_y, query, query_y, ways=WAYS, steps=3, lr=0.2, init=(weight, bias)
+    )
+    for e in range(2):
+        start = support[e] @ weight.T  # population std over the 5 classes, mean over examples
+        expected = float(np.mean(np.std(start.numpy(), axis=1)))
+        assert result.start_logit_std[e] == pytest.approx(expected, rel=1e-12)
+        final = retrain_head(
+            support[e], support_y[e], support[e], support_y[e],
+            ways=WAYS, steps=3, lr=0.2, init=(weight, bias),
+        )  # fmt: skip
+        assert result.support_loss[e] == pytest.approx(final.loss, rel=1e-12)
+        assert result[e].support_loss == result.support_loss[e]
+    zero = retrain_head_batch(support, support_y, query, query_y, ways=WAYS, steps=0)
+    assert zero.start_logit_std.tolist() == [0.0, 0.0]
+    np.testing.assert_allclose(zero.support_loss, math.log(WAYS), rtol=1e-12)
+    proto = nearest_prototype_batch(support, support_y, query, query_y, ways=WAYS)
+    as_query = nearest_prototype_batch(support, support_y, support, support_y, ways=WAYS)
+    np.testing.assert_allclose(proto.support_loss, as_query.loss, rtol=1e-12)
+    assert np.isnan(proto.start_logit_std).all()
+    stacked = BatchAdaptationResult.from_results([result[1], result[0]])
+    assert stacked.support_loss.tolist() == result.support_loss[::-1].tolist()
+    bare = BatchAdaptationResult(np.zeros(2), np.zeros(2), torch.zeros(2, 1, 1))
+    assert np.isnan(bare.support_loss).all() and np.isnan(bare.start_logit_std).all()
+
+
 def test_retrain_head_auto_step_decreases_the_objective() -> None:
     support, support_y, _, _ = feature_episodes(1, seed=9, separation=0.3)
     losses = [
@@ -430,6 +549,41 @@ def test_maml_adapt_matches_plain_autograd_loop(batch_norm: str) -> None:
     )
     torch.testing.assert_close(result.logits, expected, rtol=0, atol=1e-12)
     assert result.accuracy == float((expected.argmax(1) == qy[0]).double().mean())
+
+
+@pytest.mark.parametrize("batch_norm", ["transductive", "running"])
+@pytest.mark.parametrize("vectorize", [False, True])
+def test_maml_support_loss_and_start_spread(batch_norm: str, vectorize: bool) -> None:
+    """The support loss is the adapted network's loss on the support set (a query set equal to
+    the support set scores the same); the start spread is that of the unadapted network."""
+    model = _with_running_stats(TinyCNN(seed=5).double(), seed=5)
+    sx, sy, _, _ = image_episodes(2, ways=3, shots=2, seed=5, dtype=torch.float64)
+    options = {"lr": 0.5, "batch_norm": batch_norm, "vectorize": vectorize}
+    result = maml_adapt_batch(model, sx, sy, sx, sy, steps=3, **options)
+    unadapted = maml_adapt_batch(model, sx, sy, sx, sy, steps=0, **options)
+    np.testing.assert_allclose(result.support_loss, result.loss, rtol=1e-10)
+    np.testing.assert_allclose(unadapted.support_loss, unadapted.loss, rtol=1e-10)
+    assert np.all(result.support_loss < unadapted.support_loss)
+    network = copy.deepcopy(model).train(batch_norm == "transductive")
+    with torch.no_grad():
+        start = [network(sx[e]).numpy() for e in range(2)]
+    expected = [float(np.mean(np.std(logits, axis=1))) for logits in start]
+    np.testing.assert_allclose(result.start_logit_std, expected, rtol=1e-10)
+    np.testing.assert_allclose(unadapted.start_logit_std, expected, rtol=1e-10)
+    single = maml_adapt(model, sx[1], sy[1], sx[1], sy[1], steps=3, batch_norm=batch_norm, lr=0.5)
+    assert single.support_loss == pytest.approx(result.support_loss[1], rel=1e-10)
+
+
+def test_finetune_support_loss_and_start_spread() -> None:
+    model = TinyCNN(seed=6).double()
+    sx, sy, _, _ = image_episodes(2, ways=3, shots=2, seed=6, dtype=torch.float64)
+    tuned = finetune_batch(model, sx, sy, sx, sy, steps=4, lr=0.05)
+    np.testing.assert_allclose(tuned.support_loss, tuned.loss, rtol=1e-10)
+    untouched = finetune_batch(model, sx, sy, sx, sy, steps=0)
+    np.testing.assert_allclose(untouched.start_logit_std, tuned.start_logit_std, rtol=1e-10)
+    zero = finetune(model, sx[0], sy[0], sx[0], sy[0], steps=2, head="zero", ways=3)
+    assert zero.start_logit_std == 0.0
+    assert zero.support_loss == pytest.approx(zero.loss, rel=1e-10)
 
 
 def test_learn2learn_clone_alone_changes_batchnorm_buffers() -> None:
@@ -585,6 +739,7 @@ def test_registry_contents() -> None:
     assert isinstance(ADAPTATIONS["finetune"].config, FinetuneConfig)
     assert isinstance(ADAPTATIONS["retrain_head"].config, HeadConfig)
     assert ADAPTATIONS["retrain_head"].config.steps == 100
+    assert ADAPTATIONS["anil"].config == HeadConfig(steps=100, lr="auto", accelerated=True)
     assert isinstance(ADAPTATIONS["prototype"].config, PrototypeConfig)
     for name, spec in ADAPTATIONS.items():
         assert get_adaptation(name) is spec
@@ -600,7 +755,7 @@ def test_registry_feature_methods_call_the_functions() -> None:
     config = HeadConfig(steps=5, lr=0.4)
     cases = {
         "retrain_head": retrain_head_batch(*args, ways=WAYS),
-        "anil": retrain_head_batch(*args, ways=WAYS, steps=5, lr=0.4, init=head),
+        "anil": retrain_head_batch(*args, ways=WAYS, init=head, accelerated=True),
         "prototype": nearest_prototype_batch(*args, ways=WAYS),
     }
     for name, expected in cases.items():
@@ -801,3 +956,68 @@ def test_cuda_maml_adapt_batch_equals_cpu_loop() -> None:
     assert gpu.logits.device.type == "cuda"
     assert torch.equal(gpu.predictions.cpu(), cpu.predictions)
     torch.testing.assert_close(gpu.logits.cpu(), cpu.logits, rtol=0, atol=1e-8)
+
+
+# --------------------------------------------------------------------------------------------
+# Settings per backbone
+# --------------------------------------------------------------------------------------------
+
+
+def test_backbone_config_uses_the_training_inner_loop_where_it_repeats_training() -> None:
+    inner = {"steps": 1, "lr": 0.25, "first_order": False}
+    for algorithm in ("maml", "fomaml"):
+        assert backbone_config("maml", algorithm, inner) == MamlConfig(
+            steps=1, lr=0.25, first_order=False
+        )
+    assert backbone_config("maml", "maml", {}) == ADAPTATIONS["maml"].config
+    assert backbone_config("maml", "maml", {"lr": 0.1}) == MamlConfig(steps=5, lr=0.1)
+    # ANIL repeats training only on an ANIL backbone; elsewhere the converging default
+    assert backbone_config("anil", "anil", inner) == HeadConfig(steps=1, lr=0.25)
+    assert backbone_config("anil", "anil", {}) == HeadConfig(steps=5, lr=0.4)
+    for algorithm in ("maml", "fomaml"):
+        assert backbone_config("anil", algorithm, inner) is ADAPTATIONS["anil"].config
+    for name in ("retrain_head", "prototype", "finetune"):
+        assert backbone_config(name, "maml", inner) is ADAPTATIONS[name].config
+    message = "`inner` must hold only steps, lr and first_order; got unknown keys ['momentum']."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        backbone_config("maml", "maml", {"momentum": 0.9})
+    with pytest.raises(ValueError, match=re.escape("`steps` must be >= 0; got -1.")):
+        backbone_config("maml", "maml", {"steps": -1})
+
+
+def test_adaptation_settings_record_each_backbone() -> None:
+    from types import SimpleNamespace
+
+    def backbone(name, algorithm, inner, head_ways):
+        offers = {
+            "maml": algorithm in ("maml", "fomaml"),
+            "anil": head_ways is not None,
+        }
+        return SimpleNamespace(
+            name=name,
+            algorithm=algorithm,
+            inner=inner,
+            head_ways=head_ways,
+            offers_adaptation=lambda a, ways: offers.get(a, True),
+        )
+
+    settings = adaptation_settings(
+        ["maml", "anil", "prototype"],
+        [
+            backbone("m", "maml", {"steps": 1, "lr": 0.4, "first_order": False}, 5),
+            backbone("s", "supervised", {}, None),
+        ],
+    )
+    assert settings["m"]["maml"] == {
+        "steps": 1, "lr": 0.4, "first_order": False, "batch_norm": "transductive",
+        "from_training": True,
+    }  # fmt: skip
+    assert settings["m"]["anil"]["from_training"] is False
+    assert settings["m"]["anil"]["accelerated"] is True
+    assert settings["m"]["prototype"] == {"from_training": False}
+    assert settings["s"] == {"prototype": {"from_training": False}}
+
+
+def test_head_config_checks_accelerated() -> None:
+    with pytest.raises(TypeError, match=re.escape("`accelerated` must be a bool; got 1.")):
+        HeadConfig(accelerated=1)  # type: ignore[arg-type]

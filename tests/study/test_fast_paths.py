@@ -224,6 +224,10 @@ def scored(logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     )
 
 
+def augmented_support(sf: torch.Tensor) -> np.ndarray:
+    return np.hstack([sf.numpy(), np.ones((len(sf), 1))])
+
+
 def naive_study(dataset, episodes, backbones) -> pd.DataFrame:
     """One episode at a time: forward, metrics, adaptation; nothing shared."""
     rows = []
@@ -259,12 +263,21 @@ def naive_study(dataset, episodes, backbones) -> pd.DataFrame:
                     learn2learn_maml(model, sx, sy, qx, steps=5, lr=b.inner["lr"], train_mode=True),
                     qy,
                 )
-                anil = l2l.algorithms.MAML(
-                    copy.deepcopy(model.classifier).double(), lr=b.inner["lr"]
-                ).clone()
-                for _ in range(5):
-                    anil.adapt(nn.functional.cross_entropy(anil(sf), sy))
+                # ANIL on a MAML backbone: 100 accelerated steps of size 1 / L from the head
+                anil = copy.deepcopy(model.classifier).double()
+                params = [anil.weight, anil.bias]
+                previous = [q.detach().clone() for q in params]
+                size = 2 * len(sf) / np.linalg.norm(augmented_support(sf), 2) ** 2
+                for k in range(1, 101):
+                    grads = torch.autograd.grad(nn.functional.cross_entropy(anil(sf), sy), params)
+                    with torch.no_grad():
+                        for q, g, last in zip(params, grads, previous, strict=True):
+                            new = q - size * g
+                            q.copy_(new + (k - 1) / (k + 2) * (new - last))
+                            last.copy_(new)
                 with torch.no_grad():
+                    for q, last in zip(params, previous, strict=True):
+                        q.copy_(last)
                     results["anil"] = scored(anil(qf), qy)
             linear = nn.Linear(sf.shape[1], 5).double()
             nn.init.zeros_(linear.weight)

@@ -13,6 +13,7 @@ import pytest
 
 from metaleep.study.analysis import compare_metrics, correlations
 from metaleep.study.report import (
+    accuracy_table,
     format_comparison_table,
     format_correlation_table,
     format_selection_table,
@@ -228,3 +229,133 @@ def test_precomputed_normalised_correlations_and_raw_caution(tmp_path: Path) -> 
     write_report(table, tmp_path / "raw", config={}, metrics=["leep"], leep="raw", n_boot=20)
     md = (tmp_path / "raw" / "report.md").read_text()
     assert "Caution: this report uses raw LEEP" in md
+
+
+# --------------------------------------------------------------------------------------------
+# Accuracy table, convergence, flat heads, compact scatter grids
+# --------------------------------------------------------------------------------------------
+
+
+def make_adapted_table(n_episodes: int = 30, seed: int = 3) -> pd.DataFrame:
+    """Three backbones, two dummy modes, several adaptations (the runner's columns): anil
+    converged, maml stuck near log 5 on every third episode, h_score constant."""
+    rng = np.random.default_rng(seed)
+    plan = {
+        "maml": (("head", "prototypes"), ("anil", "maml", "retrain_head", "prototype")),
+        "protonet": (("prototypes",), ("retrain_head", "prototype")),
+        "supervised": (("source", "prototypes"), ("retrain_head", "prototype")),
+    }
+    rows = []
+    for episode in range(n_episodes):
+        hardness = rng.normal()
+        for backbone, (dummies, adaptations) in plan.items():
+            for adaptation in adaptations:
+                accuracy = round(float(np.clip(0.9 - 0.05 * hardness, 0, 1)) * 75) / 75
+                stuck = adaptation == "maml" and episode % 3 == 0
+                support_loss = 1.55 if stuck else 0.05 * (1 + rng.random())
+                start = {"anil": 0.45, "maml": 0.4, "retrain_head": 0.0}.get(adaptation, np.nan)
+                for dummy in dummies:
+                    leep = -1.0 - 0.1 * hardness + 0.05 * rng.normal()
+                    rows.append(
+                        {
+                            "suite": "toy", "episode": episode, "ways": 5, "shots": 5,
+                            "backbone": backbone, "dummy": dummy, "adaptation": adaptation,
+                            "leep": leep, "nce": leep + 0.1 * rng.normal(), "h_score": 4.0,
+                            "logme": rng.normal(), "accuracy": accuracy if episode else 1.0,
+                            "loss": 0.3, "support_loss": support_loss, "start_logit_std": start,
+                        }
+                    )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_accuracy_table_by_hand() -> None:
+    table = pd.DataFrame(
+        {
+            "episode": [0, 1, 2, 0, 1, 2, 0, 1, 2],
+            "backbone": "b",
+            "dummy": "head",
+            "adaptation": ["anil"] * 3 + ["maml"] * 3 + ["prototype"] * 3,
+            "ways": 5,
+            "accuracy": [1.0, 0.6, 0.8, 0.2, 0.4, 0.6, 1.0, 1.0, 0.7],
+            "support_loss": [0.1, 0.2, 0.3, 1.0, 0.5, 0.9, 2.0, 2.0, 2.0],
+            "start_logit_std": [0.5, 0.5, 0.5, 0.4, 0.4, 0.4, np.nan, np.nan, np.nan],
+        }
+    )
+    # a second dummy mode repeats the rows: counted once
+    doubled = pd.concat([table, table.assign(dummy="prototypes")])
+    settings = {"b": {"maml": {"steps": 1, "lr": 0.4, "first_order": False,
+                               "batch_norm": "transductive", "from_training": True}}}  # fmt: skip
+    out = accuracy_table(doubled, settings=settings).set_index("adaptation")
+    assert out["episodes"].tolist() == [3, 3, 3]
+    np.testing.assert_allclose(out["mean"], [0.8, 0.4, 0.9])
+    np.testing.assert_allclose(out["std"], [0.2, 0.2, np.std([1.0, 1.0, 0.7], ddof=1)])
+    np.testing.assert_allclose(out["share_100"], [1 / 3, 0.0, 2 / 3])
+    np.testing.assert_allclose(out["support_loss"], [0.2, 0.8, 2.0])
+    # above 0.5 log 5 = 0.805: two maml episodes; prototypes do not iterate: no verdict
+    assert out.loc["anil", "unconverged"] == 0.0
+    assert out.loc["maml", "unconverged"] == pytest.approx(2 / 3)
+    assert math.isnan(out.loc["prototype", "unconverged"])
+    assert out.loc["maml", "settings"] == "steps=1, lr=0.4, second order (as meta-trained)"
+    assert out.loc["anil", "settings"] == ""
+    with pytest.raises(ValueError, match=re.escape("got ['adaptation'] missing")):
+        accuracy_table(table.drop(columns="adaptation"))
+
+
+def test_report_accuracy_section_convergence_and_flat_heads(tmp_path: Path) -> None:
+    table = make_adapted_table()
+    config = {"adaptation_settings": {"maml": {"anil": {"steps": 100, "lr": "auto",
+              "weight_decay": 0.0, "accelerated": True, "from_training": False}}}}  # fmt: skip
+    write_report(table, tmp_path, config=config, n_boot=30, seed=0)
+    md = (tmp_path / "report.md").read_text()
+    assert "## Accuracy of each adaptation" in md
+    assert "| maml | anil | 30 |" in md and "steps=100, lr=auto, accelerated" in md
+    assert "maml / maml did not converge on 33 % of the episodes (mean support loss" in md
+    assert "maml / anil did not converge" not in md
+    assert "maml's meta-learned head starts from logits of spread 0.45" in md
+    assert "nearly flat (a 5-way head that gives the true class 0.9 has 1.43)" in md
+    # constant metrics: said once, and no panel of them
+    assert md.count("Left out of the plots: H-score") == 1
+    assert "H-score: constant" not in md
+
+
+def test_scatter_grids_keep_the_report_short(tmp_path: Path) -> None:
+    """One compact grid per backbone, rows = its configurations: 3 backbones, 14
+    configurations, 4 metrics plotted (H-score constant). Before: one figure of 6 panels per
+    configuration, about 620 px each (8,700 px here; 29,000 px in a 3-backbone glyph study)."""
+    from PIL import Image
+
+    table = make_adapted_table()
+    write_report(table, tmp_path, config={}, n_boot=30, seed=0)
+    scatters = sorted(tmp_path.glob("scatter_*.png"))
+    assert [p.name for p in scatters] == [
+        "scatter_00_maml.png",
+        "scatter_01_protonet.png",
+        "scatter_02_supervised.png",
+    ]
+    sizes = [Image.open(p).size for p in scatters]
+    assert [round(h / 175) for _, h in sizes] == [8, 2, 4]  # 175 px per configuration
+    assert sum(h for _, h in sizes) < 2600 and max(w for w, _ in sizes) <= 1000
+    # the cap on plotted configurations still applies, and says what it left out
+    out = tmp_path / "capped"
+    write_report(table, out, config={}, n_boot=30, seed=0, max_scatter_groups=9)
+    md = (out / "report.md").read_text()
+    assert sorted(p.name for p in out.glob("scatter_*.png")) == [
+        "scatter_00_maml.png",
+        "scatter_01_protonet.png",
+    ]
+    assert "Not plotted (max_scatter_groups): protonet: 1 configurations; supervised: 4" in md
+
+
+def test_scatter_grid_marks_constant_panels() -> None:
+    from metaleep.study.plots import scatter_grid
+
+    table = make_adapted_table(12)
+    table.loc[table["adaptation"] == "anil", "logme"] = 0.5
+    part = table[table["backbone"] == "maml"]
+    fig = scatter_grid(part, rows=["dummy", "adaptation"], metrics=["leep", "logme"])
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 16
+    assert titles.count("LogME: constant") == 2  # anil under both dummy modes
+    assert all(t.startswith("LEEP: r = ") for t in titles[::2])
+    with pytest.raises(ValueError, match=re.escape("`rows` must be columns of `table`")):
+        scatter_grid(part, rows=["nosuch"])

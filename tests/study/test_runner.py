@@ -70,6 +70,8 @@ def test_table_schema_and_rows(data, tmp_path):
         *METRICS,
         "accuracy",
         "loss",
+        "support_loss",
+        "start_logit_std",
         "seconds_metrics",
         "seconds_adapt",
     ]
@@ -84,6 +86,13 @@ def test_table_schema_and_rows(data, tmp_path):
     assert table["accuracy"].between(0, 1).all()
     assert np.isfinite(table[list(METRICS)].to_numpy()).all()
     assert (table["leep"] <= 1e-12).all()
+    # every adaptation records the support loss it ended at; the start spread is 0 for a zero
+    # head, NaN without a starting head, positive for a meta-learned one
+    assert np.isfinite(table["support_loss"]).all() and (table["support_loss"] >= 0).all()
+    spread = table.groupby("adaptation")["start_logit_std"]
+    assert spread.apply(lambda v: v.isna().all())["prototype"]
+    assert (spread.max()["retrain_head"], spread.min()["retrain_head"]) == (0.0, 0.0)
+    assert spread.min()["maml"] > 0 and spread.min()["anil"] > 0
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -125,6 +134,8 @@ def test_fast_path_equals_per_episode_path(data, tmp_path):
         row = table.loc[(ep.index, "maml", "head", "maml")]
         assert row["accuracy"] == direct.accuracy
         assert row["loss"] == pytest.approx(direct.loss, rel=1e-9)
+        assert row["support_loss"] == pytest.approx(direct.support_loss, rel=1e-9)
+        assert row["start_logit_std"] == pytest.approx(direct.start_logit_std, rel=1e-9)
 
 
 def test_whole_network_adaptation_split_by_image_budget_gives_the_same_rows(
@@ -294,3 +305,98 @@ def test_rows_do_not_depend_on_the_chunk_size(data, tmp_path, monkeypatch):
     ]
     for table in tables[1:]:
         pd.testing.assert_frame_equal(table, tables[0], check_exact=True)
+
+
+def test_backbones_are_adapted_as_they_were_meta_trained(data, tmp_path):
+    """A MAML backbone's inner loop (steps, lr, order) drives its ``maml`` rows, and
+    study.json records what each backbone was adapted with."""
+    import json
+
+    dataset, suite, backbones = data
+    trained = [
+        dataclasses.replace(backbones[0], inner={"steps": 1, "lr": 0.3, "first_order": False})
+    ]
+    config = StudyConfig(
+        suite="toy", backbones=("maml",), adaptations=("maml", "anil"), chunk_size=4
+    )
+    result = run_study(
+        config,
+        out_dir=tmp_path,
+        dataset=dataset,
+        suite=suite,
+        backbones=trained,
+        analyse=False,
+        progress=False,
+    )
+    table = result.table.set_index(["episode", "backbone", "dummy", "adaptation"])
+    maml = trained[0].model
+    for ep in suite.episodes[:3]:
+        sx, qx = dataset.batch(ep.support).double(), dataset.batch(ep.query).double()
+        ys, yq = torch.as_tensor(ep.support_labels), torch.as_tensor(ep.query_labels)
+        one = maml_adapt(maml, sx, ys, qx, yq, steps=1, lr=0.3)
+        five = maml_adapt(maml, sx, ys, qx, yq, steps=5, lr=0.3)
+        row = table.loc[(ep.index, "maml", "head", "maml")]
+        assert row["loss"] == pytest.approx(one.loss, rel=1e-9)
+        assert row["loss"] != pytest.approx(five.loss, rel=1e-6)
+    settings = json.loads((tmp_path / "study.json").read_text())["config"]
+    assert settings["adaptation_settings"] == {
+        "maml": {
+            "maml": {
+                "steps": 1,
+                "lr": 0.3,
+                "first_order": False,
+                "batch_norm": "transductive",
+                "from_training": True,
+            },
+            "anil": {
+                "steps": 100,
+                "lr": "auto",
+                "weight_decay": 0.0,
+                "accelerated": True,
+                "from_training": False,
+            },
+        }
+    }
+
+
+def test_a_study_on_the_digits(tmp_path):
+    """The built-in digits as a target domain: the standard suite, stand-in backbones for
+    1x28x28 images, every adaptation and metric; the report says what it saw."""
+    from metaleep.backbones.models import build_backbone
+    from metaleep.episodes.suites import load_dataset, load_suite
+    from metaleep.study.runner import StudyBackbone
+
+    dataset = load_dataset("digits")
+    suite = load_suite("digits-5w5s", dataset)
+    torch.manual_seed(0)
+    backbones = [
+        StudyBackbone(
+            "maml",
+            build_backbone("conv2-8", out_features=5).eval(),
+            "maml",
+            np.arange(10),
+            inner={"steps": 1, "lr": 0.4, "first_order": False},
+        ),
+        StudyBackbone(
+            "supervised",
+            build_backbone("conv2-8", out_features=10).eval(),
+            "supervised",
+            np.arange(10),
+        ),
+    ]
+    config = StudyConfig(suite="digits-5w5s", backbones=("maml", "supervised"), episodes=12)
+    result = run_study(
+        config,
+        out_dir=tmp_path,
+        dataset=dataset,
+        suite=suite,
+        backbones=backbones,
+        progress=False,
+        n_boot=50,
+    )
+    table = result.table
+    assert table["suite"].eq("digits-5w5s").all() and table["episode"].nunique() == 12
+    assert table["alphabets"].fillna("").eq("").all()  # no alphabets (read back as NaN)
+    assert set(table["adaptation"]) == {"maml", "anil", "retrain_head", "prototype"}
+    assert table["accuracy"].between(0, 1).all() and np.isfinite(table["support_loss"]).all()
+    assert result.report is not None and "digits-5w5s" in result.report.read_text()
