@@ -52,7 +52,20 @@ def grid(
         torch.set_num_threads(threads)
     try:
         grid_config = load_grid(name)
-        result = run_grid(grid_config, folder, progress=progress, overwrite=overwrite)
+        words = ["metaleep grid"]
+        if quick:
+            words.append("--quick")
+        elif config:
+            words.append(f"--config {config}")
+        if out is not None:
+            words.append(f"--out {out}")
+        result = run_grid(
+            grid_config,
+            folder,
+            progress=progress,
+            overwrite=overwrite,
+            command=" ".join(words),
+        )
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
         typer.echo(f"metaleep grid: {error}", err=True)
         raise typer.Exit(2) from error
