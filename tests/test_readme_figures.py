@@ -123,7 +123,8 @@ def test_blocks_are_rewritten_from_the_runs(tool, tmp_path):
     assert "| LEEP | 2 of 3 | 1 of 3 | 1.8 [1, 3] | 70 % |" in text
     assert "| H-score | 0 of 3 | 0 of 3 | 0.0 [0, 0] | 0 % |" in text
     # (0.5 > 0.3 > 0.1) holds; (0.4 < 0.5) does not; (0.1 > 0.0 > -0.2) holds
-    assert "holds in 2 of 3 settings" in text
+    assert "holds in 2 of 3 settings counting a metric without r" in text
+    assert "and in 2 of the 2 settings where all three have an r" in text
     assert "mean r over settings: LEEP 0.33, NCE 0.27, H-score -0.05." in text
     assert "3 settings over 2 targets (a, b); wall time 2.5 min" in text
     assert "(`metaleep grid --quick`)" in text

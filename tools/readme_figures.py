@@ -30,6 +30,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 LABELS = {"leep": "LEEP", "nce": "NCE", "h_score": "H-score", "logme": "LogME", "nleep": "N-LEEP"}
@@ -140,16 +141,20 @@ def grid_block(grid_dir: Path, *, at_commit: str = "unknown") -> str:
     text = ["\n".join(lines), ""]
     trio = [m for m in ("leep", "nce", "h_score") if f"r_{m}" in settings.columns]
     if len(trio) == 3:
-        r = settings[[f"r_{m}" for m in trio]].astype(float).fillna(-2.0).to_numpy()
-        ordered = int(((r[:, 0] > r[:, 1]) & (r[:, 1] > r[:, 2])).sum())
+        raw = settings[[f"r_{m}" for m in trio]].astype(float).to_numpy()
+        defined = np.isfinite(raw).all(axis=1)
+        r = np.where(np.isfinite(raw), raw, -2.0)  # no r ranks lowest
+        ordered = (r[:, 0] > r[:, 1]) & (r[:, 1] > r[:, 2])
         mean = {m: settings[f"r_{m}"].astype(float).mean(skipna=True) for m in trio}
         shown = ", ".join(
             f"{_label(m)} {mean[m]:.2f}" if math.isfinite(mean[m]) else f"{_label(m)} n/a"
             for m in trio
         )
         text.append(
-            f"The paper's ordering LEEP > NCE > H-score holds in {ordered} of {len(settings)} "
-            f"settings (no r counts as lowest); mean r over settings: {shown}."
+            f"The paper's ordering LEEP > NCE > H-score holds in {int(ordered.sum())} of "
+            f"{len(settings)} settings counting a metric without r (constant) as lowest, and in "
+            f"{int((ordered & defined).sum())} of the {int(defined.sum())} settings where all "
+            f"three have an r; mean r over settings: {shown}."
         )
     config = info.get("config", {})
     targets = [t.get("name", t.get("suite")) for t in config.get("targets", [])]

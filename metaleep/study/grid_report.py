@@ -180,6 +180,7 @@ def _findings(analysis: GridAnalysis) -> list[str]:
     trio = [m for m in ("leep", "nce", "h_score") if m in analysis.metrics]
     if len(trio) >= 2:
         r = s[[f"r_{m}" for m in trio]].to_numpy(dtype=np.float64)
+        defined = np.isfinite(r).all(axis=1)
         low = np.where(np.isfinite(r), r, -2.0)  # an undefined r ranks below any r
         ordered = np.all(np.diff(low, axis=1) < 0, axis=1)
         means = [
@@ -188,7 +189,8 @@ def _findings(analysis: GridAnalysis) -> list[str]:
         ]
         items.append(
             f"The paper's ordering {' > '.join(trio)} holds in {int(ordered.sum())} of {len(s)} "
-            f"settings (an undefined r ranks lowest); mean r: {', '.join(means)}."
+            f"settings counting an undefined r as lowest, in {int((ordered & defined).sum())} "
+            f"of the {int(defined.sum())} where all have an r; mean r: {', '.join(means)}."
         )
     for m in analysis.metrics:
         undefined = int((~np.isfinite(s[f"r_{m}"].to_numpy(dtype=np.float64))).sum())
