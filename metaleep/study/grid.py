@@ -453,6 +453,10 @@ def _finetune_rows(main: pd.DataFrame, tuned: pd.DataFrame) -> pd.DataFrame:
     return rows[[c for c in main.columns if c in rows.columns]]
 
 
+def _count_chunks(out: Path) -> int:
+    return sum(1 for _ in out.glob("targets/**/chunk-*.csv"))
+
+
 def _ways_of(suite: Any, n: int) -> list[int]:
     return sorted({int(ep.ways) for ep in suite.episodes[:n]})
 
@@ -502,14 +506,19 @@ def run_grid(
     out.mkdir(parents=True, exist_ok=True)
     identity = config.to_dict()
     stored = out / "grid.json"
-    if stored.is_file() and not overwrite:
-        previous = json.loads(stored.read_text())
-        if previous.get("config") != identity:
+    previous: dict[str, Any] = json.loads(stored.read_text()) if stored.is_file() else {}
+    if previous and previous.get("config") != identity:
+        if not overwrite:
             raise ValueError(
                 f"`out_dir` must be empty or hold the same grid; got {str(out)!r}, which holds "
                 "another grid configuration (pass overwrite=True / --overwrite to replace it)."
             )
-    atomic_write_bytes(stored, json.dumps({"config": identity}, indent=2).encode("utf-8"))
+        previous = {}
+    runs: list[dict[str, Any]] = list(previous.get("runs", []))
+    atomic_write_bytes(
+        stored, json.dumps({"config": identity, "runs": runs}, indent=2).encode("utf-8")
+    )
+    chunks_before = _count_chunks(out)
 
     notes: list[str] = []
     loaded: list[StudyBackbone] | None = list(backbones) if backbones is not None else None
@@ -601,11 +610,15 @@ def run_grid(
         path = write_grid_report(
             analysis, out, config=config, target_reports=reports, notes=notes, seconds=seconds
         )
+    # Each call's wall time and how many result chunks it computed: the time a grid took is
+    # the sum over the calls that computed something (a rerun that only re-analyses adds 0).
+    runs.append({"seconds": round(seconds, 1), "new_chunks": _count_chunks(out) - chunks_before})
     summary = {
         "config": identity,
         "command": command or "run_grid(...)",
         "notes": notes,
-        "seconds": round(seconds, 1),
+        "seconds": round(sum(r["seconds"] for r in runs if r["new_chunks"] > 0), 1),
+        "runs": runs,
         "n_settings": len(analysis.settings),
         "target_reports": reports,
     }

@@ -80,6 +80,10 @@ def test_grid_end_to_end_then_resume(tiny_backbones, tmp_path):
     assert {p: p.stat().st_mtime_ns for p in chunks} == chunks
     pd.testing.assert_frame_equal(pd.read_csv(out / "table.csv"), table)
     pd.testing.assert_frame_equal(pd.read_csv(out / "settings.csv"), settings)
+    runs = json.loads((out / "grid.json").read_text())
+    assert [r["new_chunks"] > 0 for r in runs["runs"]] == [True, False]
+    assert runs["seconds"] == runs["runs"][0]["seconds"]  # the rerun computed nothing
+    assert runs["command"] == f"metaleep grid --config {config} --out {out}"
 
     # another grid in the same folder is refused, naming the folder
     config.write_text(_toml(tiny_backbones).replace("n_boot = 40", "n_boot = 41"))
