@@ -95,6 +95,7 @@ def _grid(folder: Path) -> Path:
             "r_leep": [0.5, 0.4, 0.1],
             "r_nce": [0.3, 0.5, 0.0],
             "r_h_score": [0.1, math.nan, -0.2],
+            "winner": ["leep", "nce", "leep"],
         }
     ).to_csv(folder / "settings.csv", index=False)
     info = {
@@ -122,6 +123,8 @@ def test_blocks_are_rewritten_from_the_runs(tool, tmp_path):
     assert "supervised / source / retrain_head, 600 episodes" in text
     assert "| LEEP | 2 of 3 | 1 of 3 | 1.8 [1, 3] | 70 % |" in text
     assert "| H-score | 0 of 3 | 0 of 3 | 0.0 [0, 0] | 0 % |" in text
+    assert "| target | settings | LEEP | NCE | H-score |\n|---|---|---|---|---|\n" in text
+    assert "| a | 2 | 1 | 1 | 0 |\n| b | 1 | 1 | 0 | 0 |" in text
     # (0.5 > 0.3 > 0.1) holds; (0.4 < 0.5) does not; (0.1 > 0.0 > -0.2) holds
     assert "holds in 2 of 3 settings counting a metric without r" in text
     assert "and in 2 of the 2 settings where all three have an r" in text

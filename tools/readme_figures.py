@@ -139,6 +139,17 @@ def grid_block(grid_dir: Path, *, at_commit: str = "unknown") -> str:
             f"{100 * rec.top_share:.0f} % |"
         )
     text = ["\n".join(lines), ""]
+    if {"target", "winner"} <= set(settings.columns):
+        metrics = wins["metric"].tolist()
+        rows = [
+            "| target | settings | " + " | ".join(_label(m) for m in metrics) + " |",
+            "|---|---|" + "---|" * len(metrics),
+        ]
+        for target, part in settings.groupby("target", sort=False):
+            won = part["winner"].fillna("").astype(str)
+            counts = " | ".join(str(int((won == m).sum())) for m in metrics)
+            rows.append(f"| {target} | {len(part)} | {counts} |")
+        text += ["Wins per target (point estimate):", "", "\n".join(rows), ""]
     trio = [m for m in ("leep", "nce", "h_score") if f"r_{m}" in settings.columns]
     if len(trio) == 3:
         raw = settings[[f"r_{m}" for m in trio]].astype(float).to_numpy()
