@@ -280,9 +280,11 @@ def write_grid_report(
     doc.paragraph(
         "On each episode the sources are ranked by the metric and by post-adaptation accuracy: "
         "weighted Kendall tau between the two rankings, top-1 hit rate (the metric's pick "
-        "adapts best; chance in brackets) and regret (best accuracy minus the pick's), per "
-        "(dummy labels, transfer type) shared by at least two sources; 'native': each source "
-        "with its own dummy labels."
+        "adapts best; chance_hit_rate: a uniformly random pick) and regret (best accuracy "
+        "minus the pick's), per (dummy labels, transfer type) shared by at least two sources; "
+        "'native': each source with its own dummy labels. A metric that ties every source on "
+        "an episode (H-score when n - 1 <= d) has no tau there: its mean tau is over the other "
+        "episodes only (each group's note says how many)."
     )
     summary = selection_summary(analysis.selection, analysis.metrics)
     if len(summary):
