@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.metaleep-install
 export MPLBACKEND ?= Agg
 
-.PHONY: install run test lint typecheck pytest bench fuzz clean
+.PHONY: install run grid grid-quick test lint typecheck pytest bench fuzz clean
 
 install: $(STAMP)
 
@@ -13,6 +13,12 @@ $(STAMP): pyproject.toml tools/install.sh
 
 run: install
 	$(PY) -m metaleep run
+
+grid: install
+	$(PY) -m metaleep grid
+
+grid-quick: install
+	$(PY) -m metaleep grid --quick
 
 pytest: install
 	$(PY) -m pytest -q

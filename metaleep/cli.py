@@ -12,6 +12,7 @@ from metaleep.backbones import cli as backbones_cli
 from metaleep.data import cli as data_cli
 from metaleep.episodes import cli as episodes_cli
 from metaleep.study import cli as study_cli
+from metaleep.study import grid_cli
 
 app = typer.Typer(
     name="metaleep",
@@ -41,6 +42,7 @@ app.add_typer(episodes_cli.app, name="episodes")
 app.add_typer(data_cli.app, name="data")
 app.command(name="run")(study_cli.run)
 app.command(name="score")(study_cli.score)
+app.command(name="grid")(grid_cli.grid)
 app.command(name="export")(backbones_cli.export)
 app.command(name="train")(backbones_cli.train)
 

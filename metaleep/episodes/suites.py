@@ -19,6 +19,8 @@ glyphs-5w5s    600      5-way 5-shot
 glyphs-20w1s   600      20-way 1-shot
 glyphs-mixed   600      ways in {2, 5, 10, 20} x shots in {1, 2, 5} x alphabets
                         in {same, mixed}, drawn per episode from (seed, i)
+glyphs-5w5s-   600      5-way 5-shot, the five classes of one alphabet
+same                    (within-alphabet)
 glyphs-smoke   20       5-way 1-shot (the first 20 episodes of glyphs-5w1s)
 digits-5w1s    600      5-way 1-shot, scikit-learn's handwritten digits (a second,
                         real domain: 10 classes of about 180 images)
@@ -229,6 +231,15 @@ STANDARD_SUITES: dict[str, SuiteRecipe] = {
             description=(
                 "mixed difficulty: ways 2/5/10/20 x shots 1/2/5 x within-one-alphabet or "
                 "mixed-alphabet classes, 15 queries per class"
+            ),
+        ),
+        SuiteRecipe(
+            "glyphs-5w5s-same",
+            600,
+            EpisodeSpec(ways=5, shots=5, queries=15, alphabets="same"),
+            description=(
+                "5-way 5-shot, 15 queries per class; the five classes of an episode from one "
+                "alphabet (within-alphabet, fine-grained)"
             ),
         ),
         SuiteRecipe(

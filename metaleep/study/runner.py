@@ -19,7 +19,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -176,6 +176,10 @@ def _adapt_episodes(
     for name in adaptations:
         spec = get_adaptation(name)
         config = backbone_config(name, backbone.algorithm, backbone.inner)
+        if getattr(config, "head", None) == "meta" and backbone.head_ways != ways:
+            # Fine-tuning from the meta-learned head needs one of this width; a supervised
+            # classifier, an embedding network or a MAML head of other N start from a zero head.
+            config = replace(config, head="zero")
         start = time.perf_counter()
         if spec.needs_model:
             # Many episodes per call: one copy of the network for them (MAML: the lean inner

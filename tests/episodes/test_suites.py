@@ -158,6 +158,7 @@ def test_standard_registry():
         "glyphs-5w5s",
         "glyphs-20w1s",
         "glyphs-mixed",
+        "glyphs-5w5s-same",
         "glyphs-smoke",
         "digits-5w1s",
         "digits-5w5s",
@@ -205,7 +206,8 @@ def test_load_suite_by_path_and_by_name(toy, toy_split, tmp_path, monkeypatch):
 def test_load_suite_unknown():
     message = (
         "`name_or_path` must be a standard suite (glyphs-5w1s, glyphs-5w5s, glyphs-20w1s, "
-        "glyphs-mixed, glyphs-smoke, digits-5w1s, digits-5w5s) or an existing manifest file; "
+        "glyphs-mixed, glyphs-5w5s-same, glyphs-smoke, digits-5w1s, digits-5w5s) or an "
+        "existing manifest file; "
         "got 'glyphs-9w9s'."
     )
     with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
@@ -220,3 +222,10 @@ def test_load_dataset_errors():
     message = "`root` must be the folder that holds the fc100 files; got None."
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         suites.load_dataset("fc100")
+
+
+def test_within_alphabet_suite_draws_each_episode_from_one_alphabet():
+    suite = load_suite("glyphs-5w5s-same")
+    assert len(suite) == 600 and suite.spec_counts() == {"5w5s15q-same": 600}
+    assert all(len(alphabets) == 1 for alphabets in suite.alphabets)
+    assert len({a[0] for a in suite.alphabets}) > 1  # not all from one alphabet

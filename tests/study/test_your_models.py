@@ -250,3 +250,26 @@ def test_plain_modules_are_wrapped_by_run_study(tmp_path: Path, source) -> None:
     )
     assert set(result.table["backbone"]) == {"model0"}
     assert isinstance(result.table, pd.DataFrame)
+
+
+def test_finetune_runs_on_every_backbone(tmp_path: Path, source) -> None:
+    """Fine-tuning starts from the meta-learned head where it fits, else from a zero head."""
+    torch.manual_seed(0)
+    sup = from_module(build_backbone("conv2-8", out_features=10).double().eval(), name="sup")
+    emb = from_module(
+        features=build_backbone("conv2-8", out_features=3).double().features,
+        name="emb",
+        source_classes=np.arange(10),
+        source_data=source,
+    )
+    result = run_study(
+        _config(adaptations=("finetune",)),
+        out_dir=tmp_path,
+        dataset=source,
+        suite=_suite(source, 2, pool=np.arange(10, 20)),
+        backbones=[sup, emb],
+        progress=False,
+        analyse=False,
+    )
+    assert set(result.table["backbone"]) == {"sup", "emb"}
+    assert result.table["accuracy"].between(0, 1).all()
