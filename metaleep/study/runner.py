@@ -162,6 +162,7 @@ def _adapt_episodes(
 
     from metaleep.study.adaptation import (
         BatchAdaptationResult,
+        FinetuneConfig,
         backbone_config,
         get_adaptation,
         head_parameters,
@@ -176,7 +177,11 @@ def _adapt_episodes(
     for name in adaptations:
         spec = get_adaptation(name)
         config = backbone_config(name, backbone.algorithm, backbone.inner)
-        if getattr(config, "head", None) == "meta" and backbone.head_ways != ways:
+        if (
+            isinstance(config, FinetuneConfig)
+            and config.head == "meta"
+            and backbone.head_ways != ways
+        ):
             # Fine-tuning from the meta-learned head needs one of this width; a supervised
             # classifier, an embedding network or a MAML head of other N start from a zero head.
             config = replace(config, head="zero")
