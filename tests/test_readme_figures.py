@@ -118,8 +118,10 @@ def test_blocks_are_rewritten_from_the_runs(tool, tmp_path):
     text = readme.read_text()
     assert text.startswith("# x\n\nintro\n\n<!-- figures:default-run -->\n")
     assert text.endswith("<!-- /figures:grid -->\n\nend\n")
-    assert "| metric | LEEP | NCE | H-score |\n|---|---|---|---|\n" in text
-    assert "| r | 0.55 [0.48, 0.61] | 0.37 [0.30, 0.43] | n/a (constant) |" in text
+    assert (
+        "| metric | Pearson r [95 % CI] |\n|---|---|\n| LEEP | 0.55 [0.48, 0.61] |\n"
+        "| NCE | 0.37 [0.30, 0.43] |\n| H-score | n/a (constant) |\n" in text
+    )
     assert "supervised / source / retrain_head, 600 episodes" in text
     assert "| LEEP | 2 of 3 | 1 of 3 | 1.8 [1, 3] | 70 % |" in text
     assert "| H-score | 0 of 3 | 0 of 3 | 0.0 [0, 0] | 0 % |" in text

@@ -33,7 +33,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-LABELS = {"leep": "LEEP", "nce": "NCE", "h_score": "H-score", "logme": "LogME", "nleep": "N-LEEP"}
+LABELS = {
+    "leep": "LEEP",
+    "nce": "NCE",
+    "h_score": "H-score",
+    "logme": "LogME",
+    "nleep": "N-LEEP",
+    "shrinkage_h_score": "shrinkage H-score",
+    "gbc": "GBC",
+    "transrate": "TransRate",
+    "sfda": "SFDA",
+    "centroid_loo": "centroid LOO (baseline)",
+}
 DEFAULT_CONFIGURATION = ("supervised", "source", "retrain_head")
 """(backbone, dummy, adaptation) of the default run that the README's table shows."""
 
@@ -110,14 +121,15 @@ def default_run_block(
             text = "n/a (constant)"
         cells.append(text)
     episodes = int(rows["n_episodes"].max())
-    header = "| metric | " + " | ".join(_label(m.removesuffix("_norm")) for m in metrics) + " |"
-    rule = "|---|" + "---|" * len(metrics)
-    line = "| r | " + " | ".join(cells) + " |"
+    table = ["| metric | Pearson r [95 % CI] |", "|---|---|"] + [
+        f"| {_label(m.removesuffix('_norm'))} | {cell} |"
+        for m, cell in zip(metrics, cells, strict=True)
+    ]
     source = (
         f"*{backbone} / {dummy} / {adaptation}, {episodes} episodes; from `{run_dir}` "
         f"(`make run`), written by `python tools/readme_figures.py` at commit {at_commit}.*"
     )
-    return "\n".join([header, rule, line, "", source])
+    return "\n".join([*table, "", source])
 
 
 def grid_block(grid_dir: Path, *, at_commit: str = "unknown") -> str:
