@@ -427,3 +427,26 @@ def test_a_truncated_pickle_is_refused_with_its_path(tmp_path, cut):
     message = f"`{path}` must be a data pickle (numpy arrays, numbers, strings, lists, dicts); "
     with pytest.raises(ValueError, match=f"^{re.escape(message)}got an unreadable file"):
         load_benchmark("fc100", tmp_path, mode="test")
+
+
+@pytest.mark.parametrize("kind", ["mini-imagenet", "omniglot", "imagefolder", "digits"])
+def test_every_data_spec_loads_what_its_loader_loads(kind, mini_root, omniglot_root, folder_root):
+    """``--data NAME[:ROOT]`` (metaleep.data.spec) gives the loaders' own data sets."""
+    from metaleep.data.benchmarks import load_benchmark, load_image_folder
+    from metaleep.data.spec import load_data, parse_data
+
+    if kind == "mini-imagenet":
+        spec, expected = f"mini-imagenet:{mini_root}", load_benchmark("mini-imagenet", mini_root)
+    elif kind == "omniglot":
+        root = omniglot_root[0]
+        spec, expected = f"omniglot:{root}", load_benchmark("omniglot", root, mode="train")
+    elif kind == "imagefolder":
+        spec, expected = f"imagefolder:{folder_root}", load_image_folder(folder_root)
+    else:
+        from metaleep.data.digits import load_digits
+
+        spec, expected = "digits", load_digits()
+    mode = "train" if kind == "omniglot" else "test"
+    loaded = load_data(spec, mode=mode)
+    assert loaded.fingerprint == expected.fingerprint
+    assert parse_data(spec).text == spec
