@@ -6,8 +6,9 @@ caches), with the same torch thread count:
 
 - naive: ``benchmarks/_naive.py``, one episode at a time: backbone forward of the support and
   query sets, per-episode NumPy metrics (TLlib style; N-LEEP with scikit-learn), learn2learn
-  ``MAML`` clone/adapt (``maml``, ``anil``), an ``nn.Linear`` + SGD loop (``retrain_head``),
-  nearest class mean (``prototype``);
+  ``MAML`` clone/adapt with the backbone's training inner loop (``maml``), an ``nn.Linear``
+  trained by 100 accelerated gradient steps with autograd, from zero (``retrain_head``) or
+  from the meta-learned head (``anil``), nearest class mean (``prototype``);
 - metaleep: :func:`metaleep.study.runner.run_study` (``analyse=False``): backbone outputs once
   per distinct image, batched metrics and head-only adaptation per chunk, MAML's lean inner
   loop, results stored chunk by chunk.
@@ -18,7 +19,12 @@ seed, whose first 600 are the suite's), the default ``maml`` backbone when it is
 (``metaleep backbones train``), otherwise an untrained ``conv4-small`` with a 5-way head (speed
 and equality do not need a trained model), dummy labels ``head`` and ``prototypes``, all five
 metrics, and either the head-only adaptations (``anil``, ``retrain_head``, ``prototype``) or
-those plus whole-network ``maml``.
+those plus whole-network ``maml``. Both sides adapt by the study's rules: ``maml`` with the
+inner loop the backbone was trained with (the default MAML backbone: 1 step, lr 0.4),
+``anil`` and ``retrain_head`` 100 accelerated steps of size ``1 / L``. The five metrics are
+LEEP, NCE, H-score, LogME and N-LEEP, those the naive side implements; the study's later
+defaults (shrinkage H-score, GBC, TransRate, SFDA, centroid leave-one-out) are compared with
+their public references in ``bench_new_metrics.py``.
 
 Fairness: both sides hold BLAS to one thread while scoring (the runner with threadpoolctl around
 each chunk's scoring, the naive study around its whole loop; OpenBLAS with 2 threads was up to
@@ -106,14 +112,23 @@ def _load(episodes: int, device: str) -> tuple[Any, Any, dict[str, Any]]:
     if (default_directory("maml", dataset, split, create=False) / BACKBONE_FILE).is_file():
         trained = default_backbone("maml", progress=False, dataset=dataset, split=split)
         model, source = trained.model, np.asarray(trained.source_classes, dtype=np.int64)
-        lr, name = float(trained.config.inner_lr), "default maml (trained, cached)"
+        algorithm, inner = trained.algorithm, dict(trained.config.inner_loop)
+        name = "default maml (trained, cached)"
     else:
         model = build_backbone("conv4-small", out_features=5)
         source = np.asarray(split.train, dtype=np.int64)
-        lr, name = 0.4, "conv4-small, untrained (default maml backbone not cached)"
+        # the default maml backbone's algorithm and inner loop (second order, 1 step, lr 0.4)
+        algorithm, inner = "maml", {"steps": 1, "lr": 0.4, "first_order": False}
+        name = "conv4-small, untrained (default maml backbone not cached)"
     from metaleep.study.loading import weights_fingerprint
 
-    backbone = {"model": model.to(device).eval(), "source": source, "lr": lr, "name": name}
+    backbone = {
+        "model": model.to(device).eval(),
+        "source": source,
+        "algorithm": algorithm,
+        "inner": inner,
+        "name": name,
+    }
     backbone["fingerprint"] = f"{dataset.fingerprint}/{weights_fingerprint(model)}"
     return dataset, suite, backbone
 
@@ -146,7 +161,12 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
             import learn2learn  # noqa: F401  (about 2 s, not counted: only the work is timed)
 
         naive_backbone = _naive.NaiveBackbone(
-            "maml", backbone["model"], "fomaml", backbone["source"], backbone["lr"]
+            "maml",
+            backbone["model"],
+            backbone["algorithm"],
+            backbone["source"],
+            lr=float(backbone["inner"]["lr"]),
+            steps=int(backbone["inner"]["steps"]),
         )
         start = time.perf_counter()
         with threadpool_limits(1, user_api="blas"):
@@ -177,10 +197,10 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
         study_backbone = StudyBackbone(
             "maml",
             backbone["model"],
-            "fomaml",
+            backbone["algorithm"],
             backbone["source"],
             fingerprint="bench",
-            inner={"lr": backbone["lr"]},
+            inner=backbone["inner"],
             source_data=dataset,
         )
         with tempfile.TemporaryDirectory() as out:
@@ -238,10 +258,10 @@ def _run_default_study_child(job: dict[str, Any]) -> dict[str, Any]:
         StudyBackbone(
             "maml",
             build_backbone("conv4-small", out_features=5).eval(),
-            "fomaml",
+            "maml",
             source,
             fingerprint="stand-in",
-            inner={"lr": 0.4},
+            inner={"steps": 1, "lr": 0.4, "first_order": False},
             source_data=dataset,
         ),
         StudyBackbone(
