@@ -153,6 +153,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
     episodes = list(suite.episodes[: int(job["episodes"])])
     setup = time.perf_counter() - started
     adaptations = PLANS[job["plan"]]
+    metrics = tuple(job.get("metrics") or METRICS)
     if job["side"] == "naive":
         sys.path.insert(0, str(HERE))
         import _naive
@@ -176,7 +177,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
                 naive_backbone,
                 dummies=DUMMIES,
                 adaptations=adaptations,
-                metrics=METRICS,
+                metrics=metrics,
                 device=job["device"],
             )
         seconds = time.perf_counter() - start
@@ -190,7 +191,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
             backbones=("maml",),
             dummies=DUMMIES,
             adaptations=adaptations,
-            metrics=METRICS,
+            metrics=metrics,
             episodes=len(episodes),
             device=job["device"],
         )
@@ -226,7 +227,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
                 "references": outputs.references,
                 "reuse": outputs.reuse,
             }
-    columns = [*KEYS, *METRICS, "accuracy", "loss"]
+    columns = [*KEYS, *metrics, "accuracy", "loss"]
     table[columns].to_pickle(job["table"])
     return {
         "seconds": seconds,
@@ -236,6 +237,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
         "backbone": backbone["name"],
         "inputs": backbone["fingerprint"],
         "reuse": reuse,
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -342,8 +344,11 @@ def _pair(
     repeats: int,
     work: Path,
     naive: bool = True,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Both sides (interleaved, best of ``repeats``) and their comparison."""
+    """Both sides (interleaved, best of ``repeats``) and their comparison; ``metrics`` (default
+    :data:`METRICS`) other than the five the naive side has: metaleep alone."""
+    naive = naive and metrics is None
     best: dict[str, dict[str, Any]] = {}
     sides = ("naive", "metaleep") if naive else ("metaleep",)
     for repeat in range(repeats):
@@ -355,6 +360,7 @@ def _pair(
                 "threads": threads,
                 "device": device,
                 "reuse": side == "metaleep" and repeat == 0,
+                "metrics": list(metrics) if metrics is not None else None,
             }
             result = _spawn(job, work)
             if side in best:
@@ -373,6 +379,8 @@ def _pair(
         },
     }
     row["metaleep_eps"] = episodes / best["metaleep"]["seconds"]
+    row["load_average"] = best["metaleep"].get("load_average")
+    row["metrics"] = list(metrics or METRICS)
     row["backbone"] = best["metaleep"]["backbone"]
     row["reuse"] = best["metaleep"].get("reuse")
     if naive:
@@ -459,6 +467,7 @@ def _print_report(
     memory: dict[str, Any] | None,
     device: str,
     repeats: int,
+    full: Sequence[dict[str, Any]] = (),
 ) -> None:
     print(f"\nmachine: {_machine(device)}")
     if rows:
@@ -517,6 +526,21 @@ def _print_report(
                 f"{r['metaleep_seconds']:.2f} | {r['metaleep_eps']:.0f} | {ratio} | "
                 f"{r['metaleep_peak_rss_mb']:.0f} MB |"
             )
+    if full:
+        five = {(r["plan"], r["threads"]): r for r in rows}
+        print(
+            f"\nmetaleep with the study's {len(full[0]['metrics'])} default metrics "
+            f"({', '.join(full[0]['metrics'])}); no naive side:\n"
+        )
+        print("| study | episodes | threads | metaleep (episodes/s) | with the five metrics |")
+        print("|---|---:|---:|---:|---:|")
+        for r in full:
+            same = five.get((r["plan"], r["threads"]))
+            shown = f"{same['metaleep_eps']:.1f}" if same else "-"
+            print(
+                f"| {PLAN_TITLES[r['plan']]} | {r['episodes']} | {r['threads']} | "
+                f"{r['metaleep_eps']:.1f} | {shown} |"
+            )
     if memory:
         print(
             f"\npeak resident memory of the default run: {memory['peak_rss_mb']:.0f} MB "
@@ -564,6 +588,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="episodes of the default-run memory check (default: all)",
     )
     parser.add_argument("--skip-memory", action="store_true", help="skip the default-run check")
+    parser.add_argument(
+        "--default-metrics",
+        action="store_true",
+        help="also time metaleep alone with the study's default metrics (DEFAULT_METRICS)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -590,6 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [] if scale_text == "none" else [int(s) for s in scale_text.split(",")]
     rows: list[dict[str, Any]] = []
     scale: list[dict[str, Any]] = []
+    full: list[dict[str, Any]] = []
     memory = None
     with tempfile.TemporaryDirectory(prefix="bench-study-") as tmp:
         work = Path(tmp)
@@ -597,6 +627,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             for plan in plans:
                 print(f"running {plan}, {episodes} episodes, {t} thread(s) ...", flush=True)
                 rows.append(_pair(plan, episodes, t, args.device, repeats, work))
+        if args.default_metrics:
+            from metaleep.study.config import DEFAULT_METRICS
+
+            for t in threads:
+                for plan in plans:
+                    print(f"metaleep, default metrics: {plan}, {t} thread(s) ...", flush=True)
+                    full.append(
+                        _pair(
+                            plan, episodes, t, args.device, repeats, work, metrics=DEFAULT_METRICS
+                        )
+                    )
         for size in sizes:
             for plan in plans:
                 if plan == "maml" and size > 1000:
@@ -611,11 +652,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("peak memory of the default run ...", flush=True)
             memory_episodes = args.memory_episodes or (30 if args.quick else None)
             memory = _default_run_memory(threads[0], memory_episodes, work)
-    _print_report(rows, scale, memory, args.device, repeats)
+    _print_report(rows, scale, memory, args.device, repeats, full)
     if args.json is not None:
         args.json.write_text(
             json.dumps(
-                {"machine": _machine(args.device), "rows": rows, "scale": scale, "memory": memory},
+                {
+                    "machine": _machine(args.device),
+                    "rows": rows,
+                    "scale": scale,
+                    "default_metrics": full,
+                    "memory": memory,
+                },
                 indent=2,
             )
         )
