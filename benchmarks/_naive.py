@@ -24,10 +24,18 @@ conventions, so that the two can be checked against each other:
   scores in units of the first component's standard deviation, 5·C components clipped to
   n // 2, the episode's seed ``SeedSequence(seed, spawn_key=(episode,))`` (metaleep's
   documented conventions), scikit-learn's ``GaussianMixture``;
-- ``retrain_head``: a zero-initialised head, 100 full-batch SGD steps of size
-  ``1 / (σ_max([X, 1])² / (2 n))``; ``anil``: the meta-learned head, 5 steps of size ``lr``
-  (the backbone's inner-loop rate); ``maml``: 5 first-order steps of size ``lr``, BatchNorm on
-  batch statistics (train mode), on a deep copy of the model.
+- ``retrain_head`` and ``anil``: 100 steps of Nesterov's accelerated gradient of size
+  ``1 / L``, ``L = σ_max([X, 1])² / (2 n)`` (the curvature bound of the mean cross-entropy),
+  momentum ``(k − 1) / (k + 2)`` at step k = 1, 2, …, gradients by autograd on an
+  ``nn.Linear``, from a zero head (``retrain_head``) or a copy of the meta-learned head
+  (``anil``); learn2learn's ``adapt`` takes plain gradient steps only, so it is not used here;
+- ``maml``: learn2learn ``MAML`` ``clone``/``adapt`` with the inner loop the backbone was
+  trained with (its steps and lr), first order (no outer step follows, so the adapted weights
+  are those of the second-order loop), BatchNorm on batch statistics (train mode), on a deep
+  copy of the model.
+
+Metrics: the five above (the study's defaults since added shrinkage H-score, GBC, TransRate,
+SFDA and the centroid leave-one-out baseline; the whole-study comparison keeps to these five).
 
 Nothing here is computed once for several episodes except the source prototypes (one pass
 over the source classes, class by class), which any implementation needs once.
@@ -179,6 +187,31 @@ def query_scores(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, flo
     return accuracy, loss
 
 
+def accelerated_head(head: nn.Linear, sf: torch.Tensor, sy: torch.Tensor, steps: int) -> None:
+    """Train ``head`` in place: Nesterov's accelerated gradient on the support cross-entropy.
+
+    Step size ``1 / L`` with ``L = σ_max([X, 1])² / (2 n)``; for k = 1, ..., ``steps``:
+    ``H_k = Y_{k-1} − ∇J(Y_{k-1}) / L`` and ``Y_k = H_k + (k − 1) / (k + 2) (H_k − H_{k-1})``,
+    ``Y_0 = H_0`` the initial head; the head ends at ``H_steps``.
+    """
+    n = sf.shape[0]
+    augmented = torch.cat([sf, torch.ones(n, 1, dtype=sf.dtype, device=sf.device)], dim=1)
+    step = 1.0 / (np.linalg.norm(augmented.cpu().numpy(), 2) ** 2 / (2 * n))
+    params = [head.weight, head.bias]
+    last = [p.detach().clone() for p in params]  # H_{k-1}
+    for k in range(1, steps + 1):
+        loss = nn.functional.cross_entropy(head(sf), sy)  # at Y_{k-1}, held in ``head``
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            for p, g, previous in zip(params, grads, last, strict=True):
+                new = p - step * g
+                p.copy_(new + (k - 1) / (k + 2) * (new - previous))
+                previous.copy_(new)
+    with torch.no_grad():
+        for p, final in zip(params, last, strict=True):
+            p.copy_(final)
+
+
 def retrain_head(
     sf: torch.Tensor,
     sy: torch.Tensor,
@@ -187,18 +220,11 @@ def retrain_head(
     ways: int,
     steps: int = 100,
 ) -> tuple[float, float]:
-    """A zero-initialised ``nn.Linear`` trained by SGD (step 1 / L) on the support features."""
-    n = sf.shape[0]
-    augmented = torch.cat([sf, torch.ones(n, 1, dtype=sf.dtype, device=sf.device)], dim=1)
-    step = 1.0 / (np.linalg.norm(augmented.cpu().numpy(), 2) ** 2 / (2 * n))
+    """A zero-initialised ``nn.Linear`` trained by :func:`accelerated_head`."""
     head = nn.Linear(sf.shape[1], ways).to(sf.device, sf.dtype)
     nn.init.zeros_(head.weight)
     nn.init.zeros_(head.bias)
-    optimizer = torch.optim.SGD(head.parameters(), lr=step)
-    for _ in range(steps):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(head(sf), sy).backward()
-        optimizer.step()
+    accelerated_head(head, sf, sy, steps)
     with torch.no_grad():
         return query_scores(head(qf), qy)
 
@@ -209,15 +235,11 @@ def anil(
     sy: torch.Tensor,
     qf: torch.Tensor,
     qy: torch.Tensor,
-    lr: float,
-    steps: int = 5,
+    steps: int = 100,
 ) -> tuple[float, float]:
-    """ANIL with learn2learn: ``MAML(head).clone()`` adapted on the support features."""
-    import learn2learn as l2l
-
-    learner = l2l.algorithms.MAML(copy.deepcopy(head).to(sf.dtype), lr=lr, first_order=True).clone()
-    for _ in range(steps):
-        learner.adapt(nn.functional.cross_entropy(learner(sf), sy))
+    """ANIL: a copy of the meta-learned head trained by :func:`accelerated_head`."""
+    learner = copy.deepcopy(head).to(sf.dtype)
+    accelerated_head(learner, sf, sy, steps)
     with torch.no_grad():
         return query_scores(learner(qf), qy)
 
@@ -237,7 +259,7 @@ def maml(
     sy: torch.Tensor,
     qx: torch.Tensor,
     qy: torch.Tensor,
-    steps: int = 5,
+    steps: int,
 ) -> tuple[float, float]:
     """learn2learn's MAML inner loop on the whole network: ``clone()``, ``adapt`` per step."""
     learner = learner_source.clone()
@@ -252,13 +274,15 @@ def maml(
 
 @dataclass
 class NaiveBackbone:
-    """What the naive study needs of a backbone (mirrors ``StudyBackbone``)."""
+    """What the naive study needs of a backbone (mirrors ``StudyBackbone``); ``lr`` and
+    ``steps`` are the inner loop it was meta-trained with, which ``maml`` repeats."""
 
     name: str
     model: nn.Module
     algorithm: str
     source_classes: np.ndarray
     lr: float = 0.4
+    steps: int = 1
 
 
 def source_prototypes(
@@ -365,9 +389,9 @@ def run_naive_study(
                 qf = model.features(qx).double()
         for method in methods:
             if method == "maml":
-                results[method] = maml(maml_source, sx, sy, qx, qy)
+                results[method] = maml(maml_source, sx, sy, qx, qy, backbone.steps)
             elif method == "anil":
-                results[method] = anil(model.classifier, sf, sy, qf, qy, lr=backbone.lr)
+                results[method] = anil(model.classifier, sf, sy, qf, qy)
             elif method == "retrain_head":
                 results[method] = retrain_head(sf, sy, qf, qy, ways)
             else:

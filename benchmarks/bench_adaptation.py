@@ -2,11 +2,14 @@
 
 Fabricated 5-way 1-shot episodes with 15 queries per class (75 queries), float32:
 
-- head-only methods over cached 64-d features: ``retrain_head`` (100 steps, auto step size),
-  ``anil`` (5 steps, lr 0.4, from a shared head) and ``prototype``; loop = the per-episode
-  function over episodes, batched = the ``*_batch`` function on all of them;
-- whole-network MAML on learn2learn's ``OmniglotCNN`` (28x28x1, 5 steps, lr 0.4, transductive
-  BatchNorm); loop = learn2learn ``clone``/``adapt`` per episode, batched = ``torch.func.vmap``.
+- head-only methods over cached 64-d features, with the study's settings (the registry's
+  ``HeadConfig``: 100 accelerated steps of size ``1 / L``): ``retrain_head`` (from zero),
+  ``anil`` (from a shared head) and ``prototype``; loop = the per-episode function over
+  episodes, batched = the ``*_batch`` function on all of them;
+- whole-network MAML on learn2learn's ``OmniglotCNN`` (28x28x1, transductive BatchNorm) with
+  the default MAML backbone's inner loop, which the study repeats (1 step, lr 0.4;
+  ``--maml-steps`` for more); loop = the engine's per-episode loop (learn2learn's
+  ``clone``/``adapt`` bit for bit), batched = ``torch.func.vmap``.
 
 Each timing is the best of ``--repeats`` runs after one warm-up run, at each thread count of
 ``--threads`` (``torch.set_num_threads``; tiny ops are much slower with 2 threads on a small
@@ -20,6 +23,7 @@ CUDA is not available).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -91,6 +95,10 @@ def _head_rows(
 ) -> list[dict[str, Any]]:
     from metaleep.study import adaptation as A
 
+    def study_settings(name: str) -> dict[str, Any]:
+        config = A.get_adaptation(name).config  # what the study adapts with by default
+        return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+
     sf, sy, qf, qy = _episodes(episodes, (DIM,), device, seed=0)
     generator = torch.Generator().manual_seed(1)
     head = (
@@ -98,8 +106,12 @@ def _head_rows(
         torch.zeros(WAYS).to(device),
     )
     cases: dict[str, tuple[Callable[..., Any], Callable[..., Any], dict[str, Any]]] = {
-        "retrain_head": (A.retrain_head, A.retrain_head_batch, {"steps": 100, "lr": "auto"}),
-        "anil": (A.retrain_head, A.retrain_head_batch, {"steps": 5, "lr": 0.4, "init": head}),
+        "retrain_head": (A.retrain_head, A.retrain_head_batch, study_settings("retrain_head")),
+        "anil": (
+            A.retrain_head,
+            A.retrain_head_batch,
+            {**study_settings("anil"), "init": head},
+        ),
         "prototype": (A.nearest_prototype, A.nearest_prototype_batch, {}),
     }
     rows = []
@@ -121,7 +133,12 @@ def _head_rows(
 
 
 def _maml_rows(
-    threads: int, episodes: int, repeats: int, device: torch.device, chunk: int | None
+    threads: int,
+    episodes: int,
+    repeats: int,
+    device: torch.device,
+    chunk: int | None,
+    steps: int,
 ) -> list[dict[str, Any]]:
     import learn2learn as l2l
 
@@ -130,7 +147,7 @@ def _maml_rows(
     torch.manual_seed(0)
     model = l2l.vision.models.OmniglotCNN(output_size=WAYS).to(device)
     sx, sy, qx, qy = _episodes(episodes, (1, 28, 28), device, seed=2)
-    options: dict[str, Any] = {"steps": 5, "lr": 0.4}
+    options: dict[str, Any] = {"steps": steps, "lr": 0.4}
     loop = _time(
         lambda: maml_adapt_batch(model, sx, sy, qx, qy, vectorize=False, **options), repeats, device
     )
@@ -168,6 +185,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--maml-episodes", type=int, default=None, help="episodes for MAML")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs (best is kept)")
     parser.add_argument(
+        "--maml-steps",
+        type=int,
+        default=1,
+        help="MAML inner steps (default 1: the default MAML backbone's inner loop)",
+    )
+    parser.add_argument(
         "--maml-chunk", type=int, default=None, help="episodes per vmap call (default: all)"
     )
     parser.add_argument(
@@ -193,8 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for threads in (int(t) for t in args.threads.split(",")):
         torch.set_num_threads(threads)
         rows += _head_rows(threads, head_episodes, repeats, device)
-        rows += _maml_rows(threads, maml_episodes, repeats, device, args.maml_chunk)
+        rows += _maml_rows(
+            threads, maml_episodes, repeats, device, args.maml_chunk, args.maml_steps
+        )
     _print(rows, device)
+    print(f"MAML: {args.maml_steps} inner step(s) of lr 0.4; heads: the study's HeadConfig")
     if device.type == "cuda":
         print(f"TF32 {'allowed' if args.tf32 else 'disabled'} in CUDA convolutions and matmuls")
     if args.json is not None:

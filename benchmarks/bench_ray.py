@@ -83,7 +83,7 @@ def _study(episodes: int, chunk_size: int) -> tuple[Any, Any, Any, Any]:
             "fomaml",
             source,
             fingerprint="bench-maml",
-            inner={"lr": 0.4},
+            inner={"steps": 1, "lr": 0.4, "first_order": True},  # as the default's, 1 step
             source_data=dataset,
         ),
         StudyBackbone(

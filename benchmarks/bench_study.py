@@ -6,8 +6,9 @@ caches), with the same torch thread count:
 
 - naive: ``benchmarks/_naive.py``, one episode at a time: backbone forward of the support and
   query sets, per-episode NumPy metrics (TLlib style; N-LEEP with scikit-learn), learn2learn
-  ``MAML`` clone/adapt (``maml``, ``anil``), an ``nn.Linear`` + SGD loop (``retrain_head``),
-  nearest class mean (``prototype``);
+  ``MAML`` clone/adapt with the backbone's training inner loop (``maml``), an ``nn.Linear``
+  trained by 100 accelerated gradient steps with autograd, from zero (``retrain_head``) or
+  from the meta-learned head (``anil``), nearest class mean (``prototype``);
 - metaleep: :func:`metaleep.study.runner.run_study` (``analyse=False``): backbone outputs once
   per distinct image, batched metrics and head-only adaptation per chunk, MAML's lean inner
   loop, results stored chunk by chunk.
@@ -18,7 +19,12 @@ seed, whose first 600 are the suite's), the default ``maml`` backbone when it is
 (``metaleep backbones train``), otherwise an untrained ``conv4-small`` with a 5-way head (speed
 and equality do not need a trained model), dummy labels ``head`` and ``prototypes``, all five
 metrics, and either the head-only adaptations (``anil``, ``retrain_head``, ``prototype``) or
-those plus whole-network ``maml``.
+those plus whole-network ``maml``. Both sides adapt by the study's rules: ``maml`` with the
+inner loop the backbone was trained with (the default MAML backbone: 1 step, lr 0.4),
+``anil`` and ``retrain_head`` 100 accelerated steps of size ``1 / L``. The five metrics are
+LEEP, NCE, H-score, LogME and N-LEEP, those the naive side implements; the study's later
+defaults (shrinkage H-score, GBC, TransRate, SFDA, centroid leave-one-out) are compared with
+their public references in ``bench_new_metrics.py``.
 
 Fairness: both sides hold BLAS to one thread while scoring (the runner with threadpoolctl around
 each chunk's scoring, the naive study around its whole loop; OpenBLAS with 2 threads was up to
@@ -106,14 +112,23 @@ def _load(episodes: int, device: str) -> tuple[Any, Any, dict[str, Any]]:
     if (default_directory("maml", dataset, split, create=False) / BACKBONE_FILE).is_file():
         trained = default_backbone("maml", progress=False, dataset=dataset, split=split)
         model, source = trained.model, np.asarray(trained.source_classes, dtype=np.int64)
-        lr, name = float(trained.config.inner_lr), "default maml (trained, cached)"
+        algorithm, inner = trained.algorithm, dict(trained.config.inner_loop)
+        name = "default maml (trained, cached)"
     else:
         model = build_backbone("conv4-small", out_features=5)
         source = np.asarray(split.train, dtype=np.int64)
-        lr, name = 0.4, "conv4-small, untrained (default maml backbone not cached)"
+        # the default maml backbone's algorithm and inner loop (second order, 1 step, lr 0.4)
+        algorithm, inner = "maml", {"steps": 1, "lr": 0.4, "first_order": False}
+        name = "conv4-small, untrained (default maml backbone not cached)"
     from metaleep.study.loading import weights_fingerprint
 
-    backbone = {"model": model.to(device).eval(), "source": source, "lr": lr, "name": name}
+    backbone = {
+        "model": model.to(device).eval(),
+        "source": source,
+        "algorithm": algorithm,
+        "inner": inner,
+        "name": name,
+    }
     backbone["fingerprint"] = f"{dataset.fingerprint}/{weights_fingerprint(model)}"
     return dataset, suite, backbone
 
@@ -138,6 +153,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
     episodes = list(suite.episodes[: int(job["episodes"])])
     setup = time.perf_counter() - started
     adaptations = PLANS[job["plan"]]
+    metrics = tuple(job.get("metrics") or METRICS)
     if job["side"] == "naive":
         sys.path.insert(0, str(HERE))
         import _naive
@@ -146,7 +162,12 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
             import learn2learn  # noqa: F401  (about 2 s, not counted: only the work is timed)
 
         naive_backbone = _naive.NaiveBackbone(
-            "maml", backbone["model"], "fomaml", backbone["source"], backbone["lr"]
+            "maml",
+            backbone["model"],
+            backbone["algorithm"],
+            backbone["source"],
+            lr=float(backbone["inner"]["lr"]),
+            steps=int(backbone["inner"]["steps"]),
         )
         start = time.perf_counter()
         with threadpool_limits(1, user_api="blas"):
@@ -156,7 +177,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
                 naive_backbone,
                 dummies=DUMMIES,
                 adaptations=adaptations,
-                metrics=METRICS,
+                metrics=metrics,
                 device=job["device"],
             )
         seconds = time.perf_counter() - start
@@ -170,17 +191,17 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
             backbones=("maml",),
             dummies=DUMMIES,
             adaptations=adaptations,
-            metrics=METRICS,
+            metrics=metrics,
             episodes=len(episodes),
             device=job["device"],
         )
         study_backbone = StudyBackbone(
             "maml",
             backbone["model"],
-            "fomaml",
+            backbone["algorithm"],
             backbone["source"],
             fingerprint="bench",
-            inner={"lr": backbone["lr"]},
+            inner=backbone["inner"],
             source_data=dataset,
         )
         with tempfile.TemporaryDirectory() as out:
@@ -206,7 +227,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
                 "references": outputs.references,
                 "reuse": outputs.reuse,
             }
-    columns = [*KEYS, *METRICS, "accuracy", "loss"]
+    columns = [*KEYS, *metrics, "accuracy", "loss"]
     table[columns].to_pickle(job["table"])
     return {
         "seconds": seconds,
@@ -216,6 +237,7 @@ def _run_child(job: dict[str, Any]) -> dict[str, Any]:
         "backbone": backbone["name"],
         "inputs": backbone["fingerprint"],
         "reuse": reuse,
+        "load_average": os.getloadavg()[0],
     }
 
 
@@ -238,10 +260,10 @@ def _run_default_study_child(job: dict[str, Any]) -> dict[str, Any]:
         StudyBackbone(
             "maml",
             build_backbone("conv4-small", out_features=5).eval(),
-            "fomaml",
+            "maml",
             source,
             fingerprint="stand-in",
-            inner={"lr": 0.4},
+            inner={"steps": 1, "lr": 0.4, "first_order": False},
             source_data=dataset,
         ),
         StudyBackbone(
@@ -322,8 +344,11 @@ def _pair(
     repeats: int,
     work: Path,
     naive: bool = True,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Both sides (interleaved, best of ``repeats``) and their comparison."""
+    """Both sides (interleaved, best of ``repeats``) and their comparison; ``metrics`` (default
+    :data:`METRICS`) other than the five the naive side has: metaleep alone."""
+    naive = naive and metrics is None
     best: dict[str, dict[str, Any]] = {}
     sides = ("naive", "metaleep") if naive else ("metaleep",)
     for repeat in range(repeats):
@@ -335,6 +360,7 @@ def _pair(
                 "threads": threads,
                 "device": device,
                 "reuse": side == "metaleep" and repeat == 0,
+                "metrics": list(metrics) if metrics is not None else None,
             }
             result = _spawn(job, work)
             if side in best:
@@ -353,6 +379,8 @@ def _pair(
         },
     }
     row["metaleep_eps"] = episodes / best["metaleep"]["seconds"]
+    row["load_average"] = best["metaleep"].get("load_average")
+    row["metrics"] = list(metrics or METRICS)
     row["backbone"] = best["metaleep"]["backbone"]
     row["reuse"] = best["metaleep"].get("reuse")
     if naive:
@@ -439,6 +467,7 @@ def _print_report(
     memory: dict[str, Any] | None,
     device: str,
     repeats: int,
+    full: Sequence[dict[str, Any]] = (),
 ) -> None:
     print(f"\nmachine: {_machine(device)}")
     if rows:
@@ -497,6 +526,21 @@ def _print_report(
                 f"{r['metaleep_seconds']:.2f} | {r['metaleep_eps']:.0f} | {ratio} | "
                 f"{r['metaleep_peak_rss_mb']:.0f} MB |"
             )
+    if full:
+        five = {(r["plan"], r["threads"]): r for r in rows}
+        print(
+            f"\nmetaleep with the study's {len(full[0]['metrics'])} default metrics "
+            f"({', '.join(full[0]['metrics'])}); no naive side:\n"
+        )
+        print("| study | episodes | threads | metaleep (episodes/s) | with the five metrics |")
+        print("|---|---:|---:|---:|---:|")
+        for r in full:
+            same = five.get((r["plan"], r["threads"]))
+            shown = f"{same['metaleep_eps']:.1f}" if same else "-"
+            print(
+                f"| {PLAN_TITLES[r['plan']]} | {r['episodes']} | {r['threads']} | "
+                f"{r['metaleep_eps']:.1f} | {shown} |"
+            )
     if memory:
         print(
             f"\npeak resident memory of the default run: {memory['peak_rss_mb']:.0f} MB "
@@ -544,6 +588,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="episodes of the default-run memory check (default: all)",
     )
     parser.add_argument("--skip-memory", action="store_true", help="skip the default-run check")
+    parser.add_argument(
+        "--default-metrics",
+        action="store_true",
+        help="also time metaleep alone with the study's default metrics (DEFAULT_METRICS)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -570,6 +619,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = [] if scale_text == "none" else [int(s) for s in scale_text.split(",")]
     rows: list[dict[str, Any]] = []
     scale: list[dict[str, Any]] = []
+    full: list[dict[str, Any]] = []
     memory = None
     with tempfile.TemporaryDirectory(prefix="bench-study-") as tmp:
         work = Path(tmp)
@@ -577,6 +627,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             for plan in plans:
                 print(f"running {plan}, {episodes} episodes, {t} thread(s) ...", flush=True)
                 rows.append(_pair(plan, episodes, t, args.device, repeats, work))
+        if args.default_metrics:
+            from metaleep.study.config import DEFAULT_METRICS
+
+            for t in threads:
+                for plan in plans:
+                    print(f"metaleep, default metrics: {plan}, {t} thread(s) ...", flush=True)
+                    full.append(
+                        _pair(
+                            plan, episodes, t, args.device, repeats, work, metrics=DEFAULT_METRICS
+                        )
+                    )
         for size in sizes:
             for plan in plans:
                 if plan == "maml" and size > 1000:
@@ -591,11 +652,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("peak memory of the default run ...", flush=True)
             memory_episodes = args.memory_episodes or (30 if args.quick else None)
             memory = _default_run_memory(threads[0], memory_episodes, work)
-    _print_report(rows, scale, memory, args.device, repeats)
+    _print_report(rows, scale, memory, args.device, repeats, full)
     if args.json is not None:
         args.json.write_text(
             json.dumps(
-                {"machine": _machine(args.device), "rows": rows, "scale": scale, "memory": memory},
+                {
+                    "machine": _machine(args.device),
+                    "rows": rows,
+                    "scale": scale,
+                    "default_metrics": full,
+                    "memory": memory,
+                },
                 indent=2,
             )
         )
