@@ -128,12 +128,16 @@ def _snap(score: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     differs between models only by ~1e-15 of floating-point noise; ranking models by that
     noise would report a hit rate that means nothing.
 
-    >>> _snap(np.array([4.0 + 3e-15, 4.0 - 2e-15, 0.0, np.nan])).tolist()
-    [4.0, 4.0, 0.0, nan]
+    Scores below 1e-290 in magnitude (GBC's exp(-distance) underflowing) snap to 0 rather than
+    dividing by an underflowed scale.
+
+    >>> _snap(np.array([4.0 + 3e-15, 4.0 - 2e-15, 0.0, np.nan, -1e-310])).tolist()
+    [4.0, 4.0, 0.0, nan, -0.0]
     """
     with np.errstate(divide="ignore", invalid="ignore"):
         magnitude = np.floor(np.log10(np.abs(score)))
-    scale = np.where(np.isfinite(magnitude), 10.0 ** (magnitude - 9), 1.0)
+    exponent = np.where(np.isfinite(magnitude), np.maximum(magnitude - 9, -300.0), 0.0)
+    scale = 10.0**exponent
     return np.round(score / scale) * scale
 
 
