@@ -404,11 +404,16 @@ def prepare_chunks(
     episodes: Sequence[Episode],
     backbones: Sequence[StudyBackbone],
     device: str = "cpu",
+    *,
+    support_only: bool = False,
 ) -> ChunkContext:
-    """Compute every backbone's outputs once over all images of ``episodes``."""
+    """Compute every backbone's outputs once over all images of ``episodes`` (only their
+    support images with ``support_only``: what scoring without adapting needs)."""
     # Every reference, repeats included: compute_outputs runs each distinct image once and
     # records (and logs) how many references that serves.
-    images = np.concatenate([np.concatenate([e.support, e.query]) for e in episodes])
+    images = np.concatenate(
+        [e.support if support_only else np.concatenate([e.support, e.query]) for e in episodes]
+    )
     outputs = {}
     with full_float32(device):
         for backbone in backbones:

@@ -108,7 +108,9 @@ def score(
     study_backbones = [b.on(device) for b in study_backbones]
     frames = []
     for backbone in tqdm(study_backbones, desc="score", disable=not progress):
-        context = prepare_chunks(config, dataset, loaded.name, chosen, [backbone], device)
+        context = prepare_chunks(
+            config, dataset, loaded.name, chosen, [backbone], device, support_only=True
+        )
         outputs = context.outputs[backbone.name]
         shapes: dict[tuple[int, int, int], list[Any]] = {}
         for ep in chosen:
