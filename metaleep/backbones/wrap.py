@@ -471,35 +471,25 @@ def load_factory(spec: str, *, name: str) -> StudyBackbone:
                 f"weights into; got {type(made).__name__!r} from {target!r}."
             )
         try:
-            if isinstance(made, StudyBackbone):
-                # A wrapped backbone: its network is Network(features, head) over the user's
-                # module; load the user's state dict into the module it was made from.
-                _load_into_wrapped(made, state)
-            else:
-                module.load_state_dict(state)
+            # A wrapped backbone takes a state dict of its network (Network's keys).
+            module.load_state_dict(state)
         except RuntimeError as error:
             raise ValueError(
                 f"`--backbones` weights {weights!r} must fit the model {target!r} returns; "
                 f"got {str(error).splitlines()[0]}"
             ) from error
+    from dataclasses import replace
+
     if isinstance(made, StudyBackbone):
-        backbone = _renamed(made, name)
+        from metaleep.study.loading import weights_fingerprint
+
+        fingerprint = weights_fingerprint(made.model) if weights else made.fingerprint
+        backbone = replace(made, name=name, fingerprint=fingerprint)
     elif isinstance(made, nn.Module):
-        backbone = from_module(made, name=name)
+        backbone = from_module(made, name=name)  # fingerprints the weights as loaded
     else:
         raise TypeError(
             f"`--backbones` factory must return an nn.Module or a StudyBackbone; got "
             f"{type(made).__name__!r} from {target!r}."
         )
-    from dataclasses import replace
-
-    from metaleep.study.loading import weights_fingerprint
-
-    return replace(
-        backbone, origin=f"factory {spec}", fingerprint=weights_fingerprint(backbone.model)
-    )
-
-
-def _load_into_wrapped(backbone: StudyBackbone, state: dict[str, Any]) -> None:
-    """Load a state dict written for the network (``Network``'s own keys) into it."""
-    backbone.model.load_state_dict(state)
+    return replace(backbone, origin=f"factory {spec}")
