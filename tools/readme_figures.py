@@ -33,18 +33,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-LABELS = {
-    "leep": "LEEP",
-    "nce": "NCE",
-    "h_score": "H-score",
-    "logme": "LogME",
-    "nleep": "N-LEEP",
-    "shrinkage_h_score": "shrinkage H-score",
-    "gbc": "GBC",
-    "transrate": "TransRate",
-    "sfda": "SFDA",
-    "centroid_loo": "centroid LOO (baseline)",
-}
 DEFAULT_CONFIGURATION = ("supervised", "source", "retrain_head")
 """(backbone, dummy, adaptation) of the default run that the README's table shows."""
 
@@ -54,7 +42,9 @@ class FiguresError(ValueError):
 
 
 def _label(metric: str) -> str:
-    return LABELS.get(metric, metric)
+    from metaleep.study.plots import metric_label  # the names the report and plots use
+
+    return metric_label(metric)
 
 
 def _ci(r: float, low: float, high: float) -> str:

@@ -488,99 +488,68 @@ def run_study(
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"`n_boot` must be a positive integer; got {n_boot!r}.")
-    config = config or StudyConfig()
-    config.resolved_device()  # a GPU asked for and missing: said before anything is loaded
-    with StudyLock(out_dir) as lock:
-        return _run_study(
-            config,
-            out_dir=out_dir,
-            dataset=dataset,
-            suite=suite,
-            backbones=backbones,
-            analyse=analyse,
-            progress=progress,
-            overwrite=overwrite,
-            n_boot=n_boot,
-            executor=executor,
-            lock=lock,
-        )
-
-
-def _run_study(
-    config: StudyConfig | None = None,
-    *,
-    out_dir: str | Path = "runs/study",
-    dataset: ImageDataset | None = None,
-    suite: Suite | None = None,
-    backbones: Sequence[StudyBackbone] | None = None,
-    analyse: bool = True,
-    progress: bool = True,
-    overwrite: bool = False,
-    n_boot: int = 1000,
-    executor: Executor | None = None,
-    lock: StudyLock | None = None,
-) -> StudyResult:
-    """:func:`run_study` with the study directory's lock held (``lock``); the parameters are
-    :func:`run_study`'s."""
     from tqdm.auto import tqdm
 
     from metaleep.study.adaptation import adaptation_settings
     from metaleep.study.loading import load_study_inputs
 
-    started = time.perf_counter()
     config = config or StudyConfig()
-    device = config.resolved_device()
-    dataset, suite, backbones = load_study_inputs(
-        config, dataset=dataset, suite=suite, backbones=backbones, progress=progress
-    )
-    episodes = suite.episodes[: config.episodes] if config.episodes else suite.episodes
-    check_study(config, dataset, episodes, backbones)
-    backbones = [b.on(device) for b in backbones]
-    identity = {
-        **config.to_dict(),
-        # The backbones that run (a caller's own, not the configuration's default names).
-        "backbones": [b.name for b in backbones],
-        "dataset": dataset.fingerprint,
-        "suite_name": suite.name,
-        "suite_episodes": len(episodes),
-        "backbone_fingerprints": {b.name: b.fingerprint for b in backbones},
-        "backbone_info": {b.name: b.describe(dataset) for b in backbones},
-        "adaptation_settings": adaptation_settings(config.adaptations, backbones),
-    }
-    chunks = _chunks(len(episodes), config.chunk_size)
-    plan = [[episodes[i].index for i in part] for part in chunks]
-    store = ResultStore(out_dir, identity, overwrite=overwrite, plan=plan, lock=lock)
-    done = set(store.finished_chunks())
-    todo = [c for c in range(len(chunks)) if c not in done]
-    if done:
-        log.info("resuming: %d of %d chunks already stored in %s", len(done), len(chunks), out_dir)
-    if todo:
-        context = prepare_chunks(config, dataset, suite.name, episodes, backbones, device)
-        run = (executor or InProcessExecutor()).map_chunks
-        finished = sum(len(chunks[c]) for c in done)
-        bar = tqdm(total=len(episodes), initial=finished, desc="episodes", disable=not progress)
-        try:
-            for c, rows in run(context, todo):
-                store.write_chunk(c, rows)
-                bar.update(len(chunks[c]))
-        except KeyboardInterrupt as interrupt:
-            raise StudyInterrupted(len(store.finished_chunks()), len(chunks)) from interrupt
-        bar.close()
-    table = store.assemble(TABLE_KEYS)
-    correlations = report = None
-    if analyse and not table.empty:
-        from metaleep.study.summary import analyse_and_report
-
-        correlations, report = analyse_and_report(
-            table, store.root, identity, metrics=config.metrics, n_boot=n_boot, seed=config.seed
+    device = config.resolved_device()  # a GPU asked for and missing: said before any loading
+    with StudyLock(out_dir) as lock:
+        started = time.perf_counter()
+        dataset, suite, backbones = load_study_inputs(
+            config, dataset=dataset, suite=suite, backbones=backbones, progress=progress
         )
-    return StudyResult(
-        table=table,
-        out_dir=store.root,
-        correlations=correlations,
-        report=report,
-        seconds=time.perf_counter() - started,
-    )
+        episodes = suite.episodes[: config.episodes] if config.episodes else suite.episodes
+        check_study(config, dataset, episodes, backbones)
+        backbones = [b.on(device) for b in backbones]
+        identity = {
+            **config.to_dict(),
+            # The backbones that run (a caller's own, not the configuration's default names).
+            "backbones": [b.name for b in backbones],
+            "dataset": dataset.fingerprint,
+            "suite_name": suite.name,
+            "suite_episodes": len(episodes),
+            "backbone_fingerprints": {b.name: b.fingerprint for b in backbones},
+            "backbone_info": {b.name: b.describe(dataset) for b in backbones},
+            "adaptation_settings": adaptation_settings(config.adaptations, backbones),
+        }
+        chunks = _chunks(len(episodes), config.chunk_size)
+        plan = [[episodes[i].index for i in part] for part in chunks]
+        store = ResultStore(out_dir, identity, overwrite=overwrite, plan=plan, lock=lock)
+        done = set(store.finished_chunks())
+        todo = [c for c in range(len(chunks)) if c not in done]
+        if done:
+            log.info(
+                "resuming: %d of %d chunks already stored in %s", len(done), len(chunks), out_dir
+            )
+        if todo:
+            context = prepare_chunks(config, dataset, suite.name, episodes, backbones, device)
+            run = (executor or InProcessExecutor()).map_chunks
+            finished = sum(len(chunks[c]) for c in done)
+            bar = tqdm(total=len(episodes), initial=finished, desc="episodes", disable=not progress)
+            try:
+                for c, rows in run(context, todo):
+                    store.write_chunk(c, rows)
+                    bar.update(len(chunks[c]))
+            except KeyboardInterrupt as interrupt:
+                raise StudyInterrupted(len(store.finished_chunks()), len(chunks)) from interrupt
+            bar.close()
+        table = store.assemble(TABLE_KEYS)
+        correlations = report = None
+        if analyse and not table.empty:
+            from metaleep.study.summary import analyse_and_report
+
+            correlations, report = analyse_and_report(
+                table, store.root, identity, metrics=config.metrics, n_boot=n_boot, seed=config.seed
+            )
+        return StudyResult(
+            table=table,
+            out_dir=store.root,
+            correlations=correlations,
+            report=report,
+            seconds=time.perf_counter() - started,
+        )
 
 
 def _alphabet_lookup(dataset: ImageDataset) -> Callable[[Episode], list[str]]:
