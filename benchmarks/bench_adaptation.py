@@ -71,7 +71,7 @@ def _time(fn: Callable[[], Any], repeats: int, device: torch.device) -> tuple[fl
 def _compare(
     name: str, threads: int, episodes: int, loop: tuple[float, Any], batch: tuple[float, Any]
 ) -> dict[str, Any]:
-    from metaleep.study.adaptation import BatchAdaptationResult
+    from metaleep.adapt.registry import BatchAdaptationResult
 
     loop_time, loop_out = loop
     batch_time, batch_out = batch
@@ -93,7 +93,7 @@ def _compare(
 def _head_rows(
     threads: int, episodes: int, repeats: int, device: torch.device
 ) -> list[dict[str, Any]]:
-    from metaleep.study import adaptation as A
+    from metaleep.adapt import registry as A
 
     def study_settings(name: str) -> dict[str, Any]:
         config = A.get_adaptation(name).config  # what the study adapts with by default
@@ -142,7 +142,7 @@ def _maml_rows(
 ) -> list[dict[str, Any]]:
     import learn2learn as l2l
 
-    from metaleep.study.adaptation import maml_adapt_batch
+    from metaleep.adapt.registry import maml_adapt_batch
 
     torch.manual_seed(0)
     model = l2l.vision.models.OmniglotCNN(output_size=WAYS).to(device)

@@ -5,6 +5,11 @@ A floor below :mod:`metaleep.backbones` and :mod:`metaleep.study`: it imports ne
 - :mod:`metaleep.adapt.inner_loop`: MAML's inner loop (Finn et al., 2017), the one
   implementation behind MAML / first-order MAML / ANIL training, ``episode_logits`` and the
   study's ``maml_adapt`` / ``maml_adapt_batch``.
+- :mod:`metaleep.adapt.registry`: the adaptations by name (``maml``, ``finetune``,
+  ``retrain_head``, ``anil``, ``prototype``) and the settings a backbone is adapted with;
+  their engines live in :mod:`~metaleep.adapt.common` (configs, results, scoring),
+  :mod:`~metaleep.adapt.head` (feature-based: head training, nearest prototype) and
+  :mod:`~metaleep.adapt.network` (whole-network: MAML, fine-tuning).
 
 Public API (imported lazily: ``import metaleep.adapt`` does not import torch)::
 

@@ -12,8 +12,8 @@ and returns θ_steps. Everything gradient-based that adapts to an episode runs i
   (the gradients are constants of the outer step), ``anil`` runs it on the head alone, over
   the features of the support set (Raghu et al., ICLR 2020);
 - evaluation (:func:`metaleep.backbones.evaluation.episode_logits`, methods ``maml`` and
-  ``anil``) and the study (:func:`metaleep.study.adaptation.maml_adapt` and
-  :func:`~metaleep.study.adaptation.maml_adapt_batch`): first order, then the query logits.
+  ``anil``) and the study (:func:`metaleep.adapt.registry.maml_adapt` and
+  :func:`~metaleep.adapt.registry.maml_adapt_batch`): first order, then the query logits.
 
 The loop is functional: the network's own parameters and buffers are never written. The
 forward pass is ``torch.func.functional_call(network, (params, buffers), x)``; each step's

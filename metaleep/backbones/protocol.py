@@ -83,7 +83,7 @@ class StudyBackbone:
         Inner-loop settings the backbone was meta-trained with (keys ``steps``, ``lr``,
         ``first_order``, e.g. ``{"steps": 1, "lr": 0.4, "first_order": False}``); the
         adaptation that repeats its training uses them (``maml`` for MAML backbones, ``anil``
-        for ANIL ones; :func:`~metaleep.study.adaptation.backbone_config`). Pass other values
+        for ANIL ones; :func:`~metaleep.adapt.registry.backbone_config`). Pass other values
         to adapt otherwise.
     source_data:
         The data set :attr:`source_classes` index (the data it was trained on), when known:

@@ -28,8 +28,8 @@ if TYPE_CHECKING:
 
 
 def check_adaptations(names: Sequence[str], flag: str = "adaptations") -> None:
-    """Every name is a registered adaptation (``metaleep.study.adaptation.ADAPTATIONS``)."""
-    from metaleep.study.adaptation import ADAPTATIONS
+    """Every name is a registered adaptation (``metaleep.adapt.registry.ADAPTATIONS``)."""
+    from metaleep.adapt.registry import ADAPTATIONS
 
     unknown = [n for n in names if n not in ADAPTATIONS]
     if unknown:

@@ -91,7 +91,7 @@ class StudyConfig:
             raise ValueError(f"`suite` must be a suite name or manifest path; got {self.suite!r}.")
         object.__setattr__(self, "backbones", _names(self.backbones, "backbones"))
         object.__setattr__(self, "dummies", _names(self.dummies, "dummies", DUMMY_MODES))
-        from metaleep.study.adaptation import ADAPTATIONS
+        from metaleep.adapt.registry import ADAPTATIONS
 
         object.__setattr__(
             self, "adaptations", _names(self.adaptations, "adaptations", tuple(ADAPTATIONS))

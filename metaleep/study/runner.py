@@ -160,7 +160,7 @@ def _adapt_episodes(
     for episodes of one shape."""
     import torch
 
-    from metaleep.study.adaptation import (
+    from metaleep.adapt.registry import (
         BatchAdaptationResult,
         FinetuneConfig,
         backbone_config,
@@ -490,7 +490,7 @@ def run_study(
         raise ValueError(f"`n_boot` must be a positive integer; got {n_boot!r}.")
     from tqdm.auto import tqdm
 
-    from metaleep.study.adaptation import adaptation_settings
+    from metaleep.adapt.registry import adaptation_settings
     from metaleep.study.loading import load_study_inputs
 
     config = config or StudyConfig()

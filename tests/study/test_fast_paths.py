@@ -22,11 +22,11 @@ import pytest
 import torch
 from torch import nn
 
+from metaleep.adapt.registry import maml_adapt, maml_adapt_batch
 from metaleep.backbones.models import build_backbone
 from metaleep.backbones.testing import toy_dataset
 from metaleep.episodes import EpisodeSampler, EpisodeSpec
 from metaleep.episodes.manifest import suite_from_episodes
-from metaleep.study.adaptation import maml_adapt, maml_adapt_batch
 from metaleep.study.config import StudyConfig
 from metaleep.study.outputs import compute_outputs
 from metaleep.study.runner import StudyBackbone, run_study

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
+from metaleep.adapt.registry import maml_adapt, nearest_prototype, retrain_head
 from metaleep.metrics import h_score, leep_score, logme_score, nce_score, nleep_score
 from metaleep.study import runner as runner_module
-from metaleep.study.adaptation import maml_adapt, nearest_prototype, retrain_head
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
 from metaleep.study.outputs import full_float32
 from metaleep.study.runner import run_study
@@ -145,7 +145,7 @@ def test_whole_network_adaptation_split_by_image_budget_gives_the_same_rows(
     nothing (here: one episode per call against the whole 4-episode chunk at once)."""
     whole = _run(data, tmp_path / "whole").table
     monkeypatch.setattr(runner_module, "_MODEL_BATCH_BYTES", 1)
-    from metaleep.study import adaptation
+    from metaleep.adapt import registry as adaptation
 
     calls: list[int] = []
     get = adaptation.get_adaptation

@@ -1,4 +1,4 @@
-"""Tests of metaleep.study.adaptation (and its adapt_common / adapt_head / adapt_network parts).
+"""Tests of metaleep.adapt.registry (and its common / head / network parts).
 
 References are independent of the code under test: numpy loops for prototypes, autograd and
 learn2learn for the hand-derived head gradient, a plain autograd SGD loop for MAML, and the
@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from metaleep.study.adaptation import (
+from metaleep.adapt.registry import (
     ADAPTATIONS,
     AdaptationResult,
     BatchAdaptationResult,

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from metaleep.study.adapt_common import (
+from metaleep.adapt.common import (
     AdaptationResult,
     BatchAdaptationResult,
     HeadConfig,
@@ -215,7 +215,7 @@ def retrain_head_batch(
         inner loop); see :func:`head_parameters`.
     accelerated:
         Nesterov's accelerated gradient instead of plain gradient descent (see
-        :class:`~metaleep.study.adapt_common.HeadConfig`).
+        :class:`~metaleep.adapt.common.HeadConfig`).
 
     Returns
     -------

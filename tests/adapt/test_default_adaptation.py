@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from metaleep.study.adaptation import backbone_config, get_adaptation, head_parameters
+from metaleep.adapt.registry import backbone_config, get_adaptation, head_parameters
 
 pytestmark = pytest.mark.slow
 

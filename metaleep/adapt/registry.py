@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
-from metaleep.study.adapt_common import (
+from metaleep.adapt.common import (
     AdaptationResult,
     BatchAdaptationResult,
     BatchNormMode,
@@ -74,14 +74,14 @@ from metaleep.study.adapt_common import (
     score_logits,
     score_logits_batch,
 )
-from metaleep.study.adapt_head import (
+from metaleep.adapt.head import (
     head_parameters,
     nearest_prototype,
     nearest_prototype_batch,
     retrain_head,
     retrain_head_batch,
 )
-from metaleep.study.adapt_network import finetune, finetune_batch, maml_adapt, maml_adapt_batch
+from metaleep.adapt.network import finetune, finetune_batch, maml_adapt, maml_adapt_batch
 
 __all__ = [
     "ADAPTATIONS",

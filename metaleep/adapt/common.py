@@ -1,6 +1,6 @@
 """Shared pieces of the adaptation methods: results, configurations, validation and scoring.
 
-Every adaptation method (see :mod:`metaleep.study.adaptation`) ends the same way: query logits
+Every adaptation method (see :mod:`metaleep.adapt.registry`) ends the same way: query logits
 of shape (n_q, N), scored by :func:`score_logits` into an :class:`AdaptationResult` (or, for E
 episodes at once, (E, n_q, N) logits scored by :func:`score_logits_batch` into a
 :class:`BatchAdaptationResult`). The configurations are frozen dataclasses validated on

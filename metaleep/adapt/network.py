@@ -14,7 +14,7 @@ changed: not its parameters, not its BatchNorm running statistics, not its train
 - :func:`finetune` / :func:`finetune_batch`: full-batch fine-tuning with SGD or Adam, keeping
   the meta-learned head or starting a fresh one.
 
-BatchNorm (see :data:`~metaleep.study.adapt_common.BatchNormMode`): ``"transductive"``
+BatchNorm (see :data:`~metaleep.adapt.common.BatchNormMode`): ``"transductive"``
 (default) normalises with the statistics of the batch at hand, the support set while adapting
 and the query set (as one batch) when evaluating, as learn2learn and the reference MAML do;
 ``"running"`` uses the model's stored running statistics throughout.
@@ -34,8 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from metaleep.adapt.inner_loop import InnerLoop
-from metaleep.study.adapt_common import (
+from metaleep.adapt.common import (
     AdaptationResult,
     BatchAdaptationResult,
     BatchNormMode,
@@ -47,6 +46,7 @@ from metaleep.study.adapt_common import (
     _check_ways,
     score_logits_batch,
 )
+from metaleep.adapt.inner_loop import InnerLoop
 
 __all__ = ["finetune", "finetune_batch", "maml_adapt", "maml_adapt_batch"]
 
@@ -191,7 +191,7 @@ def maml_adapt(
     first_order:
         learn2learn's flag, kept for its meaning: the adapted predictions do not depend on it
         and the loop is first-order (see
-        :class:`~metaleep.study.adapt_common.MamlConfig`).
+        :class:`~metaleep.adapt.common.MamlConfig`).
     batch_norm:
         ``"transductive"`` (batch statistics, learn2learn's and reference MAML's choice) or
         ``"running"`` (the model's running statistics, ``.eval()``).
@@ -453,7 +453,7 @@ def finetune(
     ways:
         N. Required for a fresh head; for ``head="meta"`` optional, checked against the head.
     steps, lr, optimizer, momentum, weight_decay, head, batch_norm, seed:
-        See :class:`~metaleep.study.adapt_common.FinetuneConfig`.
+        See :class:`~metaleep.adapt.common.FinetuneConfig`.
 
     Returns
     -------
