@@ -16,7 +16,7 @@ package, copy one to edit it); :func:`run_grid` runs it:
   fresh zero head (``FinetuneConfig(head="zero")``'s start); MAML's meta-learned head is kept
   where it fits. The fine-tune rows take their metric values from the main study (the metrics
   see only the support set, whatever the transfer);
-- the finished table (``table.csv``) is analysed by :mod:`metaleep.study.grid_analysis` and
+- the finished table (``table.csv``) is analysed by :mod:`metaleep.analysis.grid` and
   rendered by :mod:`metaleep.study.grid_report`.
 
 Everything is written as it goes (``targets/<name>/`` holds each target's study and its own
@@ -53,9 +53,9 @@ from metaleep.study.config import DEFAULT_METRICS, _names
 from metaleep.study.outputs import DUMMY_MODES
 
 if TYPE_CHECKING:
+    from metaleep.analysis.grid import GridAnalysis
     from metaleep.backbones.protocol import StudyBackbone
     from metaleep.data.base import ImageDataset
-    from metaleep.study.grid_analysis import GridAnalysis
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -381,7 +381,7 @@ class GridResult:
         Every setting's rows: the study table of each target (column ``target`` added),
         fine-tune rows included.
     analysis:
-        The aggregates (:class:`~metaleep.study.grid_analysis.GridAnalysis`).
+        The aggregates (:class:`~metaleep.analysis.grid.GridAnalysis`).
     out_dir:
         The grid folder.
     report:
@@ -495,9 +495,9 @@ def run_grid(
     from tqdm.auto import tqdm
 
     from metaleep._io import atomic_write_bytes
+    from metaleep.analysis.grid import analyse_grid
     from metaleep.episodes.suites import load_suite
     from metaleep.study.config import StudyConfig
-    from metaleep.study.grid_analysis import analyse_grid
     from metaleep.study.loading import dataset_for, load_backbones
     from metaleep.study.runner import run_study
 

@@ -36,8 +36,8 @@ def grid(
 ) -> None:
     """Run (or resume) a grid of transfer settings: sources x dummy labels x transfer types x
     targets, one study per target; print how often each metric correlates best."""
+    from metaleep.analysis.grid import wins_table
     from metaleep.study.grid import load_grid, run_grid
-    from metaleep.study.grid_analysis import wins_table
     from metaleep.study.store import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -2,7 +2,7 @@
 
 Order: the wins table and a settings x metrics heatmap of r first, then the stability of the
 wins, then source selection per target, then the settings table in full and links to each
-target study's own report. It only draws a :class:`~metaleep.study.grid_analysis.GridAnalysis`;
+target study's own report. It only draws a :class:`~metaleep.analysis.grid.GridAnalysis`;
 matplotlib is imported when a figure is drawn.
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from metaleep.study.grid_analysis import (
+from metaleep.analysis.grid import (
     DIMENSIONS,
     SETTING,
     GridAnalysis,
@@ -226,7 +226,7 @@ def write_grid_report(
     Examples
     --------
     >>> import tempfile, numpy as np, pandas as pd
-    >>> from metaleep.study.grid_analysis import analyse_grid
+    >>> from metaleep.analysis.grid import analyse_grid
     >>> rng = np.random.default_rng(0)
     >>> acc = rng.uniform(size=40)
     >>> t = pd.DataFrame({"target": "t", "backbone": np.repeat(["a", "b"], 20), "dummy": "d",

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metaleep.study.analysis import _check_table, is_constant, metric_columns
-from metaleep.study.selection import SELECTION_COLUMNS
+from metaleep.analysis.correlations import _check_table, is_constant, metric_columns
+from metaleep.analysis.selection import SELECTION_COLUMNS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -146,7 +146,7 @@ def scatter_metrics(
         Column whose values colour the points (e.g. ``"ways"``), with a legend.
     correlations : DataFrame or mapping, optional
         Where the title's r and CI come from: the output of
-        :func:`~metaleep.study.analysis.correlations` restricted to this group (its Pearson
+        :func:`~metaleep.analysis.correlations.correlations` restricted to this group (its Pearson
         rows are used), or a mapping ``metric -> (r, ci_low, ci_high)``. Default: Pearson r
         from scipy, no CI.
     title : str, optional
@@ -254,8 +254,9 @@ def scatter_grid(
     target : str
         Column on the y axes.
     correlations : DataFrame, optional
-        :func:`~metaleep.study.analysis.correlations` output holding the ``rows`` columns; each
-        panel's r and CI come from its configuration's Pearson row (default: scipy, no CI).
+        :func:`~metaleep.analysis.correlations.correlations` output holding the ``rows``
+        columns; each panel's r and CI come from its configuration's Pearson row (default:
+        scipy, no CI).
     title : str, optional
         Figure title.
     panel : (float, float)
@@ -377,7 +378,7 @@ def correlation_bars(
     Parameters
     ----------
     corr : DataFrame
-        Output of :func:`~metaleep.study.analysis.correlations`.
+        Output of :func:`~metaleep.analysis.correlations.correlations`.
     method : str
         Which method's rows to draw.
     title : str, optional
@@ -439,7 +440,7 @@ def selection_plot(selection: pd.DataFrame, *, title: str | None = None) -> Figu
     Parameters
     ----------
     selection : DataFrame
-        Output of :func:`~metaleep.study.selection.source_selection`.
+        Output of :func:`~metaleep.analysis.selection.source_selection`.
     title : str, optional
         Figure title.
 

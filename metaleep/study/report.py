@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from metaleep._io import atomic_write_bytes
-from metaleep.study.analysis import (
+from metaleep.analysis.correlations import (
     COMPARISON_COLUMNS,
     CORRELATION_COLUMNS,
     LEEP_LIKE,
@@ -46,9 +46,9 @@ from metaleep.study.analysis import (
     metric_columns,
     use_normalised_leep,
 )
-from metaleep.study.analysis import correlations as compute_correlations
+from metaleep.analysis.correlations import correlations as compute_correlations
+from metaleep.analysis.selection import SELECTION_COLUMNS
 from metaleep.study.plots import metric_label
-from metaleep.study.selection import SELECTION_COLUMNS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -104,12 +104,12 @@ def _with_ci(value: float, low: float, high: float, digits: int) -> str:
 def format_correlation_table(
     corr: pd.DataFrame, *, methods: Sequence[str] | None = None, digits: int = 2
 ) -> pd.DataFrame:
-    """Compact human table of :func:`~metaleep.study.analysis.correlations` output.
+    """Compact human table of :func:`~metaleep.analysis.correlations.correlations` output.
 
     Parameters
     ----------
     corr : DataFrame
-        Output of :func:`~metaleep.study.analysis.correlations`.
+        Output of :func:`~metaleep.analysis.correlations.correlations`.
     methods : sequence of str, optional
         Methods to keep, in this order (default: all present, in their order).
     digits : int
@@ -168,7 +168,7 @@ def format_correlation_table(
 
 
 def format_comparison_table(comp: pd.DataFrame, *, digits: int = 2) -> pd.DataFrame:
-    """Compact table of :func:`~metaleep.study.analysis.compare_metrics` output.
+    """Compact table of :func:`~metaleep.analysis.correlations.compare_metrics` output.
 
     Columns: the group columns, ``comparison`` ("LEEP vs NCE"), ``r_a``, ``r_b``,
     ``difference [CI]`` and the one-sided ``p`` (3 significant digits).
@@ -203,7 +203,7 @@ def format_comparison_table(comp: pd.DataFrame, *, digits: int = 2) -> pd.DataFr
 
 
 def format_selection_table(sel: pd.DataFrame, *, digits: int = 2) -> pd.DataFrame:
-    """Compact table of :func:`~metaleep.study.selection.source_selection` output.
+    """Compact table of :func:`~metaleep.analysis.selection.source_selection` output.
 
     Examples
     --------
@@ -682,7 +682,7 @@ def _accuracy_section(
 
 def _constant_metrics(data: pd.DataFrame, metrics: Sequence[str], by: Sequence[str]) -> list[str]:
     """Metrics that are constant within every group of ``by``."""
-    from metaleep.study.analysis import is_constant
+    from metaleep.analysis.correlations import is_constant
 
     groups = list(data.groupby(list(by), dropna=False)) if by else [((), data)]
     return [
@@ -786,7 +786,7 @@ def write_report(
     Parameters
     ----------
     table : DataFrame
-        The study table (see :mod:`metaleep.study.analysis`).
+        The study table (see :mod:`metaleep.analysis.correlations`).
     out_dir : str or Path
         Directory to write into (created).
     config : mapping
@@ -795,13 +795,13 @@ def write_report(
         Metric columns; default those of :data:`~metaleep.metrics.registry.DEFAULT_METRICS`
         present.
     correlations : DataFrame, optional
-        Precomputed :func:`~metaleep.study.analysis.correlations` output grouped by ``by``;
+        Precomputed :func:`~metaleep.analysis.correlations.correlations` output grouped by ``by``;
         computed here when omitted.
     selection : DataFrame, optional
-        Precomputed :func:`~metaleep.study.selection.source_selection` output; computed here
+        Precomputed :func:`~metaleep.analysis.selection.source_selection` output; computed here
         when omitted and the table has at least two backbones.
     comparisons : DataFrame, optional
-        Precomputed :func:`~metaleep.study.analysis.compare_metrics` output; computed here
+        Precomputed :func:`~metaleep.analysis.correlations.compare_metrics` output; computed here
         (LEEP vs every other metric, Pearson) when omitted.
     title : str
         Page title.
@@ -810,10 +810,10 @@ def write_report(
     by : sequence of str
         Grouping of the main tables; columns absent from ``table`` are ignored.
     leep : {"raw", "normalised", "auto"}
-        LEEP form (see :func:`~metaleep.study.analysis.use_normalised_leep`); the report says
+        LEEP form (see :func:`~metaleep.analysis.correlations.use_normalised_leep`); the report says
         which one it used.
     n_boot, confidence, seed, higher_is_better
-        As in :func:`~metaleep.study.analysis.correlations`.
+        As in :func:`~metaleep.analysis.correlations.correlations`.
     max_scatter_groups : int
         At most this many configurations (rows of the per-backbone scatter grids) are plotted;
         the report lists those left out.
@@ -842,8 +842,8 @@ def write_report(
         raise ValueError(f"`max_scatter_groups` must be an int >= 0; got {max_scatter_groups!r}.")
     if target not in table.columns:
         raise ValueError(f"`target` must be a column of `table`; got {target!r}.")
+    from metaleep.analysis.selection import source_selection
     from metaleep.study import plots
-    from metaleep.study.selection import source_selection
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ def analyse_and_report(
     when a group mixes several; the correlation table's ``metric`` column says which
     (``leep`` or ``leep_norm``), and so does the report.
     """
-    from metaleep.study.analysis import correlations, use_normalised_leep
+    from metaleep.analysis.correlations import correlations, use_normalised_leep
     from metaleep.study.report import write_report
 
     by = ("backbone", "dummy", "adaptation")

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from metaleep.study.analysis import correlations
+from metaleep.analysis.correlations import correlations
 from metaleep.study.plots import correlation_bars, scatter_metrics, selection_plot
 
 

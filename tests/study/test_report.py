@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from metaleep.study.analysis import compare_metrics, correlations
+from metaleep.analysis.correlations import compare_metrics, correlations
+from metaleep.analysis.selection import source_selection
 from metaleep.study.report import (
     accuracy_table,
     format_comparison_table,
@@ -19,7 +20,6 @@ from metaleep.study.report import (
     format_selection_table,
     write_report,
 )
-from metaleep.study.selection import source_selection
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

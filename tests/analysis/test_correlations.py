@@ -1,4 +1,4 @@
-"""Tests of metaleep.study.analysis: correlations, bootstrap intervals, paired comparison."""
+"""Tests of metaleep.analysis.correlations: correlations, bootstrap intervals, paired comparison."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from metaleep.study import analysis
-from metaleep.study.analysis import (
+from metaleep.analysis import correlations as analysis
+from metaleep.analysis.correlations import (
     add_normalised_leep,
     compare_metrics,
     correlations,

@@ -4,13 +4,13 @@ Input: the grid table (:func:`metaleep.study.grid.run_grid`'s ``table.csv``): th
 of every target with a ``target`` column. A **setting** is a group of rows sharing
 :data:`SETTING` (target, source backbone, dummy-label mode, transfer type).
 
-- **Correlations** (:func:`metaleep.study.analysis.correlations`): Pearson r of each metric
+- **Correlations** (:func:`metaleep.analysis.correlations.correlations`): Pearson r of each metric
   with post-adaptation accuracy per setting, with a percentile bootstrap CI over episodes.
   LEEP and N-LEEP are normalised (``1 + LEEP / log N``) on a target whose episodes mix
   numbers of ways (glyphs-mixed) and raw elsewhere; ``leep_forms`` says which.
 - **Wins**: the metric with the highest r in a setting wins it (the LEEP paper's count, "best
   in k of N settings"); a win is **significant** when the paired bootstrap
-  (:func:`metaleep.study.analysis.compare_metrics`) puts the winner's r above every other
+  (:func:`metaleep.analysis.correlations.compare_metrics`) puts the winner's r above every other
   metric's with one-sided p < ``alpha``. Metrics with no r (a constant metric, such as H-score
   when n - 1 <= d) do not compete.
 - **Stability** (in the spirit of Agostinelli et al., "How stable are transferability metrics
@@ -20,7 +20,7 @@ of every target with a ``target`` column. A **setting** is a group of rows shari
   metric's win count, and how often each metric tops the grid; (b) one value of one grid
   dimension (a target, a source, a dummy mode, a transfer type) is left out at a time and the
   wins counted on the rest.
-- **Source selection** per target (:func:`metaleep.study.selection.source_selection`): on each
+- **Source selection** per target (:func:`metaleep.analysis.selection.source_selection`): on each
   episode the sources are ranked by a metric and by accuracy (weighted Kendall tau, top-1 hit
   rate, regret), per (dummy, transfer) shared by at least two sources, and for ``native``
   dummies (each source's own output: MAML's head, the supervised classifier's source labels,
@@ -167,7 +167,7 @@ def prepare_table(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     >>> forms, out.leep.round(3).tolist()
     ({'a': 'raw', 'b': 'normalised'}, [-1.0, -1.0, 0.379, 0.666])
     """
-    from metaleep.study.analysis import LEEP_LIKE, add_normalised_leep, use_normalised_leep
+    from metaleep.analysis.correlations import LEEP_LIKE, add_normalised_leep, use_normalised_leep
 
     forms: dict[str, str] = {}
     parts = []
@@ -193,7 +193,7 @@ def setting_correlations(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Pearson r [bootstrap CI] of each metric with accuracy, per setting (long form)."""
-    from metaleep.study.analysis import correlations
+    from metaleep.analysis.correlations import correlations
 
     return correlations(
         table,
@@ -266,10 +266,10 @@ def significant_wins(
     alpha: float = 0.05,
 ) -> pd.DataFrame:
     """``wide`` plus ``p_max`` and ``significant``: the winner against every other metric with
-    an r, by the paired bootstrap of :func:`metaleep.study.analysis.compare_metrics` (one-sided
-    p of "the winner's r is higher"); significant when every p < ``alpha`` (and there was at
-    least one other metric to beat)."""
-    from metaleep.study.analysis import compare_metrics
+    an r, by the paired bootstrap of :func:`metaleep.analysis.correlations.compare_metrics`
+    (one-sided p of "the winner's r is higher"); significant when every p < ``alpha`` (and
+    there was at least one other metric to beat)."""
+    from metaleep.analysis.correlations import compare_metrics
 
     out = wide.copy()
     out["p_max"] = math.nan
@@ -337,7 +337,7 @@ def _boot_r(
 ) -> tuple[list[tuple[object, ...]], npt.NDArray[np.float64]]:
     """Pearson r of every metric on ``n_boot`` episode resamples of every setting:
     (setting keys, array (settings, n_boot, metrics)); NaN where undefined."""
-    from metaleep.study.analysis import _boot_stats, _row_weights, _unit_codes, is_constant
+    from metaleep.analysis.correlations import _boot_stats, _row_weights, _unit_codes, is_constant
 
     orientation = _orientation(metrics)
     keys: list[tuple[object, ...]] = []
@@ -486,13 +486,13 @@ def target_selection(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Source selection (:func:`metaleep.study.selection.source_selection`) per target, per
+    """Source selection (:func:`metaleep.analysis.selection.source_selection`) per target, per
     (dummy, transfer) group that at least two sources share, ``native`` dummies included.
 
     Groups are kept only for the episodes every one of their sources has (fine-tuning runs on
     fewer episodes than the rest).
     """
-    from metaleep.study.selection import SELECTION_COLUMNS, source_selection
+    from metaleep.analysis.selection import SELECTION_COLUMNS, source_selection
 
     pieces = []
     for target, frame in table.groupby("target", sort=True):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from metaleep.study.grid_analysis import (
+from metaleep.analysis.grid import (
     SETTING,
     analyse_grid,
     count_wins,
@@ -106,7 +106,7 @@ def test_accuracy_summary_per_setting(analysis):
 
 
 def test_resample_stability_equals_a_naive_loop_over_explicit_resamples():
-    from metaleep.study.analysis import _row_weights, _unit_codes
+    from metaleep.analysis.correlations import _row_weights, _unit_codes
 
     table = _table(episodes=25, seed=3)
     table["nce"] = table["accuracy"] + 0.05 * np.random.default_rng(9).normal(size=len(table))

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from metaleep.study.analysis import (
+from metaleep.analysis.correlations import (
     UNIT_COLUMNS,
     _check_boot,
     _check_columns,

@@ -1,4 +1,4 @@
-"""Tests of metaleep.study.selection: source-model selection by transferability metrics."""
+"""Tests of metaleep.analysis.selection: source-model selection by transferability metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from metaleep.study.selection import (
+from metaleep.analysis.selection import (
     batched_weighted_tau,
     per_episode_selection,
     source_selection,
@@ -189,7 +189,7 @@ def test_metric_equal_up_to_rounding_ties_between_models():
     import numpy as np
     import pandas as pd
 
-    from metaleep.study.selection import source_selection
+    from metaleep.analysis.selection import source_selection
 
     rng = np.random.default_rng(5)
     rows = []

@@ -1,0 +1,11 @@
+"""The statistics of a study and a grid: what the tidy tables say, computed, not drawn.
+
+- :mod:`metaleep.analysis.correlations`: each metric's correlation with post-adaptation
+  accuracy per group, with bootstrap CIs, and paired comparisons of metrics;
+- :mod:`metaleep.analysis.selection`: source-model selection (does a metric pick the backbone
+  that adapts best to each episode?);
+- :mod:`metaleep.analysis.grid`: the grid's per-setting correlations, wins, their stability and
+  per-target source selection.
+
+It reads tables and returns frames; rendering them is :mod:`metaleep.report`'s job.
+"""
