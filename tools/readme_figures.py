@@ -42,7 +42,7 @@ class FiguresError(ValueError):
 
 
 def _label(metric: str) -> str:
-    from metaleep.study.plots import metric_label  # the names the report and plots use
+    from metaleep.report.plots import metric_label  # the names the report and plots use
 
     return metric_label(metric)
 

@@ -264,7 +264,7 @@ def run(
     ),
 ) -> None:
     """Run (or resume) the meta-transfer study: metrics vs post-adaptation accuracy."""
-    from metaleep.study.report import format_correlation_table
+    from metaleep.report.page import format_correlation_table
     from metaleep.study.runner import run_study
     from metaleep.study.store import StoreError
 

@@ -17,7 +17,7 @@ package, copy one to edit it); :func:`run_grid` runs it:
   where it fits. The fine-tune rows take their metric values from the main study (the metrics
   see only the support set, whatever the transfer);
 - the finished table (``table.csv``) is analysed by :mod:`metaleep.analysis.grid` and
-  rendered by :mod:`metaleep.study.grid_report`.
+  rendered by :mod:`metaleep.report.grid_page`.
 
 Everything is written as it goes (``targets/<name>/`` holds each target's study and its own
 report); running the same grid again in the same folder resumes.
@@ -605,7 +605,7 @@ def run_grid(
     path = None
     seconds = time.perf_counter() - started
     if report:
-        from metaleep.study.grid_report import write_grid_report
+        from metaleep.report.grid_page import write_grid_report
 
         path = write_grid_report(
             analysis, out, config=config, target_reports=reports, notes=notes, seconds=seconds

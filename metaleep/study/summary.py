@@ -32,7 +32,7 @@ def analyse_and_report(
     (``leep`` or ``leep_norm``), and so does the report.
     """
     from metaleep.analysis.correlations import correlations, use_normalised_leep
-    from metaleep.study.report import write_report
+    from metaleep.report.page import write_report
 
     by = ("backbone", "dummy", "adaptation")
     orientation = higher_is_better(metrics)

@@ -46,7 +46,7 @@ def _run(
     """The toy study (12 episodes in 4 chunks); ``analyse`` computes the correlations and
     hands them to a stand-in for ``write_report`` (its plots take ~10 s) that keeps what the
     report would show."""
-    from metaleep.study import report
+    from metaleep.report import page as report
 
     dataset, suite, backbones = data
     config = StudyConfig(suite="toy", adaptations=adaptations, chunk_size=3, temperature=2.0)

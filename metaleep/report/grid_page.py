@@ -47,7 +47,7 @@ def setting_label(row: Mapping[str, object]) -> str:
 def heatmap_figure(analysis: GridAnalysis) -> Figure:
     """Settings (rows) x metrics (columns) of Pearson r; the winner of each row framed, a ``*``
     where its win is significant; blank where a metric has no r."""
-    from metaleep.study.plots import _new_figure, metric_label
+    from metaleep.report.plots import _new_figure, metric_label
 
     settings = analysis.settings
     metrics = analysis.metrics
@@ -91,7 +91,7 @@ def _frame(x: float, y: float) -> Rectangle:
 def stability_figure(analysis: GridAnalysis) -> Figure:
     """Left: each metric's win count (point estimate, significant wins, and the 95 % interval
     over episode resamples). Right: wins with one grid value left out at a time."""
-    from metaleep.study.plots import _new_figure, metric_label
+    from metaleep.report.plots import _new_figure, metric_label
 
     metrics = analysis.metrics
     wins = analysis.wins.set_index("metric").loc[metrics]
@@ -239,7 +239,7 @@ def write_grid_report(
     True
     """
     from metaleep._io import atomic_write_bytes
-    from metaleep.study.report import _Doc
+    from metaleep.report.page import _Doc
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Tests of metaleep.study.plots: the figures' content, not their pixels."""
+"""Tests of metaleep.report.plots: the figures' content, not their pixels."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from metaleep.analysis.correlations import correlations
-from metaleep.study.plots import correlation_bars, scatter_metrics, selection_plot
+from metaleep.report.plots import correlation_bars, scatter_metrics, selection_plot
 
 
 def table(n: int = 40, seed: int = 0) -> pd.DataFrame:

@@ -48,7 +48,7 @@ from metaleep.analysis.correlations import (
 )
 from metaleep.analysis.correlations import correlations as compute_correlations
 from metaleep.analysis.selection import SELECTION_COLUMNS
-from metaleep.study.plots import metric_label
+from metaleep.report.plots import metric_label
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -704,7 +704,7 @@ def _scatter_section(
     max_rows: int,
 ) -> None:
     """One compact scatter grid per backbone (rows: its configurations; columns: metrics)."""
-    from metaleep.study import plots
+    from metaleep.report import plots
 
     doc.heading("Scatter plots")
     constant = _constant_metrics(data, metrics, by)
@@ -843,7 +843,7 @@ def write_report(
     if target not in table.columns:
         raise ValueError(f"`target` must be a column of `table`; got {target!r}.")
     from metaleep.analysis.selection import source_selection
-    from metaleep.study import plots
+    from metaleep.report import plots
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

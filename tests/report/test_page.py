@@ -1,4 +1,4 @@
-"""Tests of metaleep.study.report: the HTML/Markdown report and the compact tables."""
+"""Tests of metaleep.report.page: the HTML/Markdown report and the compact tables."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from metaleep.analysis.correlations import compare_metrics, correlations
 from metaleep.analysis.selection import source_selection
-from metaleep.study.report import (
+from metaleep.report.page import (
     accuracy_table,
     format_comparison_table,
     format_correlation_table,
@@ -347,7 +347,7 @@ def test_scatter_grids_keep_the_report_short(tmp_path: Path) -> None:
 
 
 def test_scatter_grid_marks_constant_panels() -> None:
-    from metaleep.study.plots import scatter_grid
+    from metaleep.report.plots import scatter_grid
 
     table = make_adapted_table(12)
     table.loc[table["adaptation"] == "anil", "logme"] = 0.5
