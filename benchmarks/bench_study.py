@@ -120,7 +120,7 @@ def _load(episodes: int, device: str) -> tuple[Any, Any, dict[str, Any]]:
         # the default maml backbone's algorithm and inner loop (second order, 1 step, lr 0.4)
         algorithm, inner = "maml", {"steps": 1, "lr": 0.4, "first_order": False}
         name = "conv4-small, untrained (default maml backbone not cached)"
-    from metaleep.study.loading import weights_fingerprint
+    from metaleep.backbones.protocol import weights_fingerprint
 
     backbone = {
         "model": model.to(device).eval(),

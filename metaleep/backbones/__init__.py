@@ -11,7 +11,7 @@ Public API (imported lazily: ``import metaleep.backbones`` does not import torch
     default_backbone(algorithm="maml", *, progress=True, dataset=None, split=None) -> Backbone
     default_backbones(algorithms=("maml", "supervised", "protonet"), ...) -> dict[str, Backbone]
     from_module(module, *, name, features=None, head=None, algorithm=None, ...) -> StudyBackbone
-    StudyBackbone(...).save(path, factory="FILE.py:CALLABLE")   # a checkpoint --backbones takes
+    save_backbone(backbone, path, factory="FILE.py:CALLABLE")   # a checkpoint --backbones takes
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ _EXPORTS = {
     "default_backbones": "default",
     "StudyBackbone": "protocol",
     "FewShotModel": "protocol",
+    "weights_fingerprint": "protocol",
     "from_module": "wrap",
     "load_factory": "wrap",
+    "study_backbone": "wrap",
     "load_wrapped": "export",
     "save_backbone": "export",
 }

@@ -244,6 +244,7 @@ def export(
     """Write a checkpoint of your model that --backbones accepts (metaleep run / score)."""
     from dataclasses import replace
 
+    from metaleep.backbones.export import save_backbone
     from metaleep.backbones.wrap import from_module, load_factory
 
     try:
@@ -260,7 +261,7 @@ def export(
                 fingerprint=backbone.fingerprint,
             )
             backbone = replace(rewrapped, input=backbone.input, origin=backbone.origin)
-        path = backbone.save(out, factory=spec.partition("@")[0])
+        path = save_backbone(backbone, out, factory=spec.partition("@")[0])
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         typer.echo(f"metaleep export: {error}", err=True)
         raise typer.Exit(2) from error

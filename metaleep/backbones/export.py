@@ -1,4 +1,4 @@
-"""Checkpoints of wrapped backbones: ``metaleep export`` and ``StudyBackbone.save``.
+"""Checkpoints of wrapped backbones: ``metaleep export`` and :func:`save_backbone`.
 
 A model that metaleep did not build cannot be rebuilt from its weights alone, and a pickled
 module would run code when loaded. A ``wrapped`` checkpoint therefore holds the weights of the
@@ -88,8 +88,8 @@ def load_wrapped(
     ``source_data``: the data set it was trained on, when the caller has it (its fingerprint
     must be the one recorded); enables the ``prototypes`` dummy labels.
     """
+    from metaleep.backbones.protocol import weights_fingerprint
     from metaleep.backbones.wrap import from_module, load_factory
-    from metaleep.study.loading import weights_fingerprint
 
     file = Path(path)
     header, payload = read_checkpoint(file)

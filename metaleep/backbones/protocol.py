@@ -6,16 +6,15 @@ linear ``head``-as-``classifier``: (n, d) -> logits over Z labels), plus what is
 was meta-trained. :func:`metaleep.backbones.from_module` builds one from a learn2learn model, a
 torchvision classifier, a bare embedding network or explicit ``features=``/``head=`` modules;
 the default backbones and ``metaleep train`` checkpoints become one through
-:func:`metaleep.study.loading.study_backbone`. Dummy labels, every adaptation, training and
+:func:`metaleep.backbones.wrap.study_backbone`. Dummy labels, every adaptation, training and
 evaluation read a model only through this layout.
 """
 
 from __future__ import annotations
 
 import copy
-import os
+import hashlib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,6 +32,7 @@ __all__ = [
     "HEAD_ALGORITHMS",
     "FewShotModel",
     "StudyBackbone",
+    "weights_fingerprint",
 ]
 
 ALGORITHMS = ("maml", "fomaml", "anil", "protonet", "supervised")
@@ -180,13 +180,6 @@ class StudyBackbone:
         """The dummy-label modes it offers on ``ways``-way episodes."""
         return [m for m in ("head", "source", "prototypes") if self.offers_dummy(m, ways)]
 
-    def save(self, path: str | os.PathLike[str], *, factory: str | None = None) -> Path:
-        """Write a checkpoint that ``--backbones PATH`` accepts (see
-        :func:`metaleep.backbones.export.save_backbone`; ``factory`` builds the model)."""
-        from metaleep.backbones.export import save_backbone
-
-        return save_backbone(self, path, factory=factory)
-
     def describe(self, target: ImageDataset | None = None) -> dict[str, Any]:
         """What the study records of it (``study.json``, the report)."""
         head = self.head
@@ -209,3 +202,22 @@ class StudyBackbone:
                 transform.transform.describe() if transform is not target else "none"  # type: ignore[attr-defined]
             )
         return info
+
+
+def weights_fingerprint(model: Any) -> str:
+    """Short SHA-256 of a model's parameters and buffers (names, shapes and values).
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    >>> _ = b.load_state_dict(a.state_dict())
+    >>> weights_fingerprint(a) == weights_fingerprint(b)
+    True
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]

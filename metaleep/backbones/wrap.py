@@ -36,15 +36,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from metaleep.backbones.protocol import ALGORITHMS, HEAD_ALGORITHMS, StudyBackbone
+from metaleep.backbones.protocol import (
+    ALGORITHMS,
+    HEAD_ALGORITHMS,
+    StudyBackbone,
+    weights_fingerprint,
+)
 from metaleep.data.transform import InputSpec
 
 if TYPE_CHECKING:
+    from metaleep.backbones.checkpoint import Backbone
     from metaleep.data.base import ImageDataset
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Network", "from_module", "load_factory"]
+__all__ = ["Network", "from_module", "load_factory", "source_data_for", "study_backbone"]
 
 _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
 """Where torchvision (and timm) classifiers keep their head, in the order tried."""
@@ -262,8 +268,6 @@ def from_module(
     if isinstance(module, StudyBackbone):
         return module if name == "model" else _renamed(module, name)
     if isinstance(module, Backbone):
-        from metaleep.study.loading import study_backbone
-
         out = study_backbone(module)
         return out if name == "model" else _renamed(out, name)
     facts: dict[str, Any] = {}
@@ -335,8 +339,6 @@ def from_module(
             "on); got None."
         )
     if fingerprint is None:
-        from metaleep.study.loading import weights_fingerprint
-
         fingerprint = weights_fingerprint(network)
     backbone = StudyBackbone(
         name=name,
@@ -481,8 +483,6 @@ def load_factory(spec: str, *, name: str) -> StudyBackbone:
     from dataclasses import replace
 
     if isinstance(made, StudyBackbone):
-        from metaleep.study.loading import weights_fingerprint
-
         fingerprint = weights_fingerprint(made.model) if weights else made.fingerprint
         backbone = replace(made, name=name, fingerprint=fingerprint)
     elif isinstance(made, nn.Module):
@@ -493,3 +493,54 @@ def load_factory(spec: str, *, name: str) -> StudyBackbone:
             f"{type(made).__name__!r} from {target!r}."
         )
     return replace(backbone, origin=f"factory {spec}")
+
+
+def source_data_for(fingerprint: str, target: ImageDataset | None = None) -> ImageDataset | None:
+    """The data set with ``fingerprint`` when it can be had without asking: ``target`` itself,
+    or the embedded glyph / digits data; None otherwise."""
+    if target is not None and target.fingerprint == fingerprint:
+        return target
+    name = fingerprint.partition("@")[0]
+    if name in ("glyphs", "digits"):
+        from metaleep.episodes.suites import load_dataset
+
+        try:
+            data = load_dataset(name)
+        except ValueError:  # a built-in this version does not know
+            return None
+        return data if data.fingerprint == fingerprint else None
+    return None
+
+
+def study_backbone(
+    backbone: Backbone, *, source_data: ImageDataset | None = None, origin: str = ""
+) -> StudyBackbone:
+    """The study's view of a trained :class:`~metaleep.backbones.checkpoint.Backbone`.
+
+    MAML-family backbones carry the inner loop they were meta-trained with
+    (:attr:`~metaleep.backbones.config.TrainConfig.inner_loop`: steps, learning rate, first or
+    second order), and the study's ``maml`` (``anil`` for ANIL backbones) adapts them that way.
+    ``source_data``: the data set it was trained on (found by fingerprint when not given: the
+    embedded data sets are).
+    """
+    inner = dict(backbone.config.inner_loop)
+    if source_data is None or source_data.fingerprint != backbone.dataset_fingerprint:
+        source_data = source_data_for(backbone.dataset_fingerprint)
+    if source_data is None:
+        log.info(
+            "backbone %s: its source data %s is not at hand, so it offers no prototypes "
+            "dummy labels",
+            backbone.name,
+            backbone.dataset_fingerprint,
+        )
+    return StudyBackbone(
+        name=backbone.name,
+        model=backbone.model,
+        algorithm=backbone.algorithm,
+        source_classes=np.asarray(backbone.source_classes, dtype=np.int64),
+        fingerprint=weights_fingerprint(backbone.model),
+        inner=inner,
+        source_data=source_data,
+        input=InputSpec(shape=backbone.in_shape),
+        origin=origin or (f"checkpoint {backbone.path}" if backbone.path else "trained"),
+    )

@@ -17,94 +17,20 @@ known), and the study records it so.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from metaleep.backbones.protocol import StudyBackbone
-from metaleep.data.transform import InputSpec
+from metaleep.backbones.wrap import source_data_for, study_backbone
 from metaleep.study.config import StudyConfig
 
 if TYPE_CHECKING:
-    from metaleep.backbones.checkpoint import Backbone
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.manifest import Suite
 
 log = logging.getLogger(__name__)
-
-
-def weights_fingerprint(model: Any) -> str:
-    """Short SHA-256 of a model's parameters and buffers (names, shapes and values).
-
-    Examples
-    --------
-    >>> import torch
-    >>> a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
-    >>> _ = b.load_state_dict(a.state_dict())
-    >>> weights_fingerprint(a) == weights_fingerprint(b)
-    True
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def source_data_for(fingerprint: str, target: ImageDataset | None = None) -> ImageDataset | None:
-    """The data set with ``fingerprint`` when it can be had without asking: ``target`` itself,
-    or the embedded glyph / digits data; None otherwise."""
-    if target is not None and target.fingerprint == fingerprint:
-        return target
-    name = fingerprint.partition("@")[0]
-    if name in ("glyphs", "digits"):
-        from metaleep.episodes.suites import load_dataset
-
-        try:
-            data = load_dataset(name)
-        except ValueError:  # a built-in this version does not know
-            return None
-        return data if data.fingerprint == fingerprint else None
-    return None
-
-
-def study_backbone(
-    backbone: Backbone, *, source_data: ImageDataset | None = None, origin: str = ""
-) -> StudyBackbone:
-    """The study's view of a trained :class:`~metaleep.backbones.checkpoint.Backbone`.
-
-    MAML-family backbones carry the inner loop they were meta-trained with
-    (:attr:`~metaleep.backbones.config.TrainConfig.inner_loop`: steps, learning rate, first or
-    second order), and the study's ``maml`` (``anil`` for ANIL backbones) adapts them that way.
-    ``source_data``: the data set it was trained on (found by fingerprint when not given: the
-    embedded data sets are).
-    """
-    inner = dict(backbone.config.inner_loop)
-    if source_data is None or source_data.fingerprint != backbone.dataset_fingerprint:
-        source_data = source_data_for(backbone.dataset_fingerprint)
-    if source_data is None:
-        log.info(
-            "backbone %s: its source data %s is not at hand, so it offers no prototypes "
-            "dummy labels",
-            backbone.name,
-            backbone.dataset_fingerprint,
-        )
-    return StudyBackbone(
-        name=backbone.name,
-        model=backbone.model,
-        algorithm=backbone.algorithm,
-        source_classes=np.asarray(backbone.source_classes, dtype=np.int64),
-        fingerprint=weights_fingerprint(backbone.model),
-        inner=inner,
-        source_data=source_data,
-        input=InputSpec(shape=backbone.in_shape),
-        origin=origin or (f"checkpoint {backbone.path}" if backbone.path else "trained"),
-    )
 
 
 def dataset_for(config: StudyConfig) -> ImageDataset:

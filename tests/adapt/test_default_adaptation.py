@@ -18,10 +18,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def maml_features():
     from metaleep.backbones.default import default_backbone
+    from metaleep.backbones.wrap import study_backbone
     from metaleep.data.glyphs import load_glyphs
     from metaleep.data.splits import get_split
     from metaleep.episodes.suites import load_suite
-    from metaleep.study.loading import study_backbone
 
     dataset = load_glyphs()
     backbone = study_backbone(

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from torch import nn
 
-from metaleep.backbones import from_module, load_factory, load_wrapped
+from metaleep.backbones import from_module, load_factory, load_wrapped, save_backbone
 from metaleep.backbones.models import build_backbone
 from metaleep.backbones.protocol import StudyBackbone
 
@@ -180,17 +180,17 @@ def test_export_round_trip(factory_file: Path, tmp_path: Path) -> None:
     backbone = load_factory(f"{factory_file}:wrapped", name="w")
     with torch.no_grad():
         backbone.head.weight.add_(1.0)  # weights that the factory alone would not give
-    path = backbone.save(tmp_path / "w.ckpt")
+    path = save_backbone(backbone, tmp_path / "w.ckpt")
     again = load_wrapped(path)
     assert isinstance(again, StudyBackbone)
     assert (again.name, again.algorithm, again.inner) == ("w", "maml", {"lr": 0.2, "steps": 3})
-    from metaleep.study.loading import weights_fingerprint
+    from metaleep.backbones.protocol import weights_fingerprint
 
     assert again.fingerprint == weights_fingerprint(backbone.model) != backbone.fingerprint
     assert torch.equal(again.head.weight, backbone.head.weight)
     # a module without a factory cannot be saved: it would have to be pickled code
     with pytest.raises(ValueError, match="`factory` must name the callable"):
-        from_module(nn.Flatten()).save(tmp_path / "x.ckpt")
+        save_backbone(from_module(nn.Flatten()), tmp_path / "x.ckpt")
 
 
 def test_inner_settings_reach_the_adaptation_config() -> None:
