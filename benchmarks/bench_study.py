@@ -86,10 +86,11 @@ def _load(episodes: int, device: str) -> tuple[Any, Any, dict[str, Any]]:
     from metaleep.backbones.checkpoint import BACKBONE_FILE
     from metaleep.backbones.default import DEFAULT_SPLIT, default_backbone, default_directory
     from metaleep.backbones.models import build_backbone
+    from metaleep.data.spec import load_dataset
     from metaleep.data.splits import get_split
     from metaleep.episodes import EpisodeSampler, EpisodeSpec
     from metaleep.episodes.manifest import suite_from_episodes
-    from metaleep.episodes.suites import class_pool, load_dataset, load_suite
+    from metaleep.episodes.suites import class_pool, load_suite
 
     dataset = load_dataset("glyphs")
     split = get_split(dataset, DEFAULT_SPLIT)
@@ -249,8 +250,8 @@ def _run_default_study_child(job: dict[str, Any]) -> dict[str, Any]:
     torch.set_num_threads(int(job["threads"]))
     from metaleep.backbones.default import DEFAULT_SPLIT
     from metaleep.backbones.models import build_backbone
+    from metaleep.data.spec import load_dataset
     from metaleep.data.splits import get_split
-    from metaleep.episodes.suites import load_dataset
     from metaleep.study.config import StudyConfig
     from metaleep.study.runner import StudyBackbone, run_study
 
@@ -402,8 +403,8 @@ def _default_run_memory(threads: int, episodes: int | None, work: Path) -> dict[
     """Peak RSS of the default ``metaleep run`` (CLI if its backbones are cached, else stand-in)."""
     from metaleep.backbones.checkpoint import BACKBONE_FILE
     from metaleep.backbones.default import DEFAULT_SPLIT, default_directory
+    from metaleep.data.spec import load_dataset
     from metaleep.data.splits import get_split
-    from metaleep.episodes.suites import load_dataset
 
     dataset = load_dataset("glyphs")
     split = get_split(dataset, DEFAULT_SPLIT)

@@ -502,7 +502,7 @@ def source_data_for(fingerprint: str, target: ImageDataset | None = None) -> Ima
         return target
     name = fingerprint.partition("@")[0]
     if name in ("glyphs", "digits"):
-        from metaleep.episodes.suites import load_dataset
+        from metaleep.data.spec import load_dataset
 
         try:
             data = load_dataset(name)

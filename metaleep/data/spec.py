@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
 
-__all__ = ["DATA_HELP", "DataSpec", "load_data", "parse_data"]
+__all__ = ["BUILTIN_DATASETS", "DATA_HELP", "DataSpec", "load_data", "load_dataset", "parse_data"]
 
-BUILT_IN = ("glyphs", "digits")
-"""Data sets that need no root."""
+BUILTIN_DATASETS: tuple[str, ...] = ("glyphs", "digits")
+"""Data sets loaded by name alone, with no root (shipped with metaleep or its dependencies, no
+download)."""
 
 DATA_HELP = (
     "glyphs (default), digits, imagefolder:DIR, or a learn2learn benchmark read from local "
@@ -64,7 +65,7 @@ class DataSpec:
 def _names() -> tuple[str, ...]:
     from metaleep.data.benchmarks import BENCHMARKS
 
-    return (*BUILT_IN, "imagefolder", *BENCHMARKS)
+    return (*BUILTIN_DATASETS, "imagefolder", *BENCHMARKS)
 
 
 def parse_data(text: str) -> DataSpec:
@@ -75,7 +76,7 @@ def parse_data(text: str) -> DataSpec:
     names = _names()
     if name not in names:
         raise ValueError(f"`--data` must name one of {', '.join(names)}; got {name!r}.")
-    if name in BUILT_IN:
+    if name in BUILTIN_DATASETS:
         if sep:
             raise ValueError(f"`--data` {name} takes no root; got {text!r}.")
         return DataSpec(name)
@@ -108,10 +109,36 @@ def load_data(
         from metaleep.data.benchmarks import load_image_folder
 
         return load_image_folder(parsed.root or ".", image_size=image_size)
-    from metaleep.episodes.suites import load_dataset
-
     if parsed.root is None:
         return load_dataset(parsed.name)
     from metaleep.data.benchmarks import load_benchmark
 
     return load_benchmark(parsed.name, os.fspath(parsed.root), mode=mode, image_size=image_size)
+
+
+def load_dataset(
+    name: str, *, root: str | os.PathLike[str] | None = None, mode: str = "test"
+) -> ImageDataset:
+    """The data set a recipe names: built in (:data:`BUILTIN_DATASETS`: ``"glyphs"``,
+    ``"digits"``), or a benchmark read from ``root``.
+
+    Benchmark names are those of :func:`metaleep.data.benchmarks.load_benchmark`.
+    """
+    if name == "glyphs":
+        from metaleep.data.glyphs import load_glyphs
+
+        return load_glyphs()
+    if name == "digits":
+        from metaleep.data.digits import load_digits
+
+        return load_digits()
+    from metaleep.data.benchmarks import BENCHMARKS, load_benchmark
+
+    if name not in BENCHMARKS:
+        raise ValueError(
+            f"`dataset` must be {', '.join(BUILTIN_DATASETS)} or one of "
+            f"{', '.join(BENCHMARKS)}; got {name!r}."
+        )
+    if root is None:
+        raise ValueError(f"`root` must be the folder that holds the {name} files; got None.")
+    return load_benchmark(name, root, mode=mode)

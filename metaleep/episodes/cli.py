@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from metaleep.data import spec as data_spec
 from metaleep.data.spec import DATA_HELP, load_data, parse_data
 from metaleep.episodes import suites
 from metaleep.episodes.manifest import Suite, write_manifest
@@ -88,7 +89,7 @@ def sample(
             for key in names:
                 recipe = suites.STANDARD_SUITES[key]
                 if recipe.dataset not in loaded:
-                    loaded[recipe.dataset] = suites.load_dataset(recipe.dataset)
+                    loaded[recipe.dataset] = data_spec.load_dataset(recipe.dataset)
                 target = folder / f"{key}.csv" if (suite == "all" or out is None) else out
                 _write(suites.build_suite(recipe, loaded[recipe.dataset]), target)
             return

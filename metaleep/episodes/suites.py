@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metaleep.data import spec as data_spec
 from metaleep.episodes.manifest import Suite, read_manifest, suite_from_episodes
 from metaleep.episodes.sampler import EpisodeSampler
 from metaleep.episodes.spec import ALPHABET_RULES, AlphabetRule, EpisodeSpec
@@ -57,10 +58,6 @@ if TYPE_CHECKING:
 
 ALL_CLASSES = "all"
 """Split name meaning "every class of the data set" (for benchmarks that come pre-split)."""
-
-BUILTIN_DATASETS: tuple[str, ...] = ("glyphs", "digits")
-"""Data sets :func:`load_dataset` loads by name alone (shipped with metaleep or its
-dependencies, no download)."""
 
 
 @dataclass(frozen=True)
@@ -382,7 +379,7 @@ def load_suite(
         if path is not None:
             return read_manifest(path, dataset=dataset)
         recipe = STANDARD_SUITES[key]
-        data = dataset if dataset is not None else load_dataset(recipe.dataset)
+        data = dataset if dataset is not None else data_spec.load_dataset(recipe.dataset)
         return build_suite(recipe, data, split)
     if not Path(key).is_file():
         raise FileNotFoundError(
@@ -390,31 +387,3 @@ def load_suite(
             f"existing manifest file; got {key!r}."
         )
     return read_manifest(key, dataset=dataset)
-
-
-def load_dataset(
-    name: str, *, root: str | os.PathLike[str] | None = None, mode: str = "test"
-) -> ImageDataset:
-    """The data set a recipe names: built in (:data:`BUILTIN_DATASETS`: ``"glyphs"``,
-    ``"digits"``), or a benchmark read from ``root``.
-
-    Benchmark names are those of :func:`metaleep.data.benchmarks.load_benchmark`.
-    """
-    if name == "glyphs":
-        from metaleep.data.glyphs import load_glyphs
-
-        return load_glyphs()
-    if name == "digits":
-        from metaleep.data.digits import load_digits
-
-        return load_digits()
-    from metaleep.data.benchmarks import BENCHMARKS, load_benchmark
-
-    if name not in BENCHMARKS:
-        raise ValueError(
-            f"`dataset` must be {', '.join(BUILTIN_DATASETS)} or one of "
-            f"{', '.join(BENCHMARKS)}; got {name!r}."
-        )
-    if root is None:
-        raise ValueError(f"`root` must be the folder that holds the {name} files; got None.")
-    return load_benchmark(name, root, mode=mode)

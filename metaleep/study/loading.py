@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 def dataset_for(config: StudyConfig) -> ImageDataset:
     """The data set of ``config``: ``config.data`` when given, else the suite's own."""
-    from metaleep.data.spec import load_data
-    from metaleep.episodes.suites import STANDARD_SUITES, load_dataset
+    from metaleep.data.spec import load_data, load_dataset
+    from metaleep.episodes.suites import STANDARD_SUITES
 
     if config.data is not None:
         return load_data(config.data)
@@ -111,8 +111,8 @@ def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBack
 
     name, spec = split_spec(text)
     if spec in DEFAULT_CONFIGS:
+        from metaleep.data.spec import load_dataset
         from metaleep.data.splits import get_split
-        from metaleep.episodes.suites import load_dataset
 
         glyphs = dataset if dataset.dataset_id == "glyphs" else load_dataset("glyphs")
         split = get_split(glyphs, DEFAULT_SPLIT)

@@ -105,7 +105,8 @@ def test_bad_input_is_refused():
 
 
 def test_loaded_by_name_with_the_standard_suites():
-    from metaleep.episodes.suites import load_dataset, load_suite
+    from metaleep.data.spec import load_dataset
+    from metaleep.episodes.suites import load_suite
 
     ds = load_dataset("digits")
     suite = load_suite("digits-5w1s", ds)

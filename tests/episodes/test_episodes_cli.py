@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metaleep.cli import app
+from metaleep.data import spec as data_spec
 from metaleep.episodes import suites
 from metaleep.episodes.manifest import manifest_bytes, read_manifest
 from metaleep.episodes.sampler import EpisodeSampler
@@ -21,7 +22,7 @@ runner = CliRunner()
 @pytest.fixture
 def patched(toy, toy_split, monkeypatch):
     """The CLI loads the toy data set, and the toy split stands in for the omniglot split."""
-    monkeypatch.setattr(suites, "load_dataset", lambda name, **kw: toy)
+    monkeypatch.setattr(data_spec, "load_dataset", lambda name, **kw: toy)
     real_pool = suites.class_pool
 
     def pool(dataset, split, part, split_obj=None):

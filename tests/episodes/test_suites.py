@@ -8,6 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from metaleep.data import spec as data_spec
 from metaleep.episodes import suites
 from metaleep.episodes.manifest import ManifestError, manifest_bytes, write_manifest
 from metaleep.episodes.sampler import EpisodeSampler
@@ -198,7 +199,7 @@ def test_load_suite_by_path_and_by_name(toy, toy_split, tmp_path, monkeypatch):
             "glyphs-smoke", dataset=type(toy)(toy.images, toy.labels, toy.classes, "toy", "v2")
         )
     # ... and otherwise the suite regenerated from its recipe.
-    monkeypatch.setattr(suites, "load_dataset", lambda name, **kw: toy)
+    monkeypatch.setattr(data_spec, "load_dataset", lambda name, **kw: toy)
     regenerated = load_suite("glyphs-5w1s", split=toy_split)
     assert regenerated.episodes[:20] == suite.episodes and len(regenerated) == 600
 
@@ -212,16 +213,6 @@ def test_load_suite_unknown():
     )
     with pytest.raises(FileNotFoundError, match=f"^{re.escape(message)}$"):
         load_suite("glyphs-9w9s")
-
-
-def test_load_dataset_errors():
-    with pytest.raises(
-        ValueError, match=r"^`dataset` must be glyphs, digits or one of omniglot, mini"
-    ):
-        suites.load_dataset("mnist")
-    message = "`root` must be the folder that holds the fc100 files; got None."
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        suites.load_dataset("fc100")
 
 
 def test_within_alphabet_suite_draws_each_episode_from_one_alphabet():

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metaleep.cli import app
+from metaleep.data import spec as data_spec
 from metaleep.episodes.suites import STANDARD_SUITES
 from metaleep.metrics.registry import METRICS
 
@@ -90,12 +91,11 @@ def test_help_lists_what_run_accepts() -> None:
 
 
 def test_episodes_sample_refuses_an_unwritable_out_before_sampling(tmp_path, monkeypatch):
-    from metaleep.episodes import suites
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("sampled before checking --out")
 
-    monkeypatch.setattr(suites, "load_dataset", refuse)
+    monkeypatch.setattr(data_spec, "load_dataset", refuse)
     (tmp_path / "a-file").write_text("x")
     out = tmp_path / "a-file" / "suite.csv"
     result = CliRunner().invoke(app, ["episodes", "sample", "--out", str(out)])

@@ -363,7 +363,8 @@ def test_a_study_on_the_digits(tmp_path):
     """The built-in digits as a target domain: the standard suite, stand-in backbones for
     1x28x28 images, every adaptation and metric; the report says what it saw."""
     from metaleep.backbones.models import build_backbone
-    from metaleep.episodes.suites import load_dataset, load_suite
+    from metaleep.data.spec import load_dataset
+    from metaleep.episodes.suites import load_suite
     from metaleep.study.runner import StudyBackbone
 
     dataset = load_dataset("digits")
