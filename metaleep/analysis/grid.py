@@ -149,7 +149,7 @@ def _top(counts: pd.Series) -> list[str]:
 
 
 def _orientation(metrics: Sequence[str]) -> dict[str, bool]:
-    from metaleep.study.summary import higher_is_better
+    from metaleep.metrics.registry import higher_is_better
 
     return higher_is_better(metrics)
 

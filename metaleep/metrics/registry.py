@@ -16,6 +16,8 @@ keeps those this metric accepts.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from metaleep.metrics import (
     centroid,
     gbc,
@@ -31,7 +33,14 @@ from metaleep.metrics import (
 from metaleep.metrics._validation import message
 from metaleep.metrics.spec import InputKind, MetricSpec
 
-__all__ = ["DEFAULT_METRICS", "METRICS", "InputKind", "MetricSpec", "get_metric"]
+__all__ = [
+    "DEFAULT_METRICS",
+    "METRICS",
+    "InputKind",
+    "MetricSpec",
+    "get_metric",
+    "higher_is_better",
+]
 
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
@@ -96,3 +105,14 @@ def get_metric(name: str) -> MetricSpec:
     except KeyError:
         valid = ", ".join(repr(key) for key in METRICS)
         raise ValueError(message("name", f"one of {valid}", name)) from None
+
+
+def higher_is_better(metrics: Sequence[str]) -> dict[str, bool]:
+    """Orientation of each metric from the registry (unknown names: higher is better).
+
+    Examples
+    --------
+    >>> higher_is_better(["leep", "my_column"])
+    {'leep': True, 'my_column': True}
+    """
+    return {m: METRICS[m].higher_is_better if m in METRICS else True for m in metrics}

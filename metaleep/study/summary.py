@@ -9,13 +9,6 @@ from typing import Any
 import pandas as pd
 
 
-def higher_is_better(metrics: Sequence[str]) -> dict[str, bool]:
-    """Orientation of each metric from the registry (unknown names: higher is better)."""
-    from metaleep.metrics.registry import METRICS
-
-    return {m: METRICS[m].higher_is_better if m in METRICS else True for m in metrics}
-
-
 def analyse_and_report(
     table: pd.DataFrame,
     out_dir: str | Path,
@@ -32,6 +25,7 @@ def analyse_and_report(
     (``leep`` or ``leep_norm``), and so does the report.
     """
     from metaleep.analysis.correlations import correlations, use_normalised_leep
+    from metaleep.metrics.registry import higher_is_better
     from metaleep.report.page import write_report
 
     by = ("backbone", "dummy", "adaptation")
