@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from metaleep.study.grid import GridConfig
 
 __all__ = ["heatmap_figure", "setting_label", "stability_figure", "write_grid_report"]
 
@@ -216,12 +215,15 @@ def write_grid_report(
     analysis: GridAnalysis,
     out_dir: str | Path,
     *,
-    config: GridConfig | None = None,
+    config: Mapping[str, Any] | None = None,
     target_reports: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
     seconds: float | None = None,
 ) -> Path:
     """Write ``report.html`` and ``report.md`` (figures beside it) into ``out_dir``.
+
+    ``config`` is the grid's :meth:`~metaleep.study.grid_config.GridConfig.to_dict` (its
+    ``name`` titles the page; every key is listed under "Configuration").
 
     Examples
     --------
@@ -243,7 +245,7 @@ def write_grid_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    title = f"metaleep grid: {config.name}" if config is not None else "metaleep grid"
+    title = f"metaleep grid: {config['name']}" if config is not None else "metaleep grid"
     doc = _Doc(title)
     n = len(analysis.settings)
     targets = sorted(analysis.settings["target"].astype(str).unique())
@@ -324,8 +326,8 @@ def write_grid_report(
             "The grid (grid.json)",
             pd.DataFrame(
                 {
-                    "key": list(config.to_dict()),
-                    "value": [str(v) for v in config.to_dict().values()],
+                    "key": list(config),
+                    "value": [str(v) for v in config.values()],
                 }
             ),
         )

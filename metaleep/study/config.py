@@ -12,7 +12,7 @@ from metaleep.metrics.registry import DEFAULT_METRICS, METRICS
 from metaleep.study.outputs import DUMMY_MODES
 
 
-def _names(value: Any, flag: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+def option_names(value: Any, flag: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
     try:
         items = (value,) if isinstance(value, str) else tuple(value)
     except TypeError:  # not iterable
@@ -89,14 +89,14 @@ class StudyConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.suite, str) or not self.suite:
             raise ValueError(f"`suite` must be a suite name or manifest path; got {self.suite!r}.")
-        object.__setattr__(self, "backbones", _names(self.backbones, "backbones"))
-        object.__setattr__(self, "dummies", _names(self.dummies, "dummies", DUMMY_MODES))
+        object.__setattr__(self, "backbones", option_names(self.backbones, "backbones"))
+        object.__setattr__(self, "dummies", option_names(self.dummies, "dummies", DUMMY_MODES))
         from metaleep.adapt.registry import ADAPTATIONS
 
         object.__setattr__(
-            self, "adaptations", _names(self.adaptations, "adaptations", tuple(ADAPTATIONS))
+            self, "adaptations", option_names(self.adaptations, "adaptations", tuple(ADAPTATIONS))
         )
-        object.__setattr__(self, "metrics", _names(self.metrics, "metrics", tuple(METRICS)))
+        object.__setattr__(self, "metrics", option_names(self.metrics, "metrics", tuple(METRICS)))
         if self.episodes is not None and (
             isinstance(self.episodes, bool)
             or not isinstance(self.episodes, int)

@@ -37,7 +37,8 @@ def grid(
     """Run (or resume) a grid of transfer settings: sources x dummy labels x transfer types x
     targets, one study per target; print how often each metric correlates best."""
     from metaleep.analysis.grid import wins_table
-    from metaleep.study.grid import load_grid, run_grid
+    from metaleep.study.grid import run_grid
+    from metaleep.study.grid_config import load_grid
     from metaleep.study.store import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from metaleep.study.grid import (
+from metaleep.study.grid_config import (
     BUILTIN_GRIDS,
     GridConfig,
     GridTarget,

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from metaleep.cli import app
-from metaleep.study.grid import GridConfig, GridTarget, run_grid
+from metaleep.study.grid import run_grid
+from metaleep.study.grid_config import GridConfig, GridTarget
 
 pytestmark = pytest.mark.slow
 
