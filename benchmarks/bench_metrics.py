@@ -287,7 +287,7 @@ def strategy_rows(case: Case, *, device: str, repeats: int) -> list[str]:
     (``torch.sparse.sampled_addmm``); gather: the fallback, chunks of gathered rows.
     """
     from metaleep.metrics._validation import episodes
-    from metaleep.metrics.leep import Strategy, _leep_core
+    from metaleep.metrics.leep import Strategy, leep_core
 
     x_cpu, labels, _ = _data(case)
     x = x_cpu.to(device)
@@ -301,7 +301,7 @@ def strategy_rows(case: Case, *, device: str, repeats: int) -> list[str]:
     if device == "cpu":
         strategies = ("kernel", *strategies)
     for strategy in strategies:
-        runs[strategy] = partial(_leep_core, ep, from_logits=False, strategy=strategy)
+        runs[strategy] = partial(leep_core, ep, from_logits=False, strategy=strategy)
     best = {name: float("inf") for name in runs}
     for _ in range(repeats):
         for name, fn in runs.items():

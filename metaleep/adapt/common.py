@@ -428,7 +428,7 @@ class PrototypeConfig:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_ways(ways: object) -> int:
+def check_ways(ways: object) -> int:
     if isinstance(ways, bool) or not isinstance(ways, int | np.integer):
         raise TypeError(f"`ways` must be an integer; got {ways!r}.")
     if ways < 1:
@@ -458,7 +458,7 @@ def _as_labels(
     return tensor
 
 
-def _as_floats(values: object, name: str) -> torch.Tensor:
+def as_floats(values: object, name: str) -> torch.Tensor:
     """``values`` as a detached floating tensor (float16/bfloat16 promoted to float32)."""
     if isinstance(values, torch.Tensor):
         tensor = values.detach()
@@ -474,12 +474,12 @@ def _as_floats(values: object, name: str) -> torch.Tensor:
     return tensor
 
 
-def _check_finite(tensor: torch.Tensor, name: str) -> None:
+def check_finite(tensor: torch.Tensor, name: str) -> None:
     if not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"`{name}` must be finite; got NaN or infinite values.")
 
 
-def _check_shape(tensor: torch.Tensor, name: str, expected: tuple[int | str, ...]) -> None:
+def check_shape(tensor: torch.Tensor, name: str, expected: tuple[int | str, ...]) -> None:
     """Check ``tensor.shape`` against ``expected`` (ints are exact, strings only count dims)."""
     shape = tuple(tensor.shape)
     ok = len(shape) == len(expected) and all(
@@ -499,7 +499,7 @@ def _check_nonempty(tensor: torch.Tensor, name: str, axis: int, what: str) -> No
         )
 
 
-def _check_episode_tensors(
+def check_episode_tensors(
     support_x: object,
     support_y: object,
     query_x: object,
@@ -518,13 +518,13 @@ def _check_episode_tensors(
     (d); False (images) at least one.
     """
     support_name, query_name = x_names
-    sx = _as_floats(support_x, support_name)
-    qx = _as_floats(query_x, query_name)
+    sx = as_floats(support_x, support_name)
+    qx = as_floats(query_x, query_name)
     lead = ("E", "n_s") if batched else ("n_s",)
     lead_q = ("E", "n_q") if batched else ("n_q",)
     for tensor, name, shape in ((sx, support_name, lead), (qx, query_name, lead_q)):
         if features:
-            _check_shape(tensor, name, (*shape, "d"))
+            check_shape(tensor, name, (*shape, "d"))
         elif tensor.ndim < len(shape) + 1:
             raise ValueError(
                 f"`{name}` must be of shape ({', '.join(shape)}, ...); got {tuple(tensor.shape)!r}."
@@ -544,16 +544,16 @@ def _check_episode_tensors(
         _check_nonempty(sx, support_name, 0, "episode")
     _check_nonempty(sx, support_name, n_lead - 1, "support example")
     _check_nonempty(qx, query_name, n_lead - 1, "query example")
-    _check_finite(sx, support_name)
-    _check_finite(qx, query_name)
+    check_finite(sx, support_name)
+    check_finite(qx, query_name)
     dtype = torch.promote_types(sx.dtype, qx.dtype)
     device = sx.device
     sx = sx.to(device=device, dtype=dtype)
     qx = qx.to(device=device, dtype=dtype)
     sy = _as_labels(support_y, "support_y", ways=ways, device=device)
     qy = _as_labels(query_y, "query_y", ways=ways, device=device)
-    _check_shape(sy, "support_y", tuple(sx.shape[:n_lead]))
-    _check_shape(qy, "query_y", tuple(qx.shape[:n_lead]))
+    check_shape(sy, "support_y", tuple(sx.shape[:n_lead]))
+    check_shape(qy, "query_y", tuple(qx.shape[:n_lead]))
     if not batched:
         sx, sy, qx, qy = sx.unsqueeze(0), sy.unsqueeze(0), qx.unsqueeze(0), qy.unsqueeze(0)
     return sx, sy, qx, qy

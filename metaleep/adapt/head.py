@@ -23,11 +23,11 @@ from metaleep.adapt.common import (
     AdaptationResult,
     BatchAdaptationResult,
     HeadConfig,
-    _as_floats,
-    _check_episode_tensors,
-    _check_finite,
-    _check_shape,
-    _check_ways,
+    as_floats,
+    check_episode_tensors,
+    check_finite,
+    check_shape,
+    check_ways,
     score_logits_batch,
 )
 
@@ -79,18 +79,18 @@ def _initial_head(
         return weight, torch.zeros(episodes, ways, dtype=like.dtype, device=like.device)
     if not isinstance(init, tuple | list) or len(init) != 2:
         raise TypeError(f"`init` must be None or a pair (W, b); got {type(init).__name__!r}.")
-    weight = _as_floats(init[0], "init[0]").to(device=like.device, dtype=like.dtype)
-    bias = _as_floats(init[1], "init[1]").to(device=like.device, dtype=like.dtype)
+    weight = as_floats(init[0], "init[0]").to(device=like.device, dtype=like.dtype)
+    bias = as_floats(init[1], "init[1]").to(device=like.device, dtype=like.dtype)
     if weight.ndim == 2:
-        _check_shape(weight, "init[0]", (ways, dim))
-        _check_shape(bias, "init[1]", (ways,))
+        check_shape(weight, "init[0]", (ways, dim))
+        check_shape(bias, "init[1]", (ways,))
         weight = weight.expand(episodes, ways, dim)
         bias = bias.expand(episodes, ways)
     else:
-        _check_shape(weight, "init[0]", (episodes, ways, dim))
-        _check_shape(bias, "init[1]", (episodes, ways))
-    _check_finite(weight, "init[0]")
-    _check_finite(bias, "init[1]")
+        check_shape(weight, "init[0]", (episodes, ways, dim))
+        check_shape(bias, "init[1]", (episodes, ways))
+    check_finite(weight, "init[0]")
+    check_finite(bias, "init[1]")
     return weight.clone(), bias.clone()
 
 
@@ -236,8 +236,8 @@ def retrain_head_batch(
     [[0, 1], [0, 1]]
     """
     config = HeadConfig(steps=steps, lr=lr, weight_decay=weight_decay, accelerated=accelerated)
-    ways = _check_ways(ways)
-    tensors = _check_episode_tensors(
+    ways = check_ways(ways)
+    tensors = check_episode_tensors(
         support_feats,
         support_y,
         query_feats,
@@ -286,8 +286,8 @@ def retrain_head(
     0.0
     """
     config = HeadConfig(steps=steps, lr=lr, weight_decay=weight_decay, accelerated=accelerated)
-    ways = _check_ways(ways)
-    tensors = _check_episode_tensors(
+    ways = check_ways(ways)
+    tensors = check_episode_tensors(
         support_feats,
         support_y,
         query_feats,
@@ -301,10 +301,10 @@ def retrain_head(
         if not isinstance(init, tuple | list) or len(init) != 2:
             raise TypeError(f"`init` must be None or a pair (W, b); got {type(init).__name__!r}.")
         dim = tensors[0].shape[-1]
-        weight = _as_floats(init[0], "init[0]")
-        bias = _as_floats(init[1], "init[1]")
-        _check_shape(weight, "init[0]", (ways, dim))
-        _check_shape(bias, "init[1]", (ways,))
+        weight = as_floats(init[0], "init[0]")
+        bias = as_floats(init[1], "init[1]")
+        check_shape(weight, "init[0]", (ways, dim))
+        check_shape(bias, "init[1]", (ways,))
         init = (weight, bias)
     return _retrain_head_core(*tensors, ways=ways, config=config, init=init)[0]
 
@@ -387,8 +387,8 @@ def nearest_prototype_batch(
     >>> result.accuracy.tolist()
     [1.0]
     """
-    ways = _check_ways(ways)
-    tensors = _check_episode_tensors(
+    ways = check_ways(ways)
+    tensors = check_episode_tensors(
         support_feats,
         support_y,
         query_feats,
@@ -424,8 +424,8 @@ def nearest_prototype(
     >>> result.logits.tolist(), result.accuracy
     ([[-1.0, -9.0]], 1.0)
     """
-    ways = _check_ways(ways)
-    tensors = _check_episode_tensors(
+    ways = check_ways(ways)
+    tensors = check_episode_tensors(
         support_feats,
         support_y,
         query_feats,

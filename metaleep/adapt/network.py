@@ -42,8 +42,8 @@ from metaleep.adapt.common import (
     HeadInit,
     MamlConfig,
     OptimizerName,
-    _check_episode_tensors,
-    _check_ways,
+    check_episode_tensors,
+    check_ways,
     score_logits_batch,
 )
 from metaleep.adapt.inner_loop import InnerLoop
@@ -97,7 +97,7 @@ def _head_ways(model: nn.Module, ways: object) -> int:
     _, head = _children(model, need_head=True)
     if not isinstance(head, nn.Linear):  # pragma: no cover - _children raised already
         raise TypeError(f"`model.classifier` must be a torch.nn.Linear; got {head!r}.")
-    if ways is not None and _check_ways(ways) != head.out_features:
+    if ways is not None and check_ways(ways) != head.out_features:
         raise ValueError(
             f"`ways` must equal the meta-learned head's outputs ({head.out_features}); "
             f"got {ways!r}."
@@ -122,7 +122,7 @@ def _episodes(
     ways: int,
     batched: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    sx, sy, qx, qy = _check_episode_tensors(
+    sx, sy, qx, qy = check_episode_tensors(
         support_x,
         support_y,
         query_x,
@@ -385,7 +385,7 @@ def _finetune_episode(
             f"`ways` must be given when `head` is {config.head!r} (a fresh head); got None."
         )
     else:
-        n_ways = _check_ways(ways)
+        n_ways = check_ways(ways)
     sx, sy, qx, qy = _episodes(
         network, support_x, support_y, query_x, query_y, ways=n_ways, batched=batched
     )
@@ -536,7 +536,7 @@ def finetune_batch(
     if n_ways is None:
         raise ValueError(f"`ways` must be given when `head` is {head!r} (a fresh head); got None.")
     sx, sy, qx, qy = _episodes(
-        model, support_x, support_y, query_x, query_y, ways=_check_ways(n_ways), batched=True
+        model, support_x, support_y, query_x, query_y, ways=check_ways(n_ways), batched=True
     )
     outputs = [
         _finetune_episode(model, config, sx[e], sy[e], qx[e], qy[e], n_ways, batched=False)

@@ -16,24 +16,36 @@ for every group of rows (by default one group per backbone, dummy-label mode and
 The bootstrap
 -------------
 Episodes are resampled with replacement (a row's episode is identified by the ``suite`` and
-``episode`` columns when present; rows of one episode are kept together). A replicate is stored
-as a vector of counts, one per row, and every statistic is computed from the counts without
-materialising the resampled arrays: Pearson and Spearman in O(B n), Kendall's tau-b and the
-weighted tau as bilinear forms ``c^T M c`` with the pairwise concordance matrix ``M`` in
-O(B n^2) (one blocked matrix product, exact in integers). The statistics equal those scipy
-computes on the explicitly resampled arrays (the tests check it).
+``episode`` columns when present; rows of one episode are kept together), by the engine of
+:mod:`metaleep.analysis.resample`: every statistic from resampling counts, equal to scipy's on
+the explicitly resampled arrays (the tests check it).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from metaleep.analysis.resample import (
+    percentile_ci,
+    replicate_statistics,
+    row_weights,
+    unit_codes,
+)
+from metaleep.analysis.tables import (
+    check_boot,
+    check_columns,
+    check_table,
+    is_constant,
+    iter_groups,
+    metric_columns,
+    metric_sign,
+)
 from metaleep.metrics.registry import DEFAULT_METRICS
 
 __all__ = [
@@ -45,7 +57,7 @@ __all__ = [
     "add_normalised_leep",
     "compare_metrics",
     "correlations",
-    "metric_columns",
+    "is_constant",
     "normalised_leep",
     "use_normalised_leep",
 ]
@@ -84,13 +96,8 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
 )
 """Columns of :func:`compare_metrics`'s table after the grouping columns."""
 
-UNIT_COLUMNS: tuple[str, ...] = ("suite", "episode")
-"""Columns that identify an episode (those present are used) for the bootstrap."""
-
 LEEP_FORMS: tuple[str, ...] = ("raw", "normalised", "auto")
 """Values of the ``leep`` option: LEEP-like metrics raw, normalised, or normalised when needed."""
-
-_BLOCK_ELEMENTS = 4_000_000  # entries of one block of the pairwise concordance matrix
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,7 +174,7 @@ def add_normalised_leep(
     >>> add_normalised_leep(t)["leep_norm"].round(3).tolist()
     [0.379, 0.933]
     """
-    _check_table(table)
+    check_table(table)
     if ways not in table.columns:
         raise ValueError(
             f"`table` must have a {ways!r} column; got columns {list(table.columns)!r}."
@@ -208,63 +215,8 @@ def use_normalised_leep(table: pd.DataFrame, leep: str = "auto", *, by: Sequence
 
 
 # --------------------------------------------------------------------------------------------
-# Validation and table plumbing
+# Point estimates
 # --------------------------------------------------------------------------------------------
-
-
-def _check_table(table: object) -> None:
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"`table` must be a pandas DataFrame; got {type(table).__name__!r}.")
-
-
-def metric_columns(table: pd.DataFrame, metrics: Iterable[str] | None = None) -> list[str]:
-    """The metric columns to analyse.
-
-    Parameters
-    ----------
-    table : DataFrame
-    metrics : iterable of str, optional
-        Explicit names, each of which must be a column. ``None`` -> those of
-        :data:`DEFAULT_METRICS` present in ``table``.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> metric_columns(pd.DataFrame(columns=["logme", "leep", "accuracy"]))
-    ['leep', 'logme']
-    """
-    _check_table(table)
-    if metrics is None:
-        found = [m for m in DEFAULT_METRICS if m in table.columns]
-        if not found:
-            raise ValueError(
-                f"`table` must have at least one metric column of {list(DEFAULT_METRICS)!r}; "
-                f"got columns {list(table.columns)!r}."
-            )
-        return found
-    if isinstance(metrics, str):
-        raise TypeError(f"`metrics` must be a sequence of column names; got {metrics!r}.")
-    chosen = list(metrics)
-    if not chosen:
-        raise ValueError(f"`metrics` must name at least one column; got {chosen!r}.")
-    missing = [m for m in chosen if m not in table.columns]
-    if missing:
-        raise ValueError(
-            f"`metrics` must be columns of `table`; got {missing!r} not in {list(table.columns)!r}."
-        )
-    return chosen
-
-
-def _check_columns(table: pd.DataFrame, name: str, columns: Sequence[str]) -> list[str]:
-    if isinstance(columns, str):
-        columns = [columns]
-    cols = list(columns)
-    missing = [c for c in cols if c not in table.columns]
-    if missing:
-        raise ValueError(
-            f"`{name}` must be columns of `table`; got {missing!r} not in {list(table.columns)!r}."
-        )
-    return cols
 
 
 def _check_methods(methods: Sequence[str]) -> list[str]:
@@ -275,25 +227,6 @@ def _check_methods(methods: Sequence[str]) -> list[str]:
     if bad or not out:
         raise ValueError(f"`methods` must be a non-empty subset of {list(METHODS)!r}; got {out!r}.")
     return out
-
-
-def _check_boot(n_boot: int, confidence: float) -> None:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer):
-        raise TypeError(f"`n_boot` must be an int; got {n_boot!r}.")
-    if n_boot < 0:
-        raise ValueError(f"`n_boot` must be >= 0; got {n_boot!r}.")
-    if not 0.0 < float(confidence) < 1.0:
-        raise ValueError(f"`confidence` must be in (0, 1); got {confidence!r}.")
-
-
-def _sign_of(metric: str, higher_is_better: Mapping[str, bool] | None) -> float:
-    """+1 if higher scores mean better transfer, -1 otherwise (``leep_norm`` follows ``leep``)."""
-    if not higher_is_better:
-        return 1.0
-    if metric in higher_is_better:
-        return 1.0 if higher_is_better[metric] else -1.0
-    base = metric.removesuffix("_norm")
-    return 1.0 if higher_is_better.get(base, True) else -1.0
 
 
 def _prepare_leep(
@@ -311,195 +244,6 @@ def _prepare_leep(
     return table, [f"{m}_norm" if m in LEEP_LIKE else m for m in metrics]
 
 
-def _groups(
-    table: pd.DataFrame, by: Sequence[str]
-) -> Iterator[tuple[tuple[object, ...], pd.DataFrame]]:
-    if not by:
-        yield (), table
-        return
-    for key, frame in table.groupby(list(by), sort=True, dropna=False, observed=True):
-        yield (key if isinstance(key, tuple) else (key,)), frame
-
-
-def _unit_codes(frame: pd.DataFrame) -> npt.NDArray[np.intp]:
-    """Integer code of each row's episode (rows without episode columns are their own unit)."""
-    cols = [c for c in UNIT_COLUMNS if c in frame.columns]
-    if not cols:
-        return np.arange(len(frame), dtype=np.intp)
-    # groupby().ngroup() sorts the keys, so the codes do not depend on row order.
-    return frame.groupby(cols, sort=True, dropna=False).ngroup().to_numpy().astype(np.intp)
-
-
-# --------------------------------------------------------------------------------------------
-# The bootstrap engine: statistics from resampling counts
-# --------------------------------------------------------------------------------------------
-
-
-def _rng(seed: int | np.random.SeedSequence) -> np.random.Generator:
-    seq = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    return np.random.default_rng(seq)
-
-
-def _resample_counts(rng: np.random.Generator, n_units: int, n_boot: int) -> npt.NDArray[np.int64]:
-    """Counts (n_boot, n_units) of each unit in ``n_boot`` draws of ``n_units`` with replacement."""
-    draws = rng.integers(0, n_units, size=(n_boot, n_units))
-    offsets = (np.arange(n_boot) * n_units)[:, None]
-    flat = np.bincount((draws + offsets).ravel(), minlength=n_boot * n_units)
-    return flat.reshape(n_boot, n_units).astype(np.int64)
-
-
-def _row_weights(
-    units: npt.NDArray[np.intp], n_boot: int, seed: int | np.random.SeedSequence
-) -> npt.NDArray[np.int64]:
-    """Bootstrap weights (n_boot, n_rows): how often each row appears in each replicate."""
-    _, codes = np.unique(units, return_inverse=True)
-    counts = _resample_counts(_rng(seed), int(codes.max()) + 1, n_boot)
-    return counts[:, codes]
-
-
-class _Ties:
-    """Tie structure of a vector: sort order, group starts in sorted order, group of each item."""
-
-    def __init__(self, values: npt.NDArray[np.float64]) -> None:
-        self.order = np.argsort(values, kind="stable")
-        ordered = values[self.order]
-        new = np.ones(len(values), dtype=bool)
-        new[1:] = ordered[1:] != ordered[:-1]
-        self.starts = np.flatnonzero(new)
-        self.group = np.empty(len(values), dtype=np.intp)
-        self.group[self.order] = np.cumsum(new) - 1
-
-    def totals(self, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """(B, G): total weight of each tie group, groups in increasing order of value."""
-        return np.add.reduceat(weights[:, self.order], self.starts, axis=1)
-
-
-def _weighted_corr(
-    w: npt.NDArray[np.float64],
-    n: npt.NDArray[np.float64],
-    a: npt.NDArray[np.float64],
-    b: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    """Row-wise Pearson correlation of ``a`` and ``b`` (each (B, n) or (n,)) under weights ``w``."""
-    ma = (w * a).sum(axis=1) / n
-    mb = (w * b).sum(axis=1) / n
-    ac = a - ma[:, None]
-    bc = b - mb[:, None]
-    saa = (w * ac * ac).sum(axis=1)
-    sbb = (w * bc * bc).sum(axis=1)
-    sab = (w * ac * bc).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = sab / np.sqrt(saa * sbb)
-    return np.clip(r, -1.0, 1.0)
-
-
-def _pair_products(
-    w: npt.NDArray[np.float64],
-    x: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    """``Q = W @ M`` with ``M_ij = sign(x_i - x_j) sign(y_i - y_j)``, computed in column blocks.
-
-    Entries of ``W`` and ``M`` are small integers, so the float32 product is exact.
-    """
-    n_rows, n = w.shape
-    w32 = w.astype(np.float32)
-    out = np.empty((n_rows, n), dtype=np.float64)
-    block = max(1, _BLOCK_ELEMENTS // max(n, 1))
-    for start in range(0, n, block):
-        stop = min(n, start + block)
-        m = np.sign(x[:, None] - x[None, start:stop]) * np.sign(y[:, None] - y[None, start:stop])
-        out[:, start:stop] = w32 @ m.astype(np.float32)
-    return out
-
-
-def _harmonic(n_max: int) -> npt.NDArray[np.float64]:
-    """``H[k] = sum_{r<k} 1/(r+1)``, k = 0..n_max (cumulative hyperbolic weights)."""
-    h = np.zeros(n_max + 1, dtype=np.float64)
-    h[1:] = np.cumsum(1.0 / np.arange(1, n_max + 1))
-    return h
-
-
-def _weighted_tau_one(
-    w: npt.NDArray[np.float64],
-    n: npt.NDArray[np.float64],
-    q: npt.NDArray[np.float64],
-    first: npt.NDArray[np.float64],
-    second: npt.NDArray[np.float64],
-    tie_x: npt.NDArray[np.float64],
-    tie_y: npt.NDArray[np.float64],
-    h: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    """scipy's ``_weightedrankedtau(first, second, rank=None)`` (hyperbolic, additive) from counts.
-
-    Instances are ranked by decreasing (first, second); an instance at rank r weighs
-    ``1/(r+1)``; a pair weighs the sum of its two weights. Item i's instances occupy a block of
-    ranks, whose total weight is ``S_i = H[start_i + c_i] - H[start_i]``. Pairs of distinct items
-    contribute ``S_i c_j + S_j c_i`` times their concordance, so the numerator is ``S^T M c``.
-    ``tie_x`` / ``tie_y`` hold, per item, the weight of items tied with it in each coordinate.
-    """
-    desc = np.lexsort((second, first))[::-1]
-    counts = w[:, desc].astype(np.int64)
-    start = np.cumsum(counts, axis=1) - counts
-    block = np.empty_like(w)
-    block[:, desc] = h[start + counts] - h[start]
-    num = (block * q).sum(axis=1)
-    den_x = (block * (n[:, None] - tie_x)).sum(axis=1)
-    den_y = (block * (n[:, None] - tie_y)).sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = num / np.sqrt(den_x) / np.sqrt(den_y)
-    return np.clip(tau, -1.0, 1.0)
-
-
-def _boot_stats(
-    x: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    weights: npt.NDArray[np.int64],
-    methods: Sequence[str],
-) -> dict[str, npt.NDArray[np.float64]]:
-    """Each statistic of ``methods`` on every replicate; NaN where x or y is constant in it.
-
-    ``weights[b, i]`` is how many times row ``i`` appears in replicate ``b``. With all weights 1
-    the results are scipy's point estimates.
-    """
-    w = weights.astype(np.float64)
-    n = w.sum(axis=1)
-    tx, ty = _Ties(x), _Ties(y)
-    gx, gy = tx.totals(w), ty.totals(w)
-    degenerate = (gx.max(axis=1) >= n) | (gy.max(axis=1) >= n)
-    out: dict[str, npt.NDArray[np.float64]] = {}
-
-    if "pearson" in methods:
-        xs = (x - x.mean()) / (np.abs(x - x.mean()).max() or 1.0)
-        ys = (y - y.mean()) / (np.abs(y - y.mean()).max() or 1.0)
-        out["pearson"] = _weighted_corr(w, n, xs[None, :], ys[None, :])
-
-    if "spearman" in methods:
-        # Average rank of a tie group = weight below it + (its weight + 1) / 2.
-        rank_x = ((np.cumsum(gx, axis=1) - gx) + (gx + 1.0) / 2.0)[:, tx.group]
-        rank_y = ((np.cumsum(gy, axis=1) - gy) + (gy + 1.0) / 2.0)[:, ty.group]
-        out["spearman"] = _weighted_corr(w, n, rank_x, rank_y)
-
-    if "kendall" in methods or "weightedtau" in methods:
-        q = _pair_products(w, x, y)
-        if "kendall" in methods:
-            num = (w * q).sum(axis=1)
-            untied_x = n * n - (gx * gx).sum(axis=1)
-            untied_y = n * n - (gy * gy).sum(axis=1)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out["kendall"] = np.clip(num / np.sqrt(untied_x * untied_y), -1.0, 1.0)
-        if "weightedtau" in methods:
-            h = _harmonic(int(n.max()))
-            tie_x, tie_y = gx[:, tx.group], gy[:, ty.group]
-            one = _weighted_tau_one(w, n, q, x, y, tie_x, tie_y, h)
-            two = _weighted_tau_one(w, n, q, y, x, tie_x, tie_y, h)
-            out["weightedtau"] = (one + two) / 2.0
-
-    for key in out:
-        out[key] = np.where(degenerate, np.nan, out[key])
-    return out
-
-
 def _point_estimate(
     method: str, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
 ) -> tuple[float, float]:
@@ -514,15 +258,6 @@ def _point_estimate(
         kres = stats.kendalltau(x, y)
         return float(kres.statistic), float(kres.pvalue)
     return float(stats.weightedtau(x, y).statistic), math.nan
-
-
-def _percentile_ci(values: npt.NDArray[np.float64], confidence: float) -> tuple[float, float]:
-    finite = values[np.isfinite(values)]
-    if finite.size == 0:
-        return math.nan, math.nan
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(finite, [alpha, 1.0 - alpha])
-    return float(low), float(high)
 
 
 def _undefined_note(n_bad: int, n_boot: int) -> str:
@@ -615,21 +350,21 @@ def correlations(
     >>> bool(c.ci_low[0] < c.r[0] < c.ci_high[0])
     True
     """
-    _check_table(table)
+    check_table(table)
     chosen = metric_columns(table, metrics)
-    by_cols = _check_columns(table, "by", by)
-    _check_columns(table, "target", [target])
+    by_cols = check_columns(table, "by", by)
+    check_columns(table, "target", [target])
     method_list = _check_methods(methods)
-    _check_boot(n_boot, confidence)
+    check_boot(n_boot, confidence)
     data, chosen = _prepare_leep(table, chosen, leep, by_cols)
 
     rows: list[dict[str, object]] = []
-    for key, frame in _groups(data, by_cols):
-        units_all = _unit_codes(frame)
+    for key, frame in iter_groups(data, by_cols):
+        units_all = unit_codes(frame)
         target_all = frame[target].to_numpy(dtype=np.float64)
         weights_cache: dict[bytes, npt.NDArray[np.int64]] = {}
         for metric in chosen:
-            sign = _sign_of(metric, higher_is_better)
+            sign = metric_sign(metric, higher_is_better)
             x_all = sign * frame[metric].to_numpy(dtype=np.float64)
             keep = np.isfinite(x_all) & np.isfinite(target_all)
             x, y, units = x_all[keep], target_all[keep], units_all[keep]
@@ -649,8 +384,8 @@ def correlations(
                 if n_boot > 0:
                     cache_key = units.tobytes()
                     if cache_key not in weights_cache:
-                        weights_cache[cache_key] = _row_weights(units, n_boot, seed)
-                    boot = _boot_stats(x, y, weights_cache[cache_key], method_list)
+                        weights_cache[cache_key] = row_weights(units, n_boot, seed)
+                    boot = replicate_statistics(x, y, weights_cache[cache_key], method_list)
                 else:
                     notes.append("n_boot=0: no confidence interval")
             for method in method_list:
@@ -658,7 +393,7 @@ def correlations(
                 low, high = math.nan, math.nan
                 method_notes = list(notes)
                 if method in boot:
-                    low, high = _percentile_ci(boot[method], confidence)
+                    low, high = percentile_ci(boot[method], confidence)
                     n_bad = int(np.isnan(boot[method]).sum())
                     if n_bad:
                         method_notes.append(_undefined_note(n_bad, n_boot))
@@ -683,24 +418,6 @@ def correlations(
     out.attrs["confidence"] = float(confidence)
     out.attrs["n_boot"] = int(n_boot)
     return out
-
-
-def is_constant(values: npt.ArrayLike, *, rtol: float = 1e-9) -> bool:
-    """Whether ``values`` are equal up to rounding: spread <= ``rtol`` * max(1, max |value|).
-
-    A metric that is constant in exact arithmetic (H-score is C - 1 whenever n - 1 <= d) comes
-    out of floating point with a spread of ~1e-15; correlating that noise with accuracy would
-    report a meaningless r.
-
-    Examples
-    --------
-    >>> is_constant([4.0, 4.0 + 3e-15, 4.0 - 1e-15]), is_constant([4.0, 4.001])
-    (True, False)
-    """
-    array = np.asarray(values, dtype=np.float64)
-    if array.size == 0:
-        return True
-    return bool(np.ptp(array) <= rtol * max(1.0, float(np.abs(array).max())))
 
 
 def _undefined_reason(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], n_units: int) -> str:
@@ -773,23 +490,23 @@ def compare_metrics(
     >>> bool(res.difference[0] > 0), bool(res.p_value[0] < 0.01)
     (True, True)
     """
-    _check_table(table)
+    check_table(table)
     others = [b] if isinstance(b, str) else list(b)
     metric_columns(table, [a, *others])
-    by_cols = _check_columns(table, "by", by)
-    _check_columns(table, "target", [target])
+    by_cols = check_columns(table, "by", by)
+    check_columns(table, "target", [target])
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {list(METHODS)!r}; got {method!r}.")
-    _check_boot(n_boot, confidence)
+    check_boot(n_boot, confidence)
 
     rows: list[dict[str, object]] = []
-    for key, frame in _groups(table, by_cols):
-        units_all = _unit_codes(frame)
+    for key, frame in iter_groups(table, by_cols):
+        units_all = unit_codes(frame)
         y_all = frame[target].to_numpy(dtype=np.float64)
-        xa_all = _sign_of(a, higher_is_better) * frame[a].to_numpy(dtype=np.float64)
+        xa_all = metric_sign(a, higher_is_better) * frame[a].to_numpy(dtype=np.float64)
         a_cache: dict[bytes, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         for other in others:
-            xb_all = _sign_of(other, higher_is_better) * frame[other].to_numpy(dtype=np.float64)
+            xb_all = metric_sign(other, higher_is_better) * frame[other].to_numpy(dtype=np.float64)
             keep = np.isfinite(xa_all) & np.isfinite(xb_all) & np.isfinite(y_all)
             xa, xb, y, units = xa_all[keep], xb_all[keep], y_all[keep], units_all[keep]
             n_units = len(np.unique(units))
@@ -809,16 +526,16 @@ def compare_metrics(
                 if n_boot > 0:
                     cache_key = keep.tobytes()
                     if cache_key not in a_cache:
-                        weights = _row_weights(units, n_boot, seed)
+                        weights = row_weights(units, n_boot, seed)
                         a_cache[cache_key] = (
                             weights,
-                            _boot_stats(xa, y, weights, [method])[method],
+                            replicate_statistics(xa, y, weights, [method])[method],
                         )
                     weights, boot_a = a_cache[cache_key]
-                    d = boot_a - _boot_stats(xb, y, weights, [method])[method]
+                    d = boot_a - replicate_statistics(xb, y, weights, [method])[method]
                     ok = d[np.isfinite(d)]
                     if ok.size:
-                        low, high = _percentile_ci(ok, confidence)
+                        low, high = percentile_ci(ok, confidence)
                         p = (1.0 + float((ok <= 0).sum())) / (1.0 + ok.size)
                     if ok.size < n_boot:
                         notes.append(_undefined_note(n_boot - ok.size, n_boot))

@@ -337,7 +337,8 @@ def _boot_r(
 ) -> tuple[list[tuple[object, ...]], npt.NDArray[np.float64]]:
     """Pearson r of every metric on ``n_boot`` episode resamples of every setting:
     (setting keys, array (settings, n_boot, metrics)); NaN where undefined."""
-    from metaleep.analysis.correlations import _boot_stats, _row_weights, _unit_codes, is_constant
+    from metaleep.analysis.resample import replicate_statistics, row_weights, unit_codes
+    from metaleep.analysis.tables import is_constant
 
     orientation = _orientation(metrics)
     keys: list[tuple[object, ...]] = []
@@ -345,7 +346,7 @@ def _boot_r(
     cache: dict[bytes, npt.NDArray[np.int64]] = {}
     for key, frame in table.groupby(list(SETTING), sort=True, observed=True):
         keys.append(key if isinstance(key, tuple) else (key,))
-        units = _unit_codes(frame)
+        units = unit_codes(frame)
         y_all = frame["accuracy"].to_numpy(dtype=np.float64)
         block = np.full((n_boot, len(metrics)), np.nan)
         for j, m in enumerate(metrics):
@@ -356,8 +357,8 @@ def _boot_r(
                 continue
             tag = u.tobytes()
             if tag not in cache:
-                cache[tag] = _row_weights(u, n_boot, seed)
-            block[:, j] = _boot_stats(x, y, cache[tag], ["pearson"])["pearson"]
+                cache[tag] = row_weights(u, n_boot, seed)
+            block[:, j] = replicate_statistics(x, y, cache[tag], ["pearson"])["pearson"]
         blocks.append(block)
     if not blocks:
         return keys, np.empty((0, n_boot, len(metrics)))

@@ -36,23 +36,25 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from metaleep.analysis.correlations import (
+from metaleep.analysis.resample import (
     UNIT_COLUMNS,
-    _check_boot,
-    _check_columns,
-    _check_table,
-    _groups,
-    _percentile_ci,
-    _resample_counts,
-    _rng,
-    _sign_of,
+    generator,
+    percentile_ci,
+    resample_counts,
+    weighted_tau,
+)
+from metaleep.analysis.tables import (
+    check_boot,
+    check_columns,
+    check_table,
+    iter_groups,
     metric_columns,
+    metric_sign,
 )
 
 __all__ = [
     "SELECTION_COLUMNS",
     "STATIC_PRIOR",
-    "batched_weighted_tau",
     "per_episode_selection",
     "source_selection",
 ]
@@ -83,44 +85,6 @@ SELECTION_COLUMNS: tuple[str, ...] = (
 """Columns of :func:`source_selection`'s result after the grouping columns."""
 
 
-def _ranking_weights(
-    first: npt.NDArray[np.float64], second: npt.NDArray[np.float64]
-) -> npt.NDArray[np.float64]:
-    """Hyperbolic weight ``1/(r+1)`` of each entry, r its rank by decreasing (first, second).
-
-    Rows are independent; NaN entries (invalid) are ranked last.
-    """
-    f = np.where(np.isnan(first), -np.inf, first)
-    s = np.where(np.isnan(second), -np.inf, second)
-    order = np.lexsort((s, f), axis=-1)[:, ::-1]
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(order.shape[1])[None, :], axis=1)
-    return np.asarray(1.0 / (ranks + 1.0), dtype=np.float64)
-
-
-def _one_sided_weighted_tau(
-    x: npt.NDArray[np.float64],
-    y: npt.NDArray[np.float64],
-    valid: npt.NDArray[np.bool_],
-    weights: npt.NDArray[np.float64],
-) -> npt.NDArray[np.float64]:
-    pair = valid[:, :, None] & valid[:, None, :]
-    upper = np.triu(np.ones(x.shape[1], dtype=bool), k=1)[None]
-    pair &= upper
-    pair_weight = np.where(pair, weights[:, :, None] + weights[:, None, :], 0.0)
-    with np.errstate(invalid="ignore"):
-        sx = np.sign(x[:, :, None] - x[:, None, :])
-        sy = np.sign(y[:, :, None] - y[:, None, :])
-    sx = np.where(pair, sx, 0.0)
-    sy = np.where(pair, sy, 0.0)
-    num = (pair_weight * sx * sy).sum(axis=(1, 2))
-    den_x = (pair_weight * np.abs(sx)).sum(axis=(1, 2))
-    den_y = (pair_weight * np.abs(sy)).sum(axis=(1, 2))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tau = num / np.sqrt(den_x) / np.sqrt(den_y)
-    return np.clip(tau, -1.0, 1.0)
-
-
 def _snap(score: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Scores rounded to 10 significant digits, so that values equal up to rounding tie.
 
@@ -139,49 +103,6 @@ def _snap(score: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     exponent = np.where(np.isfinite(magnitude), np.maximum(magnitude - 9, -300.0), 0.0)
     scale = 10.0**exponent
     return np.round(score / scale) * scale
-
-
-def batched_weighted_tau(x: npt.ArrayLike, y: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """:func:`scipy.stats.weightedtau` (defaults) of every row pair, NaN entries left out.
-
-    Vigna's weighted tau with hyperbolic weigher ``1/(r+1)``, additive pair weights, averaged
-    over the rankings by decreasing (x, y) and by decreasing (y, x) -- scipy's ``rank=True``.
-
-    Parameters
-    ----------
-    x, y : array_like, shape (E, M)
-        E independent problems of M items each; an item that is NaN in x or y is left out of
-        its row.
-
-    Returns
-    -------
-    ndarray, shape (E,)
-        One tau per row; NaN where a row has x or y constant over its valid items (or fewer
-        than 2 valid items).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from scipy.stats import weightedtau
-    >>> x = np.array([[12, 2, 1, 12, 2], [1, 2, 3, np.nan, 5]])
-    >>> y = np.array([[1, 4, 7, 1, 0], [1, 2, 3, 4, 5]])
-    >>> batched_weighted_tau(x, y).round(6)
-    array([-0.56695,  1.     ])
-    >>> round(float(weightedtau(x[0], y[0]).statistic), 6)
-    -0.56695
-    """
-    xs = np.asarray(x, dtype=np.float64)
-    ys = np.asarray(y, dtype=np.float64)
-    if xs.ndim != 2 or xs.shape != ys.shape:
-        raise ValueError(
-            f"`x` and `y` must be 2-D arrays of one shape; got {xs.shape!r} and {ys.shape!r}."
-        )
-    valid = np.isfinite(xs) & np.isfinite(ys)
-    xs = np.where(valid, xs, np.nan)
-    ys = np.where(valid, ys, np.nan)
-    one = _one_sided_weighted_tau(xs, ys, valid, _ranking_weights(xs, ys))
-    two = _one_sided_weighted_tau(xs, ys, valid, _ranking_weights(ys, xs))
-    return np.asarray((one + two) / 2.0, dtype=np.float64)
 
 
 def _episode_columns(table: pd.DataFrame) -> list[str]:
@@ -211,11 +132,11 @@ def _check_selection_args(
     model_col: str,
 ) -> tuple[list[str], list[str], list[str]]:
     """Check a selection's inputs; return its metric, grouping and episode columns."""
-    _check_table(table)
+    check_table(table)
     chosen_metrics = metric_columns(table, metrics)
-    by_cols = _check_columns(table, "by", by)
-    _check_columns(table, "target", [target])
-    _check_columns(table, "model_col", [model_col])
+    by_cols = check_columns(table, "by", by)
+    check_columns(table, "target", [target])
+    check_columns(table, "model_col", [model_col])
     unit_cols = _episode_columns(table)
     if model_col in by_cols:
         raise ValueError(f"`by` must not contain `model_col`; got {model_col!r} in {by_cols!r}.")
@@ -287,7 +208,7 @@ def per_episode_selection(
             higher_is_better,
             static_prior=static_prior,
         )
-        for key, frame in _groups(table, by_cols)
+        for key, frame in iter_groups(table, by_cols)
     ]
     columns = [*by_cols, *unit_cols, *_EPISODE_COLUMNS]
     pieces = [p for p in pieces if len(p)]
@@ -337,7 +258,7 @@ def _episode_rows(
         if metric == STATIC_PRIOR:
             score_all = _leave_one_out_means(acc_all)
         else:
-            sign = _sign_of(metric, higher_is_better)
+            sign = metric_sign(metric, higher_is_better)
             score_wide = frame.pivot(index=unit_cols, columns=model_col, values=metric)
             score_all = sign * score_wide.reindex(
                 index=acc_wide.index, columns=acc_wide.columns
@@ -362,7 +283,7 @@ def _episode_rows(
         piece["chosen"] = [";".join(str(m) for m in models[row]) for row in top]
         piece["hit"] = (top & is_best).sum(axis=1) / n_top
         piece["regret"] = best - np.where(top, acc, 0.0).sum(axis=1) / n_top
-        piece["tau"] = batched_weighted_tau(score, acc)
+        piece["tau"] = weighted_tau(score, acc)
         piece["chance_hit"] = is_best.sum(axis=1) / n_valid
         piece["chance_regret"] = best - np.nanmean(acc, axis=1)
         pieces.append(piece)
@@ -452,9 +373,9 @@ def source_selection(
     chosen_metrics, by_cols, unit_cols = _check_selection_args(
         table, metrics, by, target, model_col
     )
-    _check_boot(n_boot, confidence)
+    check_boot(n_boot, confidence)
     rows: list[dict[str, object]] = []
-    for key, frame in _groups(table, by_cols):
+    for key, frame in iter_groups(table, by_cols):
         per_episode = _episode_rows(
             frame,
             key,
@@ -513,7 +434,7 @@ def _summarise(
         "n_models": n_models,
     }
     counts = (
-        _resample_counts(_rng(seed), len(ep), n_boot).astype(np.float64)
+        resample_counts(generator(seed), len(ep), n_boot).astype(np.float64)
         if len(ep) and n_boot > 0
         else None
     )
@@ -526,7 +447,7 @@ def _summarise(
         if counts is not None and ok.any():
             with np.errstate(divide="ignore", invalid="ignore"):
                 boot = (counts @ np.where(ok, v, 0.0)) / (counts @ ok.astype(np.float64))
-            low, high = _percentile_ci(boot, confidence)
+            low, high = percentile_ci(boot, confidence)
         row["hit_rate" if name == "hit" else name] = float(v[ok].mean()) if ok.any() else math.nan
         row[f"{prefix}_ci_low"] = low
         row[f"{prefix}_ci_high"] = high

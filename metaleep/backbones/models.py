@@ -270,7 +270,7 @@ def check_arch(arch: str) -> ArchSpec:
     )
 
 
-def _check_shape(in_shape: Any) -> Shape:
+def check_shape(in_shape: Any) -> Shape:
     shape = tuple(in_shape) if isinstance(in_shape, tuple | list | torch.Size) else None
     if (
         shape is None
@@ -321,7 +321,7 @@ def build_backbone(
     ValueError: `in_shape` must be (C, H, W) with 80 <= H, W <= 95 ... got (3, 32, 32).
     """
     spec = check_arch(arch)
-    shape = _check_shape(in_shape)
+    shape = check_shape(in_shape)
     if isinstance(out_features, bool) or not isinstance(out_features, int) or out_features < 1:
         raise ValueError(f"`out_features` must be a positive integer; got {out_features!r}.")
     if not spec.accepts(shape):

@@ -365,7 +365,7 @@ def _first(mask: torch.Tensor) -> tuple[int, ...]:
     return tuple(int(i) for i in mask.nonzero()[0])
 
 
-def _check_finite(values: torch.Tensor, valid: torch.Tensor | None, namer: _Namer) -> None:
+def check_finite(values: torch.Tensor, valid: torch.Tensor | None, namer: _Namer) -> None:
     """Every valid entry finite; one read (row sums) unless something is flagged."""
     import torch
 
@@ -684,7 +684,7 @@ def episodes(
         if kind == "probs":
             _check_probs(values, valid, namer, atol=atol)
         else:
-            _check_finite(values, valid, namer)
+            check_finite(values, valid, namer)
     codes, groups, n_codes = _encode_labels(label_t, valid)
     return Episodes(values, codes, groups, valid, sizes, n_codes, deferred, namer, atol)
 

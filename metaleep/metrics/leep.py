@@ -13,7 +13,7 @@ every row (P(z) = 0) contributes 0 (the terms using P(y | z) are multiplied by Î
 the score is finite and equals the paper's value; one target class gives exactly 0; target ids
 are re-encoded, so gaps do not matter.
 
-Both :func:`leep_score` and :func:`leep_score_batch` derive from :func:`_leep_core`
+Both :func:`leep_score` and :func:`leep_score_batch` derive from :func:`leep_core`
 (:func:`metaleep.metrics.spec.define_metric`): torch ops, or a fused CPU kernel for large inputs
 (:mod:`metaleep.metrics._kernels`); tests run both.
 """
@@ -71,7 +71,7 @@ def check_kernel_device(values: torch.Tensor) -> None:
         )
 
 
-def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -> torch.Tensor:
+def leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -> torch.Tensor:
     """LEEP of every episode of ``ep`` as an ``(E,)`` float64 tensor.
 
     ``strategy`` picks how (same maths, different cost): ``"kernel"``, the fused CPU kernel of
@@ -160,7 +160,7 @@ def _leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") 
 
 
 def _leep_kernel(ep: Episodes, *, from_logits: bool) -> torch.Tensor:
-    """:func:`_leep_core` on the CPU: the fused numba kernel, one episode at a time."""
+    """:func:`leep_core` on the CPU: the fused numba kernel, one episode at a time."""
     import torch
 
     from metaleep.metrics._kernels import leep_log_sums
@@ -310,7 +310,7 @@ KERNEL = Option(
 
 
 def _leep(ep: Episodes, *, from_logits: bool, kernel: bool | None, **_options: Any) -> torch.Tensor:
-    return _leep_core(ep, from_logits=from_logits, strategy=kernel_strategy(kernel))
+    return leep_core(ep, from_logits=from_logits, strategy=kernel_strategy(kernel))
 
 
 SPEC = define_metric(

@@ -197,7 +197,7 @@ def _nleep_core(
 
     import torch
 
-    from metaleep.metrics.leep import _leep_core
+    from metaleep.metrics.leep import leep_core
 
     if isinstance(seed, list):
         if len(seed) != ep.n_episodes:
@@ -221,7 +221,7 @@ def _nleep_core(
     # Always torch ops, never the fused kernel that LEEP picks by input size: the kernel agrees
     # only to ~1e-16, and an episode's N-LEEP must not depend on the episodes scored beside it
     # (the mixture fits, not this step, are N-LEEP's cost).
-    return _leep_core(source, from_logits=False, strategy="torch")
+    return leep_core(source, from_logits=False, strategy="torch")
 
 
 SPEC = define_metric(

@@ -46,13 +46,13 @@ def setting_label(row: Mapping[str, object]) -> str:
 def heatmap_figure(analysis: GridAnalysis) -> Figure:
     """Settings (rows) x metrics (columns) of Pearson r; the winner of each row framed, a ``*``
     where its win is significant; blank where a metric has no r."""
-    from metaleep.report.plots import _new_figure, metric_label
+    from metaleep.report.plots import metric_label, new_figure
 
     settings = analysis.settings
     metrics = analysis.metrics
     r = settings[[f"r_{m}" for m in metrics]].to_numpy(dtype=np.float64)
     n = len(settings)
-    fig = _new_figure(2.2 + 1.1 * len(metrics), 1.2 + 0.24 * n)
+    fig = new_figure(2.2 + 1.1 * len(metrics), 1.2 + 0.24 * n)
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(r), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
     ax.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
@@ -90,12 +90,12 @@ def _frame(x: float, y: float) -> Rectangle:
 def stability_figure(analysis: GridAnalysis) -> Figure:
     """Left: each metric's win count (point estimate, significant wins, and the 95 % interval
     over episode resamples). Right: wins with one grid value left out at a time."""
-    from metaleep.report.plots import _new_figure, metric_label
+    from metaleep.report.plots import metric_label, new_figure
 
     metrics = analysis.metrics
     wins = analysis.wins.set_index("metric").loc[metrics]
     leave = analysis.leave_out
-    fig = _new_figure(11, max(3.0, 0.28 * len(leave) + 1.5))
+    fig = new_figure(11, max(3.0, 0.28 * len(leave) + 1.5))
     left, right = fig.subplots(1, 2, width_ratios=(1, 1.4))
     y = np.arange(len(metrics))
     left.hlines(
@@ -241,12 +241,12 @@ def write_grid_report(
     True
     """
     from metaleep._io import atomic_write_bytes
-    from metaleep.report.page import _Doc
+    from metaleep.report.document import Document
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     title = f"metaleep grid: {config['name']}" if config is not None else "metaleep grid"
-    doc = _Doc(title)
+    doc = Document(title)
     n = len(analysis.settings)
     targets = sorted(analysis.settings["target"].astype(str).unique())
     sources = sorted(analysis.settings["backbone"].astype(str).unique())

@@ -19,15 +19,10 @@ grid per backbone (constant metrics left out, said once), timings.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import logging
 import math
-import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,18 +35,18 @@ from metaleep.analysis.correlations import (
     CORRELATION_COLUMNS,
     LEEP_LIKE,
     METHODS,
-    _check_table,
     add_normalised_leep,
     compare_metrics,
-    metric_columns,
     use_normalised_leep,
 )
 from metaleep.analysis.correlations import correlations as compute_correlations
 from metaleep.analysis.selection import SELECTION_COLUMNS
+from metaleep.analysis.tables import check_table, metric_columns
+from metaleep.report.document import Document, slug
 from metaleep.report.plots import metric_label
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
 __all__ = [
     "UNCONVERGED_FRACTION",
@@ -245,31 +240,6 @@ def format_selection_table(sel: pd.DataFrame, *, digits: int = 2) -> pd.DataFram
 # --------------------------------------------------------------------------------------------
 
 
-def _markdown_table(frame: pd.DataFrame) -> str:
-    def cell(value: object) -> str:
-        if isinstance(value, float):
-            text = "" if not math.isfinite(value) else f"{value:.3g}"
-        else:
-            text = str(value)
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    header = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
-    return "\n".join([header, rule, *body])
-
-
-def _html_table(frame: pd.DataFrame) -> str:
-    return frame.to_html(
-        index=False,
-        border=0,
-        classes="tbl",
-        na_rep="",
-        float_format=lambda v: f"{v:.3g}",
-        escape=True,
-    )
-
-
 def _config_frame(config: Mapping[str, object]) -> pd.DataFrame:
     def render(value: object) -> str:
         if isinstance(value, str | int | float | bool) or value is None:
@@ -313,87 +283,6 @@ def _backbone_frame(config: Mapping[str, object]) -> pd.DataFrame | None:
             }
         )
     return pd.DataFrame(rows) if rows else None
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "all"
-
-
-def _png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
-
-
-@dataclass
-class _Doc:
-    """The report as a list of blocks rendered both to HTML and to Markdown."""
-
-    title: str
-    html: list[str] = field(default_factory=list)
-    md: list[str] = field(default_factory=list)
-    figures: dict[str, bytes] = field(default_factory=dict)
-
-    def heading(self, text: str, level: int = 2) -> None:
-        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-        self.md.append(f"{'#' * level} {text}\n")
-
-    def paragraph(self, text: str) -> None:
-        self.html.append(f"<p>{html.escape(text)}</p>")
-        self.md.append(f"{text}\n")
-
-    def bullets(self, items: Sequence[str]) -> None:
-        if not items:
-            return
-        self.html.append("<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>")
-        self.md.append("\n".join(f"- {i}" for i in items) + "\n")
-
-    def table(self, frame: pd.DataFrame, caption: str | None = None) -> None:
-        if caption:
-            self.html.append(f'<p class="caption">{html.escape(caption)}</p>')
-            self.md.append(f"*{caption}*\n")
-        self.html.append(_html_table(frame))
-        self.md.append(_markdown_table(frame) + "\n")
-
-    def details(self, summary: str, frame: pd.DataFrame) -> None:
-        self.html.append(
-            f"<details><summary>{html.escape(summary)}</summary>{_html_table(frame)}</details>"
-        )
-        self.md.append(
-            f"<details><summary>{summary}</summary>\n\n{_markdown_table(frame)}\n\n</details>\n"
-        )
-
-    def figure(self, name: str, fig: Figure, caption: str) -> None:
-        data = _png(fig)
-        self.figures[name] = data
-        uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-        self.html.append(
-            f'<figure><img src="{uri}" alt="{html.escape(caption)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        )
-        self.md.append(f"![{caption}]({name})\n")
-
-    def render_html(self) -> str:
-        style = (
-            "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1150px;"
-            "margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
-            "h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}"
-            "table.tbl{border-collapse:collapse;font-size:0.85em;margin:0.5em 0 1em}"
-            "table.tbl th,table.tbl td{border:1px solid #ccc;padding:3px 7px;text-align:left}"
-            "table.tbl th{background:#f0f0f0}table.tbl tr:nth-child(even){background:#fafafa}"
-            "figure{margin:1em 0}figure img{max-width:100%}"
-            "figcaption,.caption{font-size:0.9em;color:#555}"
-            "details{margin:0.5em 0 1em}summary{cursor:pointer;color:#235}"
-        )
-        body = "\n".join(self.html)
-        return (
-            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{html.escape(self.title)}</title>\n<style>{style}</style>\n</head>\n"
-            f"<body>\n<h1>{html.escape(self.title)}</h1>\n{body}\n</body>\n</html>\n"
-        )
-
-    def render_md(self) -> str:
-        return f"# {self.title}\n\n" + "\n".join(self.md)
 
 
 # --------------------------------------------------------------------------------------------
@@ -572,7 +461,7 @@ def accuracy_table(
     >>> accuracy_table(t)[["adaptation", "mean", "share_100", "unconverged"]].values.tolist()
     [['anil', 0.9, 0.5, 0.0], ['maml', 0.6, 0.0, 1.0]]
     """
-    _check_table(table)
+    check_table(table)
     needed = ["episode", "backbone", "adaptation", target]
     missing = [c for c in needed if c not in table.columns]
     if missing:
@@ -616,7 +505,7 @@ def _flat_spread(ways: int, probability: float = 0.9) -> float:
 
 
 def _accuracy_section(
-    doc: _Doc, data: pd.DataFrame, config: Mapping[str, object], target: str
+    doc: Document, data: pd.DataFrame, config: Mapping[str, object], target: str
 ) -> None:
     """The accuracy table, the adaptations that did not converge, and flat heads."""
     if not all(c in data.columns for c in ("episode", "backbone", "adaptation")):
@@ -682,7 +571,7 @@ def _accuracy_section(
 
 def _constant_metrics(data: pd.DataFrame, metrics: Sequence[str], by: Sequence[str]) -> list[str]:
     """Metrics that are constant within every group of ``by``."""
-    from metaleep.analysis.correlations import is_constant
+    from metaleep.analysis.tables import is_constant
 
     groups = list(data.groupby(list(by), dropna=False)) if by else [((), data)]
     return [
@@ -694,7 +583,7 @@ def _constant_metrics(data: pd.DataFrame, metrics: Sequence[str], by: Sequence[s
 
 
 def _scatter_section(
-    doc: _Doc,
+    doc: Document,
     data: pd.DataFrame,
     correlations: pd.DataFrame,
     *,
@@ -749,7 +638,7 @@ def _scatter_section(
             + (f" (rows: {' / '.join(rows)})" if rows else ""),
         )
         doc.figure(
-            f"scatter_{i:02d}_{_slug(name)}.png",
+            f"scatter_{i:02d}_{slug(name)}.png",
             fig,
             f"Each metric against {target}, one row per configuration of {label}.",
         )
@@ -835,7 +724,7 @@ def write_report(
     >>> path.name, "data:image/png;base64," in path.read_text()
     ('report.html', True)
     """
-    _check_table(table)
+    check_table(table)
     if not isinstance(config, Mapping):
         raise TypeError(f"`config` must be a mapping; got {type(config).__name__!r}.")
     if not isinstance(max_scatter_groups, int) or max_scatter_groups < 0:
@@ -882,7 +771,7 @@ def write_report(
     corr_metrics = list(dict.fromkeys(correlations["metric"]))
     leep_col = next((m for m in corr_metrics if m in ("leep", "leep_norm")), None)
 
-    doc = _Doc(title=title)
+    doc = Document(title=title)
     backbones = _backbone_frame(config)
     if backbones is not None:
         doc.heading("Backbones")

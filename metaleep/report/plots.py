@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metaleep.analysis.correlations import _check_table, is_constant, metric_columns
 from metaleep.analysis.selection import SELECTION_COLUMNS
+from metaleep.analysis.tables import check_table, is_constant, metric_columns
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -63,7 +63,8 @@ def metric_label(name: str) -> str:
     return _LABELS.get(name, name)
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of ``width`` x ``height`` inches at 100 dpi, constrained layout (no pyplot)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
@@ -168,7 +169,7 @@ def scatter_metrics(
     >>> [ax.get_title().split("\\n")[0] for ax in fig.axes]
     ['LEEP', 'NCE']
     """
-    _check_table(table)
+    check_table(table)
     chosen = metric_columns(table, metrics)
     if target not in table.columns:
         raise ValueError(f"`target` must be a column of `table`; got {target!r}.")
@@ -178,7 +179,7 @@ def scatter_metrics(
         raise ValueError(f"`ncols` must be a positive int; got {ncols!r}.")
     cols = min(ncols, len(chosen))
     rows = math.ceil(len(chosen) / cols)
-    fig = _new_figure(3.3 * cols, 2.9 * rows + (0.4 if title else 0.0))
+    fig = new_figure(3.3 * cols, 2.9 * rows + (0.4 if title else 0.0))
     axes = fig.subplots(rows, cols, squeeze=False)
     y_all = table[target].to_numpy(dtype=np.float64)
     hue_values = table[hue] if hue is not None else None
@@ -277,7 +278,7 @@ def scatter_grid(
     >>> len(fig.axes), fig.axes[1].get_title()
     (4, 'H-score: constant')
     """
-    _check_table(table)
+    check_table(table)
     chosen = metric_columns(table, metrics)
     if target not in table.columns:
         raise ValueError(f"`target` must be a column of `table`; got {target!r}.")
@@ -290,7 +291,7 @@ def scatter_grid(
     groups = list(table.groupby(keys, sort=True, dropna=False)) if keys else [((), table)]
     n_rows, n_cols = max(len(groups), 1), max(len(chosen), 1)
     width, height = panel
-    fig = _new_figure(width * n_cols + 0.4, height * n_rows + (0.35 if title else 0.0))
+    fig = new_figure(width * n_cols + 0.4, height * n_rows + (0.35 if title else 0.0))
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for i, (key, frame) in enumerate(groups):
         values = key if isinstance(key, tuple) else (key,)
@@ -422,7 +423,7 @@ def correlation_bars(
             )
         )
     height = 0.9 + 0.17 * len(labels) * len(metrics) + 0.15 * len(labels)
-    fig = _new_figure(7.5, min(max(height, 2.5), 40.0))
+    fig = new_figure(7.5, min(max(height, 2.5), 40.0))
     ax = fig.subplots()
     _horizontal_bars(ax, labels, series, f"{_METHOD_NAMES.get(method, method)} with accuracy")
     ax.set_xlim(-1.0, 1.0)
@@ -474,7 +475,7 @@ def selection_plot(selection: pd.DataFrame, *, title: str | None = None) -> Figu
         ["_label", "metric"]
     )
     height = 1.2 + 0.17 * len(labels) * len(metrics) + 0.15 * len(labels)
-    fig = _new_figure(10.0, min(max(height, 2.5), 40.0))
+    fig = new_figure(10.0, min(max(height, 2.5), 40.0))
     axes = fig.subplots(1, 2, sharey=True)
     panels = (
         ("hit", "hit_rate", "chance_hit_rate", "top-1 hit rate"),

@@ -80,7 +80,7 @@ def _chunks(n: int, size: int) -> list[range]:
 
 
 @functools.cache
-def _thread_pools() -> ThreadpoolController:
+def thread_pools() -> ThreadpoolController:
     """The thread pools scoring uses (scipy's BLAS, sklearn's OpenMP, torch's), loaded first.
 
     threadpoolctl controls only libraries already loaded; one controller, made once, since
@@ -97,7 +97,7 @@ def _episode_seed(seed: int, episode: int) -> int:
     return int(np.random.SeedSequence(seed, spawn_key=(episode,)).generate_state(1)[0])
 
 
-def _score_episodes(
+def score_episodes(
     metrics: Sequence[str],
     outputs: BackboneOutputs,
     episodes: Sequence[Episode],
@@ -259,8 +259,8 @@ def evaluate_chunk(
         # Episode-sized matrices (N-LEEP's mixture, LogME's SVD) ran up to 170x slower with
         # 2 OpenBLAS threads than with 1 on a 2-core VM: hold BLAS and OpenMP to one thread.
         # threadpoolctl limits only libraries already loaded, so load them first.
-        with _thread_pools().limit(limits=1):
-            scores, metric_seconds = _score_episodes(
+        with thread_pools().limit(limits=1):
+            scores, metric_seconds = score_episodes(
                 config.metrics, outputs, group, modes, config.seed
             )
         adapted = _adapt_episodes(methods, outputs, backbone, backbone.view(dataset), group, device)

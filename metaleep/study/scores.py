@@ -74,7 +74,7 @@ def score(
     from metaleep.episodes.manifest import Suite as SuiteType
     from metaleep.study.checks import check_study
     from metaleep.study.loading import load_study_inputs
-    from metaleep.study.runner import _score_episodes, _thread_pools, prepare_chunks
+    from metaleep.study.runner import prepare_chunks, score_episodes, thread_pools
 
     items = list(backbones) if isinstance(backbones, list | tuple) else [backbones]
     specs = tuple(b for b in items if isinstance(b, str))
@@ -119,10 +119,8 @@ def score(
             modes = [m for m in config.dummies if backbone.offers_dummy(m, ways)]
             if not modes:
                 continue
-            with _thread_pools().limit(limits=1):
-                values, seconds = _score_episodes(
-                    config.metrics, outputs, group, modes, config.seed
-                )
+            with thread_pools().limit(limits=1):
+                values, seconds = score_episodes(config.metrics, outputs, group, modes, config.seed)
             n = len(group)
             for mode in modes:
                 columns: dict[str, Any] = {

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from metaleep.analysis import correlations as analysis
 from metaleep.analysis.correlations import (
     add_normalised_leep,
     compare_metrics,
@@ -87,35 +86,6 @@ def test_point_estimates_and_p_values_equal_scipy() -> None:
         else:
             assert rec.p_value == pytest.approx(p, rel=1e-9)
         assert rec.n == 50 and rec.n_episodes == 50 and rec.note == ""
-
-
-@pytest.mark.parametrize("clustered", [False, True])
-def test_bootstrap_statistics_equal_scipy_on_explicit_resamples(clustered: bool) -> None:
-    rng = np.random.default_rng(7)
-    n_units = 25
-    units = np.repeat(np.arange(n_units), 3) if clustered else np.arange(n_units)
-    x = np.round(rng.normal(size=len(units)), 1)  # many ties
-    y = np.round(x + rng.normal(size=len(units)))
-    weights = analysis._row_weights(units, 40, seed=3)
-    boot = analysis._boot_stats(x, y, weights, analysis.METHODS)
-    counts = analysis._resample_counts(analysis._rng(3), n_units, 40)
-    for b in range(40):
-        # The replicate built explicitly: every row of each drawn unit, as often as it is drawn.
-        idx = np.concatenate(
-            [np.flatnonzero(units == u) for u in np.repeat(np.arange(n_units), counts[b])]
-        )
-        for method in analysis.METHODS:
-            ref = SCIPY[method](x[idx], y[idx])[0]
-            np.testing.assert_allclose(boot[method][b], ref, atol=1e-10, err_msg=method)
-
-
-def test_bootstrap_engine_with_unit_weights_gives_point_estimates() -> None:
-    rng = np.random.default_rng(2)
-    x, y = rng.normal(size=40), rng.normal(size=40)
-    ones = np.ones((1, 40), dtype=np.int64)
-    boot = analysis._boot_stats(x, y, ones, analysis.METHODS)
-    for method in analysis.METHODS:
-        assert boot[method][0] == pytest.approx(SCIPY[method](x, y)[0], abs=1e-12)
 
 
 def test_ci_agrees_with_scipy_bootstrap_on_large_n() -> None:

@@ -106,7 +106,7 @@ def test_accuracy_summary_per_setting(analysis):
 
 
 def test_resample_stability_equals_a_naive_loop_over_explicit_resamples():
-    from metaleep.analysis.correlations import _row_weights, _unit_codes
+    from metaleep.analysis.resample import row_weights, unit_codes
 
     table = _table(episodes=25, seed=3)
     table["nce"] = table["accuracy"] + 0.05 * np.random.default_rng(9).normal(size=len(table))
@@ -117,7 +117,7 @@ def test_resample_stability_equals_a_naive_loop_over_explicit_resamples():
     # naive: materialise each resample, scipy's pearsonr per metric, argmax
     boot_winners = {}
     for key, frame in table.groupby(list(SETTING)):
-        weights = _row_weights(_unit_codes(frame), 60, 5)
+        weights = row_weights(unit_codes(frame), 60, 5)
         picks = []
         for w in weights:
             rows = np.repeat(np.arange(len(frame)), w)

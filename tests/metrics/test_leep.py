@@ -10,7 +10,7 @@ import torch
 
 from metaleep.metrics import leep_score, leep_score_batch, nce_score
 from metaleep.metrics._validation import episodes
-from metaleep.metrics.leep import Strategy, _leep_core
+from metaleep.metrics.leep import Strategy, leep_core
 
 from .reference import (
     BAD_PROB_ROWS,
@@ -144,10 +144,10 @@ def test_kernel_dense_sparse_and_gather_strategies_agree(n_classes: int) -> None
     mask = rng.random((4, 50)) < 0.8
     probs[~mask] = np.nan  # padding may hold anything
     ep = episodes(probs, labels, mask, name="probs", kind="probs", metric="leep", single=False)
-    dense = _leep_core(ep, from_logits=False, strategy="dense")
-    sparse = _leep_core(ep, from_logits=False, strategy="sparse")
-    gather = _leep_core(ep, from_logits=False, strategy="gather")
-    kernel = _leep_core(ep, from_logits=False, strategy="kernel")
+    dense = leep_core(ep, from_logits=False, strategy="dense")
+    sparse = leep_core(ep, from_logits=False, strategy="sparse")
+    gather = leep_core(ep, from_logits=False, strategy="gather")
+    kernel = leep_core(ep, from_logits=False, strategy="kernel")
     torch.testing.assert_close(dense, sparse, rtol=0, atol=1e-13)
     torch.testing.assert_close(gather, sparse, rtol=0, atol=1e-13)
     torch.testing.assert_close(kernel, sparse, rtol=0, atol=1e-13)
@@ -172,7 +172,7 @@ def test_strategies_agree_without_mask() -> None:
     labels = rng.integers(0, 4, size=(3, 30))
     ep = episodes(probs, labels, name="probs", kind="probs", metric="leep", single=False)
     strategies: tuple[Strategy, ...] = ("dense", "sparse", "gather", "kernel")
-    results = [_leep_core(ep, from_logits=False, strategy=s) for s in strategies]
+    results = [leep_core(ep, from_logits=False, strategy=s) for s in strategies]
     for other in results[1:]:
         torch.testing.assert_close(other, results[0], rtol=0, atol=1e-13)
     expected = [leep_ref(probs[e], labels[e]) for e in range(3)]
@@ -193,7 +193,7 @@ def test_checks_fused_into_the_passes_raise_like_the_separate_checks(
     probs[1, 2] = row + [0.0] * (n_src - 3)
     expected, ep = separate_check_and_deferred(probs, labels, "leep", msg)
     with pytest.raises(ValueError) as fused:
-        _leep_core(ep, from_logits=False, strategy=strategy)
+        leep_core(ep, from_logits=False, strategy=strategy)
     assert str(fused.value) == expected
 
 
@@ -216,7 +216,7 @@ def test_fused_checks_ignore_the_padding_and_pass_valid_input(strategy: Strategy
         single=False,
         defer_probs_check=True,
     )
-    got = _leep_core(ep, from_logits=False, strategy=strategy).numpy()
+    got = leep_core(ep, from_logits=False, strategy=strategy).numpy()
     expected = [leep_ref(probs[e][mask[e]], labels[e][mask[e]]) for e in range(3)]
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
 

@@ -28,7 +28,6 @@ import pandas as pd
 import pytest
 
 from metaleep._io import atomic_write
-from metaleep.backbones.export import save_backbone
 from metaleep.study import runner as runner_module
 from metaleep.study import store as store_module
 from metaleep.study.runner import run_study
@@ -456,7 +455,7 @@ def checkpoint(tmp_path_factory) -> Path:
         step=0,
         best_step=0,
     )
-    return save_backbone(backbone, tmp_path_factory.mktemp("checkpoint") / "backbone.pt")
+    return backbone.save(tmp_path_factory.mktemp("checkpoint") / "backbone.pt")
 
 
 @pytest.mark.parametrize("edit", EDITS)
