@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ __all__ = [
     "AdaptationResult",
     "BatchAdaptationResult",
     "BatchNormMode",
+    "EpisodeTensors",
     "FinetuneConfig",
     "HeadConfig",
     "HeadInit",
@@ -492,6 +493,27 @@ def check_shape(tensor: torch.Tensor, name: str, expected: tuple[int | str, ...]
         raise ValueError(f"`{name}` must be of shape {shown}; got {shape!r}.")
 
 
+class EpisodeTensors(NamedTuple):
+    """E validated episodes, batched: what every adaptation's core works on.
+
+    Attributes
+    ----------
+    support_x:
+        Floating tensor (E, n_s, ...): support images, or support features (E, n_s, d).
+    support_y:
+        int64 tensor (E, n_s), labels in 0..N-1.
+    query_x:
+        Floating tensor (E, n_q, ...) of the same per-example shape and dtype.
+    query_y:
+        int64 tensor (E, n_q), labels in 0..N-1.
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
+
+
 def _check_nonempty(tensor: torch.Tensor, name: str, axis: int, what: str) -> None:
     if tensor.shape[axis] < 1:
         raise ValueError(
@@ -509,13 +531,29 @@ def check_episode_tensors(
     batched: bool,
     x_names: tuple[str, str],
     features: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Validate one episode (or E episodes) and return batched tensors.
+) -> EpisodeTensors:
+    """Validate one episode (or E episodes) and return them batched.
 
-    Returns ``(support_x (E, n_s, ...), support_y (E, n_s), query_x (E, n_q, ...),
-    query_y (E, n_q))`` with E = 1 when ``batched`` is False, all on ``support_x``'s device,
-    the inputs in their common floating dtype. ``features`` True requires one trailing dimension
-    (d); False (images) at least one.
+    Parameters
+    ----------
+    support_x, support_y, query_x, query_y:
+        One episode ((n_s, ...), (n_s,), (n_q, ...), (n_q,)) or, with ``batched``, E of them
+        ((E, n_s, ...), (E, n_s), (E, n_q, ...), (E, n_q)); tensors or arrays.
+    ways:
+        N: labels must lie in 0..N-1.
+    batched:
+        Whether the inputs carry the leading episode axis (the error messages name the shapes
+        of the form called).
+    x_names:
+        The names of ``support_x`` and ``query_x`` in messages (``"support_feats"``, ...).
+    features:
+        True: one trailing dimension (d); False (images): at least one.
+
+    Returns
+    -------
+    EpisodeTensors
+        With E = 1 when ``batched`` is False, all on ``support_x``'s device, the inputs in
+        their common floating dtype, the labels int64.
     """
     support_name, query_name = x_names
     sx = as_floats(support_x, support_name)
@@ -556,4 +594,4 @@ def check_episode_tensors(
     check_shape(qy, "query_y", tuple(qx.shape[:n_lead]))
     if not batched:
         sx, sy, qx, qy = sx.unsqueeze(0), sy.unsqueeze(0), qx.unsqueeze(0), qy.unsqueeze(0)
-    return sx, sy, qx, qy
+    return EpisodeTensors(sx, sy, qx, qy)

@@ -59,7 +59,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
@@ -82,6 +81,7 @@ from metaleep.adapt.head import (
     retrain_head_batch,
 )
 from metaleep.adapt.network import finetune, finetune_batch, maml_adapt, maml_adapt_batch
+from metaleep.adapt.spec import AdaptationSpec, EpisodeForms
 
 __all__ = [
     "ADAPTATIONS",
@@ -112,57 +112,18 @@ __all__ = [
 
 AdaptationConfig: TypeAlias = MamlConfig | FinetuneConfig | HeadConfig | PrototypeConfig
 
-
-@dataclass(frozen=True)
-class AdaptationSpec:
-    """One adaptation method of the registry.
-
-    Attributes
-    ----------
-    name:
-        Registry key.
-    needs_model:
-        True: ``run``/``run_batch`` take the model and images (maml, finetune). False: they
-        take cached support/query features (retrain_head, anil, prototype) and batch cheaply.
-    needs_head:
-        True when ``run``/``run_batch`` need the meta-learned head ``head=(W, b)`` (anil).
-    config:
-        Default hyper-parameters (frozen dataclass); pass another as ``config=``.
-    run:
-        Per-episode call, returns an :class:`AdaptationResult`.
-    run_batch:
-        E-episode call, returns a :class:`BatchAdaptationResult`.
-    description:
-        One line for tables and ``--help``.
-    """
-
-    name: str
-    needs_model: bool
-    needs_head: bool
-    config: AdaptationConfig
-    run: Callable[..., AdaptationResult]
-    run_batch: Callable[..., BatchAdaptationResult]
-    description: str
-
-    def resolve(self, config: AdaptationConfig | None) -> AdaptationConfig:
-        """``config``, or the default, checked to be of this method's config type."""
-        if config is None:
-            return self.config
-        if type(config) is not type(self.config):
-            raise TypeError(
-                f"`config` must be a {type(self.config).__name__} for {self.name!r}; "
-                f"got {type(config).__name__!r}."
-            )
-        return config
+_ENGINES: Mapping[str, EpisodeForms] = {
+    "maml": EpisodeForms(maml_adapt, maml_adapt_batch),
+    "finetune": EpisodeForms(finetune, finetune_batch),
+    "retrain_head": EpisodeForms(retrain_head, retrain_head_batch),
+    "anil": EpisodeForms(retrain_head, retrain_head_batch),
+    "prototype": EpisodeForms(nearest_prototype, nearest_prototype_batch),
+}
+"""The engine of each registered adaptation (``anil`` is ``retrain_head`` from the meta-learned
+head)."""
 
 
-def _config_kwargs(config: AdaptationConfig) -> dict[str, Any]:
-    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
-
-
-def _feature_call(
-    name: str, per_episode: bool
-) -> Callable[..., AdaptationResult] | Callable[..., BatchAdaptationResult]:
+def _feature_call(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """The uniform feature-based call ``(sf, sy, qf, qy, *, ways, config, head)`` for ``name``."""
 
     def call(
@@ -176,34 +137,20 @@ def _feature_call(
         head: Any = None,
     ) -> Any:
         spec = ADAPTATIONS[name]
-        resolved = spec.resolve(config)
-        args = (support_feats, support_y, query_feats, query_y)
-        if name == "prototype":
-            fn: Callable[..., Any] = nearest_prototype if per_episode else nearest_prototype_batch
-            return fn(*args, ways=ways)
-        init = None
+        extra: dict[str, Any] = {}
         if spec.needs_head:
             if head is None:
                 raise ValueError(f"`head` must be the meta-learned (W, b) for {name!r}; got None.")
-            init = head
-        fn = retrain_head if per_episode else retrain_head_batch
-        return fn(*args, ways=ways, init=init, **_config_kwargs(resolved))
+            extra["init"] = head
+        args = (support_feats, support_y, query_feats, query_y)
+        return fn(*args, ways=ways, config=spec.resolve(config), **extra)
 
-    call.__name__ = f"{name}_{'run' if per_episode else 'run_batch'}"
+    call.__name__ = f"{name}_{fn.__name__}"
     return call
 
 
-def _model_call(
-    name: str, per_episode: bool
-) -> Callable[..., AdaptationResult] | Callable[..., BatchAdaptationResult]:
+def _model_call(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """The uniform model-based call ``(model, sx, sy, qx, qy, *, ways, config, ...)``."""
-    functions: dict[tuple[str, bool], Callable[..., Any]] = {
-        ("maml", True): maml_adapt,
-        ("maml", False): maml_adapt_batch,
-        ("finetune", True): finetune,
-        ("finetune", False): finetune_batch,
-    }
-    fn = functions[name, per_episode]
 
     def call(
         model: Any,
@@ -216,19 +163,12 @@ def _model_call(
         config: AdaptationConfig | None = None,
         **options: Any,
     ) -> Any:
-        resolved = ADAPTATIONS[name].resolve(config)
+        config = ADAPTATIONS[name].resolve(config)
         return fn(
-            model,
-            support_x,
-            support_y,
-            query_x,
-            query_y,
-            ways=ways,
-            **_config_kwargs(resolved),
-            **options,
+            model, support_x, support_y, query_x, query_y, ways=ways, config=config, **options
         )
 
-    call.__name__ = f"{name}_{'run' if per_episode else 'run_batch'}"
+    call.__name__ = f"{name}_{fn.__name__}"
     return call
 
 
@@ -236,13 +176,14 @@ def _spec(
     name: str, *, needs_model: bool, needs_head: bool, config: AdaptationConfig, description: str
 ) -> AdaptationSpec:
     make = _model_call if needs_model else _feature_call
+    engine = _ENGINES[name]
     return AdaptationSpec(
         name=name,
         needs_model=needs_model,
         needs_head=needs_head,
         config=config,
-        run=make(name, True),  # type: ignore[arg-type]
-        run_batch=make(name, False),  # type: ignore[arg-type]
+        run=make(name, engine.single),
+        run_batch=make(name, engine.batch),
         description=description,
     )
 
@@ -368,7 +309,7 @@ def adaptation_settings(
                 continue
             config = backbone_config(name, backbone.algorithm, backbone.inner)
             settings[name] = {
-                **_config_kwargs(config),
+                **dataclasses.asdict(config),
                 "from_training": bool(backbone.inner)
                 and _repeats_training(name, backbone.algorithm),
             }

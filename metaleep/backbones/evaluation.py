@@ -11,9 +11,10 @@ Each method maps one episode's support set to query logits (n_q, N):
     The same over the head only, on frozen features (Raghu et al., 2020).
 ``"prototype"``
     Nearest class mean: logits ``-‖f(x) − c_k‖²`` with ``c_k`` the mean support embedding of
-    class k (Snell et al., 2017). Needs no head: the method of ProtoNet, and of the supervised
-    source model, whose Z-way head does not fit N-way episodes (a fixed-feature nearest-centroid
-    baseline, as in Chen et al., 2019, "A Closer Look at Few-shot Classification").
+    class k (Snell et al., 2017; :func:`metaleep.adapt.prototypes.prototype_logits`). Needs no
+    head: the method of ProtoNet, and of the supervised source model, whose Z-way head does not
+    fit N-way episodes (a fixed-feature nearest-centroid baseline, as in Chen et al., 2019, "A
+    Closer Look at Few-shot Classification").
 
 BatchNorm: ``"transductive"`` normalises with the statistics of the batch at hand (the support
 set while adapting, the query set as one batch when predicting), as reference MAML does;
@@ -34,6 +35,7 @@ import torch
 from torch import nn
 
 from metaleep.adapt.inner_loop import InnerLoop
+from metaleep.adapt.prototypes import class_means, prototype_logits
 from metaleep.episodes import Episode, EpisodeSampler, EpisodeSpec
 
 if TYPE_CHECKING:
@@ -77,27 +79,6 @@ def set_batch_norm(model: nn.Module, mode: str) -> None:
     model.train(mode == "transductive")
 
 
-def squared_distances(queries: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """(n, k) squared Euclidean distances between rows of ``queries`` (n, d) and ``centres``
-    (k, d).
-
-    Examples
-    --------
-    >>> squared_distances(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[1.0, 0.0]]))
-    tensor([[1.],
-            [1.]])
-    """
-    return (queries.unsqueeze(1) - centres.unsqueeze(0)).pow(2).sum(-1)
-
-
-def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
-    """(ways, d) class means of ``embeddings`` (n, d) with ``labels`` in 0..ways-1."""
-    sums = torch.zeros(ways, embeddings.shape[1], dtype=embeddings.dtype, device=embeddings.device)
-    sums.index_add_(0, labels, embeddings)
-    counts = torch.bincount(labels, minlength=ways).clamp_min(1).to(embeddings.dtype)
-    return sums / counts.unsqueeze(1)
-
-
 def episode_logits(
     model: FewShotNet,
     support: torch.Tensor,
@@ -120,8 +101,8 @@ def episode_logits(
         set_batch_norm(model, batch_norm)
         if method == "prototype":
             with torch.no_grad():
-                centres = prototypes(model.features(support), support_labels, ways)
-                return -squared_distances(model.features(query), centres)
+                centres = class_means(model.features(support), support_labels, ways)
+                return prototype_logits(model.features(query), centres)
         out = model.classifier.out_features
         if out != ways:
             raise ValueError(
