@@ -170,6 +170,21 @@ class BatchAdaptationResult:
         )
 
     @classmethod
+    def concat(cls, results: Sequence[BatchAdaptationResult]) -> BatchAdaptationResult:
+        """Join batches of episodes of one shape (equal n_q and N) along the episode axis."""
+        if len(results) == 0:
+            raise ValueError(f"`results` must be a non-empty sequence; got {results!r}.")
+        if len(results) == 1:
+            return results[0]
+        return cls(
+            accuracy=np.concatenate([r.accuracy for r in results]),
+            loss=np.concatenate([r.loss for r in results]),
+            logits=torch.cat([r.logits for r in results]),
+            support_loss=np.concatenate([r.support_loss for r in results]),
+            start_logit_std=np.concatenate([r.start_logit_std for r in results]),
+        )
+
+    @classmethod
     def from_results(cls, results: Sequence[AdaptationResult]) -> BatchAdaptationResult:
         """Stack per-episode results (equal query sizes and class counts) into one batch."""
         if len(results) == 0:
@@ -345,8 +360,11 @@ class FinetuneConfig:
     weight_decay:
         L2 penalty coefficient passed to the optimizer (>= 0).
     head:
-        ``"meta"`` keeps the meta-learned ``classifier``; ``"zero"`` replaces it with a zero
-        ``Linear(d, ways)``; ``"random"`` with a uniform(+-1/sqrt(d)) one drawn from ``seed``.
+        ``"meta"`` keeps the model's ``classifier`` (in a study the model comes from
+        :meth:`~metaleep.backbones.protocol.StudyBackbone.with_head`: its meta-learned head
+        where that fits the episodes, else a fresh zero head); ``"zero"`` replaces it with a
+        zero ``Linear(d, ways)``; ``"random"`` with a uniform(+-1/sqrt(d)) one drawn from
+        ``seed`` (:func:`~metaleep.adapt.network.fresh_head`).
     batch_norm:
         ``"transductive"`` or ``"running"`` (see :data:`BatchNormMode`).
     seed:

@@ -39,7 +39,9 @@ problem with the same rule from a zero head: the two differ only in where they s
 (100 plain steps of ``1 / L`` left ``retrain_head`` at a mean support loss of
 0.74 on the default MAML backbone's ``glyphs-5w5s`` features and 1.06 on ``digits-5w5s``,
 against ``log 5 = 1.61`` for a uniform guess.) Each result records the support loss it ended
-at, so an adaptation that did not converge shows.
+at, so an adaptation that did not converge shows. Which head a whole-network adaptation starts
+from is not a setting: :meth:`~metaleep.backbones.protocol.StudyBackbone.with_head` gives the
+network (its meta-learned head where that fits the episodes, else a fresh zero head).
 
 Examples
 --------
