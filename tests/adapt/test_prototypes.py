@@ -128,3 +128,21 @@ def test_evaluation_and_the_prototype_adaptation_share_the_function() -> None:
         f_support[None], labels[None], f_query[None], query_labels[None], ways=3
     )
     assert torch.equal(adapted.logits[0], expected)
+
+
+def test_the_studys_prototype_dummy_labels_use_the_function() -> None:
+    from metaleep.backbones.testing import toy_dataset
+    from metaleep.study.outputs import compute_outputs
+
+    dataset = toy_dataset(classes=6, per_class=3, seed=1)
+    model = build_backbone("conv2-8", out_features=3, seed=0).double().eval()
+    centres = torch.randn(4, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    images = np.arange(len(dataset))
+    outputs = compute_outputs(
+        model, dataset, images, modes=("prototypes",), prototypes=centres, temperature=0.7
+    )
+    features = torch.as_tensor(outputs.features)
+    expected = prototype_logits(features, centres, temperature=0.7).numpy()
+    np.testing.assert_array_equal(outputs.logits["prototypes"], expected)
+    naive = naive_logits(outputs.features, centres.numpy(), 0.7)
+    np.testing.assert_allclose(outputs.logits["prototypes"], naive, rtol=1e-10, atol=1e-10)
