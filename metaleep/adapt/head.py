@@ -16,6 +16,8 @@ the single-episode function from it, with the settings as a config (:class:`Head
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from metaleep.adapt.common import (
@@ -32,6 +34,7 @@ from metaleep.adapt.prototypes import class_means, prototype_logits
 from metaleep.adapt.spec import Extra, define_adaptation
 
 __all__ = [
+    "HeadParameters",
     "head_parameters",
     "nearest_prototype",
     "nearest_prototype_batch",
@@ -40,7 +43,16 @@ __all__ = [
 ]
 
 
-def head_parameters(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+class HeadParameters(NamedTuple):
+    """A linear head ``W x + b``: what ``init=`` takes (any pair ``(W, b)`` does)."""
+
+    weight: torch.Tensor
+    """W, (N, d)."""
+    bias: torch.Tensor
+    """b, (N,)."""
+
+
+def head_parameters(model: torch.nn.Module) -> HeadParameters:
     """The meta-learned linear head of ``model`` as detached copies ``(W (N, d), b (N,))``.
 
     ``model.classifier`` must be an ``nn.Linear``; a head without bias gives ``b = 0``. Pass the
@@ -65,7 +77,7 @@ def head_parameters(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]
         bias = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
     else:
         bias = classifier.bias.detach().clone()
-    return weight, bias
+    return HeadParameters(weight, bias)
 
 
 def _initial_head(

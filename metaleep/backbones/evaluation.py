@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
 import numpy as np
 import torch
@@ -54,7 +54,15 @@ DEFAULT_METHOD: dict[str, Method] = {
 }
 """The evaluation method of each training algorithm."""
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "episode_logits", "evaluate", "evaluate_episodes"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "MeanCI",
+    "episode_logits",
+    "evaluate",
+    "evaluate_episodes",
+    "mean_ci",
+]
 
 
 @contextlib.contextmanager
@@ -129,18 +137,27 @@ def _episode_tensors(
     )
 
 
-def mean_ci(accuracies: np.ndarray) -> tuple[float, float]:
+class MeanCI(NamedTuple):
+    """A mean accuracy and its 95 % confidence half-width."""
+
+    mean: float
+    """Mean accuracy in [0, 1]."""
+    half_width: float
+    """``1.96 * s / sqrt(E)`` (normal approximation; 0 for one episode)."""
+
+
+def mean_ci(accuracies: np.ndarray) -> MeanCI:
     """Mean and 95 % normal-approximation half-width ``1.96 * s / sqrt(E)`` (0 for E = 1).
 
     Examples
     --------
     >>> mean_ci(np.array([0.5, 0.7, 0.9]))
-    (0.7, 0.22...)
+    MeanCI(mean=0.7, half_width=0.22...)
     """
     values = np.asarray(accuracies, dtype=np.float64)
     if values.size < 2:
-        return float(values.mean()), 0.0
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
+        return MeanCI(float(values.mean()), 0.0)
+    return MeanCI(float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size)))
 
 
 def evaluate_episodes(
@@ -187,7 +204,7 @@ def evaluate(
     inner_steps: int | None = None,
     inner_lr: float | None = None,
     progress: bool = False,
-) -> tuple[float, float]:
+) -> MeanCI:
     """Mean query accuracy of a backbone over episodes of held-out classes, with a 95 % CI.
 
     Parameters
@@ -215,8 +232,9 @@ def evaluate(
 
     Returns
     -------
-    (mean, half_width):
-        Mean accuracy in [0, 1] and the 95 % confidence half-width ``1.96 s / sqrt(E)``.
+    MeanCI
+        ``(mean, half_width)``: the mean accuracy in [0, 1] and the 95 % confidence
+        half-width ``1.96 s / sqrt(E)``.
     """
     from tqdm.auto import tqdm
 

@@ -22,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
@@ -181,6 +181,16 @@ _DISTANCE_ROWS = 1024
 """Rows per block of the nearest-prototype distances (1024 x 762 float64: 6 MB)."""
 
 
+class SourcePrototypes(NamedTuple):
+    """The source classes' prototypes and the scale of their distances."""
+
+    prototypes: torch.Tensor
+    """float64 (Z, d): the mean embedding of each source class."""
+    scale: float
+    """The median squared distance of the source images to their nearest prototype: the
+    temperature of the ``prototypes`` dummy labels unless one is given."""
+
+
 def source_prototypes(
     model: torch.nn.Module,
     dataset: ImageDataset,
@@ -188,7 +198,7 @@ def source_prototypes(
     *,
     device: str = "cpu",
     per_class: int | None = None,
-) -> tuple[torch.Tensor, float]:
+) -> SourcePrototypes:
     """Mean embedding of each source class, and the median squared nearest-prototype distance.
 
     ``per_class`` limits the images used per class (first ones by index) to bound the cost.
@@ -215,7 +225,7 @@ def source_prototypes(
         ]
     ).square()
     scale = float(nearest.median().clamp_min(1e-12))
-    return prototypes, scale
+    return SourcePrototypes(prototypes, scale)
 
 
 def compute_outputs(

@@ -162,3 +162,24 @@ def test_define_adaptation_derives_both_forms_from_a_core() -> None:
     with pytest.raises(ValueError, match=r"^`support_feats` must be of shape \(n_s, d\)"):
         single(sx, sy, qx, qy, ways=WAYS)
     assert list(inspect.signature(batch).parameters)[-2:] == ["bias", "shift"]
+
+
+def test_results_that_cross_module_lines_are_named() -> None:
+    from metaleep.adapt.head import head_parameters
+    from metaleep.adapt.inner_loop import InnerLoop
+    from metaleep.backbones.evaluation import mean_ci
+    from metaleep.backbones.testing import toy_dataset
+    from metaleep.study.outputs import source_prototypes
+
+    model = Tiny().double()
+    head = head_parameters(model)
+    assert torch.equal(head.weight, model.classifier.weight) and head.bias.shape == (WAYS,)
+    ci = mean_ci(np.array([0.5, 1.0]))
+    assert (ci.mean, ci.half_width) == tuple(ci)
+    sx, sy, qx, _ = episodes(images=True, n=1)
+    logits = InnerLoop(steps=1, lr=0.1).episode_logits(model, sx[0], sy[0], qx[0])
+    assert logits.query.shape == (qx.shape[1], WAYS)
+    assert logits.support_start.shape == logits.support_end.shape == (sx.shape[1], WAYS)
+    dataset = toy_dataset(classes=3, per_class=2, size=4, seed=0)
+    found = source_prototypes(model, dataset, np.arange(3))
+    assert found.prototypes.shape == (3, 6) and found.scale > 0
