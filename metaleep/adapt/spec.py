@@ -53,6 +53,7 @@ A toy adaptation that predicts the support set's most frequent class:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import textwrap
 from collections.abc import Callable
@@ -253,37 +254,116 @@ def _section(title: str, body: str) -> str:
     return f"\n\n{title}\n{'-' * len(title)}\n{body}" if body else ""
 
 
-def _signature(
-    data: tuple[str, ...],
-    inputs: InputKind,
-    config: type,
-    extras: tuple[Extra, ...],
-    batched: bool,
-    form: str,
-) -> inspect.Signature:
-    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    kw = inspect.Parameter.KEYWORD_ONLY
-    params = [inspect.Parameter(name, positional, annotation="Any") for name in data]
-    if inputs == "features":
-        params.append(inspect.Parameter("ways", kw, annotation="int"))
-    else:
-        params.append(inspect.Parameter("ways", kw, default=None, annotation="int | None"))
-    params.append(
-        inspect.Parameter("config", kw, default=None, annotation=f"{config.__name__} | None")
-    )
-    params += [
-        inspect.Parameter(e.name, kw, default=e.default, annotation=e.annotation)
-        for e in extras
-        if batched or not e.batch_only
-    ]
-    for field in dataclasses.fields(config):
-        default = field.default
-        if default is dataclasses.MISSING:  # pragma: no cover - every config field has one
-            raise TypeError(
-                f"`config` must have a default for every field; {field.name} lacks one."
+@dataclass(frozen=True)
+class _Declaration:
+    """What :func:`define_adaptation` was told; builds and runs the two forms."""
+
+    name: str
+    core: Callable[..., BatchAdaptationResult]
+    config: type
+    inputs: InputKind
+    extras: tuple[Extra, ...]
+    resolve_ways: Callable[[torch.nn.Module, Any, Any], int] | None
+    ways_doc: str
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(self.config))
+
+    @property
+    def x_names(self) -> tuple[str, str]:
+        if self.inputs == "features":
+            return "support_feats", "query_feats"
+        return "support_x", "query_x"
+
+    @functools.cached_property
+    def signatures(self) -> dict[bool, inspect.Signature]:
+        """The signature of each form (batched: True)."""
+        return {batched: self.signature(batched) for batched in (False, True)}
+
+    def own_extras(self, batched: bool) -> tuple[Extra, ...]:
+        return tuple(e for e in self.extras if batched or not e.batch_only)
+
+    def signature(self, batched: bool) -> inspect.Signature:
+        positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+        kw = inspect.Parameter.KEYWORD_ONLY
+        data = ("support_y", "query_y")
+        names = [self.x_names[0], data[0], self.x_names[1], data[1]]
+        if self.inputs == "images":
+            names.insert(0, "model")
+        params = [inspect.Parameter(n, positional, annotation="Any") for n in names]
+        if self.inputs == "features":
+            params.append(inspect.Parameter("ways", kw, annotation="int"))
+        else:
+            params.append(inspect.Parameter("ways", kw, default=None, annotation="int | None"))
+        config = f"{self.config.__name__} | None"
+        params.append(inspect.Parameter("config", kw, default=None, annotation=config))
+        params += [
+            inspect.Parameter(e.name, kw, default=e.default, annotation=e.annotation)
+            for e in self.own_extras(batched)
+        ]
+        for field in dataclasses.fields(self.config):
+            if field.default is dataclasses.MISSING:
+                raise TypeError(
+                    f"`config` must have a default for every field; {field.name} lacks one."
+                )
+            params.append(
+                inspect.Parameter(field.name, kw, default=field.default, annotation=field.type)
             )
-        params.append(inspect.Parameter(field.name, kw, default=default, annotation=field.type))
-    return inspect.Signature(params, return_annotation=form)
+        form = "BatchAdaptationResult" if batched else "AdaptationResult"
+        return inspect.Signature(params, return_annotation=form)
+
+    def call(self, batched: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Bind, settle the settings, validate the episodes, run the core (one episode: its
+        result's only element)."""
+        given = dict(self.signatures[batched].bind(*args, **kwargs).arguments)  # as passed
+        overrides = {key: given.pop(key) for key in self.fields if key in given}
+        settings = _settings(self.config, given.pop("config", None), overrides)
+        options = {e.name: given.get(e.name, e.default) for e in self.extras}
+        model: Any = given.get("model")
+        if self.resolve_ways is not None:
+            ways = self.resolve_ways(model, given.get("ways"), settings)
+        else:
+            ways = check_ways(given["ways"])
+        support_name, query_name = self.x_names
+        episodes = check_episode_tensors(
+            given[support_name],
+            given["support_y"],
+            given[query_name],
+            given["query_y"],
+            ways=ways,
+            batched=batched,
+            x_names=self.x_names,
+            features=self.inputs == "features",
+        )
+        if self.inputs == "features":
+            result = self.core(episodes, ways=ways, config=settings, **options)
+        else:
+            dtype, device = module_dtype_device(model)
+            sx, sy, qx, qy = episodes
+            moved = EpisodeTensors(
+                sx.to(device, dtype), sy.to(device), qx.to(device, dtype), qy.to(device)
+            )
+            result = self.core(model, moved, ways=ways, config=settings, **options)
+        return result if batched else result[0]
+
+    def parameters_doc(self, batched: bool) -> str:
+        config = f":class:`~{self.config.__module__}.{self.config.__name__}`"
+        blocks = [_param(n, doc) for n, doc in _DATA_DOCS[self.inputs, batched]]
+        blocks.append(_param("ways", self.ways_doc or "N, the number of classes."))
+        blocks.append(_param("config", f"The settings, a {config} (default: its defaults)."))
+        blocks += [
+            _param(e.name, (e.batch_doc or e.doc) if batched else e.doc)
+            for e in self.own_extras(batched)
+        ]
+        blocks.append(
+            _param(
+                ", ".join(self.fields),
+                f"Fields of {config}; those given replace ``config``'s "
+                f"(``dataclasses.replace``, checked as the class checks them).",
+            )
+        )
+        return "\n".join(blocks)
 
 
 def define_adaptation(
@@ -343,101 +423,26 @@ def define_adaptation(
         raise TypeError(f"`config` must be a dataclass type; got {config!r}.")
     if inputs == "images" and resolve_ways is None:
         raise ValueError("`resolve_ways` must be given for inputs='images'; got None.")
-    fields = tuple(f.name for f in dataclasses.fields(config))
-    x_names = ("support_feats", "query_feats") if inputs == "features" else ("support_x", "query_x")
-    data = (("model",) if inputs == "images" else ()) + (
-        x_names[0],
-        "support_y",
-        x_names[1],
-        "query_y",
-    )
-    signatures = {
-        batched: _signature(
-            data,
-            inputs,
-            config,
-            extras,
-            batched,
-            "BatchAdaptationResult" if batched else "AdaptationResult",
-        )
-        for batched in (False, True)
-    }
-
-    def call(batched: bool, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        bound = signatures[batched].bind(*args, **kwargs)
-        given = dict(bound.arguments)  # only what the caller passed
-        overrides = {key: given.pop(key) for key in fields if key in given}
-        settings = _settings(config, given.pop("config", None), overrides)
-        options = {e.name: given.get(e.name, e.default) for e in extras}
-        model: Any = given.get("model")
-        if resolve_ways is not None:
-            ways = resolve_ways(model, given.get("ways"), settings)
-        else:
-            ways = check_ways(given["ways"])
-        episodes = check_episode_tensors(
-            given[x_names[0]],
-            given["support_y"],
-            given[x_names[1]],
-            given["query_y"],
-            ways=ways,
-            batched=batched,
-            x_names=x_names,
-            features=inputs == "features",
-        )
-        if inputs == "features":
-            result = core(episodes, ways=ways, config=settings, **options)
-        else:
-            dtype, device = module_dtype_device(model)
-            sx, sy, qx, qy = episodes
-            episodes = EpisodeTensors(
-                sx.to(device, dtype), sy.to(device), qx.to(device, dtype), qy.to(device)
-            )
-            result = core(model, episodes, ways=ways, config=settings, **options)
-        return result if batched else result[0]
+    declared = _Declaration(name, core, config, inputs, extras, resolve_ways, ways_doc)
 
     def single(*args: Any, **kwargs: Any) -> AdaptationResult:
-        return call(False, args, kwargs)
+        return declared.call(False, args, kwargs)
 
     def batch(*args: Any, **kwargs: Any) -> BatchAdaptationResult:
-        return call(True, args, kwargs)
+        return declared.call(True, args, kwargs)
 
-    def parameters(batched: bool) -> str:
-        blocks = [_param(n, doc) for n, doc in _DATA_DOCS[inputs, batched]]
-        blocks.append(_param("ways", ways_doc or "N, the number of classes."))
-        blocks.append(
-            _param(
-                "config",
-                f"The settings, a :class:`~{config.__module__}.{config.__name__}` (default: "
-                f"its defaults).",
-            )
-        )
-        blocks += [
-            _param(e.name, (e.batch_doc or e.doc) if batched else e.doc)
-            for e in extras
-            if batched or not e.batch_only
-        ]
-        blocks.append(
-            _param(
-                ", ".join(fields),
-                f"Fields of :class:`~{config.__module__}.{config.__name__}`; those given replace "
-                f"``config``'s (``dataclasses.replace``, checked as the class checks them).",
-            )
-        )
-        return "\n".join(blocks)
-
+    shared = f"\n\n{textwrap.dedent(summary).strip()}" if summary.strip() else ""
     single.__doc__ = (
-        f"{title}: one episode."
-        + (f"\n\n{textwrap.dedent(summary).strip()}" if summary.strip() else "")
+        f"{title}: one episode.{shared}"
         + f"\n\nThe core of :func:`{name}_batch` on this episode alone (E = 1)."
-        + _section("Parameters", parameters(False))
+        + _section("Parameters", declared.parameters_doc(False))
         + _section("Returns", _RETURNS[False])
         + _section("Notes", notes)
         + _section("Examples", examples)
     )
     batch.__doc__ = (
-        f"{title}: E episodes at once."
-        + (f"\n\n{textwrap.dedent(summary).strip()}" if summary.strip() else "")
-        + _section("Parameters", parameters(True))
+        f"{title}: E episodes at once.{shared}"
+        + _section("Parameters", declared.parameters_doc(True))
         + _section("Returns", _RETURNS[True])
         + _section("Notes", batch_notes)
         + _section("Examples", batch_examples)
@@ -445,7 +450,7 @@ def define_adaptation(
     for fn, fn_name, batched in ((single, name, False), (batch, f"{name}_batch", True)):
         fn.__name__ = fn_name
         fn.__qualname__ = fn_name
-        setattr(fn, "__signature__", signatures[batched])  # noqa: B010 (read by inspect)
+        setattr(fn, "__signature__", declared.signatures[batched])  # noqa: B010 (read by inspect)
         if module is not None:
             fn.__module__ = module
     return EpisodeForms(single, batch)
