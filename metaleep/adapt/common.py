@@ -151,9 +151,24 @@ class BatchAdaptationResult:
         support_labels: torch.Tensor,
         start_logits: torch.Tensor | None = None,
     ) -> BatchAdaptationResult:
-        """This result with :attr:`support_loss` (from the adapted model's support logits
-        (E, n_s, N) and labels (E, n_s)) and :attr:`start_logit_std` (from the support logits
-        (E, n_s, N) before the first step, when given)."""
+        """This result with the support-set columns filled in.
+
+        Parameters
+        ----------
+        support_logits:
+            (E, n_s, N): the adapted model's support logits; their mean cross-entropy is
+            :attr:`support_loss`.
+        support_labels:
+            (E, n_s) integer labels of the support set.
+        start_logits:
+            (E, n_s, N): the support logits before the first step; their spread is
+            :attr:`start_logit_std` (:func:`logit_spread`). None keeps the current value.
+
+        Returns
+        -------
+        BatchAdaptationResult
+            A new result; this one is not changed.
+        """
         logits = support_logits.detach()
         log_probs = torch.log_softmax(logits, dim=-1)
         labels = support_labels.to(device=logits.device, dtype=torch.int64).unsqueeze(-1)
@@ -499,7 +514,25 @@ def check_finite(tensor: torch.Tensor, name: str) -> None:
 
 
 def check_shape(tensor: torch.Tensor, name: str, expected: tuple[int | str, ...]) -> None:
-    """Check ``tensor.shape`` against ``expected`` (ints are exact, strings only count dims)."""
+    """Check ``tensor.shape`` against ``expected``: a ValueError naming ``name`` otherwise.
+
+    Parameters
+    ----------
+    tensor:
+        The tensor to check.
+    name:
+        Its name in the message.
+    expected:
+        One entry per dimension: an int is the exact size, a string (``"n_s"``) any size.
+
+    Examples
+    --------
+    >>> check_shape(torch.zeros(2, 3), "x", ("n", 3))
+    >>> check_shape(torch.zeros(2, 3), "x", (2,))
+    Traceback (most recent call last):
+    ...
+    ValueError: `x` must be of shape (2,); got (2, 3).
+    """
     shape = tuple(tensor.shape)
     ok = len(shape) == len(expected) and all(
         isinstance(want, str) or got == want for got, want in zip(shape, expected, strict=True)

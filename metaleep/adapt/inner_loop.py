@@ -357,9 +357,21 @@ class InnerLoop:
         chunk_size: int | None = None,
         support: bool = True,
     ) -> EpisodeLogits:
-        """:meth:`episode_logits` for E episodes with ``torch.func.vmap``: query logits
-        (E, n_q, N), support logits (E, n_s, N) before and after adapting (empty without
-        ``support``)."""
+        """:meth:`episode_logits` for E episodes with ``torch.func.vmap``.
+
+        Parameters
+        ----------
+        network, support_x, support_y, query_x, chunk_size:
+            As for :meth:`query_logits_vmap`.
+        support:
+            Also compute the support logits before and after adapting.
+
+        Returns
+        -------
+        EpisodeLogits
+            Query logits (E, n_q, N) and support logits (E, n_s, N) before and after adapting
+            (empty without ``support``).
+        """
         from torch.func import grad, replace_all_batch_norm_modules_, vmap
 
         if network.training and _has_running_stats(network):

@@ -243,13 +243,27 @@ def backbone_config(
 ) -> AdaptationConfig:
     """The settings of adaptation ``name`` for a backbone meta-trained by ``algorithm``.
 
-    ``inner`` holds the backbone's inner-loop settings from meta-training (keys ``steps``,
-    ``lr``, ``first_order``; :attr:`~metaleep.study.runner.StudyBackbone.inner`). The
-    adaptation that repeats the training inner loop uses them: ``maml`` on ``maml`` /
-    ``fomaml`` backbones (with ``first_order`` recorded, not changing the predictions) and
-    ``anil`` on ``anil`` backbones (steps and lr, plain gradient descent, as trained). Every
-    other pair gets the registry's default (``spec.config``), whose ANIL rule converges from
-    any head. Keys that are missing keep the default; unknown keys are a ValueError.
+    The adaptation that repeats the training inner loop uses the backbone's inner-loop
+    settings: ``maml`` on ``maml`` / ``fomaml`` backbones (with ``first_order`` recorded, not
+    changing the predictions) and ``anil`` on ``anil`` backbones (steps and lr, plain gradient
+    descent, as trained). Every other pair gets the registry's default (``spec.config``), whose
+    ANIL rule converges from any head.
+
+    Parameters
+    ----------
+    name:
+        A registered adaptation.
+    algorithm:
+        How the backbone was trained (:data:`~metaleep.backbones.protocol.ALGORITHMS`).
+    inner:
+        Its inner-loop settings from meta-training (keys ``steps``, ``lr``, ``first_order``;
+        :attr:`~metaleep.backbones.protocol.StudyBackbone.inner`); missing keys keep the
+        default, unknown keys are a ValueError.
+
+    Returns
+    -------
+    AdaptationConfig
+        The config the study adapts with.
 
     Examples
     --------
@@ -287,7 +301,7 @@ def adaptation_settings(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{backbone: {adaptation: settings}}``: what a study adapts each backbone with.
 
-    ``backbones`` are :class:`~metaleep.study.runner.StudyBackbone` objects; an adaptation a
+    ``backbones`` are :class:`~metaleep.backbones.protocol.StudyBackbone` objects; an adaptation a
     backbone does not offer is left out. The settings are :func:`backbone_config`'s fields,
     and ``from_training`` says whether they are the backbone's meta-training inner loop.
     Recorded in ``study.json``, so a result says how each row was adapted.

@@ -101,7 +101,26 @@ def episode_logits(
 ) -> torch.Tensor:
     """Detached query logits (n_q, ways) of one episode after adapting on its support set.
 
-    ``model`` (a FewShotNet) is left with the weights, buffers and mode it had.
+    Parameters
+    ----------
+    model:
+        A :class:`~metaleep.backbones.models.FewShotNet`; left with the weights, buffers and
+        mode it had.
+    support, support_labels, query:
+        The episode: images (n_s, C, H, W), labels (n_s,) in 0..ways-1, images (n_q, C, H, W).
+    ways:
+        N; ``maml`` and ``anil`` need the head's N.
+    method:
+        ``"maml"``, ``"anil"`` or ``"prototype"`` (module docstring).
+    batch_norm:
+        ``"transductive"`` or ``"running"``.
+    inner_steps, inner_lr:
+        The inner loop of ``maml`` and ``anil``.
+
+    Returns
+    -------
+    torch.Tensor
+        (n_q, ways) query logits.
     """
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}.")
@@ -171,7 +190,22 @@ def evaluate_episodes(
     inner_lr: float = 0.4,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Query accuracy of each episode, float64 (E,)."""
+    """Query accuracy of each of ``episodes`` of ``dataset``, adapted by :func:`episode_logits`.
+
+    Parameters
+    ----------
+    model, method, batch_norm, inner_steps, inner_lr:
+        As for :func:`episode_logits`.
+    dataset, episodes:
+        The images and the episodes drawn from them.
+    device:
+        Where the images go (the model's device).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (E,), each exactly (correct queries) / n_q.
+    """
     accuracies = np.empty(len(episodes))
     for e, episode in enumerate(episodes):
         xs, ys, xq, yq = _episode_tensors(dataset, episode, device)

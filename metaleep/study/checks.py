@@ -84,7 +84,19 @@ def check_study(
 ) -> None:
     """Refuse a study that would fail or give no rows (see the module docstring).
 
-    ``adapt=False`` checks a scores-only run (:func:`metaleep.score`): no adaptation needed.
+    Parameters
+    ----------
+    config:
+        The study's configuration (its names already checked by the class).
+    dataset, episodes, backbones:
+        What it will run on, loaded.
+    adapt:
+        False checks a scores-only run (:func:`metaleep.score`): no adaptation needed.
+
+    Raises
+    ------
+    ValueError
+        Naming the option, what was expected and what was got.
     """
     if not episodes:
         raise ValueError("`episodes` must hold at least one episode; got an empty suite.")

@@ -201,7 +201,23 @@ def source_prototypes(
 ) -> SourcePrototypes:
     """Mean embedding of each source class, and the median squared nearest-prototype distance.
 
-    ``per_class`` limits the images used per class (first ones by index) to bound the cost.
+    Parameters
+    ----------
+    model:
+        The backbone's module (``features`` is used, in its current mode, without grad).
+    dataset:
+        The source data, brought to the model's input.
+    classes:
+        The source class ids (of ``dataset``), Z of them: the prototypes' order.
+    device:
+        Where the forward passes run.
+    per_class:
+        At most this many images per class (the first by index), to bound the cost; None: all.
+
+    Returns
+    -------
+    SourcePrototypes
+        ``(prototypes (Z, d) float64, scale)``.
     """
     import torch
 
