@@ -1,5 +1,6 @@
-"""metaleep/adapt/spec.py: each adaptation's single-episode form is derived from its batched
-core, and its settings are its config dataclass (keyword overrides are that class's fields)."""
+"""metaleep/adapt/spec.py (define_adaptation): each adaptation's single-episode form is derived
+from its batched core, and its settings are its config dataclass (keyword overrides are that
+class's fields)."""
 
 from __future__ import annotations
 
