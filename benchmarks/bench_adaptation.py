@@ -23,7 +23,6 @@ CUDA is not available).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -96,8 +95,7 @@ def _head_rows(
     from metaleep.adapt import registry as A
 
     def study_settings(name: str) -> dict[str, Any]:
-        config = A.get_adaptation(name).config  # what the study adapts with by default
-        return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        return {"config": A.get_adaptation(name).config}  # what the study adapts with
 
     sf, sy, qf, qy = _episodes(episodes, (DIM,), device, seed=0)
     generator = torch.Generator().manual_seed(1)

@@ -9,7 +9,11 @@ A floor below :mod:`metaleep.backbones` and :mod:`metaleep.study`: it imports ne
   ``retrain_head``, ``anil``, ``prototype``) and the settings a backbone is adapted with;
   their engines live in :mod:`~metaleep.adapt.common` (configs, results, scoring),
   :mod:`~metaleep.adapt.head` (feature-based: head training, nearest prototype) and
-  :mod:`~metaleep.adapt.network` (whole-network: MAML, fine-tuning).
+  :mod:`~metaleep.adapt.network` (whole-network: MAML, fine-tuning), each one batched core
+  from which :mod:`~metaleep.adapt.spec` derives the batched and the single-episode function.
+- :mod:`metaleep.adapt.prototypes`: class means and prototype logits ``-‖x - c‖² / T``, the one
+  implementation behind the ``prototype`` adaptation, ProtoNet training and evaluation and the
+  study's ``prototypes`` dummy labels.
 
 Public API (imported lazily: ``import metaleep.adapt`` does not import torch)::
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 import numpy as np
 import torch
@@ -41,6 +41,7 @@ __all__ = [
     "AdaptationResult",
     "BatchAdaptationResult",
     "BatchNormMode",
+    "EpisodeTensors",
     "FinetuneConfig",
     "HeadConfig",
     "HeadInit",
@@ -150,9 +151,24 @@ class BatchAdaptationResult:
         support_labels: torch.Tensor,
         start_logits: torch.Tensor | None = None,
     ) -> BatchAdaptationResult:
-        """This result with :attr:`support_loss` (from the adapted model's support logits
-        (E, n_s, N) and labels (E, n_s)) and :attr:`start_logit_std` (from the support logits
-        (E, n_s, N) before the first step, when given)."""
+        """This result with the support-set columns filled in.
+
+        Parameters
+        ----------
+        support_logits:
+            (E, n_s, N): the adapted model's support logits; their mean cross-entropy is
+            :attr:`support_loss`.
+        support_labels:
+            (E, n_s) integer labels of the support set.
+        start_logits:
+            (E, n_s, N): the support logits before the first step; their spread is
+            :attr:`start_logit_std` (:func:`logit_spread`). None keeps the current value.
+
+        Returns
+        -------
+        BatchAdaptationResult
+            A new result; this one is not changed.
+        """
         logits = support_logits.detach()
         log_probs = torch.log_softmax(logits, dim=-1)
         labels = support_labels.to(device=logits.device, dtype=torch.int64).unsqueeze(-1)
@@ -166,6 +182,21 @@ class BatchAdaptationResult:
             logits=self.logits,
             support_loss=loss.to(torch.float64).cpu().numpy(),
             start_logit_std=spread,
+        )
+
+    @classmethod
+    def concat(cls, results: Sequence[BatchAdaptationResult]) -> BatchAdaptationResult:
+        """Join batches of episodes of one shape (equal n_q and N) along the episode axis."""
+        if len(results) == 0:
+            raise ValueError(f"`results` must be a non-empty sequence; got {results!r}.")
+        if len(results) == 1:
+            return results[0]
+        return cls(
+            accuracy=np.concatenate([r.accuracy for r in results]),
+            loss=np.concatenate([r.loss for r in results]),
+            logits=torch.cat([r.logits for r in results]),
+            support_loss=np.concatenate([r.support_loss for r in results]),
+            start_logit_std=np.concatenate([r.start_logit_std for r in results]),
         )
 
     @classmethod
@@ -344,8 +375,11 @@ class FinetuneConfig:
     weight_decay:
         L2 penalty coefficient passed to the optimizer (>= 0).
     head:
-        ``"meta"`` keeps the meta-learned ``classifier``; ``"zero"`` replaces it with a zero
-        ``Linear(d, ways)``; ``"random"`` with a uniform(+-1/sqrt(d)) one drawn from ``seed``.
+        ``"meta"`` keeps the model's ``classifier`` (in a study the model comes from
+        :meth:`~metaleep.backbones.protocol.StudyBackbone.with_head`: its meta-learned head
+        where that fits the episodes, else a fresh zero head); ``"zero"`` replaces it with a
+        zero ``Linear(d, ways)``; ``"random"`` with a uniform(+-1/sqrt(d)) one drawn from
+        ``seed`` (:func:`~metaleep.adapt.network.fresh_head`).
     batch_norm:
         ``"transductive"`` or ``"running"`` (see :data:`BatchNormMode`).
     seed:
@@ -480,7 +514,25 @@ def check_finite(tensor: torch.Tensor, name: str) -> None:
 
 
 def check_shape(tensor: torch.Tensor, name: str, expected: tuple[int | str, ...]) -> None:
-    """Check ``tensor.shape`` against ``expected`` (ints are exact, strings only count dims)."""
+    """Check ``tensor.shape`` against ``expected``: a ValueError naming ``name`` otherwise.
+
+    Parameters
+    ----------
+    tensor:
+        The tensor to check.
+    name:
+        Its name in the message.
+    expected:
+        One entry per dimension: an int is the exact size, a string (``"n_s"``) any size.
+
+    Examples
+    --------
+    >>> check_shape(torch.zeros(2, 3), "x", ("n", 3))
+    >>> check_shape(torch.zeros(2, 3), "x", (2,))
+    Traceback (most recent call last):
+    ...
+    ValueError: `x` must be of shape (2,); got (2, 3).
+    """
     shape = tuple(tensor.shape)
     ok = len(shape) == len(expected) and all(
         isinstance(want, str) or got == want for got, want in zip(shape, expected, strict=True)
@@ -490,6 +542,27 @@ def check_shape(tensor: torch.Tensor, name: str, expected: tuple[int | str, ...]
             "(" + ", ".join(str(d) for d in expected) + ("," if len(expected) == 1 else "") + ")"
         )
         raise ValueError(f"`{name}` must be of shape {shown}; got {shape!r}.")
+
+
+class EpisodeTensors(NamedTuple):
+    """E validated episodes, batched: what every adaptation's core works on.
+
+    Attributes
+    ----------
+    support_x:
+        Floating tensor (E, n_s, ...): support images, or support features (E, n_s, d).
+    support_y:
+        int64 tensor (E, n_s), labels in 0..N-1.
+    query_x:
+        Floating tensor (E, n_q, ...) of the same per-example shape and dtype.
+    query_y:
+        int64 tensor (E, n_q), labels in 0..N-1.
+    """
+
+    support_x: torch.Tensor
+    support_y: torch.Tensor
+    query_x: torch.Tensor
+    query_y: torch.Tensor
 
 
 def _check_nonempty(tensor: torch.Tensor, name: str, axis: int, what: str) -> None:
@@ -509,13 +582,29 @@ def check_episode_tensors(
     batched: bool,
     x_names: tuple[str, str],
     features: bool,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Validate one episode (or E episodes) and return batched tensors.
+) -> EpisodeTensors:
+    """Validate one episode (or E episodes) and return them batched.
 
-    Returns ``(support_x (E, n_s, ...), support_y (E, n_s), query_x (E, n_q, ...),
-    query_y (E, n_q))`` with E = 1 when ``batched`` is False, all on ``support_x``'s device,
-    the inputs in their common floating dtype. ``features`` True requires one trailing dimension
-    (d); False (images) at least one.
+    Parameters
+    ----------
+    support_x, support_y, query_x, query_y:
+        One episode ((n_s, ...), (n_s,), (n_q, ...), (n_q,)) or, with ``batched``, E of them
+        ((E, n_s, ...), (E, n_s), (E, n_q, ...), (E, n_q)); tensors or arrays.
+    ways:
+        N: labels must lie in 0..N-1.
+    batched:
+        Whether the inputs carry the leading episode axis (the error messages name the shapes
+        of the form called).
+    x_names:
+        The names of ``support_x`` and ``query_x`` in messages (``"support_feats"``, ...).
+    features:
+        True: one trailing dimension (d); False (images): at least one.
+
+    Returns
+    -------
+    EpisodeTensors
+        With E = 1 when ``batched`` is False, all on ``support_x``'s device, the inputs in
+        their common floating dtype, the labels int64.
     """
     support_name, query_name = x_names
     sx = as_floats(support_x, support_name)
@@ -556,4 +645,4 @@ def check_episode_tensors(
     check_shape(qy, "query_y", tuple(qx.shape[:n_lead]))
     if not batched:
         sx, sy, qx, qy = sx.unsqueeze(0), sy.unsqueeze(0), qx.unsqueeze(0), qy.unsqueeze(0)
-    return sx, sy, qx, qy
+    return EpisodeTensors(sx, sy, qx, qy)

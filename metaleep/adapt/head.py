@@ -9,29 +9,32 @@ top of them, so many episodes are adapted at once with batched tensor operations
 - :func:`nearest_prototype_batch` / :func:`nearest_prototype`: ProtoNet's nearest class mean
   (Snell et al., NeurIPS 2017), logits ``-||x - c_k||^2``.
 
-Each per-episode function is the batched one with E = 1: one implementation of the maths.
+Each is one batched core; :func:`metaleep.adapt.spec.define_adaptation` derives the batched and
+the single-episode function from it, with the settings as a config (:class:`HeadConfig`,
+:class:`PrototypeConfig`) or as keyword overrides of its fields.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from metaleep.adapt.common import (
-    AdaptationResult,
     BatchAdaptationResult,
+    EpisodeTensors,
     HeadConfig,
+    PrototypeConfig,
     as_floats,
-    check_episode_tensors,
     check_finite,
     check_shape,
-    check_ways,
     score_logits_batch,
 )
+from metaleep.adapt.prototypes import class_means, prototype_logits
+from metaleep.adapt.spec import Extra, define_adaptation
 
 __all__ = [
+    "HeadParameters",
     "head_parameters",
     "nearest_prototype",
     "nearest_prototype_batch",
@@ -39,10 +42,17 @@ __all__ = [
     "retrain_head_batch",
 ]
 
-_FEATURE_NAMES = ("support_feats", "query_feats")
+
+class HeadParameters(NamedTuple):
+    """A linear head ``W x + b``: what ``init=`` takes (any pair ``(W, b)`` does)."""
+
+    weight: torch.Tensor
+    """W, (N, d)."""
+    bias: torch.Tensor
+    """b, (N,)."""
 
 
-def head_parameters(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def head_parameters(model: torch.nn.Module) -> HeadParameters:
     """The meta-learned linear head of ``model`` as detached copies ``(W (N, d), b (N,))``.
 
     ``model.classifier`` must be an ``nn.Linear``; a head without bias gives ``b = 0``. Pass the
@@ -67,7 +77,7 @@ def head_parameters(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]
         bias = torch.zeros(weight.shape[0], dtype=weight.dtype, device=weight.device)
     else:
         bias = classifier.bias.detach().clone()
-    return weight, bias
+    return HeadParameters(weight, bias)
 
 
 def _initial_head(
@@ -111,15 +121,9 @@ def _gradient_step(head: torch.Tensor, residual: torch.Tensor, scaled: torch.Ten
 
 
 def _retrain_head_core(
-    support: torch.Tensor,
-    support_y: torch.Tensor,
-    query: torch.Tensor,
-    query_y: torch.Tensor,
-    *,
-    ways: int,
-    config: HeadConfig,
-    init: object,
+    tensors: EpisodeTensors, *, ways: int, config: HeadConfig, init: object = None
 ) -> BatchAdaptationResult:
+    support, support_y, query, query_y = tensors
     episodes, n_support, dim = support.shape
     weight, bias = _initial_head(init, episodes=episodes, ways=ways, dim=dim, like=support)
     if config.lr == "auto":
@@ -170,108 +174,34 @@ def _retrain_head_core(
     )
 
 
-def retrain_head_batch(
-    support_feats: torch.Tensor | np.ndarray,
-    support_y: torch.Tensor | np.ndarray,
-    query_feats: torch.Tensor | np.ndarray,
-    query_y: torch.Tensor | np.ndarray,
-    *,
-    ways: int,
-    steps: int = 100,
-    lr: float | Literal["auto"] = "auto",
-    weight_decay: float = 0.0,
-    init: tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray] | None = None,
-    accelerated: bool = False,
-) -> BatchAdaptationResult:
-    """Train a linear softmax head on each of E episodes' support features; score the queries.
+_INIT = Extra(
+    "init",
+    None,
+    "None: a zero head (retrain from scratch). ``(W (N, d), b (N,))``: start from the "
+    "meta-learned head (ANIL's inner loop); see :func:`head_parameters`.",
+    batch_doc="None: a zero head. ``(W (N, d), b (N,))`` shared by all episodes or "
+    "``(W (E, N, d), b (E, N))`` per episode: start from the meta-learned head (ANIL's inner "
+    "loop); see :func:`head_parameters`.",
+    annotation="tuple[Tensor | ndarray, Tensor | ndarray] | None",
+)
 
-    Full-batch gradient descent on
-    ``J(W, b) = mean_i CE(W x_i + b, y_i) + weight_decay / 2 * ||W||_F^2`` with the hand-derived
-    gradient ``dJ/dW = (softmax(X W^T + b) - onehot(y))^T X / n_s + weight_decay * W`` and
-    ``dJ/db = sum_i (softmax(...) - onehot(y))_i / n_s``, computed for all episodes at once
-    with ``bmm``. Deterministic.
-
-    Parameters
-    ----------
-    support_feats:
-        Float array of shape (E, n_s, d).
-    support_y:
-        Integer array of shape (E, n_s), labels in 0..ways-1.
-    query_feats:
-        Float array of shape (E, n_q, d).
-    query_y:
-        Integer array of shape (E, n_q), labels in 0..ways-1.
-    ways:
-        N, the number of classes (rows of W).
-    steps:
-        Gradient-descent steps (>= 0; 0 scores the initial head).
-    lr:
-        Step size (> 0) or ``"auto"`` (per-episode ``1 / L``, see :class:`HeadConfig`).
-    weight_decay:
-        L2 coefficient on W (>= 0).
-    init:
-        None: zero head (retrain from scratch). ``(W (N, d), b (N,))`` shared by all episodes
-        or ``(W (E, N, d), b (E, N))`` per episode: start from the meta-learned head (ANIL's
-        inner loop); see :func:`head_parameters`.
-    accelerated:
-        Nesterov's accelerated gradient instead of plain gradient descent (see
-        :class:`~metaleep.adapt.common.HeadConfig`).
-
-    Returns
-    -------
-    BatchAdaptationResult
-        Per-episode query accuracy and log-loss (E,), query logits (E, n_q, N), the support
-        log-loss of the final head and the spread of the starting head's support logits (E,),
-        computed in the features' floating dtype on their device.
-
-    Examples
-    --------
-    >>> import torch
-    >>> support = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]])
-    >>> labels = torch.tensor([[0, 1], [0, 1]])
-    >>> result = retrain_head_batch(support, labels, support, labels, ways=2, steps=50)
-    >>> result.accuracy.tolist()
-    [1.0, 1.0]
-    >>> result.predictions.tolist()
-    [[0, 1], [0, 1]]
-    """
-    config = HeadConfig(steps=steps, lr=lr, weight_decay=weight_decay, accelerated=accelerated)
-    ways = check_ways(ways)
-    tensors = check_episode_tensors(
-        support_feats,
-        support_y,
-        query_feats,
-        query_y,
-        ways=ways,
-        batched=True,
-        x_names=_FEATURE_NAMES,
-        features=True,
-    )
-    return _retrain_head_core(*tensors, ways=ways, config=config, init=init)
-
-
-def retrain_head(
-    support_feats: torch.Tensor | np.ndarray,
-    support_y: torch.Tensor | np.ndarray,
-    query_feats: torch.Tensor | np.ndarray,
-    query_y: torch.Tensor | np.ndarray,
-    *,
-    ways: int,
-    steps: int = 100,
-    lr: float | Literal["auto"] = "auto",
-    weight_decay: float = 0.0,
-    init: tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray] | None = None,
-    accelerated: bool = False,
-) -> AdaptationResult:
-    """Train a linear softmax head on one episode's support features; score the queries.
-
-    :func:`retrain_head_batch` with E = 1 (same maths, same options). ``support_feats`` is
-    (n_s, d), ``support_y`` (n_s,), ``query_feats`` (n_q, d), ``query_y`` (n_q,); ``init`` is
-    None (zero head: "retrain head") or ``(W (N, d), b (N,))`` (ANIL); ``accelerated``
-    chooses Nesterov's accelerated gradient.
-
-    Examples
-    --------
+retrain_head, retrain_head_batch = define_adaptation(
+    name="retrain_head",
+    core=_retrain_head_core,
+    config=HeadConfig,
+    inputs="features",
+    title="Train a linear softmax head on the support features and score the queries",
+    summary="""
+    Full-batch gradient descent (or Nesterov's accelerated gradient, ``accelerated``) on
+    ``J(W, b) = mean_i CE(W x_i + b, y_i) + weight_decay / 2 * ||W||_F^2`` with the
+    hand-derived gradient ``dJ/dW = (softmax(X W^T + b) - onehot(y))^T X / n_s +
+    weight_decay * W`` and ``dJ/db = sum_i (softmax(...) - onehot(y))_i / n_s``, for all
+    episodes at once, in the features' floating dtype on their device. Deterministic: an
+    episode's head does not depend on the other episodes of its call.
+    """,
+    extras=(_INIT,),
+    module=__name__,
+    examples="""
     >>> import torch
     >>> feats = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.5, 0.1], [0.2, 1.0]])
     >>> labels = torch.tensor([0, 1, 0, 1])
@@ -284,98 +214,52 @@ def retrain_head(
     ... )
     >>> anil.accuracy
     0.0
-    """
-    config = HeadConfig(steps=steps, lr=lr, weight_decay=weight_decay, accelerated=accelerated)
-    ways = check_ways(ways)
-    tensors = check_episode_tensors(
-        support_feats,
-        support_y,
-        query_feats,
-        query_y,
-        ways=ways,
-        batched=False,
-        x_names=_FEATURE_NAMES,
-        features=True,
-    )
-    if init is not None:
-        if not isinstance(init, tuple | list) or len(init) != 2:
-            raise TypeError(f"`init` must be None or a pair (W, b); got {type(init).__name__!r}.")
-        dim = tensors[0].shape[-1]
-        weight = as_floats(init[0], "init[0]")
-        bias = as_floats(init[1], "init[1]")
-        check_shape(weight, "init[0]", (ways, dim))
-        check_shape(bias, "init[1]", (ways,))
-        init = (weight, bias)
-    return _retrain_head_core(*tensors, ways=ways, config=config, init=init)[0]
+    """,
+    batch_examples="""
+    >>> import torch
+    >>> support = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [1.0, 0.0]]])
+    >>> labels = torch.tensor([[0, 1], [0, 1]])
+    >>> config = HeadConfig(steps=50)
+    >>> result = retrain_head_batch(support, labels, support, labels, ways=2, config=config)
+    >>> result.accuracy.tolist(), result.predictions.tolist()
+    ([1.0, 1.0], [[0, 1], [0, 1]])
+    """,
+)
 
 
 def _nearest_prototype_core(
-    support: torch.Tensor,
-    support_y: torch.Tensor,
-    query: torch.Tensor,
-    query_y: torch.Tensor,
-    *,
-    ways: int,
+    episodes: EpisodeTensors, *, ways: int, config: PrototypeConfig
 ) -> BatchAdaptationResult:
-    onehot = torch.nn.functional.one_hot(support_y, ways).to(support.dtype)  # (E, n_s, N)
-    counts = onehot.sum(dim=1)  # (E, N)
-    empty = (counts == 0).nonzero()
-    if empty.numel():
-        episode, label = (int(v) for v in empty[0])
-        raise ValueError(
-            f"`support_y` must hold every class 0..{ways - 1} in every episode; "
-            f"got no example of class {label} in episode {episode}."
-        )
-    prototypes = torch.bmm(onehot.transpose(1, 2), support) / counts.unsqueeze(-1)  # (E, N, d)
-
-    def distances(points: torch.Tensor) -> torch.Tensor:  # ||q - c||^2 = ||q||^2 - 2 q.c + ||c||^2
-        return torch.baddbmm(
-            points.square().sum(dim=-1, keepdim=True)
-            + prototypes.square().sum(dim=-1).unsqueeze(1),
-            points,
-            prototypes.transpose(1, 2),
-            alpha=-2.0,
-        ).clamp_(min=0.0)
-
-    return score_logits_batch(-distances(query), query_y).with_support(
-        -distances(support), support_y
+    support, support_y, query, query_y = episodes
+    prototypes = class_means(support, support_y, ways, name="support_y")  # (E, N, d)
+    return score_logits_batch(prototype_logits(query, prototypes), query_y).with_support(
+        prototype_logits(support, prototypes), support_y
     )
 
 
-def nearest_prototype_batch(
-    support_feats: torch.Tensor | np.ndarray,
-    support_y: torch.Tensor | np.ndarray,
-    query_feats: torch.Tensor | np.ndarray,
-    query_y: torch.Tensor | np.ndarray,
-    *,
-    ways: int,
-) -> BatchAdaptationResult:
-    """Nearest class mean (ProtoNet) on each of E episodes.
-
-    Prototype ``c_k`` = mean of the support features of class k; query logits
-    ``-||x - c_k||^2`` (squared Euclidean distance, Snell et al., NeurIPS 2017); accuracy of
-    the arg-max and log-loss of the softmax over these logits.
-
-    Parameters
-    ----------
-    support_feats:
-        Float array of shape (E, n_s, d).
-    support_y:
-        Integer array of shape (E, n_s); every class 0..ways-1 must occur in every episode.
-    query_feats:
-        Float array of shape (E, n_q, d).
-    query_y:
-        Integer array of shape (E, n_q), labels in 0..ways-1.
-    ways:
-        N, the number of classes.
-
-    Returns
-    -------
-    BatchAdaptationResult
-        Per-episode accuracy and log-loss (E,), logits (E, n_q, N).
-
-    Examples
-    --------
+nearest_prototype, nearest_prototype_batch = define_adaptation(
+    name="nearest_prototype",
+    core=_nearest_prototype_core,
+    config=PrototypeConfig,
+    inputs="features",
+    title="Classify the queries by the nearest class mean of the support features (ProtoNet)",
+    summary="""
+    Prototype ``c_k`` = mean of the support features of class k (every class 0..ways-1 must
+    occur in every episode); query logits ``-||x - c_k||^2`` (squared Euclidean distance, Snell
+    et al., NeurIPS 2017, :func:`~metaleep.adapt.prototypes.prototype_logits`); accuracy of the
+    arg-max and log-loss of the softmax over these logits.
+    """,
+    module=__name__,
+    examples="""
+    >>> import torch
+    >>> support = torch.tensor([[0.0, 0.0], [0.0, 4.0]])
+    >>> result = nearest_prototype(
+    ...     support, torch.tensor([0, 1]), torch.tensor([[0.0, 1.0]]), torch.tensor([0]), ways=2
+    ... )
+    >>> result.logits.tolist(), result.accuracy
+    ([[-1.0, -9.0]], 1.0)
+    """,
+    batch_examples="""
     >>> import torch
     >>> support = torch.tensor([[[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [0.0, 6.0]]])
     >>> query = torch.tensor([[[1.0, 0.0], [0.0, 4.0]]])
@@ -386,53 +270,12 @@ def nearest_prototype_batch(
     [[[-0.0, -26.0], [-17.0, -1.0]]]
     >>> result.accuracy.tolist()
     [1.0]
-    """
-    ways = check_ways(ways)
-    tensors = check_episode_tensors(
-        support_feats,
-        support_y,
-        query_feats,
-        query_y,
-        ways=ways,
-        batched=True,
-        x_names=_FEATURE_NAMES,
-        features=True,
-    )
-    return _nearest_prototype_core(*tensors, ways=ways)
+    """,
+)
 
-
-def nearest_prototype(
-    support_feats: torch.Tensor | np.ndarray,
-    support_y: torch.Tensor | np.ndarray,
-    query_feats: torch.Tensor | np.ndarray,
-    query_y: torch.Tensor | np.ndarray,
-    *,
-    ways: int,
-) -> AdaptationResult:
-    """Nearest class mean (ProtoNet) on one episode: :func:`nearest_prototype_batch`, E = 1.
-
-    ``support_feats`` is (n_s, d), ``support_y`` (n_s,) with every class present,
-    ``query_feats`` (n_q, d), ``query_y`` (n_q,).
-
-    Examples
-    --------
-    >>> import torch
-    >>> support = torch.tensor([[0.0, 0.0], [0.0, 4.0]])
-    >>> result = nearest_prototype(
-    ...     support, torch.tensor([0, 1]), torch.tensor([[0.0, 1.0]]), torch.tensor([0]), ways=2
-    ... )
-    >>> result.logits.tolist(), result.accuracy
-    ([[-1.0, -9.0]], 1.0)
-    """
-    ways = check_ways(ways)
-    tensors = check_episode_tensors(
-        support_feats,
-        support_y,
-        query_feats,
-        query_y,
-        ways=ways,
-        batched=False,
-        x_names=_FEATURE_NAMES,
-        features=True,
-    )
-    return _nearest_prototype_core(*tensors, ways=ways)[0]
+__test__ = {
+    "retrain_head": retrain_head,
+    "retrain_head_batch": retrain_head_batch,
+    "nearest_prototype": nearest_prototype,
+    "nearest_prototype_batch": nearest_prototype_batch,
+}

@@ -12,8 +12,8 @@ and returns θ_steps. Everything gradient-based that adapts to an episode runs i
   (the gradients are constants of the outer step), ``anil`` runs it on the head alone, over
   the features of the support set (Raghu et al., ICLR 2020);
 - evaluation (:func:`metaleep.backbones.evaluation.episode_logits`, methods ``maml`` and
-  ``anil``) and the study (:func:`metaleep.adapt.registry.maml_adapt` and
-  :func:`~metaleep.adapt.registry.maml_adapt_batch`): first order, then the query logits.
+  ``anil``) and the study (:func:`metaleep.adapt.network.maml_adapt` and
+  :func:`~metaleep.adapt.network.maml_adapt_batch`): first order, then the query logits.
 
 The loop is functional: the network's own parameters and buffers are never written. The
 forward pass is ``torch.func.functional_call(network, (params, buffers), x)``; each step's
@@ -45,15 +45,27 @@ import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["InnerLoop", "functional_forward", "private_buffers", "sgd_step"]
+__all__ = ["EpisodeLogits", "InnerLoop", "functional_forward", "private_buffers", "sgd_step"]
 
 Params = dict[str, torch.Tensor]
+
+
+class EpisodeLogits(NamedTuple):
+    """Detached logits of an adapted episode (or, with a leading axis, of E episodes)."""
+
+    query: torch.Tensor
+    """(n_q, N): the query logits after adapting."""
+    support_start: torch.Tensor
+    """(n_s, N): the support logits before the first step (empty when not computed)."""
+    support_end: torch.Tensor
+    """(n_s, N): the support logits after the last step (empty when not computed)."""
 
 
 def sgd_step(
@@ -256,7 +268,7 @@ class InnerLoop:
         >>> float(head.weight.detach().abs().sum())  # unchanged
         0.0
         """
-        return self._run(network, support_x, support_y, query_x, support=False)[0]
+        return self._run(network, support_x, support_y, query_x, support=False).query
 
     def episode_logits(
         self,
@@ -264,7 +276,7 @@ class InnerLoop:
         support_x: torch.Tensor,
         support_y: torch.Tensor,
         query_x: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> EpisodeLogits:
         """:meth:`query_logits`, and the support logits before and after adapting (what the
         study records as the support loss an adaptation started from and ended at).
 
@@ -281,7 +293,7 @@ class InnerLoop:
         query_x: torch.Tensor,
         *,
         support: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> EpisodeLogits:
         params = {name: p.detach().requires_grad_(True) for name, p in network.named_parameters()}
         buffers = private_buffers(network)
         first_order = InnerLoop(self.steps, self.lr) if self.second_order else self
@@ -294,7 +306,7 @@ class InnerLoop:
             query = functional_forward(network, adapted, buffers, query_x).detach()
             if support:
                 end = functional_forward(network, adapted, buffers, support_x).detach()
-        return query, start, end
+        return EpisodeLogits(query, start, end)
 
     def query_logits_vmap(
         self,
@@ -333,7 +345,7 @@ class InnerLoop:
         """
         return self.episode_logits_vmap(
             network, support_x, support_y, query_x, chunk_size=chunk_size, support=False
-        )[0]
+        ).query
 
     def episode_logits_vmap(
         self,
@@ -344,10 +356,22 @@ class InnerLoop:
         *,
         chunk_size: int | None = None,
         support: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """:meth:`episode_logits` for E episodes with ``torch.func.vmap``: query logits
-        (E, n_q, N), support logits (E, n_s, N) before and after adapting (empty without
-        ``support``)."""
+    ) -> EpisodeLogits:
+        """:meth:`episode_logits` for E episodes with ``torch.func.vmap``.
+
+        Parameters
+        ----------
+        network, support_x, support_y, query_x, chunk_size:
+            As for :meth:`query_logits_vmap`.
+        support:
+            Also compute the support logits before and after adapting.
+
+        Returns
+        -------
+        EpisodeLogits
+            Query logits (E, n_q, N) and support logits (E, n_s, N) before and after adapting
+            (empty without ``support``).
+        """
         from torch.func import grad, replace_all_batch_norm_modules_, vmap
 
         if network.training and _has_running_stats(network):
@@ -384,5 +408,5 @@ class InnerLoop:
         parts = [torch.cat([c[k] for c in chunks]).detach() for k in range(len(chunks[0]))]
         if not support:
             empty = parts[0].new_zeros(0)
-            return parts[0], empty, empty
-        return parts[0], parts[1], parts[2]
+            return EpisodeLogits(parts[0], empty, empty)
+        return EpisodeLogits(parts[0], parts[1], parts[2])

@@ -39,7 +39,9 @@ problem with the same rule from a zero head: the two differ only in where they s
 (100 plain steps of ``1 / L`` left ``retrain_head`` at a mean support loss of
 0.74 on the default MAML backbone's ``glyphs-5w5s`` features and 1.06 on ``digits-5w5s``,
 against ``log 5 = 1.61`` for a uniform guess.) Each result records the support loss it ended
-at, so an adaptation that did not converge shows.
+at, so an adaptation that did not converge shows. Which head a whole-network adaptation starts
+from is not a setting: :meth:`~metaleep.backbones.protocol.StudyBackbone.with_head` gives the
+network (its meta-learned head where that fits the episodes, else a fresh zero head).
 
 Examples
 --------
@@ -59,7 +61,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
@@ -82,6 +83,7 @@ from metaleep.adapt.head import (
     retrain_head_batch,
 )
 from metaleep.adapt.network import finetune, finetune_batch, maml_adapt, maml_adapt_batch
+from metaleep.adapt.spec import AdaptationSpec, EpisodeForms
 
 __all__ = [
     "ADAPTATIONS",
@@ -112,57 +114,18 @@ __all__ = [
 
 AdaptationConfig: TypeAlias = MamlConfig | FinetuneConfig | HeadConfig | PrototypeConfig
 
-
-@dataclass(frozen=True)
-class AdaptationSpec:
-    """One adaptation method of the registry.
-
-    Attributes
-    ----------
-    name:
-        Registry key.
-    needs_model:
-        True: ``run``/``run_batch`` take the model and images (maml, finetune). False: they
-        take cached support/query features (retrain_head, anil, prototype) and batch cheaply.
-    needs_head:
-        True when ``run``/``run_batch`` need the meta-learned head ``head=(W, b)`` (anil).
-    config:
-        Default hyper-parameters (frozen dataclass); pass another as ``config=``.
-    run:
-        Per-episode call, returns an :class:`AdaptationResult`.
-    run_batch:
-        E-episode call, returns a :class:`BatchAdaptationResult`.
-    description:
-        One line for tables and ``--help``.
-    """
-
-    name: str
-    needs_model: bool
-    needs_head: bool
-    config: AdaptationConfig
-    run: Callable[..., AdaptationResult]
-    run_batch: Callable[..., BatchAdaptationResult]
-    description: str
-
-    def resolve(self, config: AdaptationConfig | None) -> AdaptationConfig:
-        """``config``, or the default, checked to be of this method's config type."""
-        if config is None:
-            return self.config
-        if type(config) is not type(self.config):
-            raise TypeError(
-                f"`config` must be a {type(self.config).__name__} for {self.name!r}; "
-                f"got {type(config).__name__!r}."
-            )
-        return config
+_ENGINES: Mapping[str, EpisodeForms] = {
+    "maml": EpisodeForms(maml_adapt, maml_adapt_batch),
+    "finetune": EpisodeForms(finetune, finetune_batch),
+    "retrain_head": EpisodeForms(retrain_head, retrain_head_batch),
+    "anil": EpisodeForms(retrain_head, retrain_head_batch),
+    "prototype": EpisodeForms(nearest_prototype, nearest_prototype_batch),
+}
+"""The engine of each registered adaptation (``anil`` is ``retrain_head`` from the meta-learned
+head)."""
 
 
-def _config_kwargs(config: AdaptationConfig) -> dict[str, Any]:
-    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)}
-
-
-def _feature_call(
-    name: str, per_episode: bool
-) -> Callable[..., AdaptationResult] | Callable[..., BatchAdaptationResult]:
+def _feature_call(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """The uniform feature-based call ``(sf, sy, qf, qy, *, ways, config, head)`` for ``name``."""
 
     def call(
@@ -176,34 +139,20 @@ def _feature_call(
         head: Any = None,
     ) -> Any:
         spec = ADAPTATIONS[name]
-        resolved = spec.resolve(config)
-        args = (support_feats, support_y, query_feats, query_y)
-        if name == "prototype":
-            fn: Callable[..., Any] = nearest_prototype if per_episode else nearest_prototype_batch
-            return fn(*args, ways=ways)
-        init = None
+        extra: dict[str, Any] = {}
         if spec.needs_head:
             if head is None:
                 raise ValueError(f"`head` must be the meta-learned (W, b) for {name!r}; got None.")
-            init = head
-        fn = retrain_head if per_episode else retrain_head_batch
-        return fn(*args, ways=ways, init=init, **_config_kwargs(resolved))
+            extra["init"] = head
+        args = (support_feats, support_y, query_feats, query_y)
+        return fn(*args, ways=ways, config=spec.resolve(config), **extra)
 
-    call.__name__ = f"{name}_{'run' if per_episode else 'run_batch'}"
+    call.__name__ = f"{name}_{fn.__name__}"
     return call
 
 
-def _model_call(
-    name: str, per_episode: bool
-) -> Callable[..., AdaptationResult] | Callable[..., BatchAdaptationResult]:
+def _model_call(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     """The uniform model-based call ``(model, sx, sy, qx, qy, *, ways, config, ...)``."""
-    functions: dict[tuple[str, bool], Callable[..., Any]] = {
-        ("maml", True): maml_adapt,
-        ("maml", False): maml_adapt_batch,
-        ("finetune", True): finetune,
-        ("finetune", False): finetune_batch,
-    }
-    fn = functions[name, per_episode]
 
     def call(
         model: Any,
@@ -216,19 +165,12 @@ def _model_call(
         config: AdaptationConfig | None = None,
         **options: Any,
     ) -> Any:
-        resolved = ADAPTATIONS[name].resolve(config)
+        config = ADAPTATIONS[name].resolve(config)
         return fn(
-            model,
-            support_x,
-            support_y,
-            query_x,
-            query_y,
-            ways=ways,
-            **_config_kwargs(resolved),
-            **options,
+            model, support_x, support_y, query_x, query_y, ways=ways, config=config, **options
         )
 
-    call.__name__ = f"{name}_{'run' if per_episode else 'run_batch'}"
+    call.__name__ = f"{name}_{fn.__name__}"
     return call
 
 
@@ -236,13 +178,14 @@ def _spec(
     name: str, *, needs_model: bool, needs_head: bool, config: AdaptationConfig, description: str
 ) -> AdaptationSpec:
     make = _model_call if needs_model else _feature_call
+    engine = _ENGINES[name]
     return AdaptationSpec(
         name=name,
         needs_model=needs_model,
         needs_head=needs_head,
         config=config,
-        run=make(name, True),  # type: ignore[arg-type]
-        run_batch=make(name, False),  # type: ignore[arg-type]
+        run=make(name, engine.single),
+        run_batch=make(name, engine.batch),
         description=description,
     )
 
@@ -300,13 +243,27 @@ def backbone_config(
 ) -> AdaptationConfig:
     """The settings of adaptation ``name`` for a backbone meta-trained by ``algorithm``.
 
-    ``inner`` holds the backbone's inner-loop settings from meta-training (keys ``steps``,
-    ``lr``, ``first_order``; :attr:`~metaleep.study.runner.StudyBackbone.inner`). The
-    adaptation that repeats the training inner loop uses them: ``maml`` on ``maml`` /
-    ``fomaml`` backbones (with ``first_order`` recorded, not changing the predictions) and
-    ``anil`` on ``anil`` backbones (steps and lr, plain gradient descent, as trained). Every
-    other pair gets the registry's default (``spec.config``), whose ANIL rule converges from
-    any head. Keys that are missing keep the default; unknown keys are a ValueError.
+    The adaptation that repeats the training inner loop uses the backbone's inner-loop
+    settings: ``maml`` on ``maml`` / ``fomaml`` backbones (with ``first_order`` recorded, not
+    changing the predictions) and ``anil`` on ``anil`` backbones (steps and lr, plain gradient
+    descent, as trained). Every other pair gets the registry's default (``spec.config``), whose
+    ANIL rule converges from any head.
+
+    Parameters
+    ----------
+    name:
+        A registered adaptation.
+    algorithm:
+        How the backbone was trained (:data:`~metaleep.backbones.protocol.ALGORITHMS`).
+    inner:
+        Its inner-loop settings from meta-training (keys ``steps``, ``lr``, ``first_order``;
+        :attr:`~metaleep.backbones.protocol.StudyBackbone.inner`); missing keys keep the
+        default, unknown keys are a ValueError.
+
+    Returns
+    -------
+    AdaptationConfig
+        The config the study adapts with.
 
     Examples
     --------
@@ -344,7 +301,7 @@ def adaptation_settings(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """``{backbone: {adaptation: settings}}``: what a study adapts each backbone with.
 
-    ``backbones`` are :class:`~metaleep.study.runner.StudyBackbone` objects; an adaptation a
+    ``backbones`` are :class:`~metaleep.backbones.protocol.StudyBackbone` objects; an adaptation a
     backbone does not offer is left out. The settings are :func:`backbone_config`'s fields,
     and ``from_training`` says whether they are the backbone's meta-training inner loop.
     Recorded in ``study.json``, so a result says how each row was adapted.
@@ -368,7 +325,7 @@ def adaptation_settings(
                 continue
             config = backbone_config(name, backbone.algorithm, backbone.inner)
             settings[name] = {
-                **_config_kwargs(config),
+                **dataclasses.asdict(config),
                 "from_training": bool(backbone.inner)
                 and _repeats_training(name, backbone.algorithm),
             }

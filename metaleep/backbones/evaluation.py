@@ -11,9 +11,10 @@ Each method maps one episode's support set to query logits (n_q, N):
     The same over the head only, on frozen features (Raghu et al., 2020).
 ``"prototype"``
     Nearest class mean: logits ``-‖f(x) − c_k‖²`` with ``c_k`` the mean support embedding of
-    class k (Snell et al., 2017). Needs no head: the method of ProtoNet, and of the supervised
-    source model, whose Z-way head does not fit N-way episodes (a fixed-feature nearest-centroid
-    baseline, as in Chen et al., 2019, "A Closer Look at Few-shot Classification").
+    class k (Snell et al., 2017; :func:`metaleep.adapt.prototypes.prototype_logits`). Needs no
+    head: the method of ProtoNet, and of the supervised source model, whose Z-way head does not
+    fit N-way episodes (a fixed-feature nearest-centroid baseline, as in Chen et al., 2019, "A
+    Closer Look at Few-shot Classification").
 
 BatchNorm: ``"transductive"`` normalises with the statistics of the batch at hand (the support
 set while adapting, the query set as one batch when predicting), as reference MAML does;
@@ -27,13 +28,14 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, TypeAlias
 
 import numpy as np
 import torch
 from torch import nn
 
 from metaleep.adapt.inner_loop import InnerLoop
+from metaleep.adapt.prototypes import class_means, prototype_logits
 from metaleep.episodes import Episode, EpisodeSampler, EpisodeSpec
 
 if TYPE_CHECKING:
@@ -52,7 +54,15 @@ DEFAULT_METHOD: dict[str, Method] = {
 }
 """The evaluation method of each training algorithm."""
 
-__all__ = ["DEFAULT_METHOD", "METHODS", "episode_logits", "evaluate", "evaluate_episodes"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "METHODS",
+    "MeanCI",
+    "episode_logits",
+    "evaluate",
+    "evaluate_episodes",
+    "mean_ci",
+]
 
 
 @contextlib.contextmanager
@@ -77,27 +87,6 @@ def set_batch_norm(model: nn.Module, mode: str) -> None:
     model.train(mode == "transductive")
 
 
-def squared_distances(queries: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """(n, k) squared Euclidean distances between rows of ``queries`` (n, d) and ``centres``
-    (k, d).
-
-    Examples
-    --------
-    >>> squared_distances(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[1.0, 0.0]]))
-    tensor([[1.],
-            [1.]])
-    """
-    return (queries.unsqueeze(1) - centres.unsqueeze(0)).pow(2).sum(-1)
-
-
-def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, ways: int) -> torch.Tensor:
-    """(ways, d) class means of ``embeddings`` (n, d) with ``labels`` in 0..ways-1."""
-    sums = torch.zeros(ways, embeddings.shape[1], dtype=embeddings.dtype, device=embeddings.device)
-    sums.index_add_(0, labels, embeddings)
-    counts = torch.bincount(labels, minlength=ways).clamp_min(1).to(embeddings.dtype)
-    return sums / counts.unsqueeze(1)
-
-
 def episode_logits(
     model: FewShotNet,
     support: torch.Tensor,
@@ -112,7 +101,26 @@ def episode_logits(
 ) -> torch.Tensor:
     """Detached query logits (n_q, ways) of one episode after adapting on its support set.
 
-    ``model`` (a FewShotNet) is left with the weights, buffers and mode it had.
+    Parameters
+    ----------
+    model:
+        A :class:`~metaleep.backbones.models.FewShotNet`; left with the weights, buffers and
+        mode it had.
+    support, support_labels, query:
+        The episode: images (n_s, C, H, W), labels (n_s,) in 0..ways-1, images (n_q, C, H, W).
+    ways:
+        N; ``maml`` and ``anil`` need the head's N.
+    method:
+        ``"maml"``, ``"anil"`` or ``"prototype"`` (module docstring).
+    batch_norm:
+        ``"transductive"`` or ``"running"``.
+    inner_steps, inner_lr:
+        The inner loop of ``maml`` and ``anil``.
+
+    Returns
+    -------
+    torch.Tensor
+        (n_q, ways) query logits.
     """
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {', '.join(METHODS)}; got {method!r}.")
@@ -120,8 +128,8 @@ def episode_logits(
         set_batch_norm(model, batch_norm)
         if method == "prototype":
             with torch.no_grad():
-                centres = prototypes(model.features(support), support_labels, ways)
-                return -squared_distances(model.features(query), centres)
+                centres = class_means(model.features(support), support_labels, ways)
+                return prototype_logits(model.features(query), centres)
         out = model.classifier.out_features
         if out != ways:
             raise ValueError(
@@ -148,18 +156,27 @@ def _episode_tensors(
     )
 
 
-def mean_ci(accuracies: np.ndarray) -> tuple[float, float]:
+class MeanCI(NamedTuple):
+    """A mean accuracy and its 95 % confidence half-width."""
+
+    mean: float
+    """Mean accuracy in [0, 1]."""
+    half_width: float
+    """``1.96 * s / sqrt(E)`` (normal approximation; 0 for one episode)."""
+
+
+def mean_ci(accuracies: np.ndarray) -> MeanCI:
     """Mean and 95 % normal-approximation half-width ``1.96 * s / sqrt(E)`` (0 for E = 1).
 
     Examples
     --------
     >>> mean_ci(np.array([0.5, 0.7, 0.9]))
-    (0.7, 0.22...)
+    MeanCI(mean=0.7, half_width=0.22...)
     """
     values = np.asarray(accuracies, dtype=np.float64)
     if values.size < 2:
-        return float(values.mean()), 0.0
-    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
+        return MeanCI(float(values.mean()), 0.0)
+    return MeanCI(float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size)))
 
 
 def evaluate_episodes(
@@ -173,7 +190,22 @@ def evaluate_episodes(
     inner_lr: float = 0.4,
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Query accuracy of each episode, float64 (E,)."""
+    """Query accuracy of each of ``episodes`` of ``dataset``, adapted by :func:`episode_logits`.
+
+    Parameters
+    ----------
+    model, method, batch_norm, inner_steps, inner_lr:
+        As for :func:`episode_logits`.
+    dataset, episodes:
+        The images and the episodes drawn from them.
+    device:
+        Where the images go (the model's device).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 (E,), each exactly (correct queries) / n_q.
+    """
     accuracies = np.empty(len(episodes))
     for e, episode in enumerate(episodes):
         xs, ys, xq, yq = _episode_tensors(dataset, episode, device)
@@ -206,7 +238,7 @@ def evaluate(
     inner_steps: int | None = None,
     inner_lr: float | None = None,
     progress: bool = False,
-) -> tuple[float, float]:
+) -> MeanCI:
     """Mean query accuracy of a backbone over episodes of held-out classes, with a 95 % CI.
 
     Parameters
@@ -234,8 +266,9 @@ def evaluate(
 
     Returns
     -------
-    (mean, half_width):
-        Mean accuracy in [0, 1] and the 95 % confidence half-width ``1.96 s / sqrt(E)``.
+    MeanCI
+        ``(mean, half_width)``: the mean accuracy in [0, 1] and the 95 % confidence
+        half-width ``1.96 s / sqrt(E)``.
     """
     from tqdm.auto import tqdm
 

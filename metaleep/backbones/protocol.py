@@ -168,6 +168,93 @@ class StudyBackbone:
             return self.source_data is not None and self.source_classes.size > 0
         return False
 
+    def embedding_dim(self, dataset: ImageDataset | None = None) -> int:
+        """d, the width of the embedding ``features`` gives.
+
+        The linear head's input width when the model has one; else measured with one forward
+        pass (eval mode, no grad; the modes are restored) of the first image of ``dataset``
+        brought to :attr:`input`, or of a zero image of the declared ``input.shape``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from metaleep.backbones import from_module
+        >>> embed = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 7))
+        >>> from_module(features=embed, name="e", input_shape=(1, 4, 4)).embedding_dim()
+        7
+        """
+        head = self.head
+        if head is not None:
+            return int(head.in_features)
+        import torch
+
+        if dataset is not None:
+            image = self.view(dataset).batch(np.zeros(1, dtype=np.int64))
+        elif self.input.shape is not None:
+            image = torch.zeros(1, *self.input.shape)
+        else:
+            raise ValueError(
+                f"`dataset` must be given to measure the embedding of backbone {self.name!r} "
+                f"(it has no linear head and no declared input shape); got None."
+            )
+        param = next(self.model.parameters(), None)
+        if param is not None:
+            image = image.to(param.device, param.dtype)
+        modes = {name: m.training for name, m in self.model.named_modules()}
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                embedding = self.model.features(image)  # type: ignore[operator]
+        finally:
+            for name, m in self.model.named_modules():
+                m.training = modes[name]
+        return int(embedding.shape[-1])
+
+    def with_head(self, ways: int, dataset: ImageDataset | None = None) -> StudyBackbone:
+        """This backbone as whole-network adaptation starts from on ``ways``-way episodes.
+
+        The one rule for the head a fine-tuned network starts from: its own meta-learned head
+        when that has ``ways`` outputs (:attr:`head_ways`); otherwise (a supervised source
+        classifier over Z labels, even when Z equals ``ways``; an embedding network; a
+        meta-learned head of another N) a fresh zero ``Linear(d, ways)``
+        (:func:`metaleep.adapt.network.fresh_head`, d = :meth:`embedding_dim`, measured on
+        ``dataset`` when the model has no linear head). The runner adapts through it and the
+        settings grid fine-tunes it.
+
+        Returns
+        -------
+        StudyBackbone
+            Itself when its head fits; else a copy with a deep-copied model whose
+            ``classifier`` is the zero head (in the model's dtype and on its device), its
+            fingerprint suffixed ``+zero-head-N`` and its origin saying so. The model of this
+            backbone is not changed.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from metaleep.backbones import from_module
+        >>> embed = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 7))
+        >>> backbone = from_module(features=embed, name="e", input_shape=(1, 4, 4))
+        >>> head = backbone.with_head(5).head
+        >>> tuple(head.weight.shape), head.weight.abs().sum().item(), backbone.head is None
+        ((5, 7), 0.0, True)
+        """
+        if self.head_ways == ways:
+            return self
+        from metaleep.adapt.network import fresh_head
+        from metaleep.adapt.spec import module_dtype_device
+
+        dim = self.embedding_dim(dataset)
+        model = copy.deepcopy(self.model)
+        dtype, device = module_dtype_device(model)
+        model.classifier = fresh_head(dim, ways, init="zero", dtype=dtype, device=device)
+        return replace(
+            self,
+            model=model,
+            fingerprint=f"{self.fingerprint}+zero-head-{ways}",
+            origin=f"{self.origin}; fine-tuned from a fresh zero {ways}-way head".lstrip("; "),
+        )
+
     def offers_adaptation(self, name: str, ways: int) -> bool:
         """Whether adaptation ``name`` applies to this backbone on a ``ways``-way episode."""
         if name == "maml":

@@ -58,6 +58,7 @@ import torch.nn.functional as F
 
 import metaleep
 from metaleep.adapt.inner_loop import InnerLoop, functional_forward, private_buffers
+from metaleep.adapt.prototypes import class_means, prototype_logits
 from metaleep.backbones.checkpoint import (
     BACKBONE_FILE,
     TRAINING_FILE,
@@ -69,13 +70,7 @@ from metaleep.backbones.checkpoint import (
     write_checkpoint,
 )
 from metaleep.backbones.config import TrainConfig
-from metaleep.backbones.evaluation import (
-    DEFAULT_METHOD,
-    evaluate_episodes,
-    mean_ci,
-    prototypes,
-    squared_distances,
-)
+from metaleep.backbones.evaluation import DEFAULT_METHOD, evaluate_episodes, mean_ci
 from metaleep.backbones.models import FewShotNet, build_backbone
 from metaleep.data.base import ImageDataset
 from metaleep.episodes import EpisodeSampler, EpisodeSpec
@@ -293,8 +288,8 @@ class _Trainer:
         self, xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, yq: torch.Tensor
     ):
         embedded = self.model.features(torch.cat([xs, xq]))
-        centres = prototypes(embedded[: xs.shape[0]], ys, self.config.ways)
-        return F.cross_entropy(-squared_distances(embedded[xs.shape[0] :], centres), yq)
+        centres = class_means(embedded[: xs.shape[0]], ys, self.config.ways)
+        return F.cross_entropy(prototype_logits(embedded[xs.shape[0] :], centres), yq)
 
     def _episodic_step(self, step: int) -> float:
         loss_fn = {

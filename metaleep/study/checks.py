@@ -2,9 +2,9 @@
 
 :func:`check_study` runs after the data, the suite and the backbones are loaded and before any
 backbone output is computed or anything is written. It refuses, with the option's name, what
-was expected and what was got:
+was expected and what was got (the names of adaptations, metrics and dummy-label modes are
+checked once, by :class:`~metaleep.study.config.StudyConfig` itself):
 
-- adaptations and metrics that do not exist;
 - a backbone that would give no row at all: none of the requested dummy-label modes, or none of
   the requested adaptations, applies to it on the suite's episodes;
 - a backbone that cannot take the data's images (a probe forward pass on two images, through
@@ -25,17 +25,6 @@ if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.spec import Episode
     from metaleep.study.config import StudyConfig
-
-
-def check_adaptations(names: Sequence[str], flag: str = "adaptations") -> None:
-    """Every name is a registered adaptation (``metaleep.adapt.registry.ADAPTATIONS``)."""
-    from metaleep.adapt.registry import ADAPTATIONS
-
-    unknown = [n for n in names if n not in ADAPTATIONS]
-    if unknown:
-        raise ValueError(
-            f"`{flag}` must name from {', '.join(sorted(ADAPTATIONS))}; got {', '.join(unknown)}."
-        )
 
 
 def probe(backbone: StudyBackbone, dataset: ImageDataset) -> int:
@@ -95,10 +84,20 @@ def check_study(
 ) -> None:
     """Refuse a study that would fail or give no rows (see the module docstring).
 
-    ``adapt=False`` checks a scores-only run (:func:`metaleep.score`): no adaptation needed.
+    Parameters
+    ----------
+    config:
+        The study's configuration (its names already checked by the class).
+    dataset, episodes, backbones:
+        What it will run on, loaded.
+    adapt:
+        False checks a scores-only run (:func:`metaleep.score`): no adaptation needed.
+
+    Raises
+    ------
+    ValueError
+        Naming the option, what was expected and what was got.
     """
-    if adapt:
-        check_adaptations(config.adaptations)
     if not episodes:
         raise ValueError("`episodes` must hold at least one episode; got an empty suite.")
     ways = sorted({ep.ways for ep in episodes})

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from metaleep.data.spec import DATA_HELP
-from metaleep.study.checks import check_adaptations
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
 
 if TYPE_CHECKING:
@@ -285,7 +284,6 @@ def run(
             device=device,
         )
         config.resolved_device()
-        check_adaptations(config.adaptations, flag="--adaptations")
         # Only a valid configuration samples its suite into --out.
         suite_name, first = resolve_suite(
             suite,

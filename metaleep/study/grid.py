@@ -28,7 +28,6 @@ The grid itself is declared by a :class:`~metaleep.study.grid_config.GridConfig`
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -38,7 +37,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pandas as pd
 
 from metaleep.study.grid_config import GridConfig
@@ -46,7 +44,6 @@ from metaleep.study.grid_config import GridConfig
 if TYPE_CHECKING:
     from metaleep.analysis.grid import GridAnalysis
     from metaleep.backbones.protocol import StudyBackbone
-    from metaleep.data.base import ImageDataset
 
 log = logging.getLogger(__name__)
 
@@ -83,39 +80,6 @@ class GridResult:
     report: Path | None
     seconds: float
     notes: list[str] = field(default_factory=list)
-
-
-def _finetune_variant(backbone: StudyBackbone, ways: int, dataset: ImageDataset) -> StudyBackbone:
-    """``backbone`` for fine-tuning on ``ways``-way episodes: itself when its meta-learned head
-    fits, else a copy whose head is a fresh zero ``Linear(d, ways)``."""
-    import torch
-    from torch import nn
-
-    if backbone.head_ways == ways:
-        return backbone
-    model = copy.deepcopy(backbone.model)
-    head = backbone.head
-    param = next(model.parameters())
-    if head is not None:
-        dim = int(head.in_features)
-    else:  # an embedding network: its output size, from one image
-        image = backbone.view(dataset).batch(np.zeros(1, dtype=np.int64))
-        training = model.training
-        model.eval()
-        with torch.no_grad():
-            embedding = model.features(image.to(param.device, param.dtype))  # type: ignore[operator]
-        model.train(training)
-        dim = int(embedding.shape[1])
-    fresh = nn.Linear(dim, ways).to(param.device, param.dtype)
-    nn.init.zeros_(fresh.weight)
-    nn.init.zeros_(fresh.bias)
-    model.classifier = fresh
-    return replace(
-        backbone,
-        model=model,
-        fingerprint=f"{backbone.fingerprint}+zero-head-{ways}",
-        origin=f"{backbone.origin}; fine-tuned from a fresh zero {ways}-way head".lstrip("; "),
-    )
 
 
 _ADAPTED = ("accuracy", "loss", "support_loss", "start_logit_std", "seconds_adapt")
@@ -258,7 +222,7 @@ def run_grid(
                     "ways; one fresh head cannot serve them)"
                 )
             else:
-                variants = [_finetune_variant(b, ways[0], dataset) for b in loaded]
+                variants = [b.with_head(ways[0], dataset) for b in loaded]
                 tuned = run_study(
                     replace(
                         base,

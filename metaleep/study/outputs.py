@@ -10,7 +10,8 @@ gather their rows. Dummy-label modes (what plays θ(x) in LEEP):
     softmax of the supervised source classifier over its Z source classes.
 ``prototypes``
     ``softmax(-‖f(x) − μ_z‖² / T)`` over the prototypes μ_z (mean embeddings) of the source
-    (background) classes: works for any embedding backbone, e.g. ProtoNet. ``T`` is the
+    (background) classes (:func:`metaleep.adapt.prototypes.prototype_logits`, in float64):
+    works for any embedding backbone, e.g. ProtoNet. ``T`` is the
     temperature; ``T = None`` takes the median squared distance to the nearest prototype over
     the source images, which makes the distribution scale-free.
 """
@@ -21,7 +22,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 
@@ -176,28 +177,18 @@ def embed(
     return torch.cat(chunks)
 
 
-def prototype_logits(
-    features: torch.Tensor, prototypes: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """``-‖f − μ_z‖² / T`` for every feature row and prototype, shape (U, Z).
-
-    Examples
-    --------
-    >>> import torch
-    >>> f = torch.tensor([[0.0, 0.0], [1.0, 1.0]]); mu = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
-    >>> prototype_logits(f, mu, 2.0).tolist()
-    [[-0.0, -2.0], [-1.0, -1.0]]
-    """
-    import torch
-
-    if not temperature > 0:
-        raise ValueError(f"`temperature` must be > 0; got {temperature!r}.")
-    # In place, the same values as -cdist(f, mu).pow(2) / T bit for bit, one pass less.
-    return torch.cdist(features.double(), prototypes.double()).square_().div_(-temperature)
-
-
 _DISTANCE_ROWS = 1024
 """Rows per block of the nearest-prototype distances (1024 x 762 float64: 6 MB)."""
+
+
+class SourcePrototypes(NamedTuple):
+    """The source classes' prototypes and the scale of their distances."""
+
+    prototypes: torch.Tensor
+    """float64 (Z, d): the mean embedding of each source class."""
+    scale: float
+    """The median squared distance of the source images to their nearest prototype: the
+    temperature of the ``prototypes`` dummy labels unless one is given."""
 
 
 def source_prototypes(
@@ -207,10 +198,26 @@ def source_prototypes(
     *,
     device: str = "cpu",
     per_class: int | None = None,
-) -> tuple[torch.Tensor, float]:
+) -> SourcePrototypes:
     """Mean embedding of each source class, and the median squared nearest-prototype distance.
 
-    ``per_class`` limits the images used per class (first ones by index) to bound the cost.
+    Parameters
+    ----------
+    model:
+        The backbone's module (``features`` is used, in its current mode, without grad).
+    dataset:
+        The source data, brought to the model's input.
+    classes:
+        The source class ids (of ``dataset``), Z of them: the prototypes' order.
+    device:
+        Where the forward passes run.
+    per_class:
+        At most this many images per class (the first by index), to bound the cost; None: all.
+
+    Returns
+    -------
+    SourcePrototypes
+        ``(prototypes (Z, d) float64, scale)``.
     """
     import torch
 
@@ -234,7 +241,7 @@ def source_prototypes(
         ]
     ).square()
     scale = float(nearest.median().clamp_min(1e-12))
-    return prototypes, scale
+    return SourcePrototypes(prototypes, scale)
 
 
 def compute_outputs(
@@ -260,6 +267,8 @@ def compute_outputs(
 
     import torch
 
+    from metaleep.adapt.prototypes import prototype_logits
+
     start = time.perf_counter()
     referenced = np.asarray(images, dtype=np.int64).reshape(-1)
     images = np.unique(referenced)
@@ -275,7 +284,9 @@ def compute_outputs(
             elif mode == "prototypes":
                 if prototypes is None:
                     raise ValueError("`prototypes` must be given for dummy mode 'prototypes'.")
-                out = prototype_logits(features, prototypes.to(device), temperature)
+                out = prototype_logits(
+                    features.double(), prototypes.to(device).double(), temperature=temperature
+                )
                 logits[mode] = out.cpu().numpy()
             else:
                 raise ValueError(

@@ -19,7 +19,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,6 +41,8 @@ from metaleep.study.outputs import (
 from metaleep.study.store import ResultStore, StudyInterrupted, StudyLock
 
 if TYPE_CHECKING:
+    from metaleep.adapt.common import BatchAdaptationResult
+    from metaleep.adapt.registry import AdaptationConfig, AdaptationSpec
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.manifest import Suite
 
@@ -148,6 +150,36 @@ _MODEL_BATCH_BYTES = 256 << 20
 chunk of 28x28 glyphs; 30 episodes of 100 84x84 RGB images)."""
 
 
+ADAPTED_COLUMNS = ("accuracy", "loss", "support_loss", "start_logit_std")
+"""The table's columns that one adaptation fills per episode."""
+
+
+@dataclass(frozen=True)
+class AdaptedEpisodes:
+    """One adaptation's outcome on a group of E episodes of one shape.
+
+    Attributes
+    ----------
+    accuracy, loss, support_loss, start_logit_std:
+        float64 arrays (E,): the table's columns (:data:`ADAPTED_COLUMNS`; see
+        :class:`~metaleep.adapt.common.AdaptationResult`).
+    seconds:
+        Wall time of adapting the E episodes.
+    """
+
+    accuracy: np.ndarray
+    loss: np.ndarray
+    support_loss: np.ndarray
+    start_logit_std: np.ndarray
+    seconds: float
+
+    @classmethod
+    def from_result(cls, result: BatchAdaptationResult, seconds: float) -> AdaptedEpisodes:
+        """The columns of ``result`` as float64 arrays."""
+        arrays = {c: np.asarray(getattr(result, c), dtype=np.float64) for c in ADAPTED_COLUMNS}
+        return cls(**arrays, seconds=seconds)
+
+
 def _adapt_episodes(
     adaptations: Sequence[str],
     outputs: BackboneOutputs,
@@ -155,84 +187,88 @@ def _adapt_episodes(
     dataset: ImageDataset,
     episodes: Sequence[Episode],
     device: str,
-) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]]:
-    """``{adaptation: (accuracy, loss, support_loss, start_logit_std, seconds)}``, arrays (E,),
-    for episodes of one shape."""
-    import torch
+) -> dict[str, AdaptedEpisodes]:
+    """Every adaptation of ``adaptations`` on ``episodes`` (all of one shape), by name."""
+    from metaleep.adapt.registry import backbone_config, get_adaptation
 
-    from metaleep.adapt.registry import (
-        BatchAdaptationResult,
-        FinetuneConfig,
-        backbone_config,
-        get_adaptation,
-        head_parameters,
-    )
-
-    ways = episodes[0].ways
-    support = np.stack([ep.support for ep in episodes])
-    query = np.stack([ep.query for ep in episodes])
-    ys = torch.as_tensor(np.stack([ep.support_labels for ep in episodes]))
-    yq = torch.as_tensor(np.stack([ep.query_labels for ep in episodes]))
-    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]] = {}
+    out: dict[str, AdaptedEpisodes] = {}
     for name in adaptations:
         spec = get_adaptation(name)
         config = backbone_config(name, backbone.algorithm, backbone.inner)
-        if (
-            isinstance(config, FinetuneConfig)
-            and config.head == "meta"
-            and backbone.head_ways != ways
-        ):
-            # Fine-tuning from the meta-learned head needs one of this width; a supervised
-            # classifier, an embedding network or a MAML head of other N start from a zero head.
-            config = replace(config, head="zero")
         start = time.perf_counter()
-        if spec.needs_model:
-            # Many episodes per call: one copy of the network for them (MAML: the lean inner
-            # loop on the CPU, vmap over episodes on a GPU); as many as fit in the image budget.
-            model = backbone.model.to(device)
-            dtype = parameter_dtype(model)
-            per_episode = (support.shape[1] + query.shape[1]) * int(np.prod(dataset.image_shape))
-            per_call = max(1, _MODEL_BATCH_BYTES // (per_episode * dtype.itemsize))
-            parts = []
-            for lo in range(0, len(episodes), per_call):
-                part = slice(lo, lo + per_call)
-                s_idx, q_idx = support[part], query[part]
-                images = dataset.batch(np.concatenate([s_idx.reshape(-1), q_idx.reshape(-1)]))
-                images = images.to(device, dtype)
-                sx = images[: s_idx.size].view(*s_idx.shape, *images.shape[1:])
-                qx = images[s_idx.size :].view(*q_idx.shape, *images.shape[1:])
-                parts.append(
-                    spec.run_batch(
-                        model,
-                        sx,
-                        ys[part].to(device),
-                        qx,
-                        yq[part].to(device),
-                        ways=ways,
-                        config=config,
-                    )
-                )
-            batch = BatchAdaptationResult(
-                accuracy=np.concatenate([b.accuracy for b in parts]),
-                loss=np.concatenate([b.loss for b in parts]),
-                logits=parts[0].logits,  # not used
-                support_loss=np.concatenate([b.support_loss for b in parts]),
-                start_logit_std=np.concatenate([b.start_logit_std for b in parts]),
-            )
-        else:
-            sf = torch.as_tensor(outputs.gather_features(support), device=device)
-            qf = torch.as_tensor(outputs.gather_features(query), device=device)
-            head = None
-            if spec.needs_head:
-                weight, bias = head_parameters(backbone.model)
-                head = (weight.detach().double().to(device), bias.detach().double().to(device))
-            batch = spec.run_batch(
-                sf, ys.to(device), qf, yq.to(device), ways=ways, config=config, head=head
-            )
-        values = (batch.accuracy, batch.loss, batch.support_loss, batch.start_logit_std)
-        arrays = [np.asarray(v, dtype=np.float64) for v in values]
-        out[name] = (*arrays, time.perf_counter() - start)  # type: ignore[assignment]
+        adapt = _adapt_model if spec.needs_model else _adapt_features
+        result = adapt(spec, config, outputs, backbone, dataset, episodes, device)
+        out[name] = AdaptedEpisodes.from_result(result, time.perf_counter() - start)
     return out
+
+
+def _labels(episodes: Sequence[Episode], device: str) -> tuple[Any, Any]:
+    import torch
+
+    support = np.stack([ep.support_labels for ep in episodes])
+    query = np.stack([ep.query_labels for ep in episodes])
+    return torch.as_tensor(support, device=device), torch.as_tensor(query, device=device)
+
+
+def _adapt_features(
+    spec: AdaptationSpec,
+    config: AdaptationConfig,
+    outputs: BackboneOutputs,
+    backbone: StudyBackbone,
+    dataset: ImageDataset,
+    episodes: Sequence[Episode],
+    device: str,
+) -> BatchAdaptationResult:
+    """A feature-based adaptation of all ``episodes`` in one call, on the cached features."""
+    import torch
+
+    from metaleep.adapt.head import head_parameters
+
+    ys, yq = _labels(episodes, device)
+    sf = torch.as_tensor(outputs.gather_features(np.stack([ep.support for ep in episodes])))
+    qf = torch.as_tensor(outputs.gather_features(np.stack([ep.query for ep in episodes])))
+    head = None
+    if spec.needs_head:
+        weight, bias = head_parameters(backbone.model)
+        head = (weight.detach().double().to(device), bias.detach().double().to(device))
+    return spec.run_batch(
+        sf.to(device), ys, qf.to(device), yq, ways=episodes[0].ways, config=config, head=head
+    )
+
+
+def _adapt_model(
+    spec: AdaptationSpec,
+    config: AdaptationConfig,
+    outputs: BackboneOutputs,
+    backbone: StudyBackbone,
+    dataset: ImageDataset,
+    episodes: Sequence[Episode],
+    device: str,
+) -> BatchAdaptationResult:
+    """A whole-network adaptation of ``episodes``: many per call, one copy of the network for
+    them (MAML: the lean inner loop on the CPU, vmap over episodes on a GPU), as many as fit in
+    the image budget. The network starts from :meth:`StudyBackbone.with_head`: its own head
+    when it fits the episodes, else a fresh zero one."""
+    from metaleep.adapt.common import BatchAdaptationResult
+
+    ways = episodes[0].ways
+    model = backbone.with_head(ways, dataset).model.to(device)
+    dtype = parameter_dtype(model)
+    support = np.stack([ep.support for ep in episodes])
+    query = np.stack([ep.query for ep in episodes])
+    ys, yq = _labels(episodes, device)
+    per_episode = (support.shape[1] + query.shape[1]) * int(np.prod(dataset.image_shape))
+    per_call = max(1, _MODEL_BATCH_BYTES // (per_episode * dtype.itemsize))
+    parts = []
+    for lo in range(0, len(episodes), per_call):
+        part = slice(lo, lo + per_call)
+        s_idx, q_idx = support[part], query[part]
+        images = dataset.batch(np.concatenate([s_idx.reshape(-1), q_idx.reshape(-1)]))
+        images = images.to(device, dtype)
+        sx = images[: s_idx.size].view(*s_idx.shape, *images.shape[1:])
+        qx = images[s_idx.size :].view(*q_idx.shape, *images.shape[1:])
+        parts.append(spec.run_batch(model, sx, ys[part], qx, yq[part], ways=ways, config=config))
+    return BatchAdaptationResult.concat(parts)
 
 
 def evaluate_chunk(
@@ -289,7 +325,7 @@ def _group_rows(
     alphabets: Callable[[Episode], list[str]],
     scores: dict[str, dict[str, np.ndarray]],
     metric_seconds: float,
-    adapted: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]],
+    adapted: dict[str, AdaptedEpisodes],
     metrics: Sequence[str],
 ) -> pd.DataFrame:
     """The table rows of one group of episodes of one shape: episode-major, then dummy mode,
@@ -325,12 +361,11 @@ def _group_rows(
     for name in metrics:
         table = np.stack([np.asarray(scores[m][name], dtype=np.float64) for m in modes], 1)
         columns[name] = by_episode_and_mode(table)
-    adapted_columns = ("accuracy", "loss", "support_loss", "start_logit_std")
-    for part, key in enumerate(adapted_columns):
-        table = np.stack([np.asarray(adapted[a][part], dtype=np.float64) for a in methods], 1)
+    for key in ADAPTED_COLUMNS:
+        table = np.stack([getattr(adapted[a], key) for a in methods], 1)
         columns[key] = by_episode_and_method(table)
     columns["seconds_metrics"] = np.full(n_rows, metric_seconds / n_ep)
-    seconds = np.array([adapted[a][4] / n_ep for a in methods])
+    seconds = np.array([adapted[a].seconds / n_ep for a in methods])
     columns["seconds_adapt"] = np.tile(seconds, n_ep * n_modes)
     return pd.DataFrame(columns)
 

@@ -150,11 +150,11 @@ def summarize_scores(
 
     Returns
     -------
-    (summary, ranking):
-        ``summary``: one row per (backbone, dummy, metric) with ``mean``, ``ci_low``,
-        ``ci_high``, ``episodes``. ``ranking``: one row per (backbone, dummy), best first, with
-        ``rank`` and the mean and CI of ``rank_by`` (higher is better for every registry
-        metric but those declared lower-is-better, whose order is reversed).
+    tuple[pandas.DataFrame, pandas.DataFrame]
+        ``(summary, ranking)``. ``summary``: one row per (backbone, dummy, metric) with
+        ``mean``, ``ci_low``, ``ci_high``, ``episodes``. ``ranking``: one row per (backbone,
+        dummy), best first, with ``rank`` and the mean and CI of ``rank_by`` (higher is better
+        for every registry metric but those declared lower-is-better, whose order is reversed).
     """
     from scipy import stats
 

@@ -12,13 +12,7 @@ import torch
 
 from metaleep.backbones.checkpoint import Backbone
 from metaleep.backbones.config import TrainConfig
-from metaleep.backbones.evaluation import (
-    episode_logits,
-    evaluate,
-    mean_ci,
-    prototypes,
-    squared_distances,
-)
+from metaleep.backbones.evaluation import episode_logits, evaluate, mean_ci
 from metaleep.backbones.models import build_backbone
 from metaleep.backbones.testing import ToySplit
 from metaleep.data.base import ImageDataset
@@ -31,20 +25,6 @@ def _backbone(algorithm: str, ways: int = 3) -> Backbone:
     return Backbone(
         model, config, np.arange(12), "toy@x", {"name": "toy", "hash": "0"}, algorithm, 0, 0
     )
-
-
-def test_prototype_logits_match_a_naive_loop() -> None:
-    gen = torch.Generator().manual_seed(0)
-    support, query = torch.randn(6, 4, generator=gen), torch.randn(5, 4, generator=gen)
-    labels = torch.tensor([2, 0, 1, 0, 2, 2])
-    centres = prototypes(support, labels, 3)
-    logits = -squared_distances(query, centres)
-    for k in range(3):
-        members = [support[i] for i in range(6) if labels[i] == k]
-        centre = sum(members) / len(members)
-        for q in range(5):
-            expected = -sum(float(query[q, j] - centre[j]) ** 2 for j in range(4))
-            assert math.isclose(float(logits[q, k]), expected, rel_tol=1e-5)
 
 
 def test_mean_ci_against_the_formula() -> None:
