@@ -619,7 +619,7 @@ def forest_plot(
     palette = colormaps["tab10" if len(series) <= 10 else "tab20"]
     n_series = len(series)
     step = min(0.22, 0.8 / max(n_series, 1))
-    row_height = max(0.3, step * n_series * 0.62)
+    row_height = max(0.3, step * n_series * 0.55)
     fig = new_figure(width, 0.95 + row_height * len(shown))
     axes = fig.subplots(1, len(facets), sharey=True, squeeze=False)[0]
     cells = {
