@@ -317,6 +317,8 @@ def _sentence(rec: Mapping[str, object], *, markup: bool) -> str:
         diff = _ci_text(rec, "difference", "difference_ci_low", "difference_ci_high")
         return f"{text}, and beats {base} (r = {_num(rec['baseline_r']):.2f}) by {diff}."
     base_ci = _ci_text(rec, "baseline_r", "baseline_ci_low", "baseline_ci_high")
+    if _num(rec["difference"]) > 0:
+        return f"{text}, above {base} (r = {base_ci}) but not significantly."
     return f"{text}, but does not beat {base} (r = {base_ci})."
 
 

@@ -128,8 +128,16 @@ def test_verdict_says_best_metric_r_ci_and_baseline(analysis: StudyAnalysis) -> 
     for sentence, rec in zip(sentences, analysis.verdict.to_dict("records"), strict=True):
         assert sentence.startswith(f"{rec['backbone']} / head / maml: **")
         assert f"r = {rec['r']:.2f} [{rec['ci_low']:.2f}, {rec['ci_high']:.2f}]" in sentence
-        word = "and beats centroid LOO" if rec["beats"] else "but does not beat centroid LOO"
+        if rec["beats"]:
+            word = "and beats centroid LOO"
+        elif rec["difference"] > 0:
+            word = "above centroid LOO"
+        else:
+            word = "but does not beat centroid LOO"
         assert word in sentence
+        assert sentence.endswith(" but not significantly.") == (
+            not rec["beats"] and rec["difference"] > 0
+        )
     plain = verdict_sentences(analysis, markup=False)
     assert "**" not in "".join(plain) and len(plain) == 2
     text = headline(analysis, markup=False)
@@ -359,3 +367,32 @@ def test_scatter_grid_marks_constant_panels() -> None:
     assert all(t.startswith("LEEP\nr = ") for t in titles[::2])
     with pytest.raises(ValueError, match=re.escape("`rows` must be columns of `table`")):
         scatter_grid(part, rows=["nosuch"])
+
+
+def test_each_kind_of_verdict_in_words() -> None:
+    from metaleep.report.page import _sentence
+
+    base = {"best": "leep", "r": 0.6, "ci_low": 0.5, "ci_high": 0.7, "baseline": "centroid_loo",
+            "baseline_r": 0.3, "baseline_ci_low": 0.2, "baseline_ci_high": 0.4,
+            "difference": 0.3, "difference_ci_low": 0.1, "difference_ci_high": 0.5,
+            "beats": True, "note": ""}  # fmt: skip
+    say = lambda **changes: _sentence({**base, **changes}, markup=False)  # noqa: E731
+    assert say() == (
+        "LEEP is best, r = 0.60 [0.50, 0.70], and beats centroid LOO (r = 0.30) by "
+        "0.30 [0.10, 0.50]."
+    )
+    assert say(beats=False, difference_ci_low=-0.1) == (
+        "LEEP is best, r = 0.60 [0.50, 0.70], above centroid LOO (r = 0.30 [0.20, 0.40]) but "
+        "not significantly."
+    )
+    assert say(beats=False, baseline_r=0.65, difference=-0.05) == (
+        "LEEP is best, r = 0.60 [0.50, 0.70], but does not beat centroid LOO "
+        "(r = 0.65 [0.20, 0.40])."
+    )
+    assert say(beats=False, baseline_r=math.nan, note="centroid_loo: constant metric") == (
+        "LEEP is best, r = 0.60 [0.50, 0.70]; centroid LOO has no r here (constant metric)."
+    )
+    assert say(baseline="") == "LEEP is best, r = 0.60 [0.50, 0.70]."
+    assert say(best="", note="no metric has a correlation here (constant metric)") == (
+        "no metric has a correlation here (constant metric)."
+    )
