@@ -493,8 +493,7 @@ def run_study(
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"`n_boot` must be a positive integer; got {n_boot!r}.")
-    from tqdm.auto import tqdm
-
+    from metaleep._optional import progress_bar as tqdm
     from metaleep.adapt.registry import adaptation_settings
     from metaleep.study.loading import load_study_inputs
 
