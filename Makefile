@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.metaleep-install
 export MPLBACKEND ?= Agg
 
-.PHONY: install run grid grid-quick test lint typecheck pytest bench fuzz clean
+.PHONY: install run grid grid-quick test lint typecheck pytest bench fuzz notebooks clean
 
 install: $(STAMP)
 
@@ -42,6 +42,11 @@ fuzz: install
 
 bench: install
 	$(PY) benchmarks/run_all.py
+
+# Execute the notebooks top to bottom and store them with their outputs (a few minutes; their
+# studies write under runs/). Only clean outputs are written: no warning, no machine path.
+notebooks: install
+	$(PY) tools/run_notebooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

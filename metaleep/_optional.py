@@ -2,15 +2,61 @@
 
 learn2learn (the ``l2l`` extra) is needed only to build learn2learn's own architectures
 (``omniglot-cnn``, ``cnn4``, ``resnet12``); metrics, studies, training of metaleep's own
-architectures and the CLI work without it.
+architectures and the CLI work without it. It imports gym, which prints a notice about NumPy 2
+to stderr on import: :func:`require_learn2learn` drops that notice (nothing else).
+
+ipywidgets makes tqdm's notebook bar work; without it ``tqdm.auto`` warns "IProgress not
+found" in a notebook, so :func:`progress_bar` takes the text bar there instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
+import sys
+import warnings
 from types import ModuleType
+from typing import Any
 
-__all__ = ["L2L_HINT", "require_learn2learn"]
+__all__ = ["L2L_HINT", "progress_bar", "require_learn2learn"]
+
+_GYM_NOTICE = "Gym has been unmaintained"
+"""How gym's import-time notice (from the ``gym_notices`` package) begins."""
+
+
+def progress_bar(*args: Any, **kwargs: Any) -> Any:
+    """A tqdm bar: the notebook bar where it can be drawn (ipywidgets installed), else the
+    text bar; arguments as :class:`tqdm.tqdm`'s.
+
+    Examples
+    --------
+    >>> bar = progress_bar(total=3, disable=True)
+    >>> bar.update(3); bar.close()
+    """
+    try:
+        importlib.import_module("ipywidgets")
+    except ImportError:
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
+    return tqdm(*args, **kwargs)
+
+
+def _quiet_import(name: str) -> ModuleType:
+    """``import name`` with gym's NumPy-2 notice and its deprecation warnings left out; any
+    other text the import writes to stderr is passed on."""
+    caught = io.StringIO()
+    with contextlib.redirect_stderr(caught), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"gym(\.|$)")
+        warnings.filterwarnings("ignore", message=".*np.bool8.*", category=DeprecationWarning)
+        try:
+            return importlib.import_module(name)
+        finally:
+            text = caught.getvalue()
+            if text and not text.startswith(_GYM_NOTICE):
+                sys.stderr.write(text)
+
 
 L2L_HINT = (
     "learn2learn 0.2.0 (the `metaleep[l2l]` extra) has no wheel on PyPI and its sdist does not "
@@ -40,7 +86,7 @@ def require_learn2learn(what: str) -> ModuleType:
     ImportError: arch 'cnn4' needs learn2learn, which could not be imported (...). learn2learn ...
     """
     try:
-        return importlib.import_module("learn2learn")
+        return _quiet_import("learn2learn")
     except ImportError as err:
         raise ImportError(
             f"{what} needs learn2learn, which could not be imported ({err}). {L2L_HINT}."

@@ -1,6 +1,8 @@
 """The ``metaleep`` command line: a thin typer layer, one library call per command.
 
-Each subpackage owns its commands in a ``cli`` module; this module only assembles them.
+Each subpackage owns its commands in a ``cli`` module; this module only assembles them, each
+under the one convention of :mod:`metaleep._cli` (exit 2 for a usage or configuration error,
+1 for a failure, 130 for an interruption; options named as flags).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from metaleep import __version__
+from metaleep._cli import command
 from metaleep.backbones import cli as backbones_cli
 from metaleep.data import cli as data_cli
 from metaleep.episodes import cli as episodes_cli
@@ -40,11 +43,11 @@ def _root(
 
 app.add_typer(episodes_cli.app, name="episodes")
 app.add_typer(data_cli.app, name="data")
-app.command(name="run")(study_cli.run)
-app.command(name="score")(study_cli.score)
-app.command(name="grid")(grid_cli.grid)
-app.command(name="export")(backbones_cli.export)
-app.command(name="train")(backbones_cli.train)
+app.command(name="run")(command("run")(study_cli.run))
+app.command(name="score")(command("score")(study_cli.score))
+app.command(name="grid")(command("grid")(grid_cli.grid))
+app.command(name="export")(command("export")(backbones_cli.export))
+app.command(name="train")(command("train")(backbones_cli.train))
 
 
 def main() -> None:

@@ -119,3 +119,46 @@ def test_cli_help_without_learn2learn(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     for command in ("run", "train", "episodes", "data"):
         assert command in result.stdout
+
+
+def test_learn2learn_is_imported_without_gym_notice(tmp_path):
+    """gym prints a notice about NumPy 2 to stderr when imported; metaleep's import of
+    learn2learn drops it (and only it), so notebooks and commands stay quiet."""
+    pytest.importorskip("learn2learn")
+    script = tmp_path / "quiet.py"
+    script.write_text(
+        "import sys\n"
+        "from metaleep.backbones import import_learn2learn\n"
+        "l2l = import_learn2learn()\n"
+        "print(l2l.__name__)\n"
+        "print('other text', file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "default", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=_environment(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "learn2learn\n"
+    assert done.stderr == "other text\n"
+
+
+def test_progress_bar_is_the_text_bar_without_ipywidgets(tmp_path):
+    """Without ipywidgets tqdm.auto's notebook bar warns 'IProgress not found'; the bar metaleep
+    uses is then the text bar."""
+    from tqdm.std import tqdm
+
+    from metaleep._optional import progress_bar
+
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        bar = progress_bar(total=2, disable=True)
+        assert type(bar) is tqdm
+    else:  # pragma: no cover - with ipywidgets the notebook bar is fine
+        from tqdm.auto import tqdm as auto
+
+        assert isinstance(progress_bar(total=2, disable=True), auto)

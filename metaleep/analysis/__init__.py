@@ -5,7 +5,12 @@
 - :mod:`metaleep.analysis.selection`: source-model selection (does a metric pick the backbone
   that adapts best to each episode?);
 - :mod:`metaleep.analysis.grid`: the grid's per-setting correlations, wins, their stability and
-  per-target source selection.
+  per-target source selection;
+- :mod:`metaleep.analysis.baseline`: each metric against the free baseline (familywise), and
+  each group's best metric;
+- :mod:`metaleep.analysis.accuracy`: the accuracy of each adaptation and its convergence;
+- :mod:`metaleep.analysis.study`: all of a study's analyses in one result object,
+  :class:`~metaleep.analysis.study.StudyAnalysis`, which the report renders.
 
 It reads tables and returns frames; rendering them is :mod:`metaleep.report`'s job.
 """

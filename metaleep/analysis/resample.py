@@ -312,8 +312,9 @@ def weighted_tau(x: npt.ArrayLike, y: npt.ArrayLike) -> npt.NDArray[np.float64]:
     # Left-out items weigh 0 and sit where they do not move anyone's rank (their count is 0).
     xs = np.where(valid, xs, -np.inf)
     ys = np.where(valid, ys, -np.inf)
-    sx = np.sign(xs[:, :, None] - xs[:, None, :])
-    sy = np.sign(ys[:, :, None] - ys[:, None, :])
+    with np.errstate(invalid="ignore"):  # -inf - -inf between two left-out items: masked next
+        sx = np.sign(xs[:, :, None] - xs[:, None, :])
+        sy = np.sign(ys[:, :, None] - ys[:, None, :])
     sx = np.where(valid[:, :, None] & valid[:, None, :], sx, 0.0)
     sy = np.where(valid[:, :, None] & valid[:, None, :], sy, 0.0)
     q = np.einsum("eij,eij,ej->ei", sx, sy, w)

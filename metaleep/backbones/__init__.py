@@ -12,6 +12,7 @@ Public API (imported lazily: ``import metaleep.backbones`` does not import torch
     default_backbones(algorithms=("maml", "supervised", "protonet"), ...) -> dict[str, Backbone]
     from_module(module, *, name, features=None, head=None, algorithm=None, ...) -> StudyBackbone
     save_backbone(backbone, path, factory="FILE.py:CALLABLE")   # a checkpoint --backbones takes
+    import_learn2learn() -> module   # learn2learn without gym's import-time notice
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _EXPORTS = {
     "ARCHITECTURES": "models",
     "FewShotNet": "models",
     "build_backbone": "models",
+    "import_learn2learn": "models",
     "ALGORITHMS": "config",
     "TrainConfig": "config",
     "train": "training",

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from metaleep._cli import fail, flag_names, in_flags
 from metaleep.backbones.config import ALGORITHMS, ARCH_NAMES, TrainConfig
 
 __all__ = ["export", "load_data", "train"]
@@ -177,8 +178,7 @@ def train(
             snapshot_every=save_every or None,
         )
     except ImportError as error:  # an architecture of an extra that is not installed
-        typer.echo(f"metaleep train: {error}", err=True)
-        raise typer.Exit(2) from error
+        raise fail("train", str(error)) from error
     if save_every:
         typer.echo(
             f"{backbone.name}: snapshots every {save_every} steps in {out / 'snapshots'}; rank "
@@ -263,8 +263,10 @@ def export(
             backbone = replace(rewrapped, input=backbone.input, origin=backbone.origin)
         path = save_backbone(backbone, out, factory=spec.partition("@")[0])
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        typer.echo(f"metaleep export: {error}", err=True)
-        raise typer.Exit(2) from error
+        # the factory loaders speak of --backbones, where run and score take a spec; here it is
+        # the SPEC argument
+        message = in_flags(str(error), flag_names(export)).replace("`--backbones`", "SPEC")
+        raise fail("export", message) from error
     typer.echo(
         f"wrote {path}: backbone {backbone.name!r} ({backbone.algorithm}, head "
         f"{'none' if backbone.head is None else backbone.head.out_features}); use it with "

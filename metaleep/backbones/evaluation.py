@@ -270,7 +270,7 @@ def evaluate(
         ``(mean, half_width)``: the mean accuracy in [0, 1] and the 95 % confidence
         half-width ``1.96 s / sqrt(E)``.
     """
-    from tqdm.auto import tqdm
+    from metaleep._optional import progress_bar as tqdm
 
     if classes not in ("train", "validation", "test"):
         raise ValueError(f"`classes` must be one of train, validation, test; got {classes!r}.")

@@ -54,6 +54,7 @@ __all__ = [
     "FewShotNet",
     "build_backbone",
     "check_arch",
+    "import_learn2learn",
 ]
 
 Shape = tuple[int, int, int]
@@ -173,6 +174,15 @@ def _conv_base(layers: int, hidden: int) -> Callable[[int, Shape], tuple[nn.Modu
         return nn.Sequential(base, _GlobalMean()), _maml_linear(hidden, out_features)
 
     return build
+
+
+def import_learn2learn() -> Any:
+    """The ``learn2learn`` module (the ``l2l`` extra), imported without the notice about NumPy 2
+    that its gym dependency prints; an ImportError that says how to install it without it.
+
+    For your own learn2learn code beside metaleep (``l2l = import_learn2learn()``).
+    """
+    return require_learn2learn("import_learn2learn()")
 
 
 def _learn2learn_model(arch: str, name: str) -> Any:

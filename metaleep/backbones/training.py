@@ -429,7 +429,7 @@ class _Trainer:
         progress: bool,
         callback: Callable[[int, dict[str, float]], None] | None,
     ) -> None:
-        from tqdm.auto import tqdm
+        from metaleep._optional import progress_bar as tqdm
 
         config, s = self.config, self.state
         step_fn = self._episodic_step if config.episodic else self._supervised_step

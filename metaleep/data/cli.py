@@ -8,6 +8,8 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from metaleep._cli import command, fail
+
 app = typer.Typer(
     help="The built-in glyphs data set: contact sheets and bank information.",
     no_args_is_help=True,
@@ -17,6 +19,7 @@ DEFAULT_SHEET = Path("sheet.png")
 
 
 @app.command("sheet")
+@command("data sheet")
 def sheet(
     out: Annotated[Path, typer.Option("--out", help="Output PNG.")] = DEFAULT_SHEET,
     classes: int = typer.Option(10, "--classes", min=1, help="Classes (rows), drawn at random."),
@@ -41,8 +44,7 @@ def sheet(
     try:
         check_output_file(out, "--out")  # before any image is generated
     except ValueError as error:
-        typer.echo(f"Error: {error}", err=True)
-        raise typer.Exit(1) from error
+        raise fail("data sheet", str(error)) from error
 
     chosen: int | list[int] = classes
     if alphabet is not None:  # resolved on the bank, before any image is generated
@@ -63,6 +65,7 @@ def sheet(
 
 
 @app.command("info")
+@command("data info")
 def info(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed whose cache to report."),
     instances_per_class: int = typer.Option(

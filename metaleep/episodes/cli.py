@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from metaleep._cli import command, fail, flag_names, in_flags
 from metaleep.data import spec as data_spec
 from metaleep.data.spec import DATA_HELP, load_data, parse_data
 from metaleep.episodes import suites
@@ -22,11 +23,6 @@ app = typer.Typer(
 )
 
 
-def _fail(error: Exception) -> typer.Exit:
-    typer.echo(f"Error: {error}", err=True)
-    return typer.Exit(1)
-
-
 def _write(suite: Suite, out: Path) -> None:
     path = write_manifest(suite, out)
     size = path.stat().st_size
@@ -34,6 +30,7 @@ def _write(suite: Suite, out: Path) -> None:
 
 
 @app.command()
+@command("episodes sample")
 def sample(
     out: Annotated[
         Path | None,
@@ -125,11 +122,15 @@ def sample(
         )
         images = load_data(parsed, mode=mode, image_size=image_size or None)
         _write(suites.build_suite(recipe, images), out)
-    except (ValueError, TypeError, OSError) as e:
-        raise _fail(e) from e
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        # EpisodeSpec and the sampler name their arguments: said here as the options
+        # (--dataset and --root are the hidden old form of --data NAME:ROOT)
+        message = in_flags(str(e), {**flag_names(sample), "dataset": "--data", "root": "--data"})
+        raise fail("episodes sample", message) from e
 
 
 @app.command()
+@command("episodes show")
 def show(
     suite: str = typer.Argument(..., help="A manifest file or a standard suite name."),
     head: int = typer.Option(5, "--head", help="Episodes to print."),
@@ -139,7 +140,7 @@ def show(
     try:
         loaded = suites.load_suite(suite)
     except (ValueError, FileNotFoundError) as e:
-        raise _fail(e) from e
+        raise fail("episodes show", str(e).replace("`name_or_path`", "SUITE")) from e
     summary = loaded.summary()
     if as_json:
         typer.echo(json.dumps(summary, indent=2, sort_keys=True))
@@ -167,6 +168,7 @@ def _short(values: np.ndarray, n: int = 6) -> str:
 
 
 @app.command("list")
+@command("episodes list")
 def list_suites() -> None:
     """List the standard suites and where their files are."""
     for key, recipe in suites.STANDARD_SUITES.items():

@@ -1,14 +1,24 @@
-"""The grid report: one HTML page (and its Markdown twin) a reader takes in from the top.
+"""The grid report: the answer in words first, then the wins figure, then the evidence, folded.
 
-Order: the wins table and a settings x metrics heatmap of r first, then the stability of the
-wins, then source selection per target, then the settings table in full and links to each
-target study's own report. It only draws a :class:`~metaleep.analysis.grid.GridAnalysis`;
-matplotlib is imported when a figure is drawn.
+It draws a :class:`~metaleep.analysis.grid.GridAnalysis` in the order of :data:`GRID_SECTIONS`:
+
+1. **headline** -- which metric correlates best in how many settings, how often significantly,
+   how stable that is, and what the free baseline does (:func:`grid_headline`);
+2. **wins** -- each metric's wins with their spread under episode resampling (a figure) and
+   the wins table;
+3. folded: the settings x metrics heatmap of r, the stability of the wins when one grid value
+   is left out, source selection per target, every setting, the target studies;
+4. **configuration** as a table of settings.
+
+Each section is a function ``(Document, GridPage) -> None``; a new analysis of the grid is a
+new function in :data:`GRID_SECTIONS`. matplotlib is imported when a figure is drawn.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +34,52 @@ from metaleep.analysis.grid import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
+
+    from metaleep.report.document import Document
 
 
-__all__ = ["heatmap_figure", "setting_label", "stability_figure", "write_grid_report"]
+__all__ = [
+    "GRID_SECTIONS",
+    "GridPage",
+    "grid_headline",
+    "heatmap_figure",
+    "leave_out_figure",
+    "setting_label",
+    "settings_frame",
+    "wins_figure",
+    "write_grid_report",
+]
+
+
+@dataclass(frozen=True)
+class GridPage:
+    """What the grid's page draws: the analysis and the run's context.
+
+    Attributes
+    ----------
+    analysis:
+        The grid's aggregates.
+    config:
+        The grid's :meth:`~metaleep.study.grid_config.GridConfig.to_dict` (``None``: unknown).
+    target_reports:
+        ``{target: relative path of its study report}``.
+    notes:
+        What the run skipped and why.
+    seconds:
+        Wall time of the run.
+    """
+
+    analysis: GridAnalysis
+    config: Mapping[str, Any] | None = None
+    target_reports: Mapping[str, str] = field(default_factory=dict)
+    notes: Sequence[str] = ()
+    seconds: float | None = None
+
+
+GridSection = Callable[["Document", GridPage], None]
+"""A part of the grid's page."""
 
 
 def setting_label(row: Mapping[str, object]) -> str:
@@ -43,107 +94,146 @@ def setting_label(row: Mapping[str, object]) -> str:
     return " / ".join(str(row[c]) for c in SETTING)
 
 
+def _column_label(metric: str) -> str:
+    """A metric's name wrapped to fit a narrow heatmap column (``centroid LOO\\n(baseline)``)."""
+    from metaleep.report.plots import metric_label
+
+    return textwrap.fill(metric_label(metric), width=10, break_long_words=False)
+
+
+def _baseline_band(ax: Axes, metrics: Sequence[str], *, axis: str) -> None:
+    """Grey the free baselines' rows (``axis="y"``) or columns (``"x"``)."""
+    from metaleep.analysis.baseline import BASELINES
+
+    for i, metric in enumerate(metrics):
+        if metric in BASELINES:
+            span = ax.axhspan if axis == "y" else ax.axvspan
+            span(i - 0.5, i + 0.5, color="0.88", zorder=0, linewidth=0)
+
+
+def wins_figure(analysis: GridAnalysis) -> Figure:
+    """Each metric's wins: the settings where it has the highest r (bar), those won
+    significantly (dark bar), and the 95 % interval of its win count over episode resamples
+    (whisker); metrics sorted by wins, free baselines on grey."""
+    from metaleep.report.plots import MIN_FONT, metric_label, new_figure
+
+    wins = analysis.wins.sort_values("wins", ascending=False, kind="stable")
+    metrics = wins["metric"].astype(str).tolist()
+    n_settings = int(wins["n_settings"].max()) if len(wins) else 0
+    fig = new_figure(8.0, 1.3 + 0.32 * len(metrics))
+    ax = fig.add_subplot()
+    y = np.arange(len(metrics), dtype=np.float64)
+    _baseline_band(ax, metrics, axis="y")
+    ax.barh(y, wins["wins"], height=0.6, color="#9dc3e6", label="best (point r)")
+    ax.barh(y, wins["significant_wins"], height=0.6, color="#1f4e79", label="significantly best")
+    low = wins["boot_low"].to_numpy(dtype=np.float64)
+    high = wins["boot_high"].to_numpy(dtype=np.float64)
+    ax.hlines(y, low, high, color="black", linewidth=1.2, label="95 % over episode resamples")
+    ends = np.fmax(wins["wins"].to_numpy(dtype=np.float64), np.nan_to_num(high))
+    for yi, k, end in zip(y, wins["wins"], ends, strict=True):
+        ax.text(float(end) + 0.4, yi, str(int(k)), va="center", fontsize=MIN_FONT)
+    ax.set_yticks(y, [metric_label(m) for m in metrics], fontsize=MIN_FONT)
+    ax.set_ylim(len(metrics) - 0.5, -0.5)
+    right = max(float(np.nanmax(high)) if len(high) else 0.0, float(wins["wins"].max() or 0))
+    ax.set_xlim(0, max(right * 1.12 + 1, 1))
+    ax.set_xlabel(f"settings won (of {n_settings})", fontsize=MIN_FONT + 1)
+    ax.tick_params(axis="x", labelsize=MIN_FONT)
+    ax.grid(axis="x", alpha=0.3, linewidth=0.5)
+    fig.legend(loc="outside upper center", ncols=3, fontsize=MIN_FONT, frameon=False)
+    return fig
+
+
 def heatmap_figure(analysis: GridAnalysis) -> Figure:
-    """Settings (rows) x metrics (columns) of Pearson r; the winner of each row framed, a ``*``
-    where its win is significant; blank where a metric has no r."""
-    from metaleep.report.plots import metric_label, new_figure
+    """Settings (rows) x metrics (columns) of Pearson r, one panel per target; the winner of
+    each row framed, a ``*`` where its win is significant; blank where a metric has no r."""
+    from matplotlib.patches import Rectangle
+
+    from metaleep.report.plots import MIN_FONT, new_figure
 
     settings = analysis.settings
     metrics = analysis.metrics
-    r = settings[[f"r_{m}" for m in metrics]].to_numpy(dtype=np.float64)
-    n = len(settings)
-    fig = new_figure(2.2 + 1.1 * len(metrics), 1.2 + 0.24 * n)
+    targets = list(dict.fromkeys(settings["target"].astype(str)))
+    sizes = [int((settings["target"].astype(str) == t).sum()) for t in targets]
+    rows_in = 0.24
+    header = 0.75
+    fig = new_figure(3.0 + 0.8 * len(metrics), sum(header + rows_in * n for n in sizes) + 0.3)
+    axes = fig.subplots(
+        len(targets), 1, squeeze=False, height_ratios=[header + rows_in * n for n in sizes]
+    )[:, 0]
+    image = None
+    for ax, target in zip(axes, targets, strict=True):
+        part = settings[settings["target"].astype(str) == target]
+        r = part[[f"r_{m}" for m in metrics]].to_numpy(dtype=np.float64)
+        image = ax.imshow(np.ma.masked_invalid(r), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+        ax.set_xticks(range(len(metrics)), [_column_label(m) for m in metrics], fontsize=MIN_FONT)
+        ax.xaxis.tick_top()
+        labels = [" / ".join(str(v) for v in row) for row in part[list(SETTING[1:])].to_numpy()]
+        ax.set_yticks(range(len(part)), labels, fontsize=MIN_FONT)
+        ax.set_ylabel(target, fontsize=MIN_FONT + 1)
+        for i, row in enumerate(part.itertuples(index=False)):
+            for j, metric in enumerate(metrics):
+                value = r[i, j]
+                if not np.isfinite(value):
+                    continue
+                won = metric == row.winner
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.2f}" + ("*" if won and bool(row.significant) else ""),
+                    ha="center",
+                    va="center",
+                    fontsize=MIN_FONT,
+                    color="white" if abs(value) > 0.6 else "black",
+                )
+                if won:
+                    frame = Rectangle(
+                        (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.2
+                    )
+                    ax.add_patch(frame)
+    if image is not None:
+        bar = fig.colorbar(image, ax=list(axes), shrink=min(0.5, 4.0 / len(settings) + 0.1))
+        bar.set_label("Pearson r with accuracy", fontsize=MIN_FONT)
+        bar.ax.tick_params(labelsize=MIN_FONT)
+    return fig
+
+
+def leave_out_figure(analysis: GridAnalysis) -> Figure:
+    """Wins with one grid value left out: rows the left-out (dimension, value), columns the
+    metrics, cells the wins among the remaining settings (shade: their share)."""
+    from metaleep.report.plots import MIN_FONT, new_figure
+
+    leave = analysis.leave_out
+    metrics = analysis.metrics
+    fig = new_figure(3.2 + 0.8 * len(metrics), 1.2 + 0.26 * len(leave))
     ax = fig.add_subplot()
-    image = ax.imshow(np.ma.masked_invalid(r), cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
-    ax.xaxis.tick_top()
-    labels = [" / ".join(str(v) for v in row) for row in settings[list(SETTING)].to_numpy()]
-    ax.set_yticks(range(n), labels, fontsize=7)
-    for i, row in enumerate(settings.itertuples(index=False)):
-        winner = row.winner
-        for j, m in enumerate(metrics):
-            value = r[i, j]
-            if not np.isfinite(value):
-                continue
-            star = "*" if m == winner and bool(row.significant) else ""
+    share = leave[metrics].to_numpy(dtype=np.float64) / np.maximum(
+        leave["n_settings"].to_numpy(dtype=np.float64)[:, None], 1
+    )
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i in range(share.shape[0]):
+        for j in range(share.shape[1]):
             ax.text(
                 j,
                 i,
-                f"{value:.2f}{star}",
+                str(int(leave[metrics[j]].iloc[i])),
                 ha="center",
                 va="center",
-                fontsize=6.5,
-                color="white" if abs(value) > 0.6 else "black",
+                fontsize=MIN_FONT,
+                color="white" if share[i, j] > 0.6 else "black",
             )
-            if m == winner:
-                ax.add_patch(_frame(j, i))
-    fig.colorbar(image, ax=ax, shrink=0.3, label="Pearson r with accuracy")
+    ax.set_xticks(range(len(metrics)), [_column_label(m) for m in metrics], fontsize=MIN_FONT)
+    ax.xaxis.tick_top()
+    labels = [
+        f"{DIMENSIONS.get(d, d)}: {v}" + ("  (top changes)" if c else "")
+        for d, v, c in zip(leave["dimension"], leave["left_out"], leave["changed"], strict=True)
+    ]
+    ax.set_yticks(range(len(leave)), labels, fontsize=MIN_FONT)
     return fig
 
 
-def _frame(x: float, y: float) -> Rectangle:
-    from matplotlib.patches import Rectangle
-
-    return Rectangle((x - 0.5, y - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=1.2)
-
-
-def stability_figure(analysis: GridAnalysis) -> Figure:
-    """Left: each metric's win count (point estimate, significant wins, and the 95 % interval
-    over episode resamples). Right: wins with one grid value left out at a time."""
-    from metaleep.report.plots import metric_label, new_figure
-
-    metrics = analysis.metrics
-    wins = analysis.wins.set_index("metric").loc[metrics]
-    leave = analysis.leave_out
-    fig = new_figure(11, max(3.0, 0.28 * len(leave) + 1.5))
-    left, right = fig.subplots(1, 2, width_ratios=(1, 1.4))
-    y = np.arange(len(metrics))
-    left.hlines(
-        y,
-        wins["boot_low"],
-        wins["boot_high"],
-        color="#888",
-        linewidth=4,
-        label="95 % over resamples",
-    )
-    left.plot(wins["wins"], y, "o", color="#1f4e79", label="wins (point r)")
-    left.plot(wins["significant_wins"], y, "s", color="#c55a11", label="significant wins")
-    left.set_yticks(y, [metric_label(m) for m in metrics])
-    left.invert_yaxis()
-    n_settings = int(wins["n_settings"].to_numpy().max()) if len(wins) else 0
-    left.set_xlim(-0.5, n_settings + 0.5)
-    left.set_xlabel(f"settings won (of {n_settings})")
-    left.legend(fontsize=7, loc="lower right")
-    left.set_title("Wins and their spread under episode resampling", fontsize=9)
-    if len(leave):
-        share = leave[metrics].to_numpy(dtype=np.float64) / np.maximum(
-            leave["n_settings"].to_numpy(dtype=np.float64)[:, None], 1
-        )
-        right.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-        for i in range(share.shape[0]):
-            for j in range(share.shape[1]):
-                right.text(
-                    j,
-                    i,
-                    str(int(leave[metrics[j]].iloc[i])),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if share[i, j] > 0.6 else "black",
-                )
-        right.set_xticks(range(len(metrics)), [metric_label(m) for m in metrics])
-        labels = [
-            f"{d}: {v}" + ("  (top changes)" if c else "")
-            for d, v, c in zip(leave["dimension"], leave["left_out"], leave["changed"], strict=True)
-        ]
-        right.set_yticks(range(len(leave)), labels, fontsize=7)
-        right.set_title("Wins with one grid value left out (share of the rest)", fontsize=9)
-    else:
-        right.set_axis_off()
-    return fig
-
-
-def _settings_frame(analysis: GridAnalysis) -> pd.DataFrame:
+def settings_frame(analysis: GridAnalysis) -> pd.DataFrame:
+    """Every setting in words: its accuracy, each metric's r [CI], the winner and how often it
+    keeps winning under resampling."""
     s = analysis.settings
     out = pd.DataFrame({DIMENSIONS.get(c, c): s[c] for c in SETTING})
     out["episodes"] = s["n_episodes"]
@@ -164,17 +254,58 @@ def _settings_frame(analysis: GridAnalysis) -> pd.DataFrame:
     return out
 
 
-def _findings(analysis: GridAnalysis) -> list[str]:
-    """Plain sentences about the grid: the ordering of LEEP, NCE and H-score, the top metric,
-    constant metrics, ceilings."""
-    items = []
-    wins = analysis.wins.set_index("metric")
-    n = int(wins["n_settings"].to_numpy().max()) if len(wins) else 0
-    if analysis.top:
-        items.append(
-            f"Most wins: {', '.join(analysis.top)} ({wins['wins'].to_numpy().max()} of "
-            f"{n} settings by point estimate)."
+def grid_headline(analysis: GridAnalysis, *, markup: bool = True) -> list[str]:
+    """The grid in two or three sentences: the metric with most wins, how many significant and
+    how stable, the runners-up, and the free baseline's count."""
+    from metaleep.analysis.baseline import BASELINES
+    from metaleep.report.plots import metric_label
+
+    wins = analysis.wins.sort_values("wins", ascending=False, kind="stable")
+    n = int(wins["n_settings"].max()) if len(wins) else 0
+    if not n:
+        return ["No metric has a correlation with accuracy in any setting."]
+    bold = (lambda t: f"**{t}**") if markup else (lambda t: t)
+    top = wins.iloc[0]
+    name = metric_label(str(top["metric"]))
+    tied = [metric_label(m) for m in analysis.top]
+    if len(tied) > 1:
+        lead = f"{' and '.join(tied)} tie for most wins: {int(top['wins'])} of {n} settings each"
+    else:
+        lead = (
+            f"{name} correlates best with post-adaptation accuracy in {int(top['wins'])} of "
+            f"{n} settings ({int(top['significant_wins'])} significantly)"
         )
+    sentences = [
+        f"{bold(lead)}; it tops the grid in {100 * float(top['top_share']):.0f} % of "
+        f"{analysis.n_boot} episode resamples (wins there: {float(top['boot_low']):.0f} to "
+        f"{float(top['boot_high']):.0f})."
+    ]
+    others = wins.iloc[1:]
+    others = others[(others["wins"] > 0) & ~others["metric"].isin(BASELINES)]
+    if len(others):
+        sentences.append(
+            "Next: "
+            + ", ".join(f"{metric_label(str(m))} {int(k)}" for m, k in zip(others["metric"],
+                                                                          others["wins"],
+                                                                          strict=True))
+            + "."
+        )  # fmt: skip
+    for rec in wins[wins["metric"].isin(BASELINES)].to_dict("records"):
+        base = metric_label(str(rec["metric"])).removesuffix(" (baseline)")
+        sentences.append(
+            f"The free baseline {base} is best in {int(rec['wins'])} of {n} settings "
+            f"({int(rec['significant_wins'])} significantly): a metric earns its cost only "
+            "where it beats it."
+        )
+    return sentences
+
+
+def _findings(analysis: GridAnalysis) -> list[str]:
+    """Plain sentences about the grid: the ordering of LEEP, NCE and H-score, constant
+    metrics, ceilings, the LEEP form."""
+    from metaleep.report.plots import metric_label
+
+    items = []
     s = analysis.settings
     trio = [m for m in ("leep", "nce", "h_score") if m in analysis.metrics]
     if len(trio) >= 2:
@@ -183,18 +314,31 @@ def _findings(analysis: GridAnalysis) -> list[str]:
         low = np.where(np.isfinite(r), r, -2.0)  # an undefined r ranks below any r
         ordered = np.all(np.diff(low, axis=1) < 0, axis=1)
         means = [
-            f"{m} {np.mean(v[np.isfinite(v)]):.2f}" if np.isfinite(v).any() else f"{m} n/a"
+            f"{metric_label(m)} {np.mean(v[np.isfinite(v)]):.2f}"
+            if np.isfinite(v).any()
+            else f"{metric_label(m)} n/a"
             for m, v in zip(trio, r.T, strict=True)
         ]
-        items.append(
-            f"The paper's ordering {' > '.join(trio)} holds in {int(ordered.sum())} of {len(s)} "
-            f"settings counting an undefined r as lowest, in {int((ordered & defined).sum())} "
-            f"of the {int(defined.sum())} where all have an r; mean r: {', '.join(means)}."
+        where_defined = (
+            f", in {int((ordered & defined).sum())} of the {int(defined.sum())} where all have an r"
+            if defined.any()
+            else ""
         )
-    for m in analysis.metrics:
-        undefined = int((~np.isfinite(s[f"r_{m}"].to_numpy(dtype=np.float64))).sum())
-        if undefined:
-            items.append(f"{m}: no r in {undefined} of {len(s)} settings (constant metric).")
+        items.append(
+            f"The paper's ordering {' > '.join(metric_label(m) for m in trio)} holds in "
+            f"{int(ordered.sum())} of {len(s)} settings counting an undefined r as lowest"
+            f"{where_defined}; mean r: {', '.join(means)}."
+        )
+    undefined = [
+        (m, int((~np.isfinite(s[f"r_{m}"].to_numpy(dtype=np.float64))).sum()))
+        for m in analysis.metrics
+    ]
+    if any(k for _, k in undefined):
+        items.append(
+            f"No r (a constant metric) in some of the {len(s)} settings: "
+            + ", ".join(f"{metric_label(m)} {k}" for m, k in undefined if k)
+            + "."
+        )
     ceiling = s[s["acc_perfect"] >= 0.5]
     if len(ceiling):
         items.append(
@@ -211,6 +355,154 @@ def _findings(analysis: GridAnalysis) -> list[str]:
     return items
 
 
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def headline_section(doc: Document, page: GridPage) -> None:
+    """The scope in one line, the answer in words."""
+    analysis = page.analysis
+    settings = analysis.settings
+    targets = sorted(settings["target"].astype(str).unique())
+    sources = sorted(settings["backbone"].astype(str).unique())
+    doc.paragraph(
+        f"{len(settings)} transfer settings (source x dummy labels x transfer type x target) "
+        f"over {len(targets)} targets ({', '.join(targets)}) and {len(sources)} sources "
+        f"({', '.join(sources)}). In each setting, each metric's Pearson r with post-adaptation "
+        "query accuracy over episodes; the metric with the highest r wins the setting (the "
+        "LEEP paper's count), significantly when a paired bootstrap "
+        f"({analysis.n_boot} resamples of episodes) puts it above every other metric at "
+        f"one-sided p < {analysis.alpha}."
+        + (f" Wall time of this run: {page.seconds:.0f} s." if page.seconds is not None else ""),
+        css="caption",
+    )
+    sentences = grid_headline(analysis)
+    doc.paragraph(sentences[0], css="lead")
+    doc.bullets(sentences[1:] + _findings(analysis))
+
+
+def wins_section(doc: Document, page: GridPage) -> None:
+    """The wins figure and table."""
+    doc.figure(
+        "grid_wins.png",
+        wins_figure(page.analysis),
+        "Settings each metric wins (highest r), those won significantly, and the 95 % interval "
+        "of its win count when the episodes are resampled; grey: the free baseline.",
+    )
+    doc.table(wins_table(page.analysis), "Best in k of N settings, per metric (wins.csv).")
+
+
+def heatmap_section(doc: Document, page: GridPage) -> None:
+    """Every setting's r per metric, folded."""
+    with doc.folded("Every setting's r per metric (heatmap)"):
+        doc.figure(
+            "grid_heatmap.png",
+            heatmap_figure(page.analysis),
+            "Pearson r of each metric with accuracy per setting (rows: source / dummy labels / "
+            "transfer, one panel per target); the winner framed, * where its win is "
+            "significant; blank: no r (constant metric).",
+        )
+
+
+def stability_section(doc: Document, page: GridPage) -> None:
+    """How the wins change with one grid value left out, folded."""
+    leave = page.analysis.leave_out
+    if not len(leave):
+        return
+    with doc.folded("Stability: the wins with one grid value left out"):
+        doc.paragraph(
+            "In the spirit of Agostinelli et al. (2022): the wins counted again with one value "
+            "of one grid dimension left out; '(top changes)' marks a left-out value without "
+            "which another metric has most wins (leave_out.csv). The spread under episode "
+            "resampling is the whisker of the wins figure."
+        )
+        doc.figure(
+            "grid_leave_out.png",
+            leave_out_figure(page.analysis),
+            "Wins among the remaining settings, one grid value left out per row.",
+        )
+
+
+def selection_section(doc: Document, page: GridPage) -> None:
+    """Source selection per target, folded."""
+    analysis = page.analysis
+    with doc.folded("Source selection per target"):
+        doc.paragraph(
+            "On each episode the sources are ranked by the metric and by post-adaptation "
+            "accuracy: weighted Kendall tau between the two rankings, top-1 hit rate (the "
+            "metric's pick adapts best; chance_hit_rate: a uniformly random pick) and regret "
+            "(best accuracy minus the pick's), per (dummy labels, transfer type) shared by at "
+            "least two sources; 'native': each source with its own dummy labels. A metric that "
+            "ties every source on an episode (H-score when n - 1 <= d) has no tau there: its "
+            "mean tau is over the other episodes only (each group's note says how many)."
+        )
+        summary = selection_summary(analysis.selection, analysis.metrics)
+        if not len(summary):
+            doc.paragraph("No (dummy, transfer) group has two sources.")
+            return
+        doc.table(summary.round(3), "Means over every (target, dummy, transfer) group.")
+        sel = analysis.selection
+        cols = ["target", "dummy", "adaptation", "metric", "n_episodes", "n_models", "tau",
+                "hit_rate", "chance_hit_rate", "regret"]  # fmt: skip
+        doc.table(sel[[c for c in cols if c in sel]].round(3), "Every group (selection.csv).")
+
+
+def settings_section(doc: Document, page: GridPage) -> None:
+    """Every setting in words, folded, and what the run skipped."""
+    n = len(page.analysis.settings)
+    with doc.folded(f"All {n} settings: accuracy and r [95 % CI]"):
+        doc.table(settings_frame(page.analysis), "settings.csv holds them with more digits.")
+    doc.bullets(list(page.notes))
+
+
+def targets_section(doc: Document, page: GridPage) -> None:
+    """Links to each target study's own report."""
+    if not page.target_reports:
+        return
+    doc.heading("Target studies")
+    links = "".join(
+        f'<li><a href="{path}">{name}</a></li>' for name, path in page.target_reports.items()
+    )
+    doc.html.append(f"<ul>{links}</ul>")
+    doc.md.append("\n".join(f"- [{k}]({v})" for k, v in page.target_reports.items()) + "\n")
+
+
+def configuration_section(doc: Document, page: GridPage) -> None:
+    """The grid's settings as a table (grid.json holds them too)."""
+    from metaleep.report.page import settings_table
+
+    if page.config is None:
+        return
+    doc.heading("Configuration")
+    config = dict(page.config)
+    targets = config.pop("targets", None)
+    doc.table(settings_table(config), "The grid (grid.json).")
+    if isinstance(targets, list) and targets and all(isinstance(t, Mapping) for t in targets):
+        doc.table(pd.DataFrame([{k: _words(v) for k, v in t.items()} for t in targets]), "Targets.")
+
+
+def _words(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value) or "—"
+    return str(value)
+
+
+GRID_SECTIONS: tuple[GridSection, ...] = (
+    headline_section,
+    wins_section,
+    heatmap_section,
+    stability_section,
+    selection_section,
+    settings_section,
+    targets_section,
+    configuration_section,
+)
+"""The grid's page, top to bottom."""
+
+
 def write_grid_report(
     analysis: GridAnalysis,
     out_dir: str | Path,
@@ -219,11 +511,12 @@ def write_grid_report(
     target_reports: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
     seconds: float | None = None,
+    sections: Sequence[GridSection] = GRID_SECTIONS,
 ) -> Path:
     """Write ``report.html`` and ``report.md`` (figures beside it) into ``out_dir``.
 
     ``config`` is the grid's :meth:`~metaleep.study.grid_config.GridConfig.to_dict` (its
-    ``name`` titles the page; every key is listed under "Configuration").
+    ``name`` titles the page; its settings close it).
 
     Examples
     --------
@@ -237,7 +530,7 @@ def write_grid_report(
     ...                   "nce": rng.normal(size=40)})
     >>> a = analyse_grid(t, metrics=["leep", "nce"], n_boot=50)
     >>> path = write_grid_report(a, tempfile.mkdtemp())
-    >>> "Wins" in path.read_text()
+    >>> "Best in k of N settings" in path.read_text()
     True
     """
     from metaleep._io import atomic_write_bytes
@@ -247,91 +540,15 @@ def write_grid_report(
     out.mkdir(parents=True, exist_ok=True)
     title = f"metaleep grid: {config['name']}" if config is not None else "metaleep grid"
     doc = Document(title)
-    n = len(analysis.settings)
-    targets = sorted(analysis.settings["target"].astype(str).unique())
-    sources = sorted(analysis.settings["backbone"].astype(str).unique())
-    doc.paragraph(
-        f"{n} transfer settings (source x dummy labels x transfer type x target) over "
-        f"{len(targets)} targets and {len(sources)} sources ({', '.join(sources)}). In each "
-        "setting, each metric's Pearson r with post-adaptation query accuracy over episodes; "
-        "the metric with the highest r wins the setting (the LEEP paper's count), significantly "
-        f"when a paired bootstrap ({analysis.n_boot} resamples of episodes) puts it above "
-        f"every other metric at one-sided p < {analysis.alpha}."
-        + (f" Wall time of this run: {seconds:.0f} s." if seconds is not None else "")
+    page = GridPage(
+        analysis=analysis,
+        config=config,
+        target_reports=dict(target_reports or {}),
+        notes=tuple(notes),
+        seconds=seconds,
     )
-    doc.heading("Wins")
-    doc.table(wins_table(analysis), "Best in k of N settings, per metric.")
-    doc.bullets(_findings(analysis))
-    doc.figure(
-        "grid_heatmap.png",
-        heatmap_figure(analysis),
-        "Pearson r of each metric with accuracy per setting; the winner framed, * where "
-        "its win is significant; blank: no r (constant metric).",
-    )
-
-    doc.heading("Stability")
-    doc.paragraph(
-        "In the spirit of Agostinelli et al. (2022): how often the winner changes when the "
-        "episodes are resampled, and when one value of one grid dimension is left out."
-    )
-    doc.figure("grid_stability.png", stability_figure(analysis), "Stability of the wins.")
-    if len(analysis.leave_out):
-        doc.details("Wins with one grid value left out", analysis.leave_out)
-
-    doc.heading("Source selection per target")
-    doc.paragraph(
-        "On each episode the sources are ranked by the metric and by post-adaptation accuracy: "
-        "weighted Kendall tau between the two rankings, top-1 hit rate (the metric's pick "
-        "adapts best; chance_hit_rate: a uniformly random pick) and regret (best accuracy "
-        "minus the pick's), per (dummy labels, transfer type) shared by at least two sources; "
-        "'native': each source with its own dummy labels. A metric that ties every source on "
-        "an episode (H-score when n - 1 <= d) has no tau there: its mean tau is over the other "
-        "episodes only (each group's note says how many)."
-    )
-    summary = selection_summary(analysis.selection, analysis.metrics)
-    if len(summary):
-        doc.table(summary.round(3), "Means over every (target, dummy, transfer) group.")
-        sel = analysis.selection
-        cols = [
-            "target",
-            "dummy",
-            "adaptation",
-            "metric",
-            "n_episodes",
-            "n_models",
-            "tau",
-            "hit_rate",
-            "chance_hit_rate",
-            "regret",
-        ]
-        doc.details("Every selection group", sel[[c for c in cols if c in sel]].round(3))
-    else:
-        doc.paragraph("No (dummy, transfer) group has two sources.")
-
-    doc.heading("Settings")
-    doc.details(f"All {n} settings: accuracy and r [95 % CI]", _settings_frame(analysis))
-    if notes:
-        doc.bullets(list(notes))
-
-    if target_reports:
-        doc.heading("Target studies")
-        links = "".join(
-            f'<li><a href="{path}">{name}</a></li>' for name, path in target_reports.items()
-        )
-        doc.html.append(f"<ul>{links}</ul>")
-        doc.md.append("\n".join(f"- [{k}]({v})" for k, v in target_reports.items()) + "\n")
-    if config is not None:
-        doc.heading("Configuration")
-        doc.details(
-            "The grid (grid.json)",
-            pd.DataFrame(
-                {
-                    "key": list(config),
-                    "value": [str(v) for v in config.values()],
-                }
-            ),
-        )
-
+    for section in sections:
+        section(doc, page)
     atomic_write_bytes(out / "report.html", doc.render_html().encode("utf-8"))
     atomic_write_bytes(out / "report.md", doc.render_md().encode("utf-8"))
     for name, data in doc.figures.items():

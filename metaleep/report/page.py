@@ -1,75 +1,59 @@
-"""The study report: one self-contained HTML page, a Markdown twin, PNG figures and CSV tables.
+"""The study report: the answer first, then the evidence, then how it was made.
 
-:func:`write_report` takes the study's tidy table and its configuration and writes, in
-``out_dir``:
+:func:`write_report` renders a :class:`~metaleep.analysis.study.StudyAnalysis` (it computes
+nothing) into ``out_dir``:
 
-- ``report.html``: self-contained (figures embedded as ``data:image/png;base64`` URIs);
-- ``report.md`` and the ``*.png`` figures it links to;
-- ``correlations.csv``, ``comparisons.csv``, ``selection.csv`` (the full tables behind the
-  report, when computed).
+- ``report.html``: one self-contained page (figures embedded as 256-colour PNGs);
+- ``report.md`` and the PNG figures it links to (``forest.png``, ...), and per backbone a
+  scatter grid of every metric against accuracy (``scatter_*.png``, files only).
 
-Sections: configuration, how to read the numbers, the accuracy of each adaptation with the
-support loss it ended at (:func:`accuracy_table`), the main correlation table (Pearson r with
-its bootstrap CI per metric, then Spearman, Kendall and weighted tau), LEEP against every other
-metric (paired bootstrap), results per number of ways / shots / within- vs mixed-alphabet
-episodes, source-model selection (when several backbones are present), one compact scatter
-grid per backbone (constant metrics left out, said once), timings.
-:func:`format_correlation_table` builds the compact ``0.59 [0.52, 0.65]`` table the CLI prints.
+The page reads top down, each section a function of :data:`SECTIONS`:
+
+1. **verdict** -- one sentence per group: the best metric, its r and CI, and whether it beats
+   the free baseline (:func:`verdict_sentences`);
+2. **forest** -- every metric's r with its CI per group, the best starred, baselines on grey;
+3. **accuracy** of each adaptation, with how far it converged;
+4. **details**, folded: how to read the numbers, the correlation tables (Pearson, rank
+   correlations), every metric against the baseline, LEEP against the others, results per
+   number of ways / shots, source-model selection, scatter plots, timings;
+5. **configuration** as a table of settings.
+
+A new analysis is a section function appended to (or inserted in) :data:`SECTIONS` that draws
+its field when the analysis has it. :func:`format_correlation_table` builds the compact
+``0.59 [0.52, 0.65]`` table; :func:`headline` and :func:`verdict_sentences` are the words the
+command line prints too.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from metaleep._io import atomic_write_bytes
-from metaleep.analysis.correlations import (
-    COMPARISON_COLUMNS,
-    CORRELATION_COLUMNS,
-    LEEP_LIKE,
-    METHODS,
-    add_normalised_leep,
-    compare_metrics,
-    use_normalised_leep,
-)
-from metaleep.analysis.correlations import correlations as compute_correlations
+from metaleep.analysis.correlations import COMPARISON_COLUMNS, CORRELATION_COLUMNS
 from metaleep.analysis.selection import SELECTION_COLUMNS
-from metaleep.analysis.tables import check_table, metric_columns
+from metaleep.analysis.study import StudyAnalysis
 from metaleep.report.document import Document, slug
-from metaleep.report.plots import metric_label
-
-if TYPE_CHECKING:
-    pass
+from metaleep.report.plots import METHOD_NAMES, metric_label
 
 __all__ = [
-    "UNCONVERGED_FRACTION",
-    "accuracy_table",
+    "SECTIONS",
+    "Section",
+    "format_baseline_tests",
     "format_comparison_table",
     "format_correlation_table",
     "format_selection_table",
+    "headline",
+    "settings_table",
+    "verdict_sentences",
     "write_report",
 ]
 
-logger = logging.getLogger(__name__)
-
-_METHOD_NAMES = {
-    "pearson": "Pearson r",
-    "spearman": "Spearman ρ",
-    "kendall": "Kendall τ-b",
-    "weightedtau": "weighted τ",
-}
-_GROUP_EXTRAS = (
-    ("ways", "number of ways"),
-    ("shots", "number of shots"),
-    ("within_alphabet", "within-alphabet vs mixed-alphabet episodes"),
-)
+Section = Callable[[Document, StudyAnalysis], None]
+"""A part of the page: draws what it needs of the analysis into the document (or nothing)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -88,7 +72,7 @@ def _fmt(value: float, digits: int) -> str:
     return "" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _with_ci(value: float, low: float, high: float, digits: int) -> str:
+def _with_ci(value: float, low: float, high: float, digits: int = 2) -> str:
     if not math.isfinite(value):
         return "n/a"
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -156,7 +140,7 @@ def format_correlation_table(
     rows: list[list[object]] = []
     for key in group_keys:
         for method in chosen:
-            row: list[object] = [*key, _METHOD_NAMES.get(method, method)]
+            row: list[object] = [*key, METHOD_NAMES.get(method, method)]
             row += [cells.get((*key, method, metric), "") for metric in metrics]
             rows.append(row)
     return pd.DataFrame(rows, columns=[*group_cols, "method", *labels])
@@ -235,23 +219,490 @@ def format_selection_table(sel: pd.DataFrame, *, digits: int = 2) -> pd.DataFram
     return out.reset_index(drop=True)
 
 
+def format_baseline_tests(tests: pd.DataFrame, *, digits: int = 2) -> pd.DataFrame:
+    """Compact table of :func:`~metaleep.analysis.baseline.baseline_tests` output.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"metric": ["leep"], "baseline": "centroid_loo", "n": 50, "r": [0.6],
+    ...                   "r_baseline": [0.4], "difference": [0.2], "ci_low": [0.05],
+    ...                   "ci_high": [0.33], "p_value": [0.004], "p_adjusted": [0.03],
+    ...                   "beats": [True], "note": [""]})
+    >>> format_baseline_tests(t).iloc[0].tolist()
+    ['LEEP', '0.60', '0.40', '0.20 [0.05, 0.33]', '0.004', '0.03', 'yes', '']
+    """
+    from metaleep.analysis.baseline import BASELINE_TEST_COLUMNS
+
+    group_cols = _group_cols(tests, BASELINE_TEST_COLUMNS)
+    out = tests[group_cols].copy()
+    out["metric"] = [metric_label(m) for m in tests["metric"]]
+    out["r"] = [_fmt(float(v), digits) for v in tests["r"]]
+    out["r (baseline)"] = [_fmt(float(v), digits) for v in tests["r_baseline"]]
+    out["difference [CI]"] = [
+        _with_ci(float(d), float(lo), float(hi), digits)
+        for d, lo, hi in zip(tests["difference"], tests["ci_low"], tests["ci_high"], strict=True)
+    ]
+    out["p (one-sided)"] = [_p(float(p)) for p in tests["p_value"]]
+    out["p (familywise)"] = [_p(float(p)) for p in tests["p_adjusted"]]
+    out["beats it"] = ["yes" if b else "" for b in tests["beats"]]
+    out["note"] = tests["note"].fillna("").astype(str).to_numpy()
+    return out.reset_index(drop=True)
+
+
+def _p(value: float) -> str:
+    return f"{value:.3g}" if math.isfinite(value) else ""
+
+
 # --------------------------------------------------------------------------------------------
-# Rendering helpers
+# The verdict in words
 # --------------------------------------------------------------------------------------------
 
 
-def _config_frame(config: Mapping[str, object]) -> pd.DataFrame:
-    def render(value: object) -> str:
-        if isinstance(value, str | int | float | bool) or value is None:
-            return str(value)
-        try:
-            return json.dumps(value, default=str, sort_keys=True)
-        except (TypeError, ValueError):
-            return repr(value)
+def _num(value: object) -> float:
+    """A table cell as a float (NaN for anything else)."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
 
-    return pd.DataFrame(
-        {"setting": [str(k) for k in config], "value": [render(v) for v in config.values()]}
+
+def _ci_text(rec: Mapping[str, object], value: str, low: str, high: str) -> str:
+    return _with_ci(_num(rec[value]), _num(rec[low]), _num(rec[high]))
+
+
+def _baseline_name(metric: str) -> str:
+    return metric_label(metric).removesuffix(" (baseline)")
+
+
+def _merged_labels(keys: Sequence[tuple[object, ...]]) -> list[str]:
+    """Labels of groups that share one answer, merged where two differ in one column only.
+
+    Examples
+    --------
+    >>> _merged_labels([("maml", "head", "anil"), ("maml", "prototypes", "anil"),
+    ...                 ("sup", "source", "anil")])
+    ['maml / head, prototypes / anil', 'sup / source / anil']
+    """
+    merged = [[[str(v)] for v in key] for key in keys]
+    i = 0
+    while i < len(merged):
+        j = i + 1
+        while j < len(merged):
+            diff = [c for c in range(len(merged[i])) if merged[i][c] != merged[j][c]]
+            if len(diff) == 1:
+                c = diff[0]
+                merged[i][c] += [v for v in merged[j][c] if v not in merged[i][c]]
+                del merged[j]
+                j = i + 1  # the merged label may now merge with an earlier skipped one
+            else:
+                j += 1
+        i += 1
+    return [" / ".join(", ".join(part) for part in key) or "all episodes" for key in merged]
+
+
+def _sentence(rec: Mapping[str, object], *, markup: bool) -> str:
+    best = str(rec["best"])
+    if not best:
+        return f"{rec['note'] or 'no metric has a correlation here'}."
+    name = f"**{metric_label(best)}**" if markup else metric_label(best)
+    text = f"{name} is best, r = {_ci_text(rec, 'r', 'ci_low', 'ci_high')}"
+    baseline = str(rec.get("baseline") or "")
+    if not baseline:
+        return text + "."
+    base = _baseline_name(baseline)
+    if not math.isfinite(_num(rec["baseline_r"])):
+        return f"{text}; {base} has no r here ({str(rec['note']).split(': ', 1)[-1]})."
+    if rec["beats"]:
+        diff = _ci_text(rec, "difference", "difference_ci_low", "difference_ci_high")
+        return f"{text}, and beats {base} (r = {_num(rec['baseline_r']):.2f}) by {diff}."
+    base_ci = _ci_text(rec, "baseline_r", "baseline_ci_low", "baseline_ci_high")
+    if _num(rec["difference"]) > 0:
+        return f"{text}, above {base} (r = {base_ci}) but not significantly."
+    return f"{text}, but does not beat {base} (r = {base_ci})."
+
+
+def verdict_sentences(analysis: StudyAnalysis, *, markup: bool = True) -> list[str]:
+    """One sentence per group -- the best metric, its Pearson r and CI, and whether it beats
+    the free baseline -- groups with the same answer sharing one.
+
+    ``markup`` puts the best metric in ``**bold**`` (the page); without it the sentences are
+    plain text (the terminal).
+    """
+    frame = analysis.verdict
+    by = [c for c in analysis.by if c in frame.columns]
+    answers: dict[tuple[object, ...], list[tuple[object, ...]]] = {}
+    first: dict[tuple[object, ...], Mapping[str, object]] = {}
+    for record in frame.to_dict("records"):
+        rec = {str(k): v for k, v in record.items()}
+        answer = tuple(
+            round(v, 9) if isinstance(v, float) and math.isfinite(v) else str(v)
+            for k, v in rec.items()
+            if k not in by
+        )
+        answers.setdefault(answer, []).append(tuple(rec[c] for c in by))
+        first.setdefault(answer, rec)
+    return [
+        f"{label}: {_sentence(first[answer], markup=markup)}"
+        for answer, keys in answers.items()
+        for label in _merged_labels(keys)
+    ]
+
+
+def _count_words(counts: pd.Series, total: int) -> str:
+    """``LogME in 6 of 12 groups, SFDA in 2, GBC and LEEP in 1 each``."""
+    by_count: dict[int, list[str]] = {}
+    for name, count in counts.items():
+        by_count.setdefault(int(count), []).append(metric_label(str(name)))
+    parts = []
+    for i, (count, names) in enumerate(sorted(by_count.items(), key=lambda kv: -kv[0])):
+        who = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        each = " each" if len(names) > 1 else ""
+        parts.append(
+            f"{who} in {count} of {total} groups{each}" if i == 0 else f"{who} in {count}{each}"
+        )
+    return ", ".join(parts)
+
+
+def headline(analysis: StudyAnalysis, *, markup: bool = True) -> str:
+    """The study in two sentences: which metric is best how often, and whether the best beats
+    the free baseline."""
+    frame = analysis.verdict
+    total = len(frame)
+    named = frame[frame["best"].astype(str) != ""]
+    bold = (lambda t: f"**{t}**") if markup else (lambda t: t)
+    if named.empty:
+        return "No metric has a correlation with accuracy in any group."
+    counts = named["best"].value_counts(sort=True)
+    words = _count_words(counts, total)
+    text = f"Best metric per group: {bold(words) if len(counts) == 1 else words}."
+    if analysis.baseline is None or analysis.baseline_tests is None:
+        return text + " (No free baseline in this study: add centroid_loo to --metrics.)"
+    base = _baseline_name(analysis.baseline)
+    beaten = int(named["beats"].sum())
+    n_comp = analysis.baseline_tests.attrs.get("n_comparisons", len(analysis.baseline_tests))
+    test = (
+        f"paired bootstrap over episodes, familywise {100 * analysis.alpha:g} % over "
+        f"{n_comp} distinct comparisons of a metric with it"
     )
+    if beaten == 0:
+        verdict = f"No best metric beats the free baseline {base}"
+    elif beaten == len(named):
+        verdict = f"The best metric beats the free baseline {base} in every group"
+    else:
+        verdict = f"The best metric beats the free baseline {base} in {beaten} of {total} groups"
+    return f"{text} {bold(verdict)} ({test})."
+
+
+# --------------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------------
+
+
+def _scope(analysis: StudyAnalysis) -> str:
+    config = analysis.config
+    suite = config.get("suite_name") or config.get("suite")
+    where = f" of {suite}" if suite else ""
+    groups = " / ".join(analysis.by) or "all episodes"
+    return (
+        f"{analysis.n_episodes} episodes{where}, {len(analysis.verdict)} groups ({groups}). "
+        f"Each metric scores an episode's support set before adaptation; Pearson r with the "
+        f"query {analysis.target} after adaptation, [{100 * analysis.confidence:g} % bootstrap "
+        f"CI over episodes]."
+    )
+
+
+def verdict_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """The answer: scope, headline, one sentence per group."""
+    doc.paragraph(_scope(analysis), css="caption")
+    doc.paragraph(headline(analysis), css="lead")
+    doc.bullets(verdict_sentences(analysis), css="verdict")
+
+
+def forest_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """Every metric's r with its CI per group, and what the table shows about constant
+    metrics."""
+    from metaleep.report.plots import forest_plot
+
+    corr = analysis.correlations
+    if not (corr["method"] == "pearson").any():
+        return
+    shown = [m for m in analysis.metrics if m not in analysis.constant_metrics]
+    left = [metric_label(m) for m in analysis.constant_metrics]
+    caption = (
+        "Pearson r of each metric with accuracy and its bootstrap CI, per group; star: the "
+        "group's best metric; grey band: the free baseline, which a metric must beat to earn "
+        "its cost."
+    )
+    if left:
+        caption += f" Left out: {', '.join(left)} (constant in every group: no r)."
+    if shown:
+        doc.figure("forest.png", forest_plot(corr, analysis.verdict, metrics=shown), caption)
+    notes = list(analysis.findings)
+    if analysis.leep_form == "normalised":
+        notes.append(
+            "LEEP and N-LEEP are normalised (1 + LEEP / log N) because some groups mix "
+            "episodes with different numbers of ways."
+        )
+    doc.bullets(notes)
+
+
+def accuracy_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """The accuracy of each adaptation, and the adaptations that did not converge."""
+    from metaleep.analysis.accuracy import UNCONVERGED_FRACTION
+
+    summary = analysis.accuracy
+    if summary is None or summary.empty:
+        return
+    target = analysis.target
+    doc.heading("Accuracy of each adaptation")
+    doc.paragraph(
+        f"Query {target} per backbone and adaptation (each episode once, whatever the dummy "
+        "labels): mean, standard deviation over episodes, share of episodes at 100 %; the "
+        "support loss the adaptation ended at (a uniform guess has log N); the share of "
+        f"episodes where it stayed above {UNCONVERGED_FRACTION:g} x log N (unconverged); the "
+        "spread of the logits it started from (0 for a zero head); its settings."
+    )
+    shown = summary.copy()
+    for col in ("mean", "std", "share_100", "support_loss", "unconverged", "start_logit_std"):
+        shown[col] = [_fmt(float(v), 3) for v in summary[col]]
+    shown = shown.rename(
+        columns={
+            "mean": f"mean {target}",
+            "share_100": "share at 100 %",
+            "support_loss": "support loss",
+            "unconverged": "share unconverged",
+            "start_logit_std": "start logit spread",
+        }
+    )
+    doc.table(shown)
+    doc.bullets(list(analysis.accuracy_notes))
+
+
+def details_heading(doc: Document, analysis: StudyAnalysis) -> None:
+    """The heading of the folded details."""
+    doc.heading("Details")
+    doc.paragraph("Each part opens on a click; every table is also a CSV beside this report.")
+
+
+def how_to_read_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """What the numbers mean, folded."""
+    with doc.folded("How to read these numbers"):
+        doc.bullets(_how_to_read(analysis))
+
+
+def correlation_tables_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """The correlation tables: Pearson, the rank correlations, the full table."""
+    corr = analysis.correlations
+    methods = list(dict.fromkeys(corr["method"]))
+    pct = f"{100 * analysis.confidence:g} %"
+    with doc.folded("Correlation tables (Pearson r, Spearman ρ, Kendall τ-b, weighted τ)"):
+        if "pearson" in methods:
+            doc.table(
+                format_correlation_table(corr, methods=["pearson"]),
+                f"Pearson r [{pct} bootstrap CI] per group and metric (correlations.csv).",
+            )
+        others = [m for m in methods if m != "pearson"]
+        if others:
+            doc.table(
+                format_correlation_table(corr, methods=others),
+                "Rank correlations: " + ", ".join(METHOD_NAMES.get(m, m) for m in others) + ".",
+            )
+    with doc.folded("Full correlation table (n, p-values, notes)"):
+        doc.table(corr)
+
+
+def baseline_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """Every metric against the free baseline, familywise."""
+    tests = analysis.baseline_tests
+    if tests is None or tests.empty or analysis.baseline is None:
+        return
+    base = _baseline_name(analysis.baseline)
+    n_comp = tests.attrs.get("n_comparisons", len(tests))
+    with doc.folded(f"Each metric against the free baseline {base}"):
+        doc.paragraph(
+            f"Paired bootstrap on the same resampled episodes: difference of signed Pearson r "
+            f"(metric minus {base}) with its interval, the one-sided p-value of this comparison "
+            "alone, and the familywise p-value: a single-step studentized max-T over all "
+            f"{n_comp} distinct comparisons of a metric with {base} in this study (Romano & "
+            f"Wolf 2005). 'beats it' means familywise p < {analysis.alpha:g}, so the chance "
+            "that this table names any metric that does not truly beat the baseline is at most "
+            f"{100 * analysis.alpha:g} % -- the best metric of a group, picked after looking, "
+            "included (baseline_tests.csv)."
+        )
+        doc.table(format_baseline_tests(tests))
+
+
+def leep_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """LEEP against every other metric, paired."""
+    comparisons = analysis.comparisons
+    if comparisons is None or comparisons.empty:
+        return
+    n_boot = comparisons.attrs.get("n_boot", analysis.n_boot)
+    with doc.folded("LEEP against the other metrics"):
+        doc.paragraph(
+            "Paired bootstrap on the same episodes: difference of signed Pearson r (LEEP minus "
+            "the other metric), its interval, and the one-sided p-value for 'LEEP correlates "
+            "better' (one comparison at a time: no multiplicity correction). With "
+            f"{n_boot} resamples the smallest attainable p-value is 1/{n_boot + 1} "
+            f"≈ {1 / (n_boot + 1):.2g} (comparisons.csv)."
+        )
+        doc.table(format_comparison_table(comparisons))
+
+
+_GROUP_WORDS = {
+    "ways": "number of ways",
+    "shots": "number of shots",
+    "within_alphabet": "within-alphabet vs mixed-alphabet episodes",
+}
+
+
+def per_group_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """Pearson r with one more grouping column."""
+    if not analysis.per_group:
+        return
+    words = [_GROUP_WORDS.get(col, col) for col in analysis.per_group]
+    with doc.folded("Results per " + ", per ".join(words)):
+        for col, table in analysis.per_group.items():
+            doc.table(
+                format_correlation_table(table),
+                f"Pearson r [CI] by {_GROUP_WORDS.get(col, col)} (correlations_by_{col}.csv).",
+            )
+
+
+def selection_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """Source-model selection, when several backbones ran."""
+    from metaleep.report.plots import selection_plot
+
+    selection = analysis.selection
+    if selection is None or selection.empty:
+        if analysis.selection_note:
+            with doc.folded("Source-model selection"):
+                doc.paragraph(f"Not computed: {analysis.selection_note}")
+        return
+    with doc.folded("Source-model selection: does a metric pick the backbone that adapts best?"):
+        doc.paragraph(
+            "On each episode the backbones are ranked by each metric and by accuracy. Top-1 hit "
+            "rate: how often the metric's top backbone is a best one by accuracy (ties in "
+            "accuracy all count as best; ties in the metric are split evenly). Weighted τ: "
+            "agreement of the two rankings, weighted towards the top. Regret: accuracy lost by "
+            "taking the metric's pick instead of the best. Chance: a uniformly random pick. "
+            "Static prior (row static_prior): the backbone with the best mean accuracy on the "
+            "other episodes (leave-one-out), a pick that reads no metric; a metric that does not "
+            "beat it adds nothing to knowing which backbone is best on average (selection.csv)."
+        )
+        doc.table(format_selection_table(selection))
+        doc.figure(
+            "selection.png",
+            selection_plot(selection),
+            "Top-1 hit rate and regret per metric with bootstrap CI; dashed: chance.",
+        )
+
+
+def scatter_section(doc: Document, analysis: StudyAnalysis, *, max_rows: int = 24) -> None:
+    """Each group's best metric against accuracy on the page; every metric per backbone in
+    files beside it."""
+    from metaleep.report.plots import best_metric_scatter, scatter_grid
+
+    data, target = analysis.table, analysis.target
+    shown = [
+        m for m in analysis.metrics if m in data.columns and m not in analysis.constant_metrics
+    ]
+    if not shown:
+        return
+    split = "backbone" if "backbone" in analysis.by else None
+    rows = [c for c in analysis.by if c != split]
+    frames = [(str(k), f) for k, f in data.groupby(split, sort=True)] if split else [("all", data)]
+    files: list[str] = []
+    left: list[str] = []
+    budget = max_rows
+    for i, (name, frame) in enumerate(frames):
+        configs = list(frame.groupby(rows, sort=True, dropna=False)) if rows else [((), frame)]
+        if budget <= 0:
+            left.append(f"{name}: {len(configs)} configurations")
+            continue
+        keep = configs[:budget]
+        if len(keep) < len(configs):
+            left.append(f"{name}: {len(configs) - len(keep)} configurations")
+        budget -= len(keep)
+        corr = analysis.correlations
+        fig = scatter_grid(
+            pd.concat([f for _, f in keep]) if rows else frame,
+            rows=rows,
+            metrics=shown,
+            target=target,
+            correlations=corr[corr[split].astype(str) == name] if split else corr,
+            title=f"Metrics vs {metric_label(target)}: "
+            + (f"backbone {name}" if split else "all episodes")
+            + (f" (rows: {' / '.join(rows)})" if rows else ""),
+        )
+        file = f"scatter_{i:02d}_{slug(name)}.png"
+        doc.attach(file, fig, f"Each metric against {target}, {name}.")
+        files.append(file)
+    with doc.folded("Scatter plots: each group's best metric against accuracy"):
+        best = analysis.verdict
+        if (best["best"].astype(str) != "").any():
+            doc.figure(
+                "best_scatter.png",
+                best_metric_scatter(data, best, target=target, correlations=analysis.correlations),
+                f"Each group's best metric (x) against query {target} (y), one point per episode, "
+                "with the least-squares line.",
+            )
+        doc.paragraph(
+            "Every metric against accuracy, one row per configuration, in files beside this "
+            f"report: {', '.join(files)}."
+            + (f" Not plotted (max_scatter_groups): {'; '.join(left)}." if left else "")
+        )
+
+
+def timings_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """Mean seconds per episode."""
+    if analysis.timings is None:
+        return
+    with doc.folded("Timings"):
+        doc.table(analysis.timings, "Mean seconds per episode.")
+
+
+def _plain(value: object) -> str:
+    """A configuration value in words: lists joined, mappings as ``key=value``."""
+    if value is None:
+        return "—"
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k}={_plain(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, list | tuple):
+        return ", ".join(_plain(v) for v in value) or "—"
+    return str(value)
+
+
+def settings_table(config: Mapping[str, object]) -> pd.DataFrame:
+    """The configuration as a table a reader scans: one setting per row, values in words
+    (lists joined, adaptation settings as ``steps=100, lr=auto, accelerated``), the
+    backbones' details left to their own table.
+
+    Examples
+    --------
+    >>> settings_table({"suite": "glyphs-5w5s", "metrics": ["leep", "nce"], "episodes": None,
+    ...                 "extra": {}}).values.tolist()
+    [['suite', 'glyphs-5w5s'], ['metrics', 'leep, nce'], ['episodes', 'all']]
+    """
+    from metaleep.analysis.accuracy import settings_text
+
+    words = {"episodes": "all", "temperature": "default", "data": "the suite's data"}
+    rows = []
+    for key, value in config.items():
+        if key in ("backbone_info", "backbone_fingerprints") or value in ({}, []):
+            continue
+        if key == "adaptation_settings" and isinstance(value, Mapping):
+            for backbone, entries in value.items():
+                if isinstance(entries, Mapping):
+                    text = "; ".join(
+                        f"{name} ({settings_text(item)})" if settings_text(item) else str(name)
+                        for name, item in entries.items()
+                    )
+                    rows.append((f"adaptations of {backbone}", text))
+            continue
+        rows.append((str(key), words.get(key, "—") if value is None else _plain(value)))
+    return pd.DataFrame(rows, columns=["setting", "value"])
 
 
 def _backbone_frame(config: Mapping[str, object]) -> pd.DataFrame | None:
@@ -271,72 +722,61 @@ def _backbone_frame(config: Mapping[str, object]) -> pd.DataFrame | None:
             setting = "source data unknown"
         else:
             setting = "in-domain"
+        inner = item.get("inner")
         rows.append(
             {
                 "backbone": name,
                 "algorithm": item.get("algorithm"),
                 "from": item.get("origin"),
                 "head": item.get("head"),
-                "inner loop": json.dumps(item.get("inner") or {}, sort_keys=True),
+                "inner loop": _plain(inner) if inner else "—",
                 "setting": setting,
                 "input transform": item.get("transform"),
+                "fingerprint": item.get("fingerprint"),
             }
         )
     return pd.DataFrame(rows) if rows else None
 
 
-# --------------------------------------------------------------------------------------------
-# Findings worth saying in words
-# --------------------------------------------------------------------------------------------
+def configuration_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """How the study was made: the backbones and the settings."""
+    config = analysis.config
+    doc.heading("Configuration")
+    backbones = _backbone_frame(config)
+    if backbones is not None:
+        doc.table(backbones, "Backbones.")
+    settings = settings_table(config)
+    analysis_rows = pd.DataFrame(
+        [
+            ("grouping", " / ".join(analysis.by) or "none"),
+            ("LEEP", "normalised, 1 + LEEP / log N" if analysis.leep_form == "normalised"
+             else "raw"),
+            ("bootstrap", f"{analysis.n_boot} resamples of episodes, seed {analysis.seed}, "
+             f"{100 * analysis.confidence:g} % percentile intervals"),
+            ("baseline tests", f"familywise {100 * analysis.alpha:g} % against "
+             f"{analysis.baseline}" if analysis.baseline else "no baseline"),
+        ],
+        columns=["setting", "value"],
+    )  # fmt: skip
+    doc.table(pd.concat([settings, analysis_rows], ignore_index=True), "Settings.")
 
 
-def _one_shot_findings(table: pd.DataFrame, metrics: Sequence[str], by: Sequence[str]) -> list[str]:
-    """Sentences about NCE / H-score on 1-shot episodes, from what the table shows."""
-    if "shots" not in table.columns or not (table["shots"] == 1).any():
-        return []
-    one = table[table["shots"] == 1]
-    keys = [c for c in (*by, "ways") if c in one.columns]
-    found: list[str] = []
-    for metric in ("h_score", "nce"):
-        if metric not in metrics:
-            continue
-        grouped = one.groupby(keys, dropna=False)[metric] if keys else None
-        distinct = grouped.nunique() if grouped is not None else pd.Series([one[metric].nunique()])
-        n_groups = len(distinct)
-        n_constant = int((distinct <= 1).sum())
-        if n_constant:
-            found.append(
-                f"{metric_label(metric)} is constant on the 1-shot episodes of {n_constant} of "
-                f"{n_groups} groups: its correlation there is undefined (reported as n/a)."
-            )
-        else:
-            found.append(
-                f"{metric_label(metric)} takes at most {int(distinct.max())} distinct values per "
-                "group on the 1-shot episodes."
-            )
-    return found
-
-
-def _how_to_read(
-    *,
-    normalised: bool,
-    mixed_ways: bool,
-    one_shot: bool,
-    n_boot: int,
-    confidence: float,
-    seed: int,
-    target: str,
-) -> list[str]:
-    pct = f"{100 * confidence:g} %"
+def _how_to_read(analysis: StudyAnalysis) -> list[str]:
+    pct = f"{100 * analysis.confidence:g} %"
+    target = analysis.target
+    normalised = analysis.leep_form == "normalised"
     items = [
-        f"Each row of the study table is one episode adapted by one backbone; the scores are "
+        "Each row of the study table is one episode adapted by one backbone; the scores are "
         f"computed on the support set before adaptation and correlated with the {target} "
         "on the query set after adaptation. A positive correlation means the score ranks "
         "episodes the way the adaptation does.",
-        f"Intervals are {pct} percentile bootstrap intervals over episodes ({n_boot} resamples "
-        f"of the episodes with replacement, seed {seed}). Pearson r is the headline number (the "
-        "LEEP paper's); Spearman ρ and Kendall τ-b are rank correlations, weighted τ (Vigna) "
-        "stresses the top of the ranking and has no p-value.",
+        f"Intervals are {pct} percentile bootstrap intervals over episodes ({analysis.n_boot} "
+        f"resamples of the episodes with replacement, seed {analysis.seed}). Pearson r is the "
+        "headline number (the LEEP paper's); Spearman ρ and Kendall τ-b are rank correlations, "
+        "weighted τ (Vigna) stresses the top of the ranking and has no p-value.",
+        "The free baseline centroid LOO is the support set's leave-one-out nearest-centroid "
+        "accuracy: it costs nothing beyond the features, so a metric earns its cost only "
+        "where it correlates better.",
         "LEEP ≤ 0 (higher is better). Its floor is −H(Y), the label entropy, reached by a "
         "source whose output ignores the input; for a balanced N-way episode that is −log N, so "
         "raw LEEP is not comparable across episodes with different numbers of ways.",
@@ -347,29 +787,25 @@ def _how_to_read(
             "uninformative floor of a balanced N-way episode, 1 for a perfect source"
             + (
                 ", because some groups mix episodes with different numbers of ways."
-                if mixed_ways
+                if analysis.mixed_ways
                 else "."
             )
             + " Within one N it is an increasing affine map of LEEP, so correlations computed "
             "within one N are the same as for raw LEEP."
         )
-    elif mixed_ways:
+    elif analysis.mixed_ways:
         items.append(
             "Caution: this report uses raw LEEP although some groups mix episodes with "
             "different numbers of ways, so part of its correlation there comes from the number "
             "of ways alone. The normalised form 1 + LEEP / log N (leep='auto' or 'normalised') "
-            "removes that; the per-ways results below are unaffected."
+            "removes that; the per-ways results are unaffected."
         )
     else:
         items.append(
             "This report uses raw LEEP: every group holds episodes with one number of ways, "
             "where raw and normalised LEEP (1 + LEEP / log N) give the same correlations."
         )
-    items.append(
-        "The paired comparison tests whether LEEP's signed correlation exceeds another "
-        "metric's on the same episodes: difference of r, its bootstrap interval (same resampled "
-        "episodes for both metrics) and the one-sided bootstrap p-value for 'LEEP is better'."
-    )
+    one_shot = "shots" in analysis.table.columns and bool((analysis.table["shots"] == 1).any())
     if one_shot:
         items.append(
             "1-shot caveat: with one support sample per class the class mean of the features is "
@@ -385,327 +821,47 @@ def _how_to_read(
 
 
 # --------------------------------------------------------------------------------------------
-# Accuracy of each adaptation, and whether it converged
-# --------------------------------------------------------------------------------------------
-
-UNCONVERGED_FRACTION = 0.5
-"""An adaptation counts as unconverged on an episode when its support loss is above this
-fraction of ``log N`` (the loss of a uniform guess): it removed less than half of it."""
-
-
-def _settings_text(settings: object) -> str:
-    """``steps=1, lr=0.4, second order (as trained)`` from one adaptation's settings."""
-    if not isinstance(settings, Mapping):
-        return ""
-    words = []
-    order = ("steps", "lr", "first_order", "accelerated", "weight_decay")
-    keys = sorted(settings, key=lambda k: (order.index(k) if k in order else len(order), k))
-    for key in keys:
-        value = settings[key]
-        if key == "from_training" or (key == "batch_norm" and value == "transductive"):
-            continue
-        if key == "first_order":
-            words.append("first order" if value else "second order")
-        elif key == "accelerated":
-            words.append("accelerated" if value else "plain GD")
-        elif key == "weight_decay" and not value:
-            continue
-        else:
-            words.append(f"{key}={value}")
-    text = ", ".join(words)
-    if settings.get("from_training"):
-        text += " (as meta-trained)"
-    return text
-
-
-def accuracy_table(
-    table: pd.DataFrame,
-    *,
-    target: str = "accuracy",
-    settings: Mapping[str, Mapping[str, object]] | None = None,
-) -> pd.DataFrame:
-    """Accuracy per backbone and adaptation, with how far each adaptation converged.
-
-    The dummy-label mode does not change an adaptation, so each (episode, backbone,
-    adaptation) counts once.
-
-    Parameters
-    ----------
-    table : DataFrame
-        The study table: ``episode``, ``backbone``, ``adaptation`` and ``target`` columns;
-        ``support_loss``, ``start_logit_std`` and ``ways`` are used when present.
-    target : str
-        Accuracy column.
-    settings : mapping, optional
-        ``study.json``'s ``adaptation_settings`` (``{backbone: {adaptation: {...}}}``), shown
-        as a column.
-
-    Returns
-    -------
-    DataFrame
-        One row per (backbone, adaptation): ``episodes``, ``mean``, ``std`` (over episodes),
-        ``share_100`` (share of episodes at accuracy 1), ``support_loss`` (mean),
-        ``unconverged`` (share of episodes whose support loss is above
-        :data:`UNCONVERGED_FRACTION` x log N; NaN for adaptations that do not iterate from a
-        starting head, such as prototypes, whose ``start_logit_std`` is NaN),
-        ``start_logit_std`` (mean spread of the logits the adaptation started from) and
-        ``settings``.
-
-    Examples
-    --------
-    >>> import numpy as np, pandas as pd
-    >>> t = pd.DataFrame({"episode": [0, 1, 0, 1], "backbone": "m", "dummy": "head",
-    ...                   "adaptation": ["anil", "anil", "maml", "maml"], "ways": 5,
-    ...                   "accuracy": [1.0, 0.8, 0.6, 0.6], "support_loss": [0.1, 0.3, 1.5, 1.2],
-    ...                   "start_logit_std": 0.5})
-    >>> accuracy_table(t)[["adaptation", "mean", "share_100", "unconverged"]].values.tolist()
-    [['anil', 0.9, 0.5, 0.0], ['maml', 0.6, 0.0, 1.0]]
-    """
-    check_table(table)
-    needed = ["episode", "backbone", "adaptation", target]
-    missing = [c for c in needed if c not in table.columns]
-    if missing:
-        raise ValueError(f"`table` must have the columns {needed!r}; got {missing!r} missing.")
-    keys = [c for c in ("suite", "episode", "backbone", "adaptation") if c in table.columns]
-    once = table.drop_duplicates(keys)
-    rows = []
-    for (backbone, adaptation), frame in once.groupby(["backbone", "adaptation"], sort=True):
-        accuracy = frame[target].to_numpy(dtype=np.float64)
-        row: dict[str, object] = {
-            "backbone": backbone,
-            "adaptation": adaptation,
-            "episodes": len(frame),
-            "mean": float(accuracy.mean()),
-            "std": float(accuracy.std(ddof=1)) if len(accuracy) > 1 else math.nan,
-            "share_100": float(np.mean(accuracy >= 1.0)),
-            "support_loss": math.nan,
-            "unconverged": math.nan,
-            "start_logit_std": math.nan,
-        }
-        if "support_loss" in frame.columns and frame["support_loss"].notna().any():
-            loss = frame["support_loss"].to_numpy(dtype=np.float64)
-            ways = frame["ways"].to_numpy(dtype=np.float64) if "ways" in frame else None
-            row["support_loss"] = float(np.nanmean(loss))
-            iterative = "start_logit_std" in frame and frame["start_logit_std"].notna().any()
-            if ways is not None and iterative:
-                row["unconverged"] = float(np.mean(loss > UNCONVERGED_FRACTION * np.log(ways)))
-        if "start_logit_std" in frame.columns and frame["start_logit_std"].notna().any():
-            row["start_logit_std"] = float(np.nanmean(frame["start_logit_std"]))
-        entry = (settings or {}).get(str(backbone), {})
-        row["settings"] = _settings_text(entry.get(str(adaptation)) if entry else None)
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _flat_spread(ways: int, probability: float = 0.9) -> float:
-    """Logit spread of an N-way head that gives one class ``probability`` and the others equal
-    logits: the logit gap a = log(p (N - 1) / (1 - p)), spread a sqrt(N - 1) / N."""
-    gap = math.log(probability * (ways - 1) / (1 - probability))
-    return gap * math.sqrt(ways - 1) / ways
-
-
-def _accuracy_section(
-    doc: Document, data: pd.DataFrame, config: Mapping[str, object], target: str
-) -> None:
-    """The accuracy table, the adaptations that did not converge, and flat heads."""
-    if not all(c in data.columns for c in ("episode", "backbone", "adaptation")):
-        return
-    settings = config.get("adaptation_settings")
-    summary = accuracy_table(
-        data, target=target, settings=settings if isinstance(settings, Mapping) else None
-    )
-    doc.heading("Accuracy of each adaptation")
-    doc.paragraph(
-        f"Query {target} per backbone and adaptation (each episode once, whatever the dummy "
-        "labels): mean, standard deviation over episodes, share of episodes at 100 %; the "
-        "support loss the adaptation ended at (a uniform guess has log N); the share of "
-        f"episodes where it stayed above {UNCONVERGED_FRACTION:g} x log N (unconverged); the "
-        "spread of the logits it started from (standard deviation over the N classes, averaged "
-        "over the support images; 0 for a zero head); and its settings."
-    )
-    shown = summary.copy()
-    for col in ("mean", "std", "share_100", "support_loss", "unconverged", "start_logit_std"):
-        shown[col] = [_fmt(float(v), 3) for v in summary[col]]
-    shown = shown.rename(
-        columns={
-            "mean": f"mean {target}",
-            "std": "std",
-            "share_100": "share at 100 %",
-            "support_loss": "support loss",
-            "unconverged": "share unconverged",
-            "start_logit_std": "start logit spread",
-        }
-    )
-    doc.table(shown)
-    findings = []
-    stuck = summary[summary["unconverged"] > 0.1]
-    for rec in stuck.to_dict("records"):
-        findings.append(
-            f"{rec['backbone']} / {rec['adaptation']} did not converge on "
-            f"{100 * float(rec['unconverged']):.0f} % of the episodes (mean support loss "
-            f"{float(rec['support_loss']):.2f}): its accuracy, and every correlation with it, "
-            "describes an adaptation stopped early."
-        )
-    ways = int(data["ways"].max()) if "ways" in data.columns else 0
-    heads = summary[summary["adaptation"].isin(["anil", "maml"])]
-    for backbone, frame in heads.groupby("backbone", sort=True):
-        spread = float(frame.sort_values("adaptation")["start_logit_std"].iloc[0])
-        if not math.isfinite(spread) or ways < 2:
-            continue
-        reference = _flat_spread(ways)
-        flat = " — nearly flat" if spread < reference / 2 else ""
-        findings.append(
-            f"{backbone}'s meta-learned head starts from logits of spread {spread:.2f} on the "
-            f"support images{flat} (a {ways}-way head that gives the true class 0.9 has "
-            f"{reference:.2f}); its 'head' dummy labels are then close to uniform, which "
-            "bears on their LEEP."
-        )
-    if findings:
-        doc.bullets(findings)
-
-
-# --------------------------------------------------------------------------------------------
-# Scatter plots: one compact grid per backbone
-# --------------------------------------------------------------------------------------------
-
-
-def _constant_metrics(data: pd.DataFrame, metrics: Sequence[str], by: Sequence[str]) -> list[str]:
-    """Metrics that are constant within every group of ``by``."""
-    from metaleep.analysis.tables import is_constant
-
-    groups = list(data.groupby(list(by), dropna=False)) if by else [((), data)]
-    return [
-        m
-        for m in metrics
-        if m in data.columns
-        and all(is_constant(frame[m].dropna().to_numpy(dtype=np.float64)) for _, frame in groups)
-    ]
-
-
-def _scatter_section(
-    doc: Document,
-    data: pd.DataFrame,
-    correlations: pd.DataFrame,
-    *,
-    by: Sequence[str],
-    metrics: Sequence[str],
-    target: str,
-    max_rows: int,
-) -> None:
-    """One compact scatter grid per backbone (rows: its configurations; columns: metrics)."""
-    from metaleep.report import plots
-
-    doc.heading("Scatter plots")
-    constant = _constant_metrics(data, metrics, by)
-    shown_metrics = [m for m in metrics if m in data.columns and m not in constant]
-    if constant:
-        doc.paragraph(
-            "Left out of the plots: "
-            + ", ".join(metric_label(m) for m in constant)
-            + " (constant in every configuration: no correlation to draw)."
-        )
-    if not shown_metrics:
-        return
-    split = "backbone" if "backbone" in by else None
-    rows = [c for c in by if c != split]
-    figures: list[tuple[str, pd.DataFrame]] = (
-        [(str(key), frame) for key, frame in data.groupby(split, sort=True)]
-        if split
-        else [("all", data)]
-    )
-    budget = max_rows
-    left: list[str] = []
-    for i, (name, frame) in enumerate(figures):
-        configs = list(frame.groupby(rows, sort=True, dropna=False)) if rows else [((), frame)]
-        if budget <= 0:
-            left += [f"{name}: {len(configs)} configurations"]
-            continue
-        keep = configs[:budget]
-        if len(keep) < len(configs):
-            left.append(f"{name}: {len(configs) - len(keep)} configurations")
-        part = pd.concat([f for _, f in keep]) if rows else frame
-        budget -= len(keep)
-        label = f"backbone {name}" if split else "all episodes"
-        fig = plots.scatter_grid(
-            part,
-            rows=rows,
-            metrics=shown_metrics,
-            target=target,
-            correlations=(
-                correlations[correlations[split].astype(str) == name] if split else correlations
-            ),
-            title=f"Metrics vs {metric_label(target)}: {label}"
-            + (f" (rows: {' / '.join(rows)})" if rows else ""),
-        )
-        doc.figure(
-            f"scatter_{i:02d}_{slug(name)}.png",
-            fig,
-            f"Each metric against {target}, one row per configuration of {label}.",
-        )
-    if left:
-        doc.paragraph("Not plotted (max_scatter_groups): " + "; ".join(left) + ".")
-
-
-# --------------------------------------------------------------------------------------------
 # The report
 # --------------------------------------------------------------------------------------------
 
+SECTIONS: tuple[Section, ...] = (
+    verdict_section,
+    forest_section,
+    accuracy_section,
+    details_heading,
+    how_to_read_section,
+    correlation_tables_section,
+    baseline_section,
+    leep_section,
+    per_group_section,
+    selection_section,
+    scatter_section,
+    timings_section,
+    configuration_section,
+)
+"""The page, top to bottom: the answer, the evidence, the details (folded), the settings."""
+
 
 def write_report(
-    table: pd.DataFrame,
+    analysis: StudyAnalysis,
     out_dir: str | Path,
     *,
-    config: Mapping[str, object],
-    metrics: Sequence[str] | None = None,
-    correlations: pd.DataFrame | None = None,
-    selection: pd.DataFrame | None = None,
-    comparisons: pd.DataFrame | None = None,
     title: str = "metaleep meta-transfer study",
-    target: str = "accuracy",
-    by: Sequence[str] = ("backbone", "dummy", "adaptation"),
-    leep: str = "auto",
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    higher_is_better: Mapping[str, bool] | None = None,
-    max_scatter_groups: int = 24,
+    sections: Sequence[Section] = SECTIONS,
 ) -> Path:
-    """Write ``report.html`` (self-contained), ``report.md``, PNG figures and CSVs to ``out_dir``.
+    """Write ``report.html`` (self-contained), ``report.md`` and its PNG figures to ``out_dir``.
 
     Parameters
     ----------
-    table : DataFrame
-        The study table (see :mod:`metaleep.analysis.correlations`).
+    analysis : StudyAnalysis
+        What to show (:func:`~metaleep.analysis.study.analyse_study`); nothing is computed
+        here. Its tables go to CSV files with :meth:`StudyAnalysis.write`.
     out_dir : str or Path
         Directory to write into (created).
-    config : mapping
-        The study's configuration, shown as a table at the top.
-    metrics : sequence of str, optional
-        Metric columns; default those of :data:`~metaleep.metrics.registry.DEFAULT_METRICS`
-        present.
-    correlations : DataFrame, optional
-        Precomputed :func:`~metaleep.analysis.correlations.correlations` output grouped by ``by``;
-        computed here when omitted.
-    selection : DataFrame, optional
-        Precomputed :func:`~metaleep.analysis.selection.source_selection` output; computed here
-        when omitted and the table has at least two backbones.
-    comparisons : DataFrame, optional
-        Precomputed :func:`~metaleep.analysis.correlations.compare_metrics` output; computed here
-        (LEEP vs every other metric, Pearson) when omitted.
     title : str
         Page title.
-    target : str
-        Accuracy column.
-    by : sequence of str
-        Grouping of the main tables; columns absent from ``table`` are ignored.
-    leep : {"raw", "normalised", "auto"}
-        LEEP form (see :func:`~metaleep.analysis.correlations.use_normalised_leep`); the report says
-        which one it used.
-    n_boot, confidence, seed, higher_is_better
-        As in :func:`~metaleep.analysis.correlations.correlations`.
-    max_scatter_groups : int
-        At most this many configurations (rows of the per-backbone scatter grids) are plotted;
-        the report lists those left out.
+    sections : sequence of callables
+        The page's parts in order (default :data:`SECTIONS`).
 
     Returns
     -------
@@ -715,246 +871,28 @@ def write_report(
     Examples
     --------
     >>> import tempfile, numpy as np, pandas as pd
+    >>> from metaleep.analysis.study import analyse_study
     >>> rng = np.random.default_rng(0)
     >>> acc = rng.uniform(0.3, 0.9, size=30)
     >>> t = pd.DataFrame({"episode": range(30), "backbone": "conv4", "dummy": "head",
     ...                   "adaptation": "maml", "ways": 5, "shots": 5, "accuracy": acc,
     ...                   "leep": np.log(acc) + 0.1 * rng.normal(size=30)})
-    >>> path = write_report(t, tempfile.mkdtemp(), config={"seed": 0}, n_boot=50)
+    >>> path = write_report(analyse_study(t, n_boot=50), tempfile.mkdtemp())
     >>> path.name, "data:image/png;base64," in path.read_text()
     ('report.html', True)
     """
-    check_table(table)
-    if not isinstance(config, Mapping):
-        raise TypeError(f"`config` must be a mapping; got {type(config).__name__!r}.")
-    if not isinstance(max_scatter_groups, int) or max_scatter_groups < 0:
-        raise ValueError(f"`max_scatter_groups` must be an int >= 0; got {max_scatter_groups!r}.")
-    if target not in table.columns:
-        raise ValueError(f"`target` must be a column of `table`; got {target!r}.")
-    from metaleep.analysis.selection import source_selection
-    from metaleep.report import plots
-
+    if not isinstance(analysis, StudyAnalysis):
+        raise TypeError(
+            f"`analysis` must be a StudyAnalysis (metaleep.analysis.study.analyse_study); "
+            f"got {type(analysis).__name__!r}."
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    base_metrics = metric_columns(table, metrics)
-    by_cols = [c for c in by if c in table.columns]
-    mixed_ways = use_normalised_leep(table, "auto", by=by_cols)
-    normalised = use_normalised_leep(table, leep, by=by_cols) and any(
-        m in LEEP_LIKE for m in base_metrics
-    )
-    used = [f"{m}_norm" if normalised and m in LEEP_LIKE else m for m in base_metrics]
-    if correlations is not None:
-        # The given table decides which LEEP form the report shows.
-        given = list(dict.fromkeys(correlations["metric"]))
-        normalised = any(
-            m.removesuffix("_norm") in LEEP_LIKE and m.endswith("_norm") for m in given
-        )
-        used = given
-    data = add_normalised_leep(table) if normalised else table
-
-    def corr_of(frame: pd.DataFrame, group: Sequence[str], methods: Sequence[str]) -> pd.DataFrame:
-        return compute_correlations(
-            frame,
-            metrics=used,
-            target=target,
-            by=group,
-            methods=methods,
-            n_boot=n_boot,
-            confidence=confidence,
-            seed=seed,
-            higher_is_better=higher_is_better,
-        )
-
-    if correlations is None:
-        correlations = corr_of(data, by_cols, METHODS)
-    corr_by = _group_cols(correlations, CORRELATION_COLUMNS)
-    corr_metrics = list(dict.fromkeys(correlations["metric"]))
-    leep_col = next((m for m in corr_metrics if m in ("leep", "leep_norm")), None)
-
     doc = Document(title=title)
-    backbones = _backbone_frame(config)
-    if backbones is not None:
-        doc.heading("Backbones")
-        doc.table(backbones)
-    doc.heading("Configuration")
-    doc.table(_config_frame({k: v for k, v in config.items() if k != "backbone_info"}))
-    n_episodes = (
-        data.groupby([c for c in ("suite", "episode") if c in data.columns]).ngroups
-        if "episode" in data.columns
-        else len(data)
-    )
-    summary = [f"{len(data)} rows, {n_episodes} episodes."]
-    for col in ("backbone", "dummy", "adaptation", "ways", "shots"):
-        if col in data.columns:
-            values = ", ".join(str(v) for v in sorted(data[col].dropna().unique().tolist()))
-            summary.append(f"{col}: {values}")
-    summary.append(
-        "Metrics: "
-        + ", ".join(metric_label(m) for m in corr_metrics)
-        + (" (LEEP normalised: 1 + LEEP / log N)." if normalised else " (raw LEEP).")
-    )
-    doc.bullets(summary)
-
-    one_shot = "shots" in data.columns and bool((data["shots"] == 1).any())
-    doc.heading("How to read this")
-    doc.bullets(
-        _how_to_read(
-            normalised=normalised,
-            mixed_ways=mixed_ways,
-            one_shot=one_shot,
-            n_boot=n_boot,
-            confidence=confidence,
-            seed=seed,
-            target=target,
-        )
-    )
-    findings = _one_shot_findings(data, used, by_cols)
-    if findings:
-        doc.paragraph("Detected in this table:")
-        doc.bullets(findings)
-
-    _accuracy_section(doc, data, config, target)
-
-    doc.heading("Correlation with accuracy")
-    methods = list(dict.fromkeys(correlations["method"]))
-    if "pearson" in methods:
-        doc.table(
-            format_correlation_table(correlations, methods=["pearson"]),
-            f"Pearson r [{100 * confidence:g} % bootstrap CI] per group and metric.",
-        )
-    others = [m for m in methods if m != "pearson"]
-    if others:
-        doc.table(
-            format_correlation_table(correlations, methods=others),
-            "Rank correlations: " + ", ".join(_METHOD_NAMES.get(m, m) for m in others) + ".",
-        )
-    if "pearson" in methods:
-        doc.figure(
-            "correlation_bars.png",
-            plots.correlation_bars(correlations, method="pearson"),
-            "Pearson r of each metric with accuracy, per group, with bootstrap CI.",
-        )
-    doc.details("Full correlation table (n, p-values, notes)", correlations)
-
-    if comparisons is None and leep_col is not None and len(corr_metrics) > 1:
-        rest = [m for m in corr_metrics if m != leep_col]
-        comparisons = compare_metrics(
-            data,
-            leep_col,
-            rest,
-            method="pearson",
-            target=target,
-            by=corr_by,
-            n_boot=n_boot,
-            confidence=confidence,
-            seed=seed,
-            higher_is_better=higher_is_better,
-        )
-    if comparisons is not None and len(comparisons):
-        doc.heading("LEEP against the other metrics")
-        doc.paragraph(
-            "Paired bootstrap on the same episodes: difference of signed Pearson r (LEEP minus "
-            "the other metric), its interval, and the one-sided p-value for 'LEEP correlates "
-            "better'. A difference whose interval excludes 0 is a real gap on these episodes."
-        )
-        doc.table(format_comparison_table(comparisons))
-        n_comp = comparisons.attrs.get("n_boot", n_boot)
-        doc.paragraph(
-            f"With {n_comp} resamples the smallest attainable p-value is 1/{n_comp + 1} "
-            f"≈ {1 / (n_comp + 1):.2g}."
-        )
-
-    extras = [
-        (col, words)
-        for col, words in _GROUP_EXTRAS
-        if col in data.columns and col not in corr_by and data[col].nunique() > 1
-    ]
-    per_group: dict[str, pd.DataFrame] = {}
-    if extras:
-        doc.heading("Results per group")
-        for col, words in extras:
-            sub = corr_of(data, [*by_cols, col], ("pearson",))
-            per_group[col] = sub
-            doc.table(format_correlation_table(sub), f"Pearson r [CI] by {words}.")
-
-    if selection is None and "backbone" in data.columns and data["backbone"].nunique() > 1:
-        by_sel = [c for c in by_cols if c != "backbone"]
-        # only configurations that several backbones share can rank backbones
-        shared = (
-            data[data.groupby(by_sel, dropna=False)["backbone"].transform("nunique") > 1]
-            if by_sel
-            else data
-        )
-        if "episode" in data.columns and not shared.empty:
-            try:
-                selection = source_selection(
-                    shared,
-                    metrics=used,
-                    model_col="backbone",
-                    target=target,
-                    by=by_sel,
-                    n_boot=n_boot,
-                    confidence=confidence,
-                    seed=seed,
-                    higher_is_better=higher_is_better,
-                    static_prior=True,
-                )
-            except ValueError as err:
-                logger.warning("source selection skipped: %s", err)
-                doc.heading("Source-model selection")
-                doc.paragraph(f"Not computed: {err}")
-    if selection is not None and len(selection):
-        doc.heading("Source-model selection")
-        doc.paragraph(
-            "On each episode the backbones are ranked by each metric and by accuracy. Top-1 hit "
-            "rate: how often the metric's top backbone is a best one by accuracy (ties in "
-            "accuracy all count as best; ties in the metric are split evenly). Weighted τ: "
-            "agreement of the two rankings, weighted towards the top. Regret: accuracy lost by "
-            "taking the metric's pick instead of the best. Chance: a uniformly random pick. "
-            "Static prior (row static_prior, when present): the backbone with the best mean "
-            "accuracy on the other episodes (leave-one-out), a pick that reads no metric; a "
-            "metric that does not beat it adds nothing to knowing which backbone is best on "
-            "average. The correlation tables' centroid_loo row is the other free baseline: the "
-            "support set's nearest-centroid leave-one-out accuracy."
-        )
-        doc.table(format_selection_table(selection))
-        doc.figure(
-            "selection.png",
-            plots.selection_plot(selection),
-            "Top-1 hit rate and regret per metric with bootstrap CI; dashed: chance.",
-        )
-
-    _scatter_section(
-        doc,
-        data,
-        correlations,
-        by=corr_by,
-        metrics=corr_metrics,
-        target=target,
-        max_rows=max_scatter_groups,
-    )
-
-    timing = [c for c in data.columns if str(c).startswith("seconds_")]
-    if timing:
-        doc.heading("Timings")
-        means = (
-            data.groupby(by_cols, dropna=False)[timing].mean().reset_index()
-            if by_cols
-            else data[timing].mean().to_frame().T
-        )
-        doc.table(means, "Mean seconds per episode.")
-
+    for section in sections:
+        section(doc, analysis)
     atomic_write_bytes(out / "report.html", doc.render_html().encode("utf-8"))
     atomic_write_bytes(out / "report.md", doc.render_md().encode("utf-8"))
     for name, data_png in doc.figures.items():
         atomic_write_bytes(out / name, data_png)
-    csvs = {
-        "correlations.csv": correlations,
-        "comparisons.csv": comparisons,
-        "selection.csv": selection,
-        **{f"correlations_by_{k}.csv": v for k, v in per_group.items()},
-    }
-    for name, frame_out in csvs.items():
-        if frame_out is not None:
-            atomic_write_bytes(out / name, frame_out.to_csv(index=False).encode("utf-8"))
     return out / "report.html"

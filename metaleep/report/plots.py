@@ -22,7 +22,19 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["correlation_bars", "metric_label", "scatter_grid", "scatter_metrics", "selection_plot"]
+__all__ = [
+    "METHOD_NAMES",
+    "MIN_FONT",
+    "PAGE_WIDTH",
+    "best_metric_scatter",
+    "correlation_bars",
+    "forest_plot",
+    "metric_label",
+    "new_figure",
+    "scatter_grid",
+    "scatter_metrics",
+    "selection_plot",
+]
 
 _LABELS = {
     "leep": "LEEP",
@@ -42,12 +54,20 @@ _LABELS = {
     "loss": "query log-loss",
 }
 
-_METHOD_NAMES = {
+METHOD_NAMES: dict[str, str] = {
     "pearson": "Pearson r",
     "spearman": "Spearman ρ",
     "kendall": "Kendall τ-b",
     "weightedtau": "weighted τ",
 }
+"""Display names of the correlation methods (the report's tables and the figures')."""
+
+MIN_FONT = 9.0
+"""Smallest font size (points) of any text in a figure the report shows: at 100 dpi and the
+figure's own pixel size (at most :data:`PAGE_WIDTH` inches) it stays legible at page width."""
+
+PAGE_WIDTH = 11.5
+"""Widest figure (inches at 100 dpi) the report shows at its own size (the page is 1180 px)."""
 
 _CORR_KEYS = ("metric", "method", "n", "n_episodes", "r", "ci_low", "ci_high", "p_value", "note")
 
@@ -213,10 +233,10 @@ def scatter_metrics(
         ax.set_xlabel(metric_label(metric), fontsize=9)
         if i % cols == 0:
             ax.set_ylabel(metric_label(target), fontsize=9)
-        ax.tick_params(labelsize=8)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3, linewidth=0.5)
         if hue is not None and i == 0 and len(levels) > 1:
-            ax.legend(fontsize=7, markerscale=1.5, frameon=False)
+            ax.legend(fontsize=9, markerscale=1.5, frameon=False)
     for k in range(len(chosen), rows * cols):
         axes[k // cols][k % cols].set_visible(False)
     if title:
@@ -232,7 +252,7 @@ def scatter_grid(
     target: str = "accuracy",
     correlations: pd.DataFrame | None = None,
     title: str | None = None,
-    panel: tuple[float, float] = (2.3, 1.75),
+    panel: tuple[float, float] = (2.8, 2.3),
 ) -> Figure:
     """Compact scatter grid: one row per configuration, one small panel per metric.
 
@@ -276,7 +296,7 @@ def scatter_grid(
     >>> t["accuracy"] = 0.5 + 0.1 * t.leep
     >>> fig = scatter_grid(t, rows=["adaptation"], metrics=["leep", "h_score"])
     >>> len(fig.axes), fig.axes[1].get_title()
-    (4, 'H-score: constant')
+    (4, 'H-score\\nconstant')
     """
     check_table(table)
     chosen = metric_columns(table, metrics)
@@ -309,13 +329,14 @@ def scatter_grid(
             x_all = frame[metric].to_numpy(dtype=np.float64)
             ok = np.isfinite(x_all) & np.isfinite(y_all)
             x, y = x_all[ok], y_all[ok]
-            ax.tick_params(labelsize=6, length=2, pad=1)
-            ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.tick_params(labelsize=MIN_FONT, length=2, pad=1)
+            ax.xaxis.set_major_locator(MaxNLocator(3))
+            ax.yaxis.set_major_locator(MaxNLocator(4))
             ax.grid(alpha=0.3, linewidth=0.4)
             if j == 0:
-                ax.set_ylabel(f"{label}\n{metric_label(target)}", fontsize=7)
+                ax.set_ylabel(f"{label}\n{metric_label(target)}", fontsize=MIN_FONT)
             if len(x) == 0 or is_constant(x):
-                ax.set_title(f"{metric_label(metric)}: constant", fontsize=7, color="0.4")
+                ax.set_title(f"{metric_label(metric)}\nconstant", fontsize=MIN_FONT, color="0.4")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 continue
@@ -325,9 +346,9 @@ def scatter_grid(
                 grid = np.linspace(x.min(), x.max(), 20)
                 ax.plot(grid, slope * grid + intercept, color="black", linewidth=0.9)
             annotation = _pearson_annotation(metric, x, y, subset)
-            ax.set_title(f"{metric_label(metric)}: {annotation}", fontsize=7)
+            ax.set_title(f"{metric_label(metric)}\n{annotation}", fontsize=MIN_FONT)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -359,12 +380,12 @@ def _horizontal_bars(
         )
         for p, v in zip(pos, value, strict=True):
             if not np.isfinite(v):
-                ax.text(0.0, p, " undefined", va="center", fontsize=7, color="0.4")
-    ax.set_yticks(centers, labels, fontsize=8)
+                ax.text(0.0, p, " undefined", va="center", fontsize=MIN_FONT, color="0.4")
+    ax.set_yticks(centers, labels, fontsize=MIN_FONT)
     ax.set_ylim(-0.55, len(labels) - 0.45)
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel(xlabel, fontsize=9)
-    ax.tick_params(axis="x", labelsize=8)
+    ax.tick_params(axis="x", labelsize=MIN_FONT)
     ax.grid(axis="x", alpha=0.3, linewidth=0.5)
 
 
@@ -425,11 +446,11 @@ def correlation_bars(
     height = 0.9 + 0.17 * len(labels) * len(metrics) + 0.15 * len(labels)
     fig = new_figure(7.5, min(max(height, 2.5), 40.0))
     ax = fig.subplots()
-    _horizontal_bars(ax, labels, series, f"{_METHOD_NAMES.get(method, method)} with accuracy")
+    _horizontal_bars(ax, labels, series, f"{METHOD_NAMES.get(method, method)} with accuracy")
     ax.set_xlim(-1.0, 1.0)
-    ax.legend(fontsize=8, frameon=False, loc="lower left", bbox_to_anchor=(1.0, 0.0))
+    ax.legend(fontsize=MIN_FONT, frameon=False, loc="lower left", bbox_to_anchor=(1.0, 0.0))
     ax.set_title(
-        title or f"{_METHOD_NAMES.get(method, method)} with bootstrap confidence interval",
+        title or f"{METHOD_NAMES.get(method, method)} with bootstrap confidence interval",
         fontsize=10,
     )
     return fig
@@ -511,11 +532,269 @@ def selection_plot(selection: pd.DataFrame, *, title: str | None = None) -> Figu
     axes[0].plot([], [], color="black", linestyle="dashed", linewidth=1.0, label="chance")
     axes[1].legend(
         *axes[0].get_legend_handles_labels(),
-        fontsize=8,
+        fontsize=MIN_FONT,
         frameon=False,
         loc="lower left",
         bbox_to_anchor=(1.0, 0.0),
     )
     if title:
         fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _series_layout(
+    rows: pd.DataFrame, group_cols: Sequence[str]
+) -> tuple[str | None, list[str], list[object], list[tuple[object, ...]]]:
+    """How a per-group table is laid out in panels: the last grouping column (when there are
+    several) makes the panels, the others the series (colours) within a panel."""
+    facet = group_cols[-1] if len(group_cols) >= 2 else None
+    series_cols = list(group_cols[:-1]) if facet else list(group_cols)
+    facets: list[object] = list(dict.fromkeys(rows[facet])) if facet else [None]
+    series: list[tuple[object, ...]] = [()]
+    if series_cols:
+        series = list(dict.fromkeys(rows[series_cols].itertuples(index=False, name=None)))
+    return facet, series_cols, facets, series
+
+
+def forest_plot(
+    corr: pd.DataFrame,
+    best: pd.DataFrame | None = None,
+    *,
+    method: str = "pearson",
+    metrics: Sequence[str] | None = None,
+    width: float = PAGE_WIDTH,
+) -> Figure:
+    """Every metric's correlation with accuracy and its CI, per group: a dot-and-whisker plot.
+
+    One row per metric (top to bottom in the table's order), one panel per value of the last
+    grouping column (the adaptation, in a study), one colour per combination of the other
+    grouping columns (backbone and dummy labels). The best metric of each group is a star; free
+    baselines (:data:`~metaleep.analysis.baseline.BASELINES`) sit on a grey band with hollow
+    markers, so a metric is read against them.
+
+    Parameters
+    ----------
+    corr : DataFrame
+        :func:`~metaleep.analysis.correlations.correlations` output.
+    best : DataFrame, optional
+        :func:`~metaleep.analysis.baseline.verdict` output (its ``best`` column is starred).
+    method : str
+        Which method's rows to draw.
+    metrics : sequence of str, optional
+        The rows, in order (default: every metric of ``corr``).
+    width : float
+        Figure width in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> c = pd.DataFrame({"adaptation": ["a", "a", "b", "b"],
+    ...                   "metric": ["leep", "centroid_loo"] * 2, "method": "pearson",
+    ...                   "r": [0.6, 0.5, 0.2, 0.4], "ci_low": [0.5, 0.4, 0.1, 0.3],
+    ...                   "ci_high": [0.7, 0.6, 0.3, 0.5]})
+    >>> c.attrs["by"] = ["adaptation"]
+    >>> fig = forest_plot(c)
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['LEEP', 'centroid LOO (baseline)']
+    """
+    from matplotlib import colormaps
+    from matplotlib.lines import Line2D
+
+    from metaleep.analysis.baseline import BASELINES
+
+    if not isinstance(corr, pd.DataFrame):
+        raise TypeError(f"`corr` must be a pandas DataFrame; got {type(corr).__name__!r}.")
+    rows = corr[corr["method"] == method]
+    if rows.empty:
+        raise ValueError(
+            f"`method` must be one of {sorted(corr['method'].unique().tolist())!r}; got {method!r}."
+        )
+    group_cols = _group_columns(rows, _CORR_KEYS)
+    shown = list(metrics) if metrics is not None else list(dict.fromkeys(rows["metric"]))
+    facet, series_cols, facets, series = _series_layout(rows, group_cols)
+    palette = colormaps["tab10" if len(series) <= 10 else "tab20"]
+    n_series = len(series)
+    step = min(0.22, 0.8 / max(n_series, 1))
+    row_height = max(0.3, step * n_series * 0.55)
+    fig = new_figure(width, 0.95 + row_height * len(shown))
+    axes = fig.subplots(1, len(facets), sharey=True, squeeze=False)[0]
+    cells = {
+        (*(rec[c] for c in group_cols), rec["metric"]): (
+            float(rec["r"]),
+            float(rec["ci_low"]),
+            float(rec["ci_high"]),
+        )
+        for rec in rows.to_dict("records")
+    }
+    best_of: dict[tuple[object, ...], str] = {}
+    if best is not None and "best" in best.columns and all(c in best for c in group_cols):
+        for rec in best.to_dict("records"):
+            best_of[tuple(rec[c] for c in group_cols)] = str(rec["best"])
+    lows = rows["ci_low"].to_numpy(dtype=np.float64)
+    highs = rows["ci_high"].to_numpy(dtype=np.float64)
+    values = rows["r"].to_numpy(dtype=np.float64)
+    spread = np.concatenate([lows, highs, values, [0.0]])
+    spread = spread[np.isfinite(spread)]
+    x_low, x_high = max(-1.0, spread.min() - 0.05), min(1.0, spread.max() + 0.05)
+    y = np.arange(len(shown), dtype=np.float64)
+    for ax, facet_value in zip(axes, facets, strict=True):
+        for i, metric in enumerate(shown):
+            if metric in BASELINES:
+                ax.axhspan(i - 0.45, i + 0.45, color="0.9", zorder=0, linewidth=0)
+        for k, key in enumerate(series):
+            full = (*key, facet_value) if facet else key
+            offset = (k - (n_series - 1) / 2) * step
+            colour = palette(k % palette.N)
+            for i, metric in enumerate(shown):
+                r, lo, hi = cells.get((*full, metric), (math.nan, math.nan, math.nan))
+                if not math.isfinite(r):
+                    continue
+                err = [[max(r - lo, 0.0)], [max(hi - r, 0.0)]] if math.isfinite(lo) else None
+                is_best = best_of.get(tuple(full)) == metric
+                baseline = metric in BASELINES
+                ax.errorbar(
+                    [r],
+                    [i + offset],
+                    xerr=err,
+                    fmt="*" if is_best else "o",
+                    markersize=11 if is_best else 5,
+                    color=colour,
+                    markerfacecolor="white" if baseline else colour,
+                    markeredgecolor="black" if is_best else colour,
+                    elinewidth=1.2,
+                    capsize=0,
+                    zorder=3 if is_best else 2,
+                )
+        ax.axvline(0.0, color="0.3", linewidth=0.8, zorder=1)
+        ax.set_xlim(x_low, x_high)
+        ax.grid(axis="x", alpha=0.3, linewidth=0.5)
+        ax.tick_params(labelsize=MIN_FONT)
+        ax.set_xlabel(METHOD_NAMES.get(method, method), fontsize=MIN_FONT + 1)
+        if facet is not None:
+            ax.set_title(f"{facet}: {facet_value}", fontsize=MIN_FONT + 1)
+    first = axes[0]
+    first.set_yticks(y, [metric_label(m) for m in shown])
+    for label, metric in zip(first.get_yticklabels(), shown, strict=True):
+        if metric in BASELINES:
+            label.set_color("0.35")
+            label.set_fontstyle("italic")
+    first.set_ylim(len(shown) - 0.5, -0.5)
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=palette(k % palette.N),
+               label=" / ".join(str(v) for v in key) or "all episodes")
+        for k, key in enumerate(series)
+    ]  # fmt: skip
+    handles.append(
+        Line2D([], [], marker="*", linestyle="", markersize=11, color="0.6",
+               markeredgecolor="black", label="best metric of its group")
+    )  # fmt: skip
+    if any(m in BASELINES for m in shown):
+        handles.append(
+            Line2D([], [], marker="o", linestyle="", color="0.4", markerfacecolor="white",
+                   label="free baseline (grey band)")
+        )  # fmt: skip
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncols=min(len(handles), 4),
+        fontsize=MIN_FONT,
+        frameon=False,
+        title=" / ".join(series_cols) if series_cols else None,
+        title_fontsize=MIN_FONT,
+    )
+    return fig
+
+
+def best_metric_scatter(
+    table: pd.DataFrame,
+    best: pd.DataFrame,
+    *,
+    target: str = "accuracy",
+    correlations: pd.DataFrame | None = None,
+    ncols: int = 4,
+    width: float = PAGE_WIDTH,
+) -> Figure:
+    """Each group's best metric against ``target``, one small panel per group.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The study table (the rows of every group).
+    best : DataFrame
+        :func:`~metaleep.analysis.baseline.verdict` output: its grouping columns pick the rows,
+        its ``best`` column the metric; groups without a best metric are left out.
+    target : str
+        Column on the y axes.
+    correlations : DataFrame, optional
+        Where each panel's r and CI come from (default: scipy's r, no CI).
+    ncols : int
+        Panels per row.
+    width : float
+        Figure width in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> rng = np.random.default_rng(0)
+    >>> t = pd.DataFrame({"backbone": np.repeat(["a", "b"], 20), "leep": rng.normal(size=40),
+    ...                   "nce": rng.normal(size=40)})
+    >>> t["accuracy"] = 0.5 + 0.1 * t.leep
+    >>> best = pd.DataFrame({"backbone": ["a", "b"], "best": ["leep", "nce"]})
+    >>> best.attrs["by"] = ["backbone"]
+    >>> [ax.get_xlabel() for ax in best_metric_scatter(t, best).axes]
+    ['LEEP', 'NCE']
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    check_table(table)
+    group_cols = [c for c in best.attrs.get("by", []) if c in best.columns]
+    chosen = best[best["best"].astype(str) != ""]
+    n = max(len(chosen), 1)
+    cols = min(ncols, n)
+    rows = math.ceil(n / cols)
+    panel = width / cols
+    fig = new_figure(width, rows * panel * 0.78)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, rec in enumerate(chosen.to_dict("records")):
+        ax: Axes = axes[i // cols][i % cols]
+        mask = np.ones(len(table), dtype=bool)
+        for col in group_cols:
+            mask &= np.array(table[col] == rec[col], dtype=bool)
+        frame = table[mask]
+        metric = str(rec["best"])
+        x_all = frame[metric].to_numpy(dtype=np.float64)
+        y_all = frame[target].to_numpy(dtype=np.float64)
+        ok = np.isfinite(x_all) & np.isfinite(y_all)
+        x, y = x_all[ok], y_all[ok]
+        alpha = float(np.clip(8.0 / math.sqrt(max(len(x), 1)), 0.15, 0.9))
+        ax.scatter(x, y, s=7, alpha=alpha, color="tab:blue", edgecolors="none")
+        if len(x) >= 2 and not is_constant(x):
+            slope, intercept = np.polyfit(x, y, 1)
+            grid = np.linspace(x.min(), x.max(), 20)
+            ax.plot(grid, slope * grid + intercept, color="black", linewidth=1.0)
+        subset = None
+        if correlations is not None:
+            keep = np.ones(len(correlations), dtype=bool)
+            for col in group_cols:
+                keep &= np.array(correlations[col] == rec[col], dtype=bool)
+            subset = correlations[keep]
+        label = " / ".join(str(rec[c]) for c in group_cols) or "all episodes"
+        annotation = _pearson_annotation(metric, x, y, subset)
+        ax.set_title(f"{label}\n{annotation}", fontsize=MIN_FONT)
+        ax.set_xlabel(metric_label(metric), fontsize=MIN_FONT)
+        if i % cols == 0:
+            ax.set_ylabel(metric_label(target), fontsize=MIN_FONT)
+        ax.tick_params(labelsize=MIN_FONT)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.grid(alpha=0.3, linewidth=0.5)
+    for k in range(len(chosen), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
     return fig

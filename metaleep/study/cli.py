@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from metaleep._cli import fail, flag_names, in_flags
 from metaleep.data.spec import DATA_HELP
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
 
 if TYPE_CHECKING:
-    from metaleep.study.runner import Executor
+    from metaleep.study.runner import Executor, StudyResult
 
 _DEFAULT_OUT = Path("runs/default")
 
@@ -248,6 +249,11 @@ def run(
         False, help="Discard results of a different configuration found in --out."
     ),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    table: bool = typer.Option(
+        False,
+        "--table",
+        help="Also print every correlation table (the CSVs in --out hold them too).",
+    ),
     executor: str = typer.Option(
         "local",
         help="Where chunks are evaluated: local (this process) or ray (Ray workers; needs "
@@ -263,7 +269,6 @@ def run(
     ),
 ) -> None:
     """Run (or resume) the meta-transfer study: metrics vs post-adaptation accuracy."""
-    from metaleep.report.page import format_correlation_table
     from metaleep.study.runner import run_study
     from metaleep.study.store import StoreError
 
@@ -328,20 +333,51 @@ def run(
         raise typer.Exit(2) from error
     finally:
         signal.signal(signal.SIGTERM, previous)
-    table = result.table
-    typer.echo(
-        f"\n{table['episode'].nunique()} episodes, {len(table)} rows, "
-        f"{result.seconds:.1f} s -> {result.out_dir / 'results.csv'}"
-    )
-    if result.correlations is not None:
-        import pandas as pd
+    _print_study(result, full=table)
 
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
-            shown = format_correlation_table(result.correlations, methods=("pearson",))
-            typer.echo("\nPearson r [95 % bootstrap CI] of each metric with query accuracy:")
-            typer.echo(shown.to_string(index=False))
+
+def _wrapped(text: str, indent: str = "", hang: str = "") -> str:
+    """``text`` wrapped to the terminal (at most 100 columns), its first line indented by
+    ``indent``, the others by ``indent + hang``; a number stays with its unit (``5 %``)."""
+    import shutil
+    import textwrap
+
+    width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+    text = text.replace(" %", "\N{NO-BREAK SPACE}%")
+    return textwrap.fill(text, width=width, initial_indent=indent, subsequent_indent=indent + hang)
+
+
+def _print_study(result: StudyResult, *, full: bool) -> None:
+    """What a person reads after a study: the answer per group and where everything is."""
+    from metaleep.report.page import format_correlation_table, headline, verdict_sentences
+
+    rows = result.table
+    typer.echo(
+        f"\n{rows['episode'].nunique()} episodes, {len(rows)} rows, {result.seconds:.1f} s "
+        f"-> {result.out_dir}"
+    )
+    analysis = result.analysis
+    if analysis is not None:
+        typer.echo("\n" + _wrapped(headline(analysis, markup=False)) + "\n")
+        for sentence in verdict_sentences(analysis, markup=False):
+            typer.echo(_wrapped(sentence, indent="  ", hang="  "))
+        if full:
+            import pandas as pd
+
+            methods = list(dict.fromkeys(analysis.correlations["method"]))
+            with pd.option_context("display.width", 1000, "display.max_columns", 100):
+                for method in methods:
+                    shown = format_correlation_table(analysis.correlations, methods=[method])
+                    typer.echo(f"\n{shown['method'].iloc[0]} [95 % bootstrap CI]:")
+                    typer.echo(shown.drop(columns="method").to_string(index=False))
+        names = ", ".join(sorted(analysis.tables()))
+        typer.echo(
+            "\n"
+            + _wrapped(f"Tables in {result.out_dir}: results.csv, {names}.", hang="  ")
+            + ("" if full else "\n" + _wrapped("--table prints every correlation table here."))
+        )
     if result.report is not None:
-        typer.echo(f"\nreport: {result.report}")
+        typer.echo(f"report: {result.report}")
     sys.stdout.flush()
 
 
@@ -373,6 +409,9 @@ def score(
     device: str = typer.Option(StudyConfig.device, help="cpu, cuda, cuda:N or auto."),
     threads: int = typer.Option(1, help="torch intra-op threads (0: torch's default)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    table: bool = typer.Option(
+        False, "--table", help="Also print every metric's mean per backbone (summary.csv)."
+    ),
 ) -> None:
     """Score backbones on a suite without adapting: per-episode metrics, summary, ranking."""
     import pandas as pd
@@ -403,7 +442,7 @@ def score(
             seed=seed,
             out=out,
         )
-        table = score_backbones(
+        scores = score_backbones(
             list(_split(backbones)),
             suite_name,
             data=data,
@@ -414,24 +453,46 @@ def score(
             device=device,
             progress=progress,
         )
-        summary, ranking = summarize_scores(table, metrics=metric_names, rank_by=rank_by)
+        summary, ranking = summarize_scores(scores, metrics=metric_names, rank_by=rank_by)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        typer.echo(f"metaleep score: {error}", err=True)
-        raise typer.Exit(2) from error
+        raise fail("score", in_flags(str(error), flag_names(score))) from error
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "scores.csv", index=False)
+    scores.to_csv(out / "scores.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     ranking.to_csv(out / "ranking.csv", index=False)
     typer.echo(
-        f"\n{table['episode'].nunique()} episodes, {table['backbone'].nunique()} backbones -> "
-        f"{out / 'scores.csv'}, {out / 'summary.csv'}, {out / 'ranking.csv'}"
+        f"\n{scores['episode'].nunique()} episodes, {scores['backbone'].nunique()} backbones "
+        f"-> {out}"
     )
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        shown = ranking.copy()
-        shown[rank_by] = [
+
+    def with_ci(frame: pd.DataFrame) -> list[str]:
+        return [
             f"{m:.4g} [{lo:.4g}, {hi:.4g}]"
-            for m, lo, hi in zip(shown["mean"], shown["ci_low"], shown["ci_high"], strict=True)
+            for m, lo, hi in zip(frame["mean"], frame["ci_low"], frame["ci_high"], strict=True)
         ]
-        typer.echo(f"\nRanking by mean {rank_by} [95 % CI] over the episodes:")
+
+    if len(ranking):
+        top = ranking.iloc[0]
+        typer.echo(
+            "\n"
+            + _wrapped(
+                f"Top by mean {rank_by}: {top['backbone']} / {top['dummy']}, "
+                f"{with_ci(ranking)[0]} over {top['episodes']} episodes (95 % CI)."
+            )
+        )
+    with pd.option_context("display.width", 1000, "display.max_columns", 100):
+        shown = ranking.assign(**{rank_by: with_ci(ranking)})
+        typer.echo(f"\nRanking by mean {rank_by} [95 % CI]:")
         typer.echo(shown[["rank", "backbone", "dummy", rank_by, "episodes"]].to_string(index=False))
+        if table:
+            wide = summary.assign(value=with_ci(summary)).pivot(
+                index=["backbone", "dummy"], columns="metric", values="value"
+            )
+            typer.echo("\nMean of every metric [95 % CI]:")
+            typer.echo(wide[list(metric_names)].reset_index().to_string(index=False))
+    typer.echo(
+        "\n"
+        + _wrapped(f"Tables in {out}: scores.csv, summary.csv, ranking.csv.", hang="  ")
+        + ("" if table else "\n" + _wrapped("--table prints every metric's mean here."))
+    )
     sys.stdout.flush()

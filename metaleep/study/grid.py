@@ -140,9 +140,8 @@ def run_grid(
         The command line that ran the grid, recorded in ``grid.json`` (for the README's
         figures).
     """
-    from tqdm.auto import tqdm
-
     from metaleep._io import atomic_write_bytes
+    from metaleep._optional import progress_bar as tqdm
     from metaleep.analysis.grid import analyse_grid
     from metaleep.episodes.suites import load_suite
     from metaleep.study.config import StudyConfig

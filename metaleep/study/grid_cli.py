@@ -5,9 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from metaleep._cli import fail, flag_names, in_flags
+
+if TYPE_CHECKING:
+    from metaleep.study.grid import GridResult
 
 
 def grid(
@@ -33,18 +38,19 @@ def grid(
         False, help="Discard results of another grid configuration found in --out."
     ),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    table: bool = typer.Option(
+        False, "--table", help="Also print every setting's r per metric (settings.csv)."
+    ),
 ) -> None:
     """Run (or resume) a grid of transfer settings: sources x dummy labels x transfer types x
     targets, one study per target; print how often each metric correlates best."""
-    from metaleep.analysis.grid import wins_table
     from metaleep.study.grid import run_grid
     from metaleep.study.grid_config import load_grid
     from metaleep.study.store import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if quick and config:
-        typer.echo("metaleep grid: `--quick` must not be given with --config; got both.", err=True)
-        raise typer.Exit(2)
+        raise fail("grid", "`--quick` must not be given with --config; got both.")
     name = config or ("quick" if quick else "default")
     folder = out or Path("runs") / ("grid-quick" if name == "quick" else "grid")
     if threads:
@@ -68,19 +74,45 @@ def grid(
             command=" ".join(words),
         )
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
-        typer.echo(f"metaleep grid: {error}", err=True)
-        raise typer.Exit(2) from error
+        raise fail("grid", in_flags(str(error), flag_names(grid))) from error
+    _print_grid(result, full=table)
+
+
+def _print_grid(result: GridResult, *, full: bool) -> None:
+    """What a person reads after a grid: the headline, the wins, where everything is."""
+    import shutil
+    import textwrap
+
     import pandas as pd
 
+    from metaleep.analysis.grid import wins_table
+    from metaleep.report.grid_page import grid_headline, settings_frame
+
+    width = min(shutil.get_terminal_size((100, 24)).columns, 100)
+    analysis = result.analysis
     typer.echo(
-        f"\n{len(result.analysis.settings)} settings, {len(result.table)} rows, "
-        f"{result.seconds:.1f} s -> {result.out_dir}"
+        f"\n{len(analysis.settings)} settings, {len(result.table)} rows, "
+        f"{result.seconds:.1f} s -> {result.out_dir}\n"
     )
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+    for sentence in grid_headline(analysis, markup=False):
+        typer.echo(textwrap.fill(sentence, width=width))
+    with pd.option_context("display.width", 1000, "display.max_columns", 100):
         typer.echo("\nBest in k of N settings (Pearson r with accuracy):")
-        typer.echo(wins_table(result.analysis).to_string(index=False))
+        typer.echo(wins_table(analysis).to_string(index=False))
+        if full:
+            typer.echo("\nEvery setting: accuracy and Pearson r [95 % CI]:")
+            typer.echo(settings_frame(analysis).to_string(index=False))
     for note in result.notes:
-        typer.echo(f"note: {note}")
+        typer.echo(textwrap.fill(f"note: {note}", width=width, subsequent_indent="  "))
+    typer.echo(
+        "\n"
+        + textwrap.fill(
+            f"Tables in {result.out_dir}: table.csv, settings.csv, correlations.csv, wins.csv, "
+            "leave_out.csv, selection.csv."
+            + ("" if full else " --table prints every setting here."),
+            width=width,
+        )
+    )
     if result.report is not None:
-        typer.echo(f"\nreport: {result.report}")
+        typer.echo(f"report: {result.report}")
     sys.stdout.flush()

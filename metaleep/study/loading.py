@@ -42,14 +42,17 @@ def dataset_for(config: StudyConfig) -> ImageDataset:
         return load_data(config.data)
     if config.suite in STANDARD_SUITES:
         return load_dataset(STANDARD_SUITES[config.suite].dataset)
+    from metaleep.data.benchmarks import BENCHMARKS
     from metaleep.episodes.manifest import read_manifest
 
     header = read_manifest(config.suite)
     if header.dataset_id in ("glyphs", "digits"):
         return load_dataset(header.dataset_id)
+    # suggest only specs that parse: NAME:ROOT exists for the benchmarks alone
+    spec = f"{header.dataset_id}:ROOT" if header.dataset_id in BENCHMARKS else "imagefolder:DIR"
     raise ValueError(
         f"`--data` must name the data set of suite {config.suite!r} ({header.dataset_id}: "
-        f"e.g. --data imagefolder:DIR or --data {header.dataset_id}:ROOT); got none."
+        f"e.g. --data {spec}); got none."
     )
 
 

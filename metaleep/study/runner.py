@@ -43,6 +43,7 @@ from metaleep.study.store import ResultStore, StudyInterrupted, StudyLock
 if TYPE_CHECKING:
     from metaleep.adapt.common import BatchAdaptationResult
     from metaleep.adapt.registry import AdaptationConfig, AdaptationSpec
+    from metaleep.analysis.study import StudyAnalysis
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.manifest import Suite
 
@@ -68,6 +69,9 @@ class StudyResult:
         Path of ``report.html`` (None when ``analyse=False``).
     seconds:
         Wall time of this call.
+    analysis:
+        Everything the report shows (:class:`~metaleep.analysis.study.StudyAnalysis`; None
+        when ``analyse=False``): ``analysis.verdict`` holds each group's best metric.
     """
 
     table: pd.DataFrame
@@ -75,6 +79,7 @@ class StudyResult:
     correlations: pd.DataFrame | None
     report: Path | None
     seconds: float
+    analysis: StudyAnalysis | None = None
 
 
 def _chunks(n: int, size: int) -> list[range]:
@@ -523,8 +528,7 @@ def run_study(
     """
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"`n_boot` must be a positive integer; got {n_boot!r}.")
-    from tqdm.auto import tqdm
-
+    from metaleep._optional import progress_bar as tqdm
     from metaleep.adapt.registry import adaptation_settings
     from metaleep.study.loading import load_study_inputs
 
@@ -571,19 +575,20 @@ def run_study(
                 raise StudyInterrupted(len(store.finished_chunks()), len(chunks)) from interrupt
             bar.close()
         table = store.assemble(TABLE_KEYS)
-        correlations = report = None
+        analysis = report = None
         if analyse and not table.empty:
             from metaleep.study.summary import analyse_and_report
 
-            correlations, report = analyse_and_report(
+            analysis, report = analyse_and_report(
                 table, store.root, identity, metrics=config.metrics, n_boot=n_boot, seed=config.seed
             )
         return StudyResult(
             table=table,
             out_dir=store.root,
-            correlations=correlations,
+            correlations=None if analysis is None else analysis.correlations,
             report=report,
             seconds=time.perf_counter() - started,
+            analysis=analysis,
         )
 
 

@@ -69,8 +69,7 @@ def score(
         One row per (episode, backbone, dummy): ``suite``, ``episode``, ``ways``, ``shots``,
         ``queries``, ``backbone``, ``dummy``, one column per metric, ``seconds_metrics``.
     """
-    from tqdm.auto import tqdm
-
+    from metaleep._optional import progress_bar as tqdm
     from metaleep.episodes.manifest import Suite as SuiteType
     from metaleep.study.checks import check_study
     from metaleep.study.loading import load_study_inputs

@@ -51,9 +51,22 @@ CONFIG_FILE = "study.json"
 RESULTS_FILE = "results.csv"
 LOCK_FILE = ".metaleep.lock"
 OWNER_FILE = ".metaleep.owner"
-REPORT_FILES = ("report.html", "report.md", "correlations.csv", "comparisons.csv", "selection.csv")
-"""Files the report writes beside the results (and its ``*.png`` figures): removed with the
-results they were made from when ``overwrite`` discards a study."""
+REPORT_FILES = (
+    "report.html",
+    "report.md",
+    "analysis.json",
+    "correlations.csv",
+    "verdict.csv",
+    "baseline_tests.csv",
+    "comparisons.csv",
+    "selection.csv",
+    "accuracy.csv",
+    "correlations_by_ways.csv",
+    "correlations_by_shots.csv",
+    "correlations_by_within_alphabet.csv",
+)
+"""Files the analysis and the report write beside the results (and the ``*.png`` figures):
+removed with the results they were made from when ``overwrite`` discards a study."""
 _CHUNK_DIR = "results"
 _CHUNK_NAME = re.compile(r"chunk-(\d{5,})\.csv")
 _TEMP_NAME = re.compile(r"\.chunk-\d{5,}\.csv\..*\.tmp")

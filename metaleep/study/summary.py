@@ -1,12 +1,15 @@
-"""The end of a study: correlations with accuracy, and the report, from the finished table."""
+"""The end of a study: analyse the finished table, then render it (report and CSVs)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from metaleep.analysis.study import StudyAnalysis
 
 
 def analyse_and_report(
@@ -17,39 +20,19 @@ def analyse_and_report(
     metrics: Sequence[str],
     n_boot: int = 1000,
     seed: int = 0,
-) -> tuple[pd.DataFrame, Path]:
-    """Correlations of every metric with accuracy (bootstrap CIs) and ``report.html``.
+) -> tuple[StudyAnalysis, Path]:
+    """:func:`~metaleep.analysis.study.analyse_study`, its CSVs and ``report.html``.
 
     LEEP is used raw when every group has one number of ways, normalised (``1 + LEEP / log N``)
     when a group mixes several; the correlation table's ``metric`` column says which
-    (``leep`` or ``leep_norm``), and so does the report.
+    (``leep`` or ``leep_norm``), and so does the report. The analysis is written (CSVs,
+    ``analysis.json``) before the report is drawn, so a failing figure loses no number.
     """
-    from metaleep.analysis.correlations import correlations, use_normalised_leep
-    from metaleep.metrics.registry import higher_is_better
+    from metaleep.analysis.study import analyse_study
     from metaleep.report.page import write_report
 
-    by = ("backbone", "dummy", "adaptation")
-    orientation = higher_is_better(metrics)
-    leep = "normalised" if use_normalised_leep(table, "auto", by=by) else "raw"
-    corr = correlations(
-        table,
-        metrics=list(metrics),
-        by=by,
-        n_boot=n_boot,
-        seed=seed,
-        higher_is_better=orientation,
-        leep=leep,
+    analysis = analyse_study(
+        table, config=config, metrics=list(metrics), leep="auto", n_boot=n_boot, seed=seed
     )
-    report = write_report(
-        table,
-        out_dir,
-        config=config,
-        metrics=list(metrics),
-        correlations=corr,
-        by=by,
-        leep=leep,
-        n_boot=n_boot,
-        seed=seed,
-        higher_is_better=orientation,
-    )
-    return corr, report
+    analysis.write(out_dir)
+    return analysis, write_report(analysis, out_dir)

@@ -400,7 +400,7 @@ def test_the_episodes_cli_refuses_a_crafted_pickle_cleanly(tmp_path):
     path.write_bytes(pickle.dumps({"image_data": _crafted(marker)["os.system"]}))
     args = ["episodes", "sample", "--dataset", "mini-imagenet", "--root", str(tmp_path)]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "s.csv")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "refused without running it" in result.output and str(path) in result.output
     assert not marker.exists()
 

@@ -81,21 +81,21 @@ def test_sample_all_standard_suites_into_a_folder(patched, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ways", "1", "--out", "x.csv"], "Error: `ways` must be an integer >= 2; got 1."),
-        (["--ways", "5"], "Error: `--out` must name the manifest file to write; got nothing."),
+        (["--ways", "1", "--out", "x.csv"], "`--ways` must be an integer >= 2; got 1."),
+        (["--ways", "5"], "`--out` must name the manifest file to write; got nothing."),
         (
             ["--shots", "6", "--queries", "15", "--out", "x.csv"],
-            "Error: `shots + queries` must be at most the images of every class in the pool "
+            "`shots + queries` must be at most the images of every class in the pool "
             "(class 75 has 20, 75 classes have fewer than 21); got 6 + 15.",
         ),
-        (["--suite", "glyphs-1w1s"], "Error: `--suite` must be all or one of glyphs-5w1s,"),
+        (["--suite", "glyphs-1w1s"], "`--suite` must be all or one of glyphs-5w1s,"),
     ],
 )
 def test_sample_errors(patched, tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["episodes", "sample", *args])
-    assert result.exit_code == 1
-    assert result.output.startswith(message)
+    assert result.exit_code == 2
+    assert result.output.startswith(f"metaleep episodes sample: {message}")
     assert not (tmp_path / "x.csv").exists()
 
 
@@ -120,12 +120,14 @@ def test_show(patched, tmp_path):
 
 def test_show_errors(tmp_path):
     result = runner.invoke(app, ["episodes", "show", str(tmp_path / "missing.csv")])
-    assert result.exit_code == 1 and "must be a standard suite" in result.output
+    assert result.exit_code == 2 and "SUITE must be a standard suite" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text("episode\n")
     result = runner.invoke(app, ["episodes", "show", str(bad)])
-    assert result.exit_code == 1
-    assert result.output.startswith(f"Error: Manifest {bad}: not a metaleep episode manifest")
+    assert result.exit_code == 2
+    assert result.output.startswith(
+        f"metaleep episodes show: Manifest {bad}: not a metaleep episode manifest"
+    )
 
 
 def test_list():
@@ -161,5 +163,7 @@ def test_sample_from_a_benchmark_folder(tmp_path):
     assert result.exit_code == 0, result.output
     assert read_manifest(again).fingerprint == read_manifest(out).fingerprint
     missing = runner.invoke(app, [*args[:5], str(tmp_path / "none"), *args[6:], "--out", "x.csv"])
-    assert missing.exit_code == 1
-    assert missing.output.startswith("Error: `root` must contain the mini-imagenet files")
+    assert missing.exit_code == 2
+    assert missing.output.startswith(
+        "metaleep episodes sample: `--data` must contain the mini-imagenet files"
+    )

@@ -99,9 +99,9 @@ def test_episodes_sample_refuses_an_unwritable_out_before_sampling(tmp_path, mon
     (tmp_path / "a-file").write_text("x")
     out = tmp_path / "a-file" / "suite.csv"
     result = CliRunner().invoke(app, ["episodes", "sample", "--out", str(out)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.startswith(
-        f"Error: `--out` must be a path in a writable folder; got {str(out)!r} ("
+        f"metaleep episodes sample: `--out` must be a path in a writable folder; got {str(out)!r} ("
     )
 
 
@@ -113,10 +113,9 @@ def test_data_sheet_refuses_a_directory_as_out_before_generating(tmp_path, monke
 
     monkeypatch.setattr(glyphs, "load_glyphs", refuse)
     result = CliRunner().invoke(app, ["data", "sheet", "--out", str(tmp_path)])
-    assert result.exit_code == 1
-    assert (
-        result.output
-        == f"Error: `--out` must be a file path; got the directory {str(tmp_path)!r}.\n"
+    assert result.exit_code == 2
+    assert result.output == (
+        f"metaleep data sheet: `--out` must be a file path; got the directory {str(tmp_path)!r}.\n"
     )
 
 

@@ -1,4 +1,4 @@
-"""Tests of metaleep.report.page: the HTML/Markdown report and the compact tables."""
+"""Tests of metaleep.report.page: the report renders a StudyAnalysis, answer first."""
 
 from __future__ import annotations
 
@@ -13,11 +13,14 @@ import pytest
 
 from metaleep.analysis.correlations import compare_metrics, correlations
 from metaleep.analysis.selection import source_selection
+from metaleep.analysis.study import StudyAnalysis, analyse_study
 from metaleep.report.page import (
-    accuracy_table,
     format_comparison_table,
     format_correlation_table,
     format_selection_table,
+    headline,
+    settings_table,
+    verdict_sentences,
     write_report,
 )
 
@@ -59,6 +62,7 @@ def make_study_table(
                     "nce": leep + 0.3 * rng.normal(),
                     "h_score": float(w - 1) if s == 1 else 2.0 + quality + rng.normal(),
                     "logme": 0.1 * rng.normal(),
+                    "centroid_loo": accuracy + 0.2 * rng.normal(),
                     "accuracy": round(accuracy * 5 * w) / (5 * w),
                     "loss": float(-np.log(accuracy)),
                     "seconds_metrics": 0.01,
@@ -68,91 +72,186 @@ def make_study_table(
     return pd.DataFrame(rows)
 
 
+CONFIG = {
+    "suite": "omniglot",
+    "episodes": 24,
+    "seed": 1234,
+    "backbones": ["conv4", "r12"],
+    "adaptation_settings": {"conv4": {"maml": {"steps": 1, "lr": 0.4, "first_order": False}}},
+    "backbone_info": {
+        "conv4": {"algorithm": "maml", "origin": "default", "head": 5, "source_data": "g",
+                  "target_data": "g", "inner": {"steps": 1, "lr": 0.4}, "transform": "none",
+                  "fingerprint": "abc"},
+    },
+}  # fmt: skip
+
+
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def analysis() -> StudyAnalysis:
+    return analyse_study(make_study_table(ways=(5, 20)), config=CONFIG, n_boot=60, seed=0)
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory, analysis: StudyAnalysis) -> Path:
     out = tmp_path_factory.mktemp("report")
-    table = make_study_table(ways=(5, 20))
-    config = {"suite": "omniglot", "episodes": 24, "seed": 1234, "backbones": ["conv4", "r12"]}
-    path = write_report(table, out, config=config, n_boot=60, seed=0)
+    path = write_report(analysis, out)
     assert path == out / "report.html"
     return out
 
 
-def test_html_is_self_contained_with_config_tables_and_images(report_dir: Path) -> None:
+def test_the_page_reads_answer_figure_accuracy_details_configuration(report_dir: Path) -> None:
     page = (report_dir / "report.html").read_text()
-    assert page.startswith("<!DOCTYPE html>")
-    # the configuration, rendered as a table
-    for text in (
-        "<td>suite</td>",
-        "<td>omniglot</td>",
-        "<td>1234</td>",
-        '<td>["conv4", "r12"]</td>',
-    ):
-        assert text in page, text
-    # the main table and metric names
-    for text in (
-        "Pearson r",
-        "Spearman",
-        "Kendall",
-        "NCE",
-        "H-score",
-        "LogME",
-        "LEEP (normalised)",
-        "LEEP against the other metrics",
-        "Source-model selection",
-    ):
-        assert text in page, text
-    assert re.search(r"\d\.\d\d \[-?\d\.\d\d, -?\d\.\d\d\]", page)
-    # every image is embedded, and decodes to a PNG
+    body = page[page.index("<body>") :]
+    marks = [
+        "Best metric per group:",  # the headline
+        'class="verdict"',  # one sentence per group
+        "<figure>",  # the r-with-CI figure
+        "Accuracy of each adaptation",
+        "<h2>Details</h2>",
+        "How to read these numbers",
+        "<h2>Configuration</h2>",
+    ]
+    positions = [body.index(m) for m in marks]
+    assert positions == sorted(positions), dict(zip(marks, positions, strict=True))
+    # the details are folded; every figure but the first is inside a fold
+    details = body[body.index("<h2>Details</h2>") : body.index("<h2>Configuration</h2>")]
+    assert details.count("<details>") >= 5 and details.count("<details>") == details.count(
+        "</details>"
+    )
+    outside = re.sub(r"<details>.*?</details>", "", details, flags=re.S)
+    assert "<table" not in outside and "<figure" not in outside
+
+
+def test_verdict_says_best_metric_r_ci_and_baseline(analysis: StudyAnalysis) -> None:
+    sentences = verdict_sentences(analysis)
+    assert len(sentences) == 2  # conv4 and resnet12: different answers
+    for sentence, rec in zip(sentences, analysis.verdict.to_dict("records"), strict=True):
+        assert sentence.startswith(f"{rec['backbone']} / head / maml: **")
+        assert f"r = {rec['r']:.2f} [{rec['ci_low']:.2f}, {rec['ci_high']:.2f}]" in sentence
+        if rec["beats"]:
+            word = "and beats centroid LOO"
+        elif rec["difference"] > 0:
+            word = "above centroid LOO"
+        else:
+            word = "but does not beat centroid LOO"
+        assert word in sentence
+        assert sentence.endswith(" but not significantly.") == (
+            not rec["beats"] and rec["difference"] > 0
+        )
+    plain = verdict_sentences(analysis, markup=False)
+    assert "**" not in "".join(plain) and len(plain) == 2
+    text = headline(analysis, markup=False)
+    n = analysis.baseline_tests.attrs["n_comparisons"]
+    assert text.startswith("Best metric per group: ")
+    assert f"familywise 5 % over {n} distinct comparisons" in text
+
+
+def test_groups_with_one_answer_share_a_sentence() -> None:
+    table = make_study_table(backbones=("conv4",), shots=(5,))
+    doubled = pd.concat([table, table.assign(dummy="prototypes")])  # the same numbers twice
+    a = analyse_study(doubled, metrics=["logme", "centroid_loo"], n_boot=30)
+    (sentence,) = verdict_sentences(a, markup=False)
+    assert sentence.startswith("conv4 / head, prototypes / maml: LogME is best, r = ")
+
+
+def test_html_is_self_contained_small_and_figures_unscaled(report_dir: Path) -> None:
+    page = (report_dir / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "href=" not in page
     sources = re.findall(r'src="([^"]+)"', page)
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
-    for src in sources:
-        assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG_MAGIC
-    assert "href=" not in page  # nothing external
+    for width, src in zip(
+        re.findall(r'<img src="[^"]+" width="(\d+)"', page), sources, strict=True
+    ):
+        data = base64.b64decode(src.split(",", 1)[1])
+        assert data[:8] == PNG_MAGIC
+        assert int(width) <= 1180  # shown at its own size: fonts keep their size
+    assert len(page) < 400_000
 
 
-def test_markdown_png_and_csv_files_exist(report_dir: Path) -> None:
+def test_markdown_figures_and_files(report_dir: Path) -> None:
     md = (report_dir / "report.md").read_text()
-    linked = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
-    assert "correlation_bars.png" in linked and "selection.png" in linked
+    linked = re.findall(r"!?\[[^\]]*\]\(([^)]+\.png)\)", md)
+    assert {"forest.png", "selection.png", "best_scatter.png"} <= set(linked)
     assert any(name.startswith("scatter_") for name in linked)
     for name in linked:
         assert (report_dir / name).read_bytes()[:8] == PNG_MAGIC
-    assert "| setting | value |" in md and "| seed | 1234 |" in md
-    corr = pd.read_csv(report_dir / "correlations.csv")
-    assert {"metric", "method", "r", "ci_low", "ci_high", "p_value", "note"} <= set(corr.columns)
-    assert (report_dir / "comparisons.csv").exists() and (report_dir / "selection.csv").exists()
+    assert "| seed | 1234 |" in md
 
 
-def test_report_explains_normalised_leep_and_one_shot_degeneracy(report_dir: Path) -> None:
+def test_configuration_is_a_table_of_settings_not_json(report_dir: Path) -> None:
+    md = (report_dir / "report.md").read_text()
+    config = md[md.index("## Configuration") :]
+    assert "| backbones | conv4, r12 |" in config
+    assert "| adaptations of conv4 | maml (steps=1, lr=0.4, second order) |" in config
+    assert "| conv4 | maml | default | 5 | steps=1; lr=0.4 | in-domain | none | abc |" in config
+    assert "{" not in config and "[" not in config.replace("[CI]", "")
+
+
+def test_settings_table_by_hand() -> None:
+    table = settings_table(
+        {"suite": "s", "metrics": ["leep", "nce"], "episodes": None, "extra": {},
+         "backbone_info": {"x": {}}, "temperature": 2.0, "device": "cpu"}
+    )  # fmt: skip
+    assert table.values.tolist() == [
+        ["suite", "s"],
+        ["metrics", "leep, nce"],
+        ["episodes", "all"],
+        ["temperature", "2.0"],
+        ["device", "cpu"],
+    ]
+
+
+def test_the_report_computes_nothing(tmp_path: Path, analysis: StudyAnalysis) -> None:
+    """Every statistic the page shows comes from the analysis: with the analysis functions
+    broken, the report still renders, and what it says is the analysis's numbers."""
+    import metaleep.analysis.baseline as baseline
+    import metaleep.analysis.correlations as corr
+    import metaleep.analysis.selection as selection
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the report computed a statistic")
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module, name in [(corr, "correlations"), (corr, "compare_metrics"),
+                             (selection, "source_selection"), (baseline, "baseline_tests"),
+                             (baseline, "verdict"), (pd.DataFrame, "corr")]:  # fmt: skip
+            patch.setattr(module, name, broken)
+        write_report(analysis, tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    rec = analysis.verdict.iloc[0]
+    assert f"r = {rec['r']:.2f} [{rec['ci_low']:.2f}, {rec['ci_high']:.2f}]" in md
+
+
+def test_normalised_leep_and_one_shot_notes(report_dir: Path) -> None:
     md = (report_dir / "report.md").read_text()
     assert "This report uses normalised LEEP" in md and "1 + LEEP / log N" in md
     assert "1-shot caveat" in md
     assert "H-score is constant on the 1-shot episodes of 4 of 4 groups" in md
-    assert "n/a (constant metric)" not in md  # mixed 1- and 5-shot groups: not constant overall
-    assert "Results per group" in md and "by number of shots" in md and "by number of ways" in md
+    assert "Results per number of ways, per number of shots" in md
+    assert "LEEP (normalised) vs NCE" in md
 
 
 def test_raw_leep_single_backbone_no_selection(tmp_path: Path) -> None:
     table = make_study_table(backbones=("conv4",), shots=(1,))
-    write_report(table, tmp_path, config={"seed": 0}, n_boot=30)
+    write_report(analyse_study(table, n_boot=30), tmp_path)
     md = (tmp_path / "report.md").read_text()
     assert "This report uses raw LEEP" in md
-    assert "Source-model selection" not in md and not (tmp_path / "selection.csv").exists()
-    # H-score is constant on every (1-shot) episode: reported as undefined, with the reason.
+    assert "Source-model selection" not in md
     assert "n/a (constant metric)" in md
-    assert "Results per group" in md  # within_alphabet varies
+    assert "Left out: H-score (constant in every group: no r)." in md
 
 
-def test_precomputed_tables_are_used(tmp_path: Path) -> None:
-    table = make_study_table(backbones=("conv4",), shots=(5,))
-    corr = correlations(table, metrics=["leep", "logme"], methods=["pearson"], n_boot=20)
-    corr.loc[corr.metric == "leep", "r"] = 0.123456  # a marker value
-    write_report(table, tmp_path, config={}, correlations=corr, n_boot=20)
+def test_sections_are_pluggable(tmp_path: Path, analysis: StudyAnalysis) -> None:
+    from metaleep.report.page import SECTIONS
+
+    def extra(doc, a):  # a new analysis's section, as another module would add it
+        doc.heading("Seed variance")
+        doc.paragraph(f"{len(a.verdict)} groups")
+
+    write_report(analysis, tmp_path, sections=(*SECTIONS[:3], extra, *SECTIONS[3:]))
     md = (tmp_path / "report.md").read_text()
-    assert "0.12 [" in md
-    assert "Rank correlations" not in md  # only the given methods
-    assert "LEEP vs LogME" in md
+    assert md.index("## Accuracy of each adaptation") < md.index("## Seed variance")
+    assert md.index("## Seed variance") < md.index("## Details")
 
 
 def test_format_correlation_table() -> None:
@@ -211,151 +310,89 @@ def test_format_comparison_and_selection_tables() -> None:
     assert s.loc[0, "top-1 hit rate [CI]"].startswith(f"{sel.hit_rate[0]:.2f} [")
 
 
-def test_bad_arguments() -> None:
-    table = make_study_table(4)
-    with pytest.raises(TypeError, match=r"^`config` must be a mapping; got 'list'\.$"):
-        write_report(table, "/nonexistent", config=[1, 2])  # type: ignore[arg-type]
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(
+        TypeError, match=r"^`analysis` must be a StudyAnalysis .*; got 'DataFrame'\.$"
+    ):
+        write_report(make_study_table(4), tmp_path)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^`corr` must be a pandas DataFrame; got 'dict'\.$"):
         format_correlation_table({})  # type: ignore[arg-type]
 
 
-def test_precomputed_normalised_correlations_and_raw_caution(tmp_path: Path) -> None:
-    table = make_study_table(backbones=("conv4",), ways=(5, 20), shots=(5,))
-    corr = correlations(table, metrics=["leep", "nce"], n_boot=20, leep="normalised")
-    write_report(table, tmp_path / "norm", config={}, correlations=corr, leep="raw", n_boot=20)
-    md = (tmp_path / "norm" / "report.md").read_text()
-    assert "This report uses normalised LEEP" in md  # the given table decides
-    assert "LEEP (normalised) vs NCE" in md
-    write_report(table, tmp_path / "raw", config={}, metrics=["leep"], leep="raw", n_boot=20)
-    md = (tmp_path / "raw" / "report.md").read_text()
-    assert "Caution: this report uses raw LEEP" in md
-
-
-# --------------------------------------------------------------------------------------------
-# Accuracy table, convergence, flat heads, compact scatter grids
-# --------------------------------------------------------------------------------------------
-
-
-def make_adapted_table(n_episodes: int = 30, seed: int = 3) -> pd.DataFrame:
-    """Three backbones, two dummy modes, several adaptations (the runner's columns): anil
-    converged, maml stuck near log 5 on every third episode, h_score constant."""
-    rng = np.random.default_rng(seed)
-    plan = {
-        "maml": (("head", "prototypes"), ("anil", "maml", "retrain_head", "prototype")),
-        "protonet": (("prototypes",), ("retrain_head", "prototype")),
-        "supervised": (("source", "prototypes"), ("retrain_head", "prototype")),
-    }
-    rows = []
-    for episode in range(n_episodes):
-        hardness = rng.normal()
-        for backbone, (dummies, adaptations) in plan.items():
-            for adaptation in adaptations:
-                accuracy = round(float(np.clip(0.9 - 0.05 * hardness, 0, 1)) * 75) / 75
-                stuck = adaptation == "maml" and episode % 3 == 0
-                support_loss = 1.55 if stuck else 0.05 * (1 + rng.random())
-                start = {"anil": 0.45, "maml": 0.4, "retrain_head": 0.0}.get(adaptation, np.nan)
-                for dummy in dummies:
-                    leep = -1.0 - 0.1 * hardness + 0.05 * rng.normal()
-                    rows.append(
-                        {
-                            "suite": "toy", "episode": episode, "ways": 5, "shots": 5,
-                            "backbone": backbone, "dummy": dummy, "adaptation": adaptation,
-                            "leep": leep, "nce": leep + 0.1 * rng.normal(), "h_score": 4.0,
-                            "logme": rng.normal(), "accuracy": accuracy if episode else 1.0,
-                            "loss": 0.3, "support_loss": support_loss, "start_logit_std": start,
-                        }
-                    )  # fmt: skip
-    return pd.DataFrame(rows)
-
-
-def test_accuracy_table_by_hand() -> None:
-    table = pd.DataFrame(
-        {
-            "episode": [0, 1, 2, 0, 1, 2, 0, 1, 2],
-            "backbone": "b",
-            "dummy": "head",
-            "adaptation": ["anil"] * 3 + ["maml"] * 3 + ["prototype"] * 3,
-            "ways": 5,
-            "accuracy": [1.0, 0.6, 0.8, 0.2, 0.4, 0.6, 1.0, 1.0, 0.7],
-            "support_loss": [0.1, 0.2, 0.3, 1.0, 0.5, 0.9, 2.0, 2.0, 2.0],
-            "start_logit_std": [0.5, 0.5, 0.5, 0.4, 0.4, 0.4, np.nan, np.nan, np.nan],
-        }
-    )
-    # a second dummy mode repeats the rows: counted once
-    doubled = pd.concat([table, table.assign(dummy="prototypes")])
-    settings = {"b": {"maml": {"steps": 1, "lr": 0.4, "first_order": False,
-                               "batch_norm": "transductive", "from_training": True}}}  # fmt: skip
-    out = accuracy_table(doubled, settings=settings).set_index("adaptation")
-    assert out["episodes"].tolist() == [3, 3, 3]
-    np.testing.assert_allclose(out["mean"], [0.8, 0.4, 0.9])
-    np.testing.assert_allclose(out["std"], [0.2, 0.2, np.std([1.0, 1.0, 0.7], ddof=1)])
-    np.testing.assert_allclose(out["share_100"], [1 / 3, 0.0, 2 / 3])
-    np.testing.assert_allclose(out["support_loss"], [0.2, 0.8, 2.0])
-    # above 0.5 log 5 = 0.805: two maml episodes; prototypes do not iterate: no verdict
-    assert out.loc["anil", "unconverged"] == 0.0
-    assert out.loc["maml", "unconverged"] == pytest.approx(2 / 3)
-    assert math.isnan(out.loc["prototype", "unconverged"])
-    assert out.loc["maml", "settings"] == "steps=1, lr=0.4, second order (as meta-trained)"
-    assert out.loc["anil", "settings"] == ""
-    with pytest.raises(ValueError, match=re.escape("got ['adaptation'] missing")):
-        accuracy_table(table.drop(columns="adaptation"))
-
-
-def test_report_accuracy_section_convergence_and_flat_heads(tmp_path: Path) -> None:
-    table = make_adapted_table()
-    config = {"adaptation_settings": {"maml": {"anil": {"steps": 100, "lr": "auto",
-              "weight_decay": 0.0, "accelerated": True, "from_training": False}}}}  # fmt: skip
-    write_report(table, tmp_path, config=config, n_boot=30, seed=0)
-    md = (tmp_path / "report.md").read_text()
-    assert "## Accuracy of each adaptation" in md
-    assert "| maml | anil | 30 |" in md and "steps=100, lr=auto, accelerated" in md
-    assert "maml / maml did not converge on 33 % of the episodes (mean support loss" in md
-    assert "maml / anil did not converge" not in md
-    assert "maml's meta-learned head starts from logits of spread 0.45" in md
-    assert "nearly flat (a 5-way head that gives the true class 0.9 has 1.43)" in md
-    # constant metrics: said once, and no panel of them
-    assert md.count("Left out of the plots: H-score") == 1
-    assert "H-score: constant" not in md
-
-
-def test_scatter_grids_keep_the_report_short(tmp_path: Path) -> None:
-    """One compact grid per backbone, rows = its configurations: 3 backbones, 14
-    configurations, 4 metrics plotted (H-score constant). Before: one figure of 6 panels per
-    configuration, about 620 px each (8,700 px here; 29,000 px in a 3-backbone glyph study)."""
+def test_scatter_grids_are_files_beside_the_page(tmp_path: Path) -> None:
+    """One compact grid per backbone (rows = its configurations) as files, linked from the
+    Markdown and named on the page, not embedded; the cap on plotted configurations says what
+    it left out."""
     from PIL import Image
 
-    table = make_adapted_table()
-    write_report(table, tmp_path, config={}, n_boot=30, seed=0)
-    scatters = sorted(tmp_path.glob("scatter_*.png"))
-    assert [p.name for p in scatters] == [
-        "scatter_00_maml.png",
-        "scatter_01_protonet.png",
-        "scatter_02_supervised.png",
+    from metaleep.report.page import SECTIONS, scatter_section
+
+    table = make_study_table(backbones=("a", "b", "c"))
+    table = pd.concat([table, table.assign(adaptation="anil")])
+    a = analyse_study(table, n_boot=20)
+    write_report(a, tmp_path)
+    scatters = sorted(p.name for p in tmp_path.glob("scatter_*.png"))
+    assert scatters == ["scatter_00_a.png", "scatter_01_b.png", "scatter_02_c.png"]
+    sizes = [Image.open(tmp_path / p).size for p in scatters]
+    assert all(h == sizes[0][1] for _, h in sizes)  # two configurations each
+    page = (tmp_path / "report.html").read_text()
+    assert "scatter_00_a.png" in page and page.count("<img") == 3  # forest, selection, best
+    capped = tmp_path / "capped"
+
+    def capped_scatter(doc, an):
+        scatter_section(doc, an, max_rows=3)
+
+    sections = [capped_scatter if s is scatter_section else s for s in SECTIONS]
+    write_report(a, capped, sections=sections)
+    assert sorted(p.name for p in capped.glob("scatter_*.png")) == [
+        "scatter_00_a.png",
+        "scatter_01_b.png",
     ]
-    sizes = [Image.open(p).size for p in scatters]
-    assert [round(h / 175) for _, h in sizes] == [8, 2, 4]  # 175 px per configuration
-    assert sum(h for _, h in sizes) < 2600 and max(w for w, _ in sizes) <= 1000
-    # the cap on plotted configurations still applies, and says what it left out
-    out = tmp_path / "capped"
-    write_report(table, out, config={}, n_boot=30, seed=0, max_scatter_groups=9)
-    md = (out / "report.md").read_text()
-    assert sorted(p.name for p in out.glob("scatter_*.png")) == [
-        "scatter_00_maml.png",
-        "scatter_01_protonet.png",
-    ]
-    assert "Not plotted (max_scatter_groups): protonet: 1 configurations; supervised: 4" in md
+    assert (
+        "Not plotted (max_scatter_groups): b: 1 configurations; c: 2 configurations."
+        in (capped / "report.md").read_text()
+    )
 
 
 def test_scatter_grid_marks_constant_panels() -> None:
     from metaleep.report.plots import scatter_grid
 
-    table = make_adapted_table(12)
-    table.loc[table["adaptation"] == "anil", "logme"] = 0.5
-    part = table[table["backbone"] == "maml"]
-    fig = scatter_grid(part, rows=["dummy", "adaptation"], metrics=["leep", "logme"])
+    table = make_study_table(12, shots=(5,))
+    table = pd.concat([table, table.assign(adaptation="anil", logme=0.5)])
+    part = table[table["backbone"] == "conv4"]
+    fig = scatter_grid(part, rows=["adaptation"], metrics=["leep", "logme"])
     titles = [ax.get_title() for ax in fig.axes]
-    assert len(titles) == 16
-    assert titles.count("LogME: constant") == 2  # anil under both dummy modes
-    assert all(t.startswith("LEEP: r = ") for t in titles[::2])
+    assert len(titles) == 4
+    assert titles.count("LogME\nconstant") == 1  # anil
+    assert all(t.startswith("LEEP\nr = ") for t in titles[::2])
     with pytest.raises(ValueError, match=re.escape("`rows` must be columns of `table`")):
         scatter_grid(part, rows=["nosuch"])
+
+
+def test_each_kind_of_verdict_in_words() -> None:
+    from metaleep.report.page import _sentence
+
+    base = {"best": "leep", "r": 0.6, "ci_low": 0.5, "ci_high": 0.7, "baseline": "centroid_loo",
+            "baseline_r": 0.3, "baseline_ci_low": 0.2, "baseline_ci_high": 0.4,
+            "difference": 0.3, "difference_ci_low": 0.1, "difference_ci_high": 0.5,
+            "beats": True, "note": ""}  # fmt: skip
+    say = lambda **changes: _sentence({**base, **changes}, markup=False)  # noqa: E731
+    assert say() == (
+        "LEEP is best, r = 0.60 [0.50, 0.70], and beats centroid LOO (r = 0.30) by "
+        "0.30 [0.10, 0.50]."
+    )
+    assert say(beats=False, difference_ci_low=-0.1) == (
+        "LEEP is best, r = 0.60 [0.50, 0.70], above centroid LOO (r = 0.30 [0.20, 0.40]) but "
+        "not significantly."
+    )
+    assert say(beats=False, baseline_r=0.65, difference=-0.05) == (
+        "LEEP is best, r = 0.60 [0.50, 0.70], but does not beat centroid LOO "
+        "(r = 0.65 [0.20, 0.40])."
+    )
+    assert say(beats=False, baseline_r=math.nan, note="centroid_loo: constant metric") == (
+        "LEEP is best, r = 0.60 [0.50, 0.70]; centroid LOO has no r here (constant metric)."
+    )
+    assert say(baseline="") == "LEEP is best, r = 0.60 [0.50, 0.70]."
+    assert say(best="", note="no metric has a correlation here (constant metric)") == (
+        "no metric has a correlation here (constant metric)."
+    )

@@ -37,8 +37,15 @@ def test_run_end_to_end_then_resume(tiny_backbones, tmp_path):
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "Pearson r [95 % bootstrap CI]" in result.output
+    # a person reads the answer per group and where the tables are, not the tables
+    lines = result.output.splitlines()
+    assert any(line.startswith("Best metric per group: ") for line in lines)
+    assert sum(line.startswith("  maml / ") for line in lines) >= 1
+    assert sum(line.startswith("  supervised / ") for line in lines) >= 1
+    assert "Pearson r [95 % bootstrap CI]" not in result.output
+    assert "--table prints every correlation table here." in result.output
     assert f"report: {out / 'report.html'}" in result.output
+    assert max(len(line) for line in lines if line.startswith("  ")) <= 100
     table = pd.read_csv(out / "results.csv")
     assert table["episode"].nunique() == 12
     assert set(table["backbone"]) == {"maml", "supervised"}
@@ -53,8 +60,10 @@ def test_run_end_to_end_then_resume(tiny_backbones, tmp_path):
 
     # a rerun recomputes only the missing chunk and assembles the same table
     (out / "results" / "chunk-00001.csv").unlink()
-    again = CliRunner().invoke(app, args)
+    again = CliRunner().invoke(app, [*args, "--table"])
     assert again.exit_code == 0, again.output
+    for method in ("Pearson r", "Spearman ρ", "Kendall τ-b", "weighted τ"):
+        assert f"{method} [95 % bootstrap CI]:" in again.output
     pd.testing.assert_frame_equal(
         pd.read_csv(out / "results.csv").drop(columns=["seconds_metrics", "seconds_adapt"]),
         table.drop(columns=["seconds_metrics", "seconds_adapt"]),

@@ -85,7 +85,7 @@ def test_run_on_an_image_folder_cross_domain(
         "--no-progress",
     )
     output = _invoke(*args)
-    assert "6 episodes" in output and "Pearson r" in output
+    assert "6 episodes" in output and "Best metric per group: " in output
     table = pd.read_csv(out / "results.csv")
     assert set(table["backbone"]) == {"maml", "supervised"}
     # glyph-trained backbones on another data set: prototypes of their glyph source classes
@@ -210,4 +210,4 @@ def test_duplicate_names_are_refused(tiny_backbones: dict[str, str], tmp_path: P
         ],
     )
     assert result.exit_code == 2
-    assert "`backbones` must have distinct names; got protonet more than once" in result.output
+    assert "`--backbones` must have distinct names; got protonet more than once" in result.output

@@ -65,8 +65,11 @@ def test_grid_end_to_end_then_resume(tiny_backbones, tmp_path):
     assert wins.metric.tolist() == ["leep", "nce", "logme"]
     assert wins.wins.sum() == (settings.winner.fillna("") != "").sum()
     html = (out / "report.html").read_text()
-    assert html.index("Wins") < html.index("Stability") < html.index("Source selection")
-    assert "grid_heatmap.png" in (out / "report.md").read_text()
+    order = ['class="lead"', "Best in k of N settings", "Stability", "Source selection"]
+    positions = [html.index(mark) for mark in order]
+    assert positions == sorted(positions)  # the headline in words, the wins, then the details
+    md = (out / "report.md").read_text()
+    assert md.index("grid_wins.png") < md.index("grid_heatmap.png")
     info = json.loads((out / "grid.json").read_text())
     assert info["n_settings"] == len(settings)
     studies = sorted(p.parent.name for p in (out / "targets").glob("*/study.json"))

@@ -43,17 +43,18 @@ LIGHT = ("retrain_head", "prototype")  # no learn2learn to import: workers start
 def _run(
     data, out: Path, executor: Any = None, *, adaptations=LIGHT, analyse: bool = False
 ) -> StudyResult:
-    """The toy study (12 episodes in 4 chunks); ``analyse`` computes the correlations and
-    hands them to a stand-in for ``write_report`` (its plots take ~10 s) that keeps what the
+    """The toy study (12 episodes in 4 chunks); ``analyse`` analyses the table and hands the
+    analysis to a stand-in for ``write_report`` (its plots take ~10 s) that keeps what the
     report would show."""
     from metaleep.report import page as report
 
     dataset, suite, backbones = data
     config = StudyConfig(suite="toy", adaptations=adaptations, chunk_size=3, temperature=2.0)
 
-    def keep_report(table, out_dir, **kwargs):
+    def keep_report(analysis, out_dir, **kwargs):
         path = Path(out_dir) / "report.pkl"
-        pd.to_pickle({"table": table, **kwargs}, path)
+        shown = {"table": analysis.table, "correlations": analysis.correlations}
+        pd.to_pickle({**shown, "verdict": analysis.verdict}, path)
         return path
 
     with pytest.MonkeyPatch.context() as patch:
@@ -168,6 +169,7 @@ def test_same_table_and_correlations_as_in_process(ray_instance, data, reference
     assert result.report is not None and reference.report is not None
     shown, expected = pd.read_pickle(result.report), pd.read_pickle(reference.report)
     pd.testing.assert_frame_equal(shown["correlations"], expected["correlations"])
+    pd.testing.assert_frame_equal(shown["verdict"], expected["verdict"])
     pd.testing.assert_frame_equal(_drop_timings(shown["table"]), _drop_timings(expected["table"]))
     stored = sorted(p.name for p in (tmp_path / "results").glob("chunk-*.csv"))
     assert stored == [f"chunk-{c:05d}.csv" for c in range(4)]

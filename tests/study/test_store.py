@@ -229,7 +229,7 @@ def test_results_csv_that_is_a_directory_is_reported(tmp_path):
 def test_overwrite_removes_the_report_of_the_discarded_results(tmp_path):
     with _planned(tmp_path) as store:
         _fill(store)
-    for name in ("report.html", "scatter_03_old.png", "correlations.csv"):
+    for name in ("report.html", "scatter_03_old.png", "correlations.csv", "verdict.csv"):
         (tmp_path / name).write_text("old")
     (tmp_path / "notes.txt").write_text("mine")
     with _planned(tmp_path, {"suite": "t", "seed": 1}, overwrite=True):
