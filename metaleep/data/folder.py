@@ -122,6 +122,37 @@ def size_text(size: tuple[int, int]) -> str:
     return str(size[0]) if size[0] == size[1] else f"{size[0]}x{size[1]}"
 
 
+def chosen_options(record: Mapping[str, Any] | None) -> dict[str, str]:
+    """The loading options a record says were chosen for the data rather than read from the
+    files (a size or channels decided for mixed files, or given): ``{"image_size": "64x56",
+    "channels": "3", "bad_files": "refuse"}`` as text, the words ``--image-size`` etc. take.
+
+    A suite sampled from the data records them in its command, so that a study on the suite's
+    file loads the images the same way whoever runs it.
+
+    Examples
+    --------
+    >>> chosen_options({"size": [64, 56], "size_rule": "given", "channels": 3,
+    ...                 "channel_rule": "all 9 files are colour", "bad_files": "skip"})
+    {'image_size': '64x56'}
+    """
+    if not record:
+        return {}
+    out = {}
+    if record.get("size_rule") != "the files' own size":
+        out["image_size"] = size_text(tuple(record["size"]))
+    if not str(record.get("channel_rule", "")).startswith("all "):
+        out["channels"] = str(record["channels"])
+    if record.get("bad_files", "skip") != "skip":
+        out["bad_files"] = str(record["bad_files"])
+    return out
+
+
+def options_text(options: Mapping[str, str]) -> str:
+    """``{"image_size": "84", "channels": "3"}`` -> ``"--image-size 84 --channels 3"``."""
+    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in options.items())
+
+
 @dataclass(frozen=True)
 class FolderFile:
     """A usable image of the tree: its path, class id and header."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from metaleep._flags import as_flags
 from metaleep.data.spec import DATA_HELP
 from metaleep.study.checks import check_adaptations
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
@@ -32,6 +33,13 @@ _FLAGS = {
     "seed": "--seed",
     "device": "--device",
     "n_boot": "--n-boot",
+    "ways": "--ways",
+    "shots": "--shots",
+    "queries": "--queries",
+    "min_images": "--min-images",
+    "image_size": "--image-size",
+    "bad_files": "--bad-files",
+    "source_data": "--source-data",
 }
 """Names of the configuration's fields (as library messages give them) -> their CLI options."""
 
@@ -46,9 +54,7 @@ def _in_flags(message: str) -> str:
     >>> _in_flags("`n_boot` must be a positive integer; got -1.")
     '`--n-boot` must be a positive integer; got -1.'
     """
-    for name, flag in _FLAGS.items():
-        message = message.replace(f"`{name}`", f"`{flag}`")
-    return message
+    return as_flags(message, _FLAGS)
 
 
 def _check_options(

@@ -32,9 +32,12 @@ from metaleep.episodes.spec import Episode
 from metaleep.study.checks import check_study
 from metaleep.study.config import StudyConfig
 from metaleep.study.outputs import (
+    NO_DUMMY,
     BackboneOutputs,
     compute_outputs,
+    dummy_modes,
     full_float32,
+    no_dummy_reasons,
     parameter_dtype,
     source_prototypes,
 )
@@ -104,7 +107,11 @@ def score_episodes(
     modes: Sequence[str],
     seed: int,
 ) -> tuple[dict[str, dict[str, np.ndarray]], float]:
-    """Metric values per dummy mode for episodes of one shape: ``{mode: {metric: (E,)}}``."""
+    """Metric values per dummy mode for episodes of one shape: ``{mode: {metric: (E,)}}``.
+
+    Feature metrics are computed once and shared by every mode; metrics of a label
+    distribution (LEEP, NCE) are NaN in mode ``none`` (:data:`~metaleep.study.outputs.NO_DUMMY`).
+    """
     from metaleep.metrics.registry import get_metric
 
     start = time.perf_counter()
@@ -130,8 +137,14 @@ def score_episodes(
     options = {"from_logits": True, "kernel": False}
     scores: dict[str, dict[str, np.ndarray]] = {}
     for mode in modes:
-        logits = outputs.gather_logits(mode, support)
         values = dict(by_feature)
+        if mode == NO_DUMMY:
+            for name in metrics:
+                if get_metric(name).input_kind == "probs":
+                    values[name] = np.full(len(episodes), np.nan)
+            scores[mode] = values
+            continue
+        logits = outputs.gather_logits(mode, support)
         for name in metrics:
             spec = get_metric(name)
             if spec.input_kind == "probs":
@@ -252,9 +265,9 @@ def evaluate_chunk(
     for ep in episodes:
         shapes.setdefault((ep.ways, ep.shots, ep.queries), []).append(ep)
     for (ways, _, _), group in shapes.items():
-        modes = [m for m in config.dummies if backbone.offers_dummy(m, ways)]
+        modes = dummy_modes(backbone, config.dummies, ways)
         methods = [a for a in config.adaptations if backbone.offers_adaptation(a, ways)]
-        if not modes or not methods:
+        if not methods:
             continue
         # Episode-sized matrices (N-LEEP's mixture, LogME's SVD) ran up to 170x slower with
         # 2 OpenBLAS threads than with 1 on a 2-core VM: hold BLAS and OpenMP to one thread.
@@ -514,6 +527,9 @@ def run_study(
             "backbone_info": {b.name: b.describe(dataset) for b in backbones},
             "adaptation_settings": adaptation_settings(config.adaptations, backbones),
         }
+        reasons = no_dummy_reasons(backbones, config.dummies, [ep.ways for ep in episodes])
+        if reasons:  # backbones with rows of dummy none, and why
+            identity["no_dummy"] = reasons
         chunks = _chunks(len(episodes), config.chunk_size)
         plan = [[episodes[i].index for i in part] for part in chunks]
         store = ResultStore(out_dir, identity, overwrite=overwrite, plan=plan, lock=lock)

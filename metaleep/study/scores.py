@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
-from metaleep.study.outputs import DUMMY_MODES
+from metaleep.study.outputs import DUMMY_MODES, dummy_modes
 
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
@@ -116,9 +116,7 @@ def score(
         for ep in chosen:
             shapes.setdefault((ep.ways, ep.shots, ep.queries), []).append(ep)
         for (ways, shots, queries), group in shapes.items():
-            modes = [m for m in config.dummies if backbone.offers_dummy(m, ways)]
-            if not modes:
-                continue
+            modes = dummy_modes(backbone, config.dummies, ways)
             with thread_pools().limit(limits=1):
                 values, seconds = score_episodes(config.metrics, outputs, group, modes, config.seed)
             n = len(group)

@@ -81,12 +81,13 @@ def test_sample_all_standard_suites_into_a_folder(patched, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--ways", "1", "--out", "x.csv"], "Error: `ways` must be an integer >= 2; got 1."),
+        (["--ways", "1", "--out", "x.csv"], "Error: `--ways` must be an integer >= 2; got 1."),
         (["--ways", "5"], "Error: `--out` must name the manifest file to write; got nothing."),
         (
             ["--shots", "6", "--queries", "15", "--out", "x.csv"],
-            "Error: `shots + queries` must be at most the images of every class in the pool "
-            "(class 75 has 20, 75 classes have fewer than 21); got 6 + 15.",
+            "Error: `--queries` must be at most 14 with 6 shots (every class of the pool gives "
+            "6 + the queries images); got 15, and 75 classes have fewer than 21 images: "
+            "'c075' (20 images)",
         ),
         (["--suite", "glyphs-1w1s"], "Error: `--suite` must be all or one of glyphs-5w1s,"),
     ],

@@ -42,8 +42,10 @@ def test_spec_properties():
 def test_more_shots_than_a_class_has(toy_factory):
     small = toy_factory(images_per_class=20)
     message = (
-        "`shots + queries` must be at most the images of every class in the pool (class 0 has "
-        "20, 150 classes have fewer than 21); got 6 + 15."
+        "`queries` must be at most 14 with 6 shots (every class of the pool gives 6 + the "
+        "queries images); got 15, and 150 classes have fewer than 21 images: 'c000' (20 images), "
+        "'c001' (20 images), 'c002' (20 images), 'c003' (20 images), 'c004' (20 images) and 145 "
+        "more. Take fewer `queries`, or leave small classes out with `min_images` 21."
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         EpisodeSampler(small, EpisodeSpec(ways=5, shots=6, queries=15))
