@@ -210,10 +210,9 @@ class FolderScan:
         return sum(f.header.colour for f in self.files)
 
     @property
-    def mixed(self) -> bool:
-        """Whether the files differ in size or in colour: a rule has to decide."""
-        colour = self.colour_files
-        return len(self.sizes) > 1 or 0 < colour < len(self.files)
+    def mixed_colour(self) -> bool:
+        """Whether some files hold colour and others not: a rule decides the channels."""
+        return 0 < self.colour_files < len(self.files)
 
     def default_size(self) -> tuple[tuple[int, int], str]:
         """The size the files load at without ``image_size``, and the rule, in words."""

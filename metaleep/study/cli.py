@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +12,7 @@ import typer
 from metaleep._flags import as_flags
 from metaleep.data.spec import DATA_HELP
 from metaleep.study.checks import check_adaptations
-from metaleep.study.config import DEFAULT_METRICS, StudyConfig
+from metaleep.study.config import DEFAULT_METRICS, DEFAULT_SUITE, Sampling, StudyConfig
 
 if TYPE_CHECKING:
     from metaleep.study.runner import Executor
@@ -46,6 +45,14 @@ _FLAGS = {
 
 def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _source_pairs(entries: list[str]) -> list[tuple[str, str]]:
+    """``--source-data NAME=SPEC`` entries as (NAME, SPEC), checked."""
+    from metaleep.study.config import StudyConfig as Config
+
+    checked = Config(source_data=tuple(entries)).source_data
+    return [(e.partition("=")[0], e.partition("=")[2]) for e in checked]
 
 
 def _in_flags(message: str) -> str:
@@ -142,7 +149,7 @@ def _suite_option() -> Any:
     return typer.Option(
         None,
         help=f"Standard suite name (metaleep episodes list) or manifest path (default "
-        f"{StudyConfig.suite}, or a suite sampled from --data).",
+        f"{DEFAULT_SUITE}, or a suite sampled from --data).",
     )
 
 
@@ -162,58 +169,45 @@ def _data_option() -> Any:
     )
 
 
-def resolve_suite(
-    suite: str | None,
-    data: str | None,
-    *,
-    ways: int,
-    shots: int,
-    queries: int,
-    episodes: int,
-    seed: int,
-    out: Path,
-) -> tuple[str, int | None]:
-    """The suite a study runs, and how many of its episodes (None: all).
-
-    ``--suite`` names one; else ``--data`` without ``--suite`` samples ``--episodes``
-    ``--ways``-way ``--shots``-shot episodes (seed ``--seed``) into ``OUT/suite.csv``, the
-    study's own manifest; else the default suite.
-    """
-    if suite is not None or data is None:
-        return suite or StudyConfig.suite, episodes or None
-    from metaleep.data.spec import load_data, parse_data
-    from metaleep.episodes.manifest import read_manifest, write_manifest
-    from metaleep.episodes.spec import EpisodeSpec
-    from metaleep.episodes.suites import ALL_CLASSES, SuiteRecipe, build_suite
-
-    parsed = parse_data(data)
-    count = episodes or 600
-    split, part = ("omniglot", "test") if parsed.name == "glyphs" else (ALL_CLASSES, ALL_CLASSES)
-    spec = EpisodeSpec(ways=ways, shots=shots, queries=queries)
-    recipe = SuiteRecipe(
-        name=f"{parsed.name}-{spec.name}",
-        episodes=count,
-        spec=spec,
-        seed=seed,
-        split=split,
-        part=part,
-        dataset=parsed.text,
-        description=f"{spec.name} episodes from {split}/{part} of {parsed.name}, sampled by "
-        "metaleep run",
+def _queries_option() -> Any:
+    return typer.Option(
+        0,
+        help="With --data and no --suite: query images per class of the sampled episodes (0: as "
+        "many as every class allows beside the shots, at most 15).",
     )
-    path = Path(out) / "suite.csv"
-    built = build_suite(recipe, load_data(parsed))
-    if path.is_file() and (Path(out) / "study.json").is_file():
-        stored = read_manifest(path)
-        if stored.fingerprint != built.fingerprint or list(stored.episodes) != list(built.episodes):
-            raise ValueError(
-                f"`--out` {out} holds a suite of other episodes ({path}); use another --out, "
-                "or --suite to run that one."
-            )
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_manifest(built, path)
-    return str(path), None
+
+
+def _min_images_option() -> Any:
+    return typer.Option(
+        0,
+        help="With --data and no --suite: leave out classes with fewer images (0: keep all); "
+        "the classes left out are recorded.",
+    )
+
+
+def _image_size_option() -> Any:
+    return typer.Option(
+        "",
+        help="Load the data at this size: N (N x N) or HxW. Default: what a --suite file "
+        "recorded; a folder sampled by this command loads at the largest input the backbones "
+        "declare, else by its own rule (mixed sizes: the median height x width).",
+    )
+
+
+def _bad_files_option() -> Any:
+    return typer.Option(
+        "skip",
+        help="imagefolder data: skip or refuse files that are not usable images (empty, "
+        "truncated, corrupt, too many pixels, not images); listed in study.json either way.",
+    )
+
+
+_SOURCE_DATA = typer.Option(
+    None,
+    help="NAME=SPEC (repeatable): the data backbone NAME was trained on, a --data spec "
+    "(benchmarks: their train split); every class of it is a source class, for the "
+    "prototypes dummy labels (LEEP, NCE) of an embedding network.",
+)
 
 
 def run(
@@ -222,9 +216,11 @@ def run(
     backbones: str = _backbones_option(",".join(StudyConfig.backbones)),
     ways: int = typer.Option(5, help="With --data and no --suite: N of the sampled episodes."),
     shots: int = typer.Option(5, help="With --data and no --suite: K of the sampled episodes."),
-    queries: int = typer.Option(
-        15, help="With --data and no --suite: query images per class of the sampled episodes."
-    ),
+    queries: int = _queries_option(),
+    min_images: int = _min_images_option(),
+    image_size: str = _image_size_option(),
+    bad_files: str = _bad_files_option(),
+    source_data: list[str] | None = _SOURCE_DATA,
     dummies: str = typer.Option(
         ",".join(StudyConfig.dummies), help="Dummy-label modes: head, source, prototypes."
     ),
@@ -278,7 +274,7 @@ def run(
     try:
         _check_options(suite, data, _split(backbones), threads, n_boot)
         config = StudyConfig(
-            suite=suite or StudyConfig.suite,
+            suite=suite,
             data=data,
             backbones=_split(backbones),
             dummies=_split(dummies),
@@ -289,21 +285,13 @@ def run(
             temperature=temperature or None,
             seed=seed,
             device=device,
+            image_size=image_size or None,
+            bad_files=bad_files,
+            source_data=tuple(source_data or ()),
         )
+        sampling = Sampling(ways, shots, queries or None, min_images or None)
         config.resolved_device()
         check_adaptations(config.adaptations, flag="--adaptations")
-        # Only a valid configuration samples its suite into --out.
-        suite_name, first = resolve_suite(
-            suite,
-            data,
-            ways=ways,
-            shots=shots,
-            queries=queries,
-            episodes=episodes,
-            seed=seed,
-            out=out,
-        )
-        config = replace(config, suite=suite_name, episodes=first)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
@@ -323,6 +311,10 @@ def run(
         result = run_study(
             config,
             out_dir=out,
+            ways=sampling.ways,
+            shots=sampling.shots,
+            queries=sampling.queries,
+            min_images=sampling.min_images,
             progress=progress,
             overwrite=overwrite,
             n_boot=n_boot,
@@ -359,9 +351,11 @@ def score(
     data: str | None = _data_option(),
     ways: int = typer.Option(5, help="With --data and no --suite: N of the sampled episodes."),
     shots: int = typer.Option(5, help="With --data and no --suite: K of the sampled episodes."),
-    queries: int = typer.Option(
-        15, help="With --data and no --suite: query images per class of the sampled episodes."
-    ),
+    queries: int = _queries_option(),
+    min_images: int = _min_images_option(),
+    image_size: str = _image_size_option(),
+    bad_files: str = _bad_files_option(),
+    source_data: list[str] | None = _SOURCE_DATA,
     episodes: int = typer.Option(
         0,
         help="Score only the first N episodes (0: all); with --data and no --suite, how many to "
@@ -401,30 +395,29 @@ def score(
                 f"`--rank-by` must be one of --metrics ({', '.join(metric_names)}); "
                 f"got {rank_by!r}."
             )
-        suite_name, first = resolve_suite(
-            suite,
-            data,
-            ways=ways,
-            shots=shots,
-            queries=queries,
-            episodes=episodes,
-            seed=seed,
-            out=out,
-        )
+        sources = dict(_source_pairs(source_data or []))
         table = score_backbones(
             list(_split(backbones)),
-            suite_name,
+            suite,
             data=data,
+            ways=ways,
+            shots=shots,
+            queries=queries or None,
+            min_images=min_images or None,
+            image_size=image_size or None,
+            bad_files=bad_files,
+            source_data=sources or None,
             metrics=metric_names,
             dummies=_split(dummies),
-            episodes=first,
+            episodes=episodes or None,
             seed=seed,
             device=device,
+            out_dir=out,
             progress=progress,
         )
         summary, ranking = summarize_scores(table, metrics=metric_names, rank_by=rank_by)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        typer.echo(f"metaleep score: {error}", err=True)
+        typer.echo(f"metaleep score: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "scores.csv", index=False)

@@ -9,14 +9,15 @@ mean score with a 95 % confidence interval and the ranking.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
-from metaleep.study.outputs import DUMMY_MODES, dummy_modes
+from metaleep.study.outputs import DUMMY_MODES, dummy_modes, no_dummy_reasons
 
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
@@ -30,36 +31,60 @@ SCORE_KEYS = ("episode", "backbone", "dummy")
 
 def score(
     backbones: Sequence[Any] | Any,
-    suite: str | Suite = "glyphs-5w5s",
+    suite: str | Suite | None = None,
     *,
     data: str | None = None,
     dataset: ImageDataset | None = None,
+    ways: int | None = None,
+    shots: int | None = None,
+    queries: int | None = None,
+    min_images: int | None = None,
+    episodes: int | None = None,
+    image_size: int | tuple[int, int] | str | None = None,
+    bad_files: str = "skip",
+    source_data: Mapping[str, Any] | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
     dummies: Sequence[str] = DUMMY_MODES,
-    episodes: int | None = None,
     temperature: float | None = None,
     seed: int = 0,
     device: str = "cpu",
+    out_dir: str | Path | None = None,
     progress: bool = False,
 ) -> pd.DataFrame:
     """Metric values of each backbone on each episode's support set, without adaptation.
 
+    The Python form of ``metaleep score``: the same options, the same suite (sampled from
+    ``data`` by the same function when no suite is named), the same values.
+
     Parameters
     ----------
     backbones:
-        One or more backbones: specs as ``--backbones`` takes them (``"maml"``, checkpoint
-        paths, ``FILE.py:CALLABLE``, ``NAME=SPEC``), ``StudyBackbone`` objects
-        (:func:`~metaleep.backbones.from_module`), trained ``Backbone`` objects or modules.
+        One or more backbones, mixed in one list: specs as ``--backbones`` takes them
+        (``"maml"``, checkpoint paths, ``FILE.py:CALLABLE``, ``NAME=SPEC``), ``StudyBackbone``
+        objects (:func:`~metaleep.backbones.from_module`), trained ``Backbone`` objects or
+        modules.
     suite:
-        A standard suite name, a manifest path or a loaded :class:`Suite`.
+        A standard suite name, a manifest path or a loaded :class:`Suite`. Default: a suite
+        sampled from ``data`` (or ``dataset``) when given, else ``glyphs-5w5s``.
     data, dataset:
         The target data: a ``NAME[:ROOT]`` spec or a loaded data set (default: the suite's).
-    metrics, dummies:
-        Registry metric names and dummy-label modes (each backbone uses those it offers).
+    ways, shots, queries, min_images:
+        With data and no suite: the sampled episodes (5-way 5-shot by default; ``queries``
+        None fits the data, at most 15; ``min_images`` leaves smaller classes out).
     episodes:
-        Only the first ``episodes`` episodes.
+        Without a suite: how many episodes to sample (600 by default); with one, only its
+        first ``episodes``.
+    image_size, bad_files:
+        How the data are loaded (``--image-size``, ``--bad-files``).
+    source_data:
+        ``{backbone name: --data spec or ImageDataset}``: the data each was trained on.
+    metrics, dummies:
+        Registry metric names and dummy-label modes (each backbone uses those it offers; one
+        that offers none gets rows of dummy ``none`` with every feature metric).
     temperature, seed, device:
         As for :class:`~metaleep.study.config.StudyConfig`.
+    out_dir:
+        Where to keep a sampled suite (``OUT/suite.csv``); None keeps it in memory.
     progress:
         Show a progress bar over backbones.
 
@@ -68,65 +93,73 @@ def score(
     pandas.DataFrame
         One row per (episode, backbone, dummy): ``suite``, ``episode``, ``ways``, ``shots``,
         ``queries``, ``backbone``, ``dummy``, one column per metric, ``seconds_metrics``.
+        ``attrs["no_dummy"]`` says why backbones with rows of dummy ``none`` have no label
+        distribution.
     """
     from tqdm.auto import tqdm
 
     from metaleep.episodes.manifest import Suite as SuiteType
     from metaleep.study.checks import check_study
     from metaleep.study.loading import load_study_inputs
-    from metaleep.study.runner import prepare_chunks, score_episodes, thread_pools
+    from metaleep.study.runner import prepare_chunks, score_episodes, study_options, thread_pools
 
     items = list(backbones) if isinstance(backbones, list | tuple) else [backbones]
-    specs = tuple(b for b in items if isinstance(b, str))
-    objects = [b for b in items if not isinstance(b, str)]
-    if specs and objects:
-        raise TypeError(
-            "`backbones` must be all specs (strings) or all backbone objects; got a mix."
-        )
-    config = StudyConfig(
-        suite=suite if isinstance(suite, str) else suite.name,
-        backbones=specs or ("given",),
-        dummies=tuple(dummies),
-        metrics=tuple(metrics),
-        episodes=episodes,
-        temperature=temperature,
-        seed=seed,
-        device=device,
+    config, sampling = study_options(
+        StudyConfig(
+            suite=suite if isinstance(suite, str) or suite is None else suite.name,
+            backbones=tuple(b if isinstance(b, str) else f"given{i}" for i, b in enumerate(items))
+            or ("given",),
+            dummies=tuple(dummies),
+            metrics=tuple(metrics),
+            temperature=temperature,
+            seed=seed,
+            device=device,
+            bad_files=bad_files,
+        ),
         data=data,
+        episodes=episodes,
+        image_size=image_size,
+        ways=ways,
+        shots=shots,
+        queries=queries,
+        min_images=min_images,
     )
-    loaded_suite = suite if isinstance(suite, SuiteType) else None
-    dataset, loaded, study_backbones = load_study_inputs(
+    inputs = load_study_inputs(
         config,
         dataset=dataset,
-        suite=loaded_suite,
-        backbones=objects or None,  # type: ignore[arg-type]  # modules are wrapped there
+        suite=suite if isinstance(suite, SuiteType) else None,
+        backbones=items,
+        source_data=source_data,
+        sampling=sampling,
+        out_dir=out_dir,
+        by="metaleep score",
         progress=progress,
     )
-    chosen = loaded.episodes[:episodes] if episodes else loaded.episodes
-    check_study(config, dataset, chosen, study_backbones, adapt=False)
+    config, dataset, chosen = inputs.config, inputs.dataset, inputs.episodes
+    check_study(config, dataset, chosen, inputs.backbones, adapt=False)
     device = config.resolved_device()
-    study_backbones = [b.on(device) for b in study_backbones]
+    study_backbones = [b.on(device) for b in inputs.backbones]
     frames = []
     for backbone in tqdm(study_backbones, desc="score", disable=not progress):
         context = prepare_chunks(
-            config, dataset, loaded.name, chosen, [backbone], device, support_only=True
+            config, dataset, inputs.suite.name, chosen, [backbone], device, support_only=True
         )
         outputs = context.outputs[backbone.name]
         shapes: dict[tuple[int, int, int], list[Any]] = {}
         for ep in chosen:
             shapes.setdefault((ep.ways, ep.shots, ep.queries), []).append(ep)
-        for (ways, shots, queries), group in shapes.items():
-            modes = dummy_modes(backbone, config.dummies, ways)
+        for (ways_, shots_, queries_), group in shapes.items():
+            modes = dummy_modes(backbone, config.dummies, ways_)
             with thread_pools().limit(limits=1):
                 values, seconds = score_episodes(config.metrics, outputs, group, modes, config.seed)
             n = len(group)
             for mode in modes:
                 columns: dict[str, Any] = {
-                    "suite": loaded.name,
+                    "suite": inputs.suite.name,
                     "episode": np.array([ep.index for ep in group], dtype=np.int64),
-                    "ways": ways,
-                    "shots": shots,
-                    "queries": queries,
+                    "ways": ways_,
+                    "shots": shots_,
+                    "queries": queries_,
                     "backbone": backbone.name,
                     "dummy": mode,
                 }
@@ -135,9 +168,14 @@ def score(
                 columns["seconds_metrics"] = seconds / n / len(modes)
                 frames.append(pd.DataFrame(columns))
     if not frames:
-        return pd.DataFrame(columns=[*SCORE_KEYS, *config.metrics])
-    table = pd.concat(frames, ignore_index=True)
-    return table.sort_values(list(SCORE_KEYS), kind="stable", ignore_index=True)
+        table = pd.DataFrame(columns=[*SCORE_KEYS, *config.metrics])
+    else:
+        table = pd.concat(frames, ignore_index=True)
+        table = table.sort_values(list(SCORE_KEYS), kind="stable", ignore_index=True)
+    table.attrs["no_dummy"] = no_dummy_reasons(
+        study_backbones, config.dummies, [ep.ways for ep in chosen]
+    )
+    return table
 
 
 def summarize_scores(
