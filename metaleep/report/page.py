@@ -285,6 +285,93 @@ def _backbone_frame(config: Mapping[str, object]) -> pd.DataFrame | None:
     return pd.DataFrame(rows) if rows else None
 
 
+_DATA_KEYS = ("data_loading", "sampling", "no_dummy")
+"""Keys of a study's record that :func:`data_notes` says in words."""
+
+
+def data_notes(config: Mapping[str, object]) -> list[str]:
+    """What was done to the data, in sentences, from a study's record: how its files were
+    loaded (``data_loading``), how its suite was sampled (``sampling``), and which backbones
+    have no label distribution (``no_dummy``). Empty when there is nothing to say.
+
+    Examples
+    --------
+    >>> data_notes({"sampling": {"ways": 5, "shots": 5, "queries": 7, "episodes": 40,
+    ...                          "seed": 0, "queries_rule": "given"}})
+    ['Episodes: 40 of 5-way 5-shot with 7 queries per class (given), seed 0.']
+    """
+
+    def first(part: object) -> str:
+        items = part.get("first", []) if isinstance(part, Mapping) else []
+        count = part.get("count", 0) if isinstance(part, Mapping) else 0
+        more = count - len(items)
+        return "; ".join(str(i) for i in items) + (f"; and {more} more" if more > 0 else "")
+
+    notes: list[str] = []
+    load = config.get("data_loading")
+    if isinstance(load, Mapping):
+        size = "x".join(str(v) for v in load.get("size", []))
+        notes.append(
+            f"Loaded {load.get('images')} images of {load.get('classes')} classes from "
+            f"{load.get('source')} at {size}, {load.get('channels')} channels."
+        )
+        notes.append(f"Size: {load.get('size_rule')}; {load.get('resized')} images resized.")
+        converted = load.get("converted") or {}
+        changes = (
+            ", ".join(f"{k}: {v}" for k, v in converted.items())
+            if isinstance(converted, Mapping)
+            else ""
+        )
+        notes.append(
+            f"Channels: {load.get('channel_rule')}; converted {changes or 'none'} (grey copied "
+            "to RGB, colour to grey by ITU-R 601 luma, transparency composited over white)."
+        )
+        if load.get("exif_oriented"):
+            notes.append(f"EXIF orientation applied to {load.get('exif_oriented')} photos.")
+        for key, words in (
+            ("skipped", f"Skipped ({load.get('bad_files', 'skip')}) unusable files"),
+            ("ignored", "Ignored files and folders that are no images of a class"),
+            ("hidden", "Ignored hidden files and folders"),
+        ):
+            part = load.get(key)
+            if isinstance(part, Mapping) and part.get("count"):
+                notes.append(f"{words}: {part['count']}: {first(part)}.")
+        nested = load.get("nested")
+        if isinstance(nested, Mapping) and nested.get("images"):
+            classes = nested.get("classes") or {}
+            where = (
+                ", ".join(f"{k} {v}" for k, v in classes.items())
+                if isinstance(classes, Mapping)
+                else ""
+            )
+            notes.append(
+                f"{nested['images']} images in nested folders counted in their top-level "
+                f"class ({where})."
+            )
+    sampling = config.get("sampling")
+    if isinstance(sampling, Mapping):
+        notes.append(
+            f"Episodes: {sampling.get('episodes')} of {sampling.get('ways')}-way "
+            f"{sampling.get('shots')}-shot with {sampling.get('queries')} queries per class "
+            f"({sampling.get('queries_rule')}), seed {sampling.get('seed')}."
+        )
+        dropped = sampling.get("dropped_classes")
+        if isinstance(dropped, Mapping) and dropped.get("count"):
+            notes.append(
+                f"Classes with fewer than {sampling.get('min_images')} images left out: "
+                f"{dropped['count']}: {', '.join(str(d) for d in dropped.get('first', []))}"
+                f"{' ...' if dropped['count'] > len(dropped.get('first', [])) else ''}."
+            )
+    no_dummy = config.get("no_dummy")
+    if isinstance(no_dummy, Mapping):
+        for name, reason in no_dummy.items():
+            notes.append(
+                f"Backbone {name}: rows of dummy 'none', every feature metric and no LEEP or "
+                f"NCE ({reason})."
+            )
+    return notes
+
+
 # --------------------------------------------------------------------------------------------
 # Findings worth saying in words
 # --------------------------------------------------------------------------------------------
@@ -776,8 +863,13 @@ def write_report(
     if backbones is not None:
         doc.heading("Backbones")
         doc.table(backbones)
+    notes = data_notes(config)
+    if notes:
+        doc.heading("Data")
+        doc.bullets(notes)
     doc.heading("Configuration")
-    doc.table(_config_frame({k: v for k, v in config.items() if k != "backbone_info"}))
+    shown = {k: v for k, v in config.items() if k != "backbone_info" and k not in _DATA_KEYS}
+    doc.table(_config_frame(shown))
     n_episodes = (
         data.groupby([c for c in ("suite", "episode") if c in data.columns]).ngroups
         if "episode" in data.columns

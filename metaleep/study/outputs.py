@@ -49,6 +49,19 @@ NO_DUMMY = "none"
 only (see the module docstring)."""
 
 
+def needs_labels(metric: str) -> bool:
+    """Whether ``metric`` (a registry name, or its ``_norm`` form) reads a label distribution:
+    its values depend on the dummy mode, and rows of dummy ``none`` have none.
+
+    >>> needs_labels("leep"), needs_labels("leep_norm"), needs_labels("logme")
+    (True, True, False)
+    """
+    from metaleep.metrics.registry import METRICS
+
+    spec = METRICS.get(metric.removesuffix("_norm"))
+    return spec is not None and spec.input_kind == "probs"
+
+
 def dummy_modes(backbone: StudyBackbone, requested: Sequence[str], ways: int) -> list[str]:
     """The dummy modes of ``backbone``'s rows on ``ways``-way episodes: the requested modes it
     offers, or ``[NO_DUMMY]`` when it offers none of them."""
@@ -84,8 +97,7 @@ def no_dummy_reason(backbone: StudyBackbone, requested: Sequence[str], ways: int
     >>> from metaleep.backbones.wrap import from_module
     >>> proto = from_module(torch.nn.Flatten(), name="proto")
     >>> no_dummy_reason(proto, DUMMY_MODES, 5)
-    'no label distribution: no meta-learned 5-way head, no source classifier, no source data \
-(give it with --source-data proto=SPEC for prototypes dummy labels)'
+    'no label distribution: no 5-way head, no source classifier, no source data (--source-data)'
     """
     offered = backbone.dummies(ways)
     if offered:
@@ -94,9 +106,8 @@ def no_dummy_reason(backbone: StudyBackbone, requested: Sequence[str], ways: int
             f"({', '.join(requested)})"
         )
     return (
-        f"no label distribution: no meta-learned {ways}-way head, no source classifier, no "
-        f"source data (give it with --source-data {backbone.name}=SPEC for prototypes dummy "
-        "labels)"
+        f"no label distribution: no {ways}-way head, no source classifier, no source data "
+        "(--source-data)"
     )
 
 

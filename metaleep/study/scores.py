@@ -23,7 +23,14 @@ if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.manifest import Suite
 
-__all__ = ["SCORE_KEYS", "score", "summarize_scores"]
+__all__ = [
+    "ANY_DUMMY",
+    "SCORE_KEYS",
+    "attach_accuracy",
+    "rank_backbones",
+    "score",
+    "summarize_scores",
+]
 
 SCORE_KEYS = ("episode", "backbone", "dummy")
 """Columns that identify a row of the scores table."""
@@ -178,62 +185,272 @@ def score(
     return table
 
 
+_NOT_METRICS = (*SCORE_KEYS, "suite", "ways", "shots", "queries", "seconds_metrics")
+
+ANY_DUMMY = "any"
+"""The ``dummy`` of rankings by a feature metric: its values do not depend on the dummy mode,
+so every backbone is ranked, whatever dummy labels it has."""
+
+
+def _metric_columns(table: pd.DataFrame, metrics: Sequence[str] | None) -> list[str]:
+    if metrics is not None:
+        return list(metrics)
+    skip = {*_NOT_METRICS, "adaptation", "accuracy", "loss", "support_loss", "start_logit_std"}
+    skip |= {"alphabets", "within_alphabet", "seconds_adapt"}
+    return [c for c in table.columns if c not in skip]
+
+
+def _comparable(table: pd.DataFrame, metric: str) -> list[tuple[str, pd.DataFrame]]:
+    """The groups of rows whose values of ``metric`` may be ranked against each other: one per
+    dummy mode for a metric of a label distribution (rows of dummy ``none`` have none), and all
+    rows, one per (episode, backbone), for a feature metric (:data:`ANY_DUMMY`)."""
+    from metaleep.study.outputs import NO_DUMMY, needs_labels
+
+    if needs_labels(metric):
+        return [
+            (str(dummy), group)
+            for dummy, group in table.groupby("dummy", sort=True)
+            if dummy != NO_DUMMY
+        ]
+    keys = [c for c in ("suite", "episode", "backbone", "adaptation") if c in table.columns]
+    return [(ANY_DUMMY, table.drop_duplicates(keys))]
+
+
 def summarize_scores(
     table: pd.DataFrame, *, metrics: Sequence[str] | None = None, rank_by: str = "leep"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per (backbone, dummy): mean of each metric with a 95 % t confidence interval; and the
-    ranking of (backbone, dummy) pairs by the mean of ``rank_by``.
+    backbones ranked by the mean of ``rank_by``, within comparable rows only.
+
+    Rankings compare only rows of one dummy mode for a metric of a label distribution (LEEP,
+    NCE: its label space is the mode's), and every backbone at once for a feature metric,
+    whose values do not depend on the dummy mode (``dummy`` :data:`ANY_DUMMY`).
 
     Returns
     -------
     (summary, ranking):
         ``summary``: one row per (backbone, dummy, metric) with ``mean``, ``ci_low``,
-        ``ci_high``, ``episodes``. ``ranking``: one row per (backbone, dummy), best first, with
-        ``rank`` and the mean and CI of ``rank_by`` (higher is better for every registry
-        metric but those declared lower-is-better, whose order is reversed).
+        ``ci_high``, ``episodes`` and ``note`` (why a mean is missing). ``ranking``: per dummy
+        mode, one row per backbone, best first, with ``rank`` and the mean and CI of
+        ``rank_by`` (higher is better for every registry metric but those declared
+        lower-is-better, whose order is reversed).
     """
     from scipy import stats
 
     from metaleep.metrics.registry import get_metric
 
-    if metrics is None:
-        metrics = [
-            c
-            for c in table.columns
-            if c not in (*SCORE_KEYS, "suite", "ways", "shots", "queries", "seconds_metrics")
-        ]
+    metrics = _metric_columns(table, metrics)
     if rank_by not in metrics:
         raise ValueError(
             f"`rank_by` must be one of the scored metrics ({', '.join(metrics)}); got {rank_by!r}."
         )
+    reasons = table.attrs.get("no_dummy") or {}
+
+    def describe(values: np.ndarray) -> dict[str, Any]:
+        values = values[np.isfinite(values)]
+        mean = float(values.mean()) if values.size else float("nan")
+        if values.size > 1 and values.std() > 0:
+            low, high = stats.t.interval(0.95, values.size - 1, loc=mean, scale=stats.sem(values))
+        else:
+            low = high = mean
+        return {"mean": mean, "ci_low": float(low), "ci_high": float(high), "episodes": values.size}
+
     rows = []
     for (backbone, dummy), group in table.groupby(["backbone", "dummy"], sort=True):
         for metric in metrics:
-            values = group[metric].to_numpy(dtype=np.float64)
-            values = values[np.isfinite(values)]
-            mean = float(values.mean()) if values.size else float("nan")
-            if values.size > 1 and values.std() > 0:
-                low, high = stats.t.interval(
-                    0.95, values.size - 1, loc=mean, scale=stats.sem(values)
-                )
-            else:
-                low = high = mean
+            facts = describe(group[metric].to_numpy(dtype=np.float64))
+            note = ""
+            if not facts["episodes"]:
+                note = str(reasons.get(backbone, "")) or "no finite value"
             rows.append(
-                {
-                    "backbone": backbone,
-                    "dummy": dummy,
-                    "metric": metric,
-                    "mean": mean,
-                    "ci_low": float(low),
-                    "ci_high": float(high),
-                    "episodes": int(values.size),
-                }
+                {"backbone": backbone, "dummy": dummy, "metric": metric, **facts, "note": note}
             )
     summary = pd.DataFrame(rows)
-    ranking = summary[summary["metric"] == rank_by].drop(columns="metric")
-    higher = get_metric(rank_by).higher_is_better
-    ranking = ranking.sort_values(
-        ["mean", "backbone", "dummy"], ascending=[not higher, True, True], ignore_index=True
+    higher = get_metric(rank_by).higher_is_better if rank_by in _registry() else True
+    parts = []
+    for dummy, group in _comparable(table, rank_by):
+        ranked = pd.DataFrame(
+            [
+                {"dummy": dummy, "backbone": backbone, **describe(g[rank_by].to_numpy(float))}
+                for backbone, g in group.groupby("backbone", sort=True)
+            ]
+        )
+        ranked = ranked[ranked["episodes"] > 0].sort_values(
+            ["mean", "backbone"], ascending=[not higher, True], ignore_index=True
+        )
+        ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+        parts.append(ranked)
+    columns = ["rank", "dummy", "backbone", "mean", "ci_low", "ci_high", "episodes"]
+    ranking = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+    return summary, ranking[columns]
+
+
+def _registry() -> set[str]:
+    from metaleep.metrics.registry import METRICS
+
+    return set(METRICS)
+
+
+def rank_backbones(
+    table: pd.DataFrame,
+    *,
+    metrics: Sequence[str] | None = None,
+    target: str = "accuracy",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each backbone's mean metric beside its mean accuracy, and how well the metric ranks the
+    backbones: the checkpoint-selection question, to the end.
+
+    For every adaptation, every metric and every group of comparable rows (one dummy mode for
+    LEEP and NCE, all rows for feature metrics; see :func:`summarize_scores`), each backbone's
+    mean metric and mean ``target`` over the same rows (those where the metric is finite) are
+    put side by side, and the rank correlation of the means across backbones is computed with
+    :func:`scipy.stats.spearmanr` and :func:`scipy.stats.kendalltau` (tau-b). A metric declared
+    lower-is-better is negated first, so a positive correlation always means "ranks the
+    backbones as accuracy does".
+
+    Parameters
+    ----------
+    table:
+        A study table (``results.csv``), or scores with an accuracy column
+        (:func:`attach_accuracy`).
+    metrics:
+        Metric columns (default: every metric column).
+    target:
+        The accuracy column.
+
+    Returns
+    -------
+    (per_backbone, agreement):
+        ``per_backbone``: ``adaptation``, ``dummy``, ``metric``, ``backbone``, ``episodes``,
+        ``metric_mean``, ``accuracy_mean``, ``metric_rank``, ``accuracy_rank`` (1: best;
+        ties share the mean rank). ``agreement``: ``adaptation``, ``dummy``, ``metric``,
+        ``backbones``, ``spearman``, ``spearman_p``, ``kendall``, ``kendall_p`` and ``note``
+        (why a correlation is NaN: fewer than 3 backbones, or constant means).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"episode": [0, 1] * 3, "backbone": list("aabbcc"), "dummy": "source",
+    ...                   "adaptation": "prototype", "logme": [1, 2, 3, 4, 5, 6],
+    ...                   "accuracy": [0.5, 0.5, 0.6, 0.6, 0.9, 0.9]})
+    >>> per_backbone, agreement = rank_backbones(t)
+    >>> per_backbone[["backbone", "metric_mean", "accuracy_mean", "metric_rank"]]
+      backbone  metric_mean  accuracy_mean  metric_rank
+    0        c          5.5            0.9          1.0
+    1        b          3.5            0.6          2.0
+    2        a          1.5            0.5          3.0
+    >>> agreement[["dummy", "backbones", "spearman", "kendall"]]
+      dummy  backbones  spearman  kendall
+    0   any          3       1.0      1.0
+    """
+    from scipy import stats
+
+    from metaleep.metrics.registry import higher_is_better
+
+    missing = [c for c in ("backbone", "dummy", target) if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"`table` must have the columns backbone, dummy and {target} (a study's "
+            f"results.csv); got none of {', '.join(missing)}."
+        )
+    metrics = _metric_columns(table, metrics)
+    orientation = higher_is_better(metrics)
+    data = table if "adaptation" in table.columns else table.assign(adaptation="")
+    per_backbone, agreement = [], []
+    for adaptation, rows in data.groupby("adaptation", sort=True):
+        for metric in metrics:
+            sign = 1.0 if orientation[metric] else -1.0
+            for dummy, group in _comparable(rows, metric):
+                finite = group[np.isfinite(group[metric].to_numpy(float))]
+                means = finite.groupby("backbone", sort=True).agg(
+                    episodes=(metric, "size"),
+                    metric_mean=(metric, "mean"),
+                    accuracy_mean=(target, "mean"),
+                )
+                if means.empty:
+                    continue
+                means["metric_rank"] = (sign * means["metric_mean"]).rank(ascending=False)
+                means["accuracy_rank"] = means["accuracy_mean"].rank(ascending=False)
+                means = means.reset_index().sort_values(["metric_rank", "backbone"])
+                per_backbone.append(means.assign(adaptation=adaptation, dummy=dummy, metric=metric))
+                x = sign * means["metric_mean"].to_numpy(float)
+                y = means["accuracy_mean"].to_numpy(float)
+                result = {"spearman": np.nan, "spearman_p": np.nan, "kendall": np.nan}
+                result["kendall_p"] = np.nan
+                note = ""
+                if len(means) < 3:
+                    note = "fewer than 3 backbones"
+                elif np.ptp(x) == 0 or np.ptp(y) == 0:
+                    note = "constant " + ("metric" if np.ptp(x) == 0 else "accuracy") + " means"
+                else:
+                    rho = stats.spearmanr(x, y)
+                    tau = stats.kendalltau(x, y)
+                    result = {
+                        "spearman": float(rho.statistic),
+                        "spearman_p": float(rho.pvalue),
+                        "kendall": float(tau.statistic),
+                        "kendall_p": float(tau.pvalue),
+                    }
+                agreement.append(
+                    {
+                        "adaptation": adaptation,
+                        "dummy": dummy,
+                        "metric": metric,
+                        "backbones": len(means),
+                        **result,
+                        "note": note,
+                    }
+                )
+    columns = [
+        "adaptation",
+        "dummy",
+        "metric",
+        "backbone",
+        "episodes",
+        "metric_mean",
+        "accuracy_mean",
+        "metric_rank",
+        "accuracy_rank",
+    ]
+    first = pd.concat(per_backbone, ignore_index=True)[columns] if per_backbone else None
+    second = pd.DataFrame(
+        agreement,
+        columns=[
+            "adaptation",
+            "dummy",
+            "metric",
+            "backbones",
+            "spearman",
+            "spearman_p",
+            "kendall",
+            "kendall_p",
+            "note",
+        ],
     )
-    ranking.insert(0, "rank", np.arange(1, len(ranking) + 1))
-    return summary, ranking
+    return (first if first is not None else pd.DataFrame(columns=columns)), second
+
+
+def attach_accuracy(scores: pd.DataFrame, study: pd.DataFrame) -> pd.DataFrame:
+    """``scores`` (from :func:`score`) with the accuracy a finished study measured on the same
+    episodes: one row per (episode, backbone, dummy, adaptation), for :func:`rank_backbones`.
+
+    Raises
+    ------
+    ValueError
+        When the study has no rows of the scores' suite, episodes and backbones.
+    """
+    keys = ["suite", "episode", "backbone"]
+    missing = [c for c in [*keys, "adaptation", "accuracy"] if c not in study.columns]
+    if missing:
+        raise ValueError(
+            f"`study` must be a study's results table; got one without {', '.join(missing)}."
+        )
+    accuracy = study[[*keys, "adaptation", "accuracy"]].drop_duplicates([*keys, "adaptation"])
+    merged = scores.merge(accuracy, on=keys, how="inner")
+    if merged.empty:
+        suites = ", ".join(sorted(map(str, set(scores["suite"]))))
+        names = ", ".join(sorted(map(str, set(scores["backbone"]))))
+        raise ValueError(
+            f"`study` must hold the scored episodes (suite {suites}, backbones {names}); got "
+            "none of them: score the study's own suite (--suite STUDY/suite.csv) and backbones."
+        )
+    return merged

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -90,13 +91,20 @@ def test_run_on_an_image_folder_cross_domain(
     assert set(table["backbone"]) == {"maml", "supervised"}
     # glyph-trained backbones on another data set: prototypes of their glyph source classes
     assert {"prototypes", "source", "head"} <= set(table["dummy"])
-    record = (out / "study.json").read_text()
-    assert '"cross_domain": true' in record and "resize 20x20 -> 28x28" in record
+    record = json.loads((out / "study.json").read_text())["config"]
+    assert record["backbone_info"]["maml"]["cross_domain"] is True
+    # the 20x20 images load at the 28x28 the backbones declare (once, Lanczos), recorded
+    loading = record["data_loading"]
+    assert loading["size"] == [28, 28] and loading["resized"] == 96
+    assert loading["size_rule"].startswith("the largest input the backbones declare")
+    assert record["backbone_info"]["maml"]["transform"] == "none"
     # the suite's recorded command regenerates it through the CLI (it names --data)
     from metaleep.episodes.manifest import read_manifest
 
     stored = read_manifest(out / "suite.csv")
-    assert stored.command.startswith(f"metaleep episodes sample --data imagefolder:{image_tree}")
+    assert stored.command.startswith(
+        f"metaleep episodes sample --data imagefolder:{image_tree} --image-size 28"
+    )
     again = tmp_path / "again.csv"
     _invoke(*stored.command.split()[1:], "--out", str(again))
     assert list(read_manifest(again).episodes) == list(stored.episodes)
@@ -210,4 +218,4 @@ def test_duplicate_names_are_refused(tiny_backbones: dict[str, str], tmp_path: P
         ],
     )
     assert result.exit_code == 2
-    assert "`backbones` must have distinct names; got protonet more than once" in result.output
+    assert "`--backbones` must have distinct names; got protonet more than once" in result.output
