@@ -371,6 +371,13 @@ def score(
     out: Annotated[Path, typer.Option(help="Folder for scores.csv and summary.csv.")] = Path(
         "runs/scores"
     ),
+    study: Annotated[
+        Path | None,
+        typer.Option(
+            help="A finished study of the same suite and backbones: rank the backbones by each "
+            "metric beside their accuracy there (Spearman and Kendall across backbones)."
+        ),
+    ] = None,
     seed: int = typer.Option(StudyConfig.seed, help="Seed of the stochastic parts."),
     device: str = typer.Option(StudyConfig.device, help="cpu, cuda, cuda:N or auto."),
     threads: int = typer.Option(1, help="torch intra-op threads (0: torch's default)."),
@@ -416,6 +423,19 @@ def score(
             progress=progress,
         )
         summary, ranking = summarize_scores(table, metrics=metric_names, rank_by=rank_by)
+        against = None
+        if study is not None:
+            from metaleep.study.scores import attach_accuracy, rank_backbones
+
+            results = study / "results.csv"
+            if not results.is_file():
+                raise FileNotFoundError(
+                    f"`--study` must be a finished study directory (with results.csv); got "
+                    f"{str(study)!r}."
+                )
+            against = rank_backbones(
+                attach_accuracy(table, pd.read_csv(results)), metrics=metric_names
+            )
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         typer.echo(f"metaleep score: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
@@ -434,5 +454,74 @@ def score(
             for m, lo, hi in zip(shown["mean"], shown["ci_low"], shown["ci_high"], strict=True)
         ]
         typer.echo(f"\nRanking by mean {rank_by} [95 % CI] over the episodes:")
-        typer.echo(shown[["rank", "backbone", "dummy", rank_by, "episodes"]].to_string(index=False))
+        if shown.empty:
+            typer.echo(f"no backbone has {rank_by} values (see summary.csv's notes)")
+        else:
+            typer.echo(
+                shown[["rank", "dummy", "backbone", rank_by, "episodes"]].to_string(index=False)
+            )
+    if against is not None:
+        _show_ranking(*against, out)
+    sys.stdout.flush()
+
+
+def _show_ranking(per_backbone: Any, agreement: Any, out: Path | None) -> None:
+    """Print (and with ``out`` write) a ranking of backbones against their accuracy."""
+    import pandas as pd
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        per_backbone.to_csv(out / "backbone_means.csv", index=False)
+        agreement.to_csv(out / "rank_agreement.csv", index=False)
+        typer.echo(f"\n-> {out / 'backbone_means.csv'}, {out / 'rank_agreement.csv'}")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        for adaptation, rows in per_backbone.groupby("adaptation", sort=True):
+            wide = rows.pivot_table(
+                index="backbone", columns=["metric", "dummy"], values="metric_mean", sort=False
+            )
+            wide.columns = [m if d == "any" else f"{m} ({d})" for m, d in wide.columns]
+            accuracy = rows.groupby("backbone")["accuracy_mean"].first()
+            wide.insert(0, "accuracy", accuracy)
+            typer.echo(f"\nMean accuracy and mean metric per backbone ({adaptation}):")
+            typer.echo(wide.sort_values("accuracy", ascending=False).to_string(float_format="%.4g"))
+        shown = agreement.copy()
+        for column in ("spearman", "kendall"):
+            shown[column] = shown[column].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}")
+        typer.echo("\nRank correlation of mean metric with mean accuracy across backbones:")
+        columns = ["adaptation", "dummy", "metric", "backbones", "spearman", "kendall", "note"]
+        typer.echo(shown[columns].to_string(index=False))
+
+
+def rank(
+    study: Annotated[Path, typer.Argument(help="A finished study directory (its results.csv).")],
+    metrics: str = typer.Option("", help="Metrics to rank by (default: the study's)."),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for backbone_means.csv and rank_agreement.csv (default: print)."),
+    ] = None,
+) -> None:
+    """Rank a study's backbones: each one's mean metric beside its mean accuracy, with the
+    Spearman and Kendall rank correlation across backbones, for every metric and adaptation
+    (LEEP and NCE within one dummy mode)."""
+    import json
+
+    import pandas as pd
+
+    from metaleep.study.scores import rank_backbones
+
+    try:
+        results = study / "results.csv"
+        if not results.is_file():
+            raise FileNotFoundError(
+                f"`study` must be a finished study directory (with results.csv); got "
+                f"{str(study)!r}."
+            )
+        names = list(_split(metrics))
+        if not names and (study / "study.json").is_file():
+            names = list(json.loads((study / "study.json").read_text())["config"]["metrics"])
+        per_backbone, agreement = rank_backbones(pd.read_csv(results), metrics=names or None)
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as error:
+        typer.echo(f"metaleep rank: {_in_flags(str(error))}", err=True)
+        raise typer.Exit(2) from error
+    _show_ranking(per_backbone, agreement, out)
     sys.stdout.flush()
