@@ -50,7 +50,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from metaleep.data import spec as data_spec
-from metaleep.episodes.manifest import Suite, read_manifest, suite_from_episodes
+from metaleep.episodes.manifest import (
+    Suite,
+    read_manifest,
+    suite_from_episodes,
+    validate_against,
+)
 from metaleep.episodes.sampler import EpisodeSampler, fit_queries
 from metaleep.episodes.spec import ALPHABET_RULES, AlphabetRule, EpisodeSpec
 
@@ -486,6 +491,25 @@ def standard_suite_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _check_standard_data(
+    name: str, recipe: SuiteRecipe, fingerprint: str, dataset: ImageDataset
+) -> None:
+    """A standard suite runs on its own data set: other data are refused with what to do
+    instead (never with advice to rewrite the package's suite files)."""
+    if dataset.dataset_id != recipe.dataset or dataset.fingerprint != fingerprint:
+        raise ValueError(not_standard_data(name, f"{fingerprint}", dataset.fingerprint))
+
+
+def not_standard_data(name: str, made_on: str, got: str) -> str:
+    """The refusal of standard suite ``name`` on other data than it was made on."""
+    return (
+        f"`suite` {name} is a standard suite of the {made_on} data; got data {got}. Sample a "
+        "suite from your data instead (metaleep run/score --data SPEC --ways N --shots K; "
+        "data=, ways=, shots= in Python), or `metaleep episodes sample --data SPEC --out "
+        "my-suite.csv`."
+    )
+
+
 def load_suite(
     name_or_path: str | os.PathLike[str],
     dataset: ImageDataset | None = None,
@@ -508,12 +532,17 @@ def load_suite(
     """
     key = os.fspath(name_or_path)
     if key in STANDARD_SUITES:
-        path = standard_suite_path(key)
-        if path is not None:
-            return read_manifest(path, dataset=dataset)
         recipe = STANDARD_SUITES[key]
-        data = dataset if dataset is not None else data_spec.load_dataset(recipe.dataset)
-        return build_suite(recipe, data, split)
+        path = standard_suite_path(key)
+        if path is None:
+            data = dataset if dataset is not None else data_spec.load_dataset(recipe.dataset)
+            _check_standard_data(key, recipe, data.fingerprint, data)
+            return build_suite(recipe, data, split)
+        suite = read_manifest(path)
+        if dataset is not None:
+            _check_standard_data(key, recipe, suite.fingerprint, dataset)
+            validate_against(suite, dataset, path=path)
+        return suite
     if not Path(key).is_file():
         raise FileNotFoundError(
             f"`name_or_path` must be a standard suite ({', '.join(STANDARD_SUITES)}) or an "

@@ -450,18 +450,13 @@ def _folder_scan(config: StudyConfig) -> FolderScan | None:
 def _check_standard_suite(config: StudyConfig) -> None:
     """A standard suite runs on its own data: never advise rewriting the package's files."""
     from metaleep.data.spec import parse_data
-    from metaleep.episodes.suites import STANDARD_SUITES
+    from metaleep.episodes.suites import STANDARD_SUITES, not_standard_data
 
     recipe = STANDARD_SUITES.get(config.suite or "")
     if recipe is None or config.data is None:
         return
     if parse_data(config.data).text != recipe.dataset:
-        raise ValueError(
-            f"`suite` {config.suite} is a standard suite of the {recipe.dataset} data; got "
-            f"data {config.data}. Leave the suite out to sample one from your data (--ways, "
-            "--shots; ways=, shots= in Python), or name a suite file made on it "
-            "(`metaleep episodes sample --data ... --out my-suite.csv`)."
-        )
+        raise ValueError(not_standard_data(str(config.suite), recipe.dataset, config.data))
 
 
 def sample_suite(
