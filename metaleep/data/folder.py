@@ -246,13 +246,17 @@ class FolderScan:
         channels: int | None = None,
         bad_files: str = "skip",
         rules: Mapping[str, str] | None = None,
+        progress: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, list[str], tuple[str, ...] | None, dict[str, Any]]:
         """Decode the usable files (see the module docstring for the rules).
 
         Returns uint8 images (N, H, W, C), class ids, class names, alphabets (or None) and the
         record of what was done. ``rules`` may say in words who chose a given ``image_size``
-        or ``channels`` (keys ``"size"``, ``"channels"``; default ``"given"``).
+        or ``channels`` (keys ``"size"``, ``"channels"``; default ``"given"``); ``progress``
+        shows a progress bar.
         """
+        from tqdm.auto import tqdm
+
         if bad_files not in BAD_FILES:
             raise ValueError(f"`bad_files` must be skip or refuse; got {bad_files!r}.")
         if channels is not None and channels not in (1, 3):
@@ -280,7 +284,8 @@ class FolderScan:
         resized = oriented = 0
         failed: list[tuple[str, str]] = []
         keep = np.ones(len(self.files), dtype=bool)
-        for i, item in enumerate(self.files):
+        files = tqdm(self.files, desc="decoding images", disable=not progress, leave=False)
+        for i, item in enumerate(files):
             try:
                 images[i] = decode(item.path, mode=mode, size=size, max_pixels=self.max_pixels)
             except BadImage as error:  # e.g. truncated: found only while decoding
@@ -343,13 +348,18 @@ class FolderScan:
         bad_files: str = "skip",
         dataset_id: str | None = None,
         rules: Mapping[str, str] | None = None,
+        progress: bool = False,
     ) -> ImageDataset:
         """The tree as an :class:`~metaleep.data.base.ImageDataset` (see :meth:`decode`);
         its ``loading`` holds the record."""
         from metaleep.data.base import dataset_from_arrays
 
         images, labels, names, alphabets, record = self.decode(
-            image_size=image_size, channels=channels, bad_files=bad_files, rules=rules
+            image_size=image_size,
+            channels=channels,
+            bad_files=bad_files,
+            rules=rules,
+            progress=progress,
         )
         return dataset_from_arrays(
             images,
@@ -468,6 +478,7 @@ def scan_image_folder(
     groups: bool = False,
     classes: Sequence[str] | None = None,
     max_pixels: int = MAX_PIXELS,
+    progress: bool = False,
 ) -> FolderScan:
     """Read the headers of every file of an image tree (see the module docstring).
 
@@ -481,7 +492,11 @@ def scan_image_folder(
         Only these class folders (by name); default every folder.
     max_pixels:
         Files whose header declares more pixels are bad files (refused before decoding).
+    progress:
+        Show a progress bar over the class folders.
     """
+    from tqdm.auto import tqdm
+
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ValueError(f"`max_pixels` must be a positive integer; got {max_pixels!r}.")
     root_path = Path(os.fspath(root)).expanduser()
@@ -507,7 +522,7 @@ def scan_image_folder(
     files: list[FolderFile] = []
     names: list[str] = []
     alphabets: list[str] = []
-    for name, folder, group in folders:
+    for name, folder, group in tqdm(folders, desc="reading headers", disable=not progress):
         usable = []
         for path, nested in _walk(folder, root_path, hidden):
             relative = str(path.relative_to(root_path))
@@ -551,6 +566,7 @@ def load_image_folder(
     dataset_id: str | None = None,
     bad_files: str = "skip",
     max_pixels: int = MAX_PIXELS,
+    progress: bool = False,
 ) -> ImageDataset:
     """Load an ``ImageFolder`` tree (``root/<class>/<image>``) into memory.
 
@@ -575,6 +591,8 @@ def load_image_folder(
         truncated, corrupt, over ``max_pixels``, other extensions); they are listed either way.
     max_pixels:
         Pixel limit per image, checked from the header before decoding.
+    progress:
+        Show progress bars (headers, then pixels).
 
     Returns
     -------
@@ -599,7 +617,11 @@ def load_image_folder(
     >>> ds.loading["resized"], ds.loading["skipped"]["first"]
     (4, ['square/broken.png: empty file (0 bytes)'])
     """
-    scan = scan_image_folder(root, groups=groups, max_pixels=max_pixels)
+    scan = scan_image_folder(root, groups=groups, max_pixels=max_pixels, progress=progress)
     return scan.load(
-        image_size=image_size, channels=channels, bad_files=bad_files, dataset_id=dataset_id
+        image_size=image_size,
+        channels=channels,
+        bad_files=bad_files,
+        dataset_id=dataset_id,
+        progress=progress,
     )

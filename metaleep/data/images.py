@@ -27,7 +27,6 @@ import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -287,10 +286,3 @@ def decode(
     except Exception as error:  # Pillow's plugins raise many types on malformed files
         raise BadImage(_problem(error)) from error
     return array[:, :, None] if array.ndim == 2 else array
-
-
-def describe_source(source: Source) -> str:
-    """A path as text, or ``"<N bytes>"`` for in-memory data."""
-    if isinstance(source, bytes):
-        return f"<{len(source)} bytes>"
-    return str(Path(os.fspath(source)))

@@ -97,6 +97,7 @@ def _target_data(
     *,
     declared: Sequence[StudyBackbone],
     scan: FolderScan | None = None,
+    progress: bool = False,
 ) -> ImageDataset:
     from metaleep.data.spec import load_data, load_dataset, parse_data
     from metaleep.episodes.suites import STANDARD_SUITES, recorded_options
@@ -124,13 +125,14 @@ def _target_data(
     if scan is None:
         from metaleep.data.folder import scan_image_folder
 
-        scan = scan_image_folder(parsed.root or ".")
+        scan = scan_image_folder(parsed.root or ".", progress=progress)
     size, channels, rules = _declared_input(declared, options, mixed_colour=scan.mixed_colour)
     return scan.load(
         image_size=options.get("image_size", size),
         channels=int(options["channels"]) if "channels" in options else channels,
         bad_files=options.get("bad_files", "skip"),
         rules=rules,
+        progress=progress,
     )
 
 
@@ -396,12 +398,12 @@ def load_study_inputs(
     loaded: list[tuple[StudyBackbone, str]] | None = None
     if dataset is None:
         declared: Sequence[StudyBackbone] = ()
-        scan = _folder_scan(config) if sampled else None
+        scan = _folder_scan(config, progress) if sampled else None
         if scan is not None and (config.image_size is None or scan.mixed_colour):
             # The backbones' declared inputs decide how a sampled folder is loaded.
             loaded = _load(items, None, progress)
             declared = [b for b, _ in loaded]
-        dataset = _target_data(config, header, declared=declared, scan=scan)
+        dataset = _target_data(config, header, declared=declared, scan=scan, progress=progress)
     if loaded is None:
         loaded = _load(items, dataset, progress)
     study_backbones = _bind_sources(loaded, dataset)
@@ -434,7 +436,7 @@ def load_study_inputs(
     return StudyInputs(config, dataset, suite, study_backbones, episodes, facts)
 
 
-def _folder_scan(config: StudyConfig) -> FolderScan | None:
+def _folder_scan(config: StudyConfig, progress: bool) -> FolderScan | None:
     from metaleep.data.spec import parse_data
 
     if config.data is None:
@@ -444,7 +446,7 @@ def _folder_scan(config: StudyConfig) -> FolderScan | None:
         return None
     from metaleep.data.folder import scan_image_folder
 
-    return scan_image_folder(parsed.root or ".")
+    return scan_image_folder(parsed.root or ".", progress=progress)
 
 
 def _check_standard_suite(config: StudyConfig) -> None:
