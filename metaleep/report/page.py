@@ -301,6 +301,10 @@ def data_notes(config: Mapping[str, object]) -> list[str]:
     ['Episodes: 40 of 5-way 5-shot with 7 queries per class (given), seed 0.']
     """
 
+    def listed(counts: object, sep: str) -> str:
+        items = counts.items() if isinstance(counts, Mapping) else ()
+        return ", ".join(f"{k}{sep}{v}" for k, v in items)
+
     def first(part: object) -> str:
         items = part.get("first", []) if isinstance(part, Mapping) else []
         count = part.get("count", 0) if isinstance(part, Mapping) else 0
@@ -316,12 +320,7 @@ def data_notes(config: Mapping[str, object]) -> list[str]:
             f"{load.get('source')} at {size}, {load.get('channels')} channels."
         )
         notes.append(f"Size: {load.get('size_rule')}; {load.get('resized')} images resized.")
-        converted = load.get("converted") or {}
-        changes = (
-            ", ".join(f"{k}: {v}" for k, v in converted.items())
-            if isinstance(converted, Mapping)
-            else ""
-        )
+        changes = listed(load.get("converted"), ": ")
         notes.append(
             f"Channels: {load.get('channel_rule')}; converted {changes or 'none'} (grey copied "
             "to RGB, colour to grey by ITU-R 601 luma, transparency composited over white)."
@@ -338,15 +337,9 @@ def data_notes(config: Mapping[str, object]) -> list[str]:
                 notes.append(f"{words}: {part['count']}: {first(part)}.")
         nested = load.get("nested")
         if isinstance(nested, Mapping) and nested.get("images"):
-            classes = nested.get("classes") or {}
-            where = (
-                ", ".join(f"{k} {v}" for k, v in classes.items())
-                if isinstance(classes, Mapping)
-                else ""
-            )
             notes.append(
                 f"{nested['images']} images in nested folders counted in their top-level "
-                f"class ({where})."
+                f"class ({listed(nested.get('classes'), ' ')})."
             )
     sampling = config.get("sampling")
     if isinstance(sampling, Mapping):

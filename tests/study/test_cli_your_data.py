@@ -263,6 +263,16 @@ def messy_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _run_protonet(protonet: Path, out: Path, *args: str) -> str:
+    """``metaleep run`` of the ProtoNet factory, prototype accuracy and LogME only."""
+    return _invoke(
+        "run",
+        *args,
+        *("--backbones", f"proto={protonet}:protonet", "--adaptations", "prototype"),
+        *("--metrics", "logme", "--out", str(out), "--n-boot", "10", "--no-progress"),
+    )
+
+
 @pytest.fixture
 def protonet(tmp_path: Path) -> Path:
     pytest.importorskip("learn2learn")
@@ -439,23 +449,7 @@ def test_small_classes_are_named_and_can_be_left_out(
     assert blocked.exit_code == 2
     assert "'c0' (3 images)" in blocked.output and "`--min-images` 4" in blocked.output
     out = tmp_path / "study"
-    _invoke(
-        "run",
-        *args,
-        "--min-images",
-        "5",
-        "--backbones",
-        f"proto={protonet}:protonet",
-        "--adaptations",
-        "prototype",
-        "--metrics",
-        "logme",
-        "--out",
-        str(out),
-        "--n-boot",
-        "10",
-        "--no-progress",
-    )
+    _run_protonet(protonet, out, *args, "--min-images", "5")
     record = json.loads((out / "study.json").read_text())["config"]["sampling"]
     assert record["dropped_classes"] == {"count": 1, "first": ["c0"]}
     assert record["queries"] == 6  # 8 images - 2 shots
@@ -474,24 +468,7 @@ def test_a_suite_sampled_with_an_image_size_is_run_at_that_size(
         "episodes", "sample", "--data", data, *common, "--image-size", "24", "--out", str(suite)
     )
     out = tmp_path / "study"
-    _invoke(
-        "run",
-        "--suite",
-        str(suite),
-        "--data",
-        data,
-        "--backbones",
-        f"proto={protonet}:protonet",
-        "--adaptations",
-        "prototype",
-        "--metrics",
-        "logme",
-        "--out",
-        str(out),
-        "--n-boot",
-        "10",
-        "--no-progress",
-    )
+    _run_protonet(protonet, out, "--suite", str(suite), "--data", data)
     loading = json.loads((out / "study.json").read_text())["config"]["data_loading"]
     assert loading["size"] == [24, 24] and loading["size_rule"] == "given"
 

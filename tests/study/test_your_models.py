@@ -17,6 +17,7 @@ from metaleep.backbones.models import build_backbone
 from metaleep.backbones.testing import toy_dataset
 from metaleep.episodes import EpisodeSampler, EpisodeSpec
 from metaleep.episodes.manifest import suite_from_episodes
+from metaleep.metrics.registry import METRICS as METRIC_SPECS
 from metaleep.study import StudyConfig, run_study, score
 
 SPEC = EpisodeSpec(ways=5, shots=2, queries=3)
@@ -274,16 +275,7 @@ def test_finetune_runs_on_every_backbone(tmp_path: Path, source) -> None:
 
 # --- every model gets every metric it can have (issue 21) ---------------------------------------
 
-FEATURE_METRICS = (
-    "h_score",
-    "logme",
-    "nleep",
-    "shrinkage_h_score",
-    "gbc",
-    "transrate",
-    "sfda",
-    "centroid_loo",
-)
+FEATURE_METRICS = tuple(n for n, spec in METRIC_SPECS.items() if spec.input_kind == "features")
 
 
 def _protonet(name: str = "proto"):
@@ -312,6 +304,9 @@ def _reference(backbone, dataset, suite, metric: str) -> np.ndarray:
 
 
 def test_an_embedding_network_gets_every_feature_metric(target) -> None:
+    assert (
+        len(FEATURE_METRICS) == 8
+    )  # H-score, LogME, N-LEEP, shrinkage, GBC, TransRate, SFDA, centroid
     proto = _protonet()
     suite = _suite(target, 4)
     table = score([proto], suite, dataset=target, metrics=("leep", "nce", *FEATURE_METRICS))
