@@ -491,15 +491,6 @@ def standard_suite_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
-def _check_standard_data(
-    name: str, recipe: SuiteRecipe, fingerprint: str, dataset: ImageDataset
-) -> None:
-    """A standard suite runs on its own data set: other data are refused with what to do
-    instead (never with advice to rewrite the package's suite files)."""
-    if dataset.dataset_id != recipe.dataset or dataset.fingerprint != fingerprint:
-        raise ValueError(not_standard_data(name, f"{fingerprint}", dataset.fingerprint))
-
-
 def not_standard_data(name: str, made_on: str, got: str) -> str:
     """The refusal of standard suite ``name`` on other data than it was made on."""
     return (
@@ -534,13 +525,17 @@ def load_suite(
     if key in STANDARD_SUITES:
         recipe = STANDARD_SUITES[key]
         path = standard_suite_path(key)
+        # A standard suite runs on its own data: other data are refused with what to do
+        # instead, never with advice to rewrite the package's suite files.
         if path is None:
+            if dataset is not None and dataset.dataset_id != recipe.dataset:
+                raise ValueError(not_standard_data(key, recipe.dataset, dataset.fingerprint))
             data = dataset if dataset is not None else data_spec.load_dataset(recipe.dataset)
-            _check_standard_data(key, recipe, data.fingerprint, data)
             return build_suite(recipe, data, split)
         suite = read_manifest(path)
         if dataset is not None:
-            _check_standard_data(key, recipe, suite.fingerprint, dataset)
+            if dataset.fingerprint != suite.fingerprint:
+                raise ValueError(not_standard_data(key, suite.fingerprint, dataset.fingerprint))
             validate_against(suite, dataset, path=path)
         return suite
     if not Path(key).is_file():

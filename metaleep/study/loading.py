@@ -484,8 +484,10 @@ def sample_suite(
     name = parsed.name if parsed is not None else dataset.dataset_id
     split, part = ("omniglot", "test") if name == "glyphs" else (ALL_CLASSES, ALL_CLASSES)
     options = chosen_options(dataset.loading)
-    if config.image_size is not None and parsed is not None and parsed.name != "imagefolder":
-        options = {"image_size": config.image_size}
+    if parsed is not None and parsed.root is not None and parsed.name != "imagefolder":
+        options = {"mode": "test"}  # a benchmark's split file, as _target_data read it
+        if config.image_size is not None:
+            options["image_size"] = config.image_size
     recipe = sampled_recipe(
         dataset,
         name=f"{name}-{sampling.ways}w{sampling.shots}s",
