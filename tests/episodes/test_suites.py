@@ -202,7 +202,9 @@ def test_load_suite_by_path_and_by_name(toy, toy_split, tmp_path, monkeypatch):
             "glyphs-smoke", dataset=type(toy)(toy.images, toy.labels, toy.classes, "toy", "v2")
         )
     assert "Regenerate" not in str(e.value) and "--out my-suite.csv" in str(e.value)
-    # ... and otherwise the suite regenerated from its recipe.
+    # ... and otherwise the suite regenerated from its recipe, never on other data
+    with pytest.raises(ValueError, match=r"^`suite` glyphs-5w1s is a standard suite of the glyphs"):
+        load_suite("glyphs-5w1s", dataset=toy)
     monkeypatch.setattr(data_spec, "load_dataset", lambda name, **kw: toy)
     regenerated = load_suite("glyphs-5w1s", split=toy_split)
     assert regenerated.episodes[:20] == suite.episodes and len(regenerated) == 600
