@@ -40,7 +40,7 @@ def analyse_and_report(
         higher_is_better=orientation,
         leep=leep,
     )
-    corr = explain_missing(corr, config.get("no_dummy") or {})
+    corr = explain_missing(corr)
     report = write_report(
         table,
         out_dir,
@@ -56,30 +56,23 @@ def analyse_and_report(
     return corr, report
 
 
-def explain_missing(corr: pd.DataFrame, reasons: Mapping[str, str]) -> pd.DataFrame:
+def explain_missing(corr: pd.DataFrame) -> pd.DataFrame:
     """The correlation table with the reason in the ``note`` of each metric of a label
-    distribution (LEEP, NCE) in rows of dummy ``none``, which have no value by design.
+    distribution (LEEP, NCE) in rows of dummy ``none``, which have no value by design (why each
+    backbone has none is in ``study.json``, ``no_dummy``, and the report's Data block).
 
     Examples
     --------
     >>> corr = pd.DataFrame({"backbone": "p", "dummy": "none", "metric": ["leep", "logme"],
     ...                      "note": ["fewer than 3 episodes", ""]})
-    >>> explain_missing(corr, {"p": "no label distribution: no head"}).note.tolist()
-    ['no label distribution: no head', '']
+    >>> explain_missing(corr).note.tolist()
+    ['no label distribution (dummy none)', '']
     """
-    from metaleep.metrics.registry import METRICS
-    from metaleep.study.outputs import NO_DUMMY
+    from metaleep.study.outputs import NO_DUMMY, needs_labels
 
     if "dummy" not in corr.columns or not (corr["dummy"] == NO_DUMMY).any():
         return corr
-    needs_labels = {name for name, spec in METRICS.items() if spec.input_kind == "probs"} | {
-        f"{name}_norm" for name, spec in METRICS.items() if spec.input_kind == "probs"
-    }
-    rows = (corr["dummy"] == NO_DUMMY) & corr["metric"].isin(needs_labels)
+    rows = (corr["dummy"] == NO_DUMMY) & corr["metric"].map(needs_labels).astype(bool)
     out = corr.copy()
-    default = "no label distribution (dummy none)"
-    if "backbone" in out.columns:
-        out.loc[rows, "note"] = [reasons.get(str(b), default) for b in out.loc[rows, "backbone"]]
-    else:
-        out.loc[rows, "note"] = default
+    out.loc[rows, "note"] = "no label distribution (dummy none)"
     return out
