@@ -344,6 +344,7 @@ def rank_backbones(
     """
     from scipy import stats
 
+    from metaleep.analysis.tables import is_constant
     from metaleep.metrics.registry import higher_is_better
 
     missing = [c for c in ("backbone", "dummy", target) if c not in table.columns]
@@ -379,8 +380,8 @@ def rank_backbones(
                 note = ""
                 if len(means) < 3:
                     note = "fewer than 3 backbones"
-                elif np.ptp(x) == 0 or np.ptp(y) == 0:
-                    note = "constant " + ("metric" if np.ptp(x) == 0 else "accuracy") + " means"
+                elif is_constant(x) or is_constant(y):  # up to rounding (H-score: C - 1)
+                    note = "constant " + ("metric" if is_constant(x) else "accuracy") + " means"
                 else:
                     rho = stats.spearmanr(x, y)
                     tau = stats.kendalltau(x, y)

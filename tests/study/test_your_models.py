@@ -462,6 +462,24 @@ def test_rank_backbones_against_naive_references() -> None:
     assert leep["backbone"].tolist() == ["b5", "b4", "b3", "b2", "b1", "b0"]
 
 
+def test_rank_backbones_says_when_means_are_constant_up_to_rounding() -> None:
+    from metaleep.study.scores import rank_backbones
+
+    table = pd.DataFrame(
+        {
+            "episode": 0,
+            "backbone": ["a", "b", "c"],
+            "dummy": "none",
+            "adaptation": "prototype",
+            "h_score": [4.0, 4.0 + 2e-15, 4.0 - 1e-15],  # C - 1 in exact arithmetic
+            "accuracy": [0.4, 0.6, 0.5],
+        }
+    )
+    _, agreement = rank_backbones(table, metrics=("h_score",))
+    assert agreement["note"].tolist() == ["constant metric means"]
+    assert np.isnan(agreement["spearman"]).all()
+
+
 def test_rank_backbones_needs_three_backbones() -> None:
     from metaleep.study.scores import rank_backbones
 
