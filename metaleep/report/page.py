@@ -328,7 +328,7 @@ def data_notes(config: Mapping[str, object]) -> list[str]:
         if load.get("exif_oriented"):
             notes.append(f"EXIF orientation applied to {load.get('exif_oriented')} photos.")
         for key, words in (
-            ("skipped", f"Skipped ({load.get('bad_files', 'skip')}) unusable files"),
+            ("skipped", "Unusable files skipped"),
             ("ignored", "Ignored files and folders that are no images of a class"),
             ("hidden", "Ignored hidden files and folders"),
         ):

@@ -328,7 +328,7 @@ def test_a_messy_folder_runs_and_the_report_says_what_was_done(
         "## Data",
         "Loaded 54 images of 6 classes",
         "converted L -> RGB: 12, P -> RGB: 12, RGBA -> RGB: 12",
-        "Skipped (skip) unusable files: 1: bird-0/broken.jpg: empty file (0 bytes).",
+        "Unusable files skipped: 1: bird-0/broken.jpg: empty file (0 bytes).",
         "bird-1/notes.txt: not an image file",
         "Ignored hidden files and folders: 1: .ipynb_checkpoints: hidden.",
         "6 images in nested folders counted in their top-level class",
