@@ -121,9 +121,10 @@ def check_study(
         ):
             seen = np.intersect1d(suite_classes, backbone.source_classes)
             if seen.size:
+                names = dataset.classes["name"].astype(str).to_numpy()[seen[:5]].tolist()
                 raise ValueError(
                     f"`suite` must use classes that backbone {backbone.name!r} was not trained "
-                    f"on; got {seen.size} of its source classes (e.g. {seen[:5].tolist()}) in "
+                    f"on; got {seen.size} of its source classes (e.g. {names}) in "
                     f"episodes on {dataset.fingerprint!r}. Sample the suite from the held-out "
                     f"classes (`metaleep episodes sample --part test`) or from another data "
                     f"set (cross-domain)."
