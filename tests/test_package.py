@@ -44,3 +44,26 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "metaleep", "--version"], check=True, capture_output=True, text=True
     )
     assert out.stdout == f"metaleep {metaleep.__version__}\n"
+
+
+def test_public_names_are_visible_to_dir_and_tab_completion():
+    import importlib
+
+    expected = {
+        "metaleep": {"score", "run_study", "rank_backbones", "from_module", "load_data", "study"},
+        "metaleep.study": {"score", "run_study", "rank_backbones", "StudyConfig", "Sampling"},
+        "metaleep.backbones": {"from_module", "save_backbone", "default_backbone"},
+        "metaleep.data": {"load_data", "load_image_folder", "ImageDataset", "load_glyphs"},
+        "metaleep.adapt": {"InnerLoop"},
+    }
+    for name, names in expected.items():
+        module = importlib.import_module(name)
+        listed = set(dir(module))
+        assert names <= listed, (name, names - listed)
+        for attribute in names:  # and each listed name resolves
+            assert getattr(module, attribute) is not None
+    assert "Any" not in dir(metaleep) and "importlib" not in dir(metaleep)
+    # the lazy names come without torch
+    assert _imported_after("import metaleep; dir(metaleep); dir(metaleep.study)") == dict.fromkeys(
+        HEAVY, False
+    )

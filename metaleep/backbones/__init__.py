@@ -54,3 +54,8 @@ def __getattr__(name: str) -> Any:
         module = importlib.import_module(f"metaleep.backbones.{_EXPORTS[name]}")
         return getattr(module, name)
     raise AttributeError(f"module 'metaleep.backbones' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The public names (lazy ones too) for dir() and tab completion.
+    return sorted({*__all__, *(n for n in globals() if n.startswith("_"))})

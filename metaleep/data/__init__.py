@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
     from metaleep.data.digits import load_digits
+    from metaleep.data.folder import load_image_folder, scan_image_folder
     from metaleep.data.glyphs import GlyphBank, GlyphCacheWarning, load_bank, load_glyphs
     from metaleep.data.sheet import contact_sheet
+    from metaleep.data.spec import load_data, parse_data
     from metaleep.data.splits import ClassSplit, get_split, list_splits
 
 _EXPORTS = {
@@ -24,6 +26,10 @@ _EXPORTS = {
     "load_bank": "glyphs",
     "load_glyphs": "glyphs",
     "contact_sheet": "sheet",
+    "load_image_folder": "folder",
+    "scan_image_folder": "folder",
+    "load_data": "spec",
+    "parse_data": "spec",
     "ClassSplit": "splits",
     "get_split": "splits",
     "list_splits": "splits",
@@ -38,8 +44,12 @@ __all__ = [
     "get_split",
     "list_splits",
     "load_bank",
+    "load_data",
     "load_digits",
     "load_glyphs",
+    "load_image_folder",
+    "parse_data",
+    "scan_image_folder",
 ]
 
 
@@ -47,3 +57,8 @@ def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(f"metaleep.data.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module 'metaleep.data' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The public names (lazy ones too) for dir() and tab completion.
+    return sorted({*__all__, *(n for n in globals() if n.startswith("_"))})

@@ -7,7 +7,11 @@ metadata row per class. Episodes, backbones and the study only ever see this typ
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +39,10 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
     version:
         Fingerprint of the content: two data sets with equal ``dataset_id`` and ``version``
         hold the same images in the same order. Manifests and checkpoints record it.
+    loading:
+        What was done to the files while loading them (a JSON-ready dict: conversions,
+        resizing, skipped and ignored files; see :mod:`metaleep.data.folder`), or None when
+        there is nothing to say (built-in data). A study records it in ``study.json``.
 
     Indexing returns ``(image, label)`` with the image as float32 in [0, 1], so the object is a
     map-style dataset that torch's ``DataLoader`` and learn2learn's ``MetaDataset`` accept.
@@ -45,6 +53,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
     classes: pd.DataFrame
     dataset_id: str
     version: str
+    loading: dict[str, Any] | None = None
     _labels_to_indices: dict[int, np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -109,3 +118,44 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
     def fingerprint(self) -> str:
         """``"{dataset_id}@{version}"``: what manifests and checkpoints record."""
         return f"{self.dataset_id}@{self.version}"
+
+
+def dataset_from_arrays(
+    images: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str],
+    *,
+    dataset_id: str,
+    alphabets: Sequence[str] | None = None,
+    loading: dict[str, Any] | None = None,
+) -> ImageDataset:
+    """An :class:`ImageDataset` of uint8 images (N, H, W, C), class ids and class names.
+
+    ``version`` is a hash of the images, labels, class names (and alphabets): equal content,
+    equal fingerprint.
+
+    Examples
+    --------
+    >>> ds = dataset_from_arrays(np.zeros((2, 3, 3, 1), np.uint8), np.array([0, 1]), ["a", "b"],
+    ...                          dataset_id="toy")
+    >>> ds.image_shape, ds.fingerprint
+    ((1, 3, 3), 'toy@23f9f9be992f6598')
+    """
+    chw = np.ascontiguousarray(np.asarray(images, dtype=np.uint8).transpose(0, 3, 1, 2))
+    classes = pd.DataFrame({"name": [str(n) for n in names]})
+    if alphabets is not None:
+        classes["alphabet"] = [str(a) for a in alphabets]
+    classes.index.name = "class_id"
+    labels = np.asarray(labels, dtype=np.int64)
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(chw.shape), classes.to_dict("list")]).encode())
+    digest.update(labels.astype("<i8").tobytes())
+    digest.update(chw.tobytes())
+    return ImageDataset(
+        images=torch.from_numpy(chw),
+        labels=labels,
+        classes=classes,
+        dataset_id=dataset_id,
+        version=digest.hexdigest()[:16],
+        loading=loading,
+    )

@@ -21,9 +21,6 @@ runs.
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
 import pickle
 from collections.abc import Callable, Sequence
@@ -32,15 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from metaleep.data.base import ImageDataset
+from metaleep.data.base import ImageDataset, dataset_from_arrays
+from metaleep.data.folder import FolderScan, load_image_folder, scan_image_folder
+from metaleep.data.images import BadImage, decode
+
+__all__ = ["BENCHMARKS", "load_benchmark", "load_image_folder"]
 
 BENCHMARKS: tuple[str, ...] = ("omniglot", "mini-imagenet", "tiered-imagenet", "cifarfs", "fc100")
 """Names accepted by :func:`load_benchmark` (learn2learn's ``get_tasksets`` names)."""
 
-# torchvision.datasets.folder.IMG_EXTENSIONS (not imported: torchvision costs ~1 s to import).
-_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 _MODES = ("train", "validation", "test")
 _OMNIGLOT_MODES = ("train", "test", "all")
 _OMNIGLOT_FOLDERS = {"train": "images_background", "test": "images_evaluation"}
@@ -191,7 +189,7 @@ def load_benchmark(
     size = _DEFAULT_SIZE[name] if image_size is None else _check_size(image_size)
     root_path = Path(os.fspath(root)).expanduser()
     paths = _check_files(name, root_path, mode)
-    reader: Callable[[tuple[Path, ...], int | None], _Arrays] = {
+    reader: Callable[[tuple[Path, ...], int | None], Arrays] = {
         "omniglot": _read_omniglot,
         "mini-imagenet": _read_mini_imagenet,
         "tiered-imagenet": _read_tiered_imagenet,
@@ -201,108 +199,21 @@ def load_benchmark(
     return reader(paths, size).to_dataset(name)
 
 
-def load_image_folder(
-    root: str | os.PathLike[str],
-    *,
-    image_size: int | None = None,
-    channels: int | None = None,
-    groups: bool = False,
-    dataset_id: str | None = None,
-) -> ImageDataset:
-    """Load a torchvision ``ImageFolder`` tree (``root/<class>/<image>``) into memory.
-
-    Parameters
-    ----------
-    root:
-        The tree. Class ids follow ``ImageFolder``'s (sorted folder names) and images its order
-        and extensions, so ``labels`` equal ``ImageFolder(root).targets``.
-    image_size:
-        Resize every image to ``image_size`` x ``image_size`` (Pillow, Lanczos). Required when
-        the images differ in size.
-    channels:
-        1 (grayscale) or 3 (RGB); default from the first image's mode.
-    groups:
-        When true the tree has one more level, ``root/<group>/<class>/<image>`` (Omniglot's
-        alphabets): classes are named ``"<group>/<class>"`` and ``classes["alphabet"]`` holds
-        the group, so episodes can be drawn within or across groups.
-    dataset_id:
-        Default: the folder's name.
-
-    Returns
-    -------
-    ImageDataset
-        uint8 images (N, channels, H, W); ``version`` hashes the images, labels and names.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> from PIL import Image
-    >>> root = pathlib.Path(tempfile.mkdtemp()) / "shapes"
-    >>> for c in ("circle", "square"):
-    ...     (root / c).mkdir(parents=True)
-    ...     for i in range(3):
-    ...         Image.new("L", (8, 8), 40 * i).save(root / c / f"{i}.png")
-    >>> ds = load_image_folder(root)
-    >>> ds.images.shape, ds.labels.tolist(), ds.classes["name"].tolist()
-    (torch.Size([6, 1, 8, 8]), [0, 0, 0, 1, 1, 1], ['circle', 'square'])
-    """
-    root_path = Path(os.fspath(root)).expanduser()
-    if not root_path.is_dir():
-        raise FileNotFoundError(
-            f"`root` must be an existing folder of class folders; got {str(root_path)!r}."
-        )
-    size = None if image_size is None else _check_size(image_size)
-    if channels is not None and channels not in (1, 3):
-        raise ValueError(f"`channels` must be 1 or 3; got {channels!r}.")
-    if groups:
-        files, labels, names, alphabets = _list_grouped(root_path)
-    else:
-        from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
-
-        try:
-            class_names, class_to_idx = find_classes(str(root_path))
-        except FileNotFoundError as e:
-            raise FileNotFoundError(
-                f"`root` must contain one folder per class; got {str(root_path)!r} ({e})."
-            ) from e
-        samples = make_dataset(str(root_path), class_to_idx, extensions=IMG_EXTENSIONS)
-        files = [Path(p) for p, _ in samples]
-        labels = [t for _, t in samples]
-        names, alphabets = list(class_names), None
-    arrays = _decode_files(files, size, channels, where=str(root_path))
-    return _Arrays(arrays, np.asarray(labels, dtype=np.int64), names, alphabets).to_dataset(
-        dataset_id or root_path.name
-    )
-
-
 # --- readers ---------------------------------------------------------------------------------
 
 
 @dataclass
-class _Arrays:
+class Arrays:
+    """What a reader returns: images, labels, class names (and alphabets)."""
+
     images: np.ndarray  # uint8 (N, H, W, C)
     labels: np.ndarray  # int64 (N,), class ids 0..C-1
     names: Sequence[str]
     alphabets: Sequence[str] | None = None
 
     def to_dataset(self, dataset_id: str) -> ImageDataset:
-        import torch
-
-        images = np.ascontiguousarray(self.images.transpose(0, 3, 1, 2))
-        classes = pd.DataFrame({"name": [str(n) for n in self.names]})
-        if self.alphabets is not None:
-            classes["alphabet"] = [str(a) for a in self.alphabets]
-        classes.index.name = "class_id"
-        digest = hashlib.sha256()
-        digest.update(json.dumps([list(images.shape), classes.to_dict("list")]).encode())
-        digest.update(self.labels.astype("<i8").tobytes())
-        digest.update(images.tobytes())
-        return ImageDataset(
-            images=torch.from_numpy(images),
-            labels=self.labels.astype(np.int64),
-            classes=classes,
-            dataset_id=dataset_id,
-            version=digest.hexdigest()[:16],
+        return dataset_from_arrays(
+            self.images, self.labels, self.names, dataset_id=dataset_id, alphabets=self.alphabets
         )
 
 
@@ -314,82 +225,24 @@ def _check_size(image_size: Any) -> int:
     return int(image_size)
 
 
-def _to_array(image: Any, size: int | None, mode: str) -> np.ndarray:
-    """A PIL image converted to ``mode`` ("L" or "RGB"), resized, as uint8 (H, W, C)."""
-    from PIL import Image
-
-    image = image.convert(mode)
-    if size is not None and image.size != (size, size):
-        image = image.resize((size, size), Image.Resampling.LANCZOS)
-    array = np.asarray(image, dtype=np.uint8)
-    return array[:, :, None] if array.ndim == 2 else array
+def _files(scan: FolderScan, size: int | None, channels: int) -> Arrays:
+    """A benchmark's image folders, decoded; any unusable file refuses the benchmark."""
+    images, labels, names, alphabets, _ = scan.decode(
+        image_size=size, channels=channels, bad_files="refuse"
+    )
+    return Arrays(images, labels, names, alphabets)
 
 
-def _stack(arrays: list[np.ndarray], where: str) -> np.ndarray:
-    shapes = sorted({a.shape for a in arrays})
-    if len(shapes) > 1:
-        raise ValueError(
-            f"`image_size` must be given when images differ in size; got sizes {shapes[:4]!r} "
-            f"in {where}."
-        )
-    return np.stack(arrays)
-
-
-def _decode_files(
-    files: Sequence[Path], size: int | None, channels: int | None, *, where: str
-) -> np.ndarray:
-    from PIL import Image
-
-    if not files:
-        raise FileNotFoundError(
-            f"`root` must contain images in class folders; got none in {where}."
-        )
-    mode = None if channels is None else ("L" if channels == 1 else "RGB")
-    out = []
-    for path in files:
-        with Image.open(path) as image:
-            if mode is None:
-                mode = "L" if image.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-            out.append(_to_array(image, size, mode))
-    return _stack(out, where)
-
-
-def _image_files(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted (``ImageFolder``'s extensions)."""
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _EXTENSIONS and p.is_file())
-
-
-def _list_grouped(root: Path) -> tuple[list[Path], list[int], list[str], list[str]]:
-    files: list[Path] = []
-    labels: list[int] = []
-    names: list[str] = []
-    alphabets: list[str] = []
-    for group in sorted(p for p in root.iterdir() if p.is_dir()):
-        for folder in sorted(p for p in group.iterdir() if p.is_dir()):
-            images = _image_files(folder)
-            if not images:
-                continue
-            files += images
-            labels += [len(names)] * len(images)
-            names.append(f"{group.name}/{folder.name}")
-            alphabets.append(group.name)
-    return files, labels, names, alphabets
-
-
-def _read_omniglot(paths: tuple[Path, ...], size: int | None) -> _Arrays:
-    files: list[Path] = []
-    labels: list[int] = []
-    names: list[str] = []
-    alphabets: list[str] = []
-    for folder in paths:
-        f, lab, n, a = _list_grouped(folder)
-        files += f
-        labels += [x + len(names) for x in lab]
-        names += n
-        alphabets += a
+def _read_omniglot(paths: tuple[Path, ...], size: int | None) -> Arrays:
+    parts = [_files(scan_image_folder(p, groups=True), size, 1) for p in paths]
+    offsets = np.cumsum([0, *(len(p.names) for p in parts)])
     # Omniglot PNGs are 1-bit, white background: invert so ink is 255 like the glyph data.
-    images = 255 - _decode_files(files, size, 1, where=", ".join(map(str, paths)))
-    return _Arrays(images, np.asarray(labels, dtype=np.int64), names, alphabets)
+    return Arrays(
+        255 - np.concatenate([p.images for p in parts]),
+        np.concatenate([p.labels + offset for p, offset in zip(parts, offsets, strict=False)]),
+        [n for p in parts for n in p.names],
+        [a for p in parts for a in (p.alphabets or ())],
+    )
 
 
 _DATA_GLOBALS = frozenset(
@@ -457,7 +310,7 @@ def _unpickle(path: Path, *, latin1: bool = False) -> Any:
         ) from error
 
 
-def _read_mini_imagenet(paths: tuple[Path, ...], size: int | None) -> _Arrays:
+def _read_mini_imagenet(paths: tuple[Path, ...], size: int | None) -> Arrays:
     data = _unpickle(paths[0])
     images = np.asarray(data["image_data"], dtype=np.uint8)
     labels = np.full(len(images), -1, dtype=np.int64)
@@ -469,21 +322,23 @@ def _read_mini_imagenet(paths: tuple[Path, ...], size: int | None) -> _Arrays:
             f"`class_dict` must give every image a class; got {(labels < 0).sum()} images "
             f"without one in {paths[0]}."
         )
-    return _Arrays(_resize_array(images, size), labels, names)
+    return Arrays(_resize_array(images, size), labels, names)
 
 
 def _resize_array(images: np.ndarray, size: int | None) -> np.ndarray:
+    """uint8 (N, H, W, C) resized to ``size`` x ``size`` (Pillow, Lanczos)."""
     if size is None or images.shape[1:3] == (size, size):
         return images
     from PIL import Image
 
-    mode = "L" if images.shape[-1] == 1 else "RGB"
-    return np.stack(
-        [
-            _to_array(Image.fromarray(im.squeeze(-1) if mode == "L" else im), size, mode)
-            for im in images
-        ]
-    )
+    grey = images.shape[-1] == 1
+    out = np.empty((len(images), size, size, images.shape[-1]), dtype=np.uint8)
+    for i, image in enumerate(images):
+        resized = Image.fromarray(image.squeeze(-1) if grey else image).resize(
+            (size, size), Image.Resampling.LANCZOS
+        )
+        out[i] = np.asarray(resized, dtype=np.uint8).reshape(size, size, -1)
+    return out
 
 
 def _relabel(raw: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -492,8 +347,7 @@ def _relabel(raw: Any) -> tuple[np.ndarray, np.ndarray]:
     return labels.astype(np.int64).reshape(-1), values
 
 
-def _read_tiered_imagenet(paths: tuple[Path, ...], size: int | None) -> _Arrays:
-    from PIL import Image
+def _read_tiered_imagenet(paths: tuple[Path, ...], size: int | None) -> Arrays:
 
     encoded = _unpickle(paths[0])
     meta = _unpickle(paths[1])
@@ -512,31 +366,42 @@ def _read_tiered_imagenet(paths: tuple[Path, ...], size: int | None) -> _Arrays:
         else:
             alphabets = [str(g) for g in general]
     arrays = []
-    for blob in encoded:
-        with Image.open(io.BytesIO(np.asarray(blob, dtype=np.uint8).tobytes())) as image:
-            arrays.append(_to_array(image, size, "RGB"))
-    return _Arrays(_stack(arrays, str(paths[0])), labels, names, alphabets)
+    for index, blob in enumerate(encoded):
+        try:
+            data = np.asarray(blob, dtype=np.uint8).tobytes()
+            arrays.append(decode(data, mode="RGB", size=None if size is None else (size, size)))
+        except BadImage as error:
+            raise ValueError(
+                f"`{paths[0]}` must hold PNG images; got image {index} that is not usable "
+                f"({error})."
+            ) from error
+    shapes = sorted({a.shape for a in arrays})
+    if len(shapes) > 1:
+        raise ValueError(
+            f"`{paths[0]}` must hold images of one size; got sizes {shapes[:4]!r} (pass "
+            "image_size)."
+        )
+    return Arrays(np.stack(arrays), labels, names, alphabets)
 
 
-def _read_cifarfs(paths: tuple[Path, ...], size: int | None) -> _Arrays:
+def _read_cifarfs(paths: tuple[Path, ...], size: int | None) -> Arrays:
+    folder = paths[0]
     if len(paths) == 1:  # learn2learn's processed/{s} ImageFolder
-        folder = paths[0]
-        class_names = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        scan = scan_image_folder(folder)
     else:  # the unpacked archive and Bertinetto et al.'s split file
-        folder = paths[0]
-        class_names = sorted({n.strip() for n in paths[1].read_text().splitlines() if n.strip()})
-    files: list[Path] = []
-    labels: list[int] = []
-    for class_id, class_name in enumerate(class_names):
-        images = _image_files(folder / class_name)
-        files += images
-        labels += [class_id] * len(images)
-    images_array = _decode_files(files, size, 3, where=str(folder))
-    return _Arrays(images_array, np.asarray(labels, dtype=np.int64), class_names)
+        names = sorted({n.strip() for n in paths[1].read_text().splitlines() if n.strip()})
+        missing = [n for n in names if not (folder / n).is_dir()]
+        if missing:
+            raise FileNotFoundError(
+                f"`root` must hold a folder for every class of {paths[1]}; got none for "
+                f"{', '.join(missing[:5])} in {folder}."
+            )
+        scan = scan_image_folder(folder, classes=names)
+    return _files(scan, size, 3)
 
 
-def _read_fc100(paths: tuple[Path, ...], size: int | None) -> _Arrays:
+def _read_fc100(paths: tuple[Path, ...], size: int | None) -> Arrays:
     archive = _unpickle(paths[0], latin1=True)
     labels, values = _relabel(archive["labels"])
     images = np.asarray(archive["data"], dtype=np.uint8)
-    return _Arrays(_resize_array(images, size), labels, [str(v) for v in values])
+    return Arrays(_resize_array(images, size), labels, [str(v) for v in values])

@@ -11,8 +11,9 @@ spec                         data set
 ============================ ===================================================
 
 Benchmarks take a ``mode`` (which split file: ``train``/``validation``/``test``, omniglot
-``train``/``test``/``all``); ImageFolder trees take an ``image_size`` when their images differ
-in size. Nothing is ever downloaded.
+``train``/``test``/``all``); ImageFolder trees take an ``image_size``, ``channels`` and
+``bad_files`` (:func:`metaleep.data.folder.load_image_folder`; their default rules handle mixed
+sizes, colours and unusable files). Nothing is ever downloaded.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ def load_data(
     spec: str | DataSpec,
     *,
     mode: str = "test",
-    image_size: int | None = None,
+    image_size: int | tuple[int, int] | str | None = None,
+    channels: int | None = None,
+    bad_files: str = "skip",
 ) -> ImageDataset:
     """The data set ``spec`` names (never downloads).
 
@@ -101,19 +104,45 @@ def load_data(
     mode:
         Benchmarks: which split file to read.
     image_size:
-        Resize every image to this square size while loading (ImageFolder trees whose images
-        differ in size need it; benchmarks default to their usual size).
+        Resize every image to this size while loading: ``N`` (square) or ``HxW`` /
+        ``(H, W)`` for ImageFolder trees, ``N`` for benchmarks (default: their usual size).
+    channels, bad_files:
+        ImageFolder trees only: 1 or 3 channels (default: the files' majority), and ``"skip"``
+        or ``"refuse"`` unusable files.
     """
     parsed = parse_data(spec) if isinstance(spec, str) else spec
     if parsed.name == "imagefolder":
-        from metaleep.data.benchmarks import load_image_folder
+        from metaleep.data.folder import load_image_folder
 
-        return load_image_folder(parsed.root or ".", image_size=image_size)
+        return load_image_folder(
+            parsed.root or ".", image_size=image_size, channels=channels, bad_files=bad_files
+        )
+    if channels is not None or bad_files != "skip":
+        raise ValueError(
+            f"`channels` and `bad_files` must be left to their defaults for {parsed.name} "
+            f"(they apply to imagefolder data); got channels={channels!r}, "
+            f"bad_files={bad_files!r}."
+        )
+    size = None
+    if image_size is not None:
+        from metaleep.data.folder import check_image_size
+
+        height, width = check_image_size(image_size)
+        if height != width:
+            raise ValueError(
+                f"`image_size` must be square (N) for {parsed.name}; got {image_size!r}."
+            )
+        size = height
     if parsed.root is None:
+        if size is not None:
+            raise ValueError(
+                f"`image_size` must be left out for the built-in {parsed.name} data; got "
+                f"{image_size!r}."
+            )
         return load_dataset(parsed.name)
     from metaleep.data.benchmarks import load_benchmark
 
-    return load_benchmark(parsed.name, os.fspath(parsed.root), mode=mode, image_size=image_size)
+    return load_benchmark(parsed.name, os.fspath(parsed.root), mode=mode, image_size=size)
 
 
 def load_dataset(

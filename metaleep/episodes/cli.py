@@ -11,10 +11,10 @@ import typer
 
 from metaleep._cli import command, fail, flag_names, in_flags
 from metaleep.data import spec as data_spec
+from metaleep.data.folder import chosen_options, options_text
 from metaleep.data.spec import DATA_HELP, load_data, parse_data
 from metaleep.episodes import suites
 from metaleep.episodes.manifest import Suite, write_manifest
-from metaleep.episodes.spec import EpisodeSpec
 
 app = typer.Typer(
     help="Episode suites: sample them to manifest files, show them, list the standard ones.",
@@ -45,7 +45,15 @@ def sample(
     ),
     ways: int = typer.Option(5, "--ways", help="N: classes per episode."),
     shots: int = typer.Option(1, "--shots", help="K: support images per class."),
-    queries: int = typer.Option(15, "--queries", help="Query images per class."),
+    queries: int = typer.Option(
+        0,
+        "--queries",
+        help="Query images per class (0: as many as every class allows beside the shots, at "
+        "most 15).",
+    ),
+    min_images: int = typer.Option(
+        0, "--min-images", help="Leave out classes with fewer images than this (0: keep all)."
+    ),
     alphabets: str = typer.Option(
         "any", "--alphabets", help="any | same (one alphabet per episode) | mixed (>= 2)."
     ),
@@ -63,8 +71,19 @@ def sample(
         Path | None, typer.Option("--root", hidden=True, help="Old form of --data NAME:ROOT.")
     ] = None,
     mode: str = typer.Option("test", "--mode", help="Benchmark split file to read."),
-    image_size: int = typer.Option(
-        0, "--image-size", help="Resize images to this square size while loading (0: keep)."
+    image_size: str = typer.Option(
+        "",
+        "--image-size",
+        help="Resize images while loading: N (N x N) or HxW (default: the files' size; "
+        "imagefolder trees of mixed sizes: the median height x width).",
+    ),
+    channels: int = typer.Option(
+        0, "--channels", help="imagefolder: 1 or 3 channels (0: the majority of the files)."
+    ),
+    bad_files: str = typer.Option(
+        "skip",
+        "--bad-files",
+        help="imagefolder: skip or refuse files that are not usable images (listed either way).",
     ),
     name: str | None = typer.Option(None, "--name", help="Suite name (default: file stem)."),
 ) -> None:
@@ -100,27 +119,32 @@ def sample(
         if parsed.name != "glyphs" and split == "omniglot":
             # Only the glyphs have the omniglot alphabet split: other data sample all classes.
             split = part = suites.ALL_CLASSES
-        options = " ".join(
-            word
-            for word in (
-                f"--mode {mode}" if parsed.root and parsed.name != "imagefolder" else "",
-                f"--image-size {image_size}" if image_size else "",
-            )
-            if word
+        images = load_data(
+            parsed,
+            mode=mode,
+            image_size=image_size or None,
+            channels=channels or None,
+            bad_files=bad_files,
         )
-        spec = EpisodeSpec(ways=ways, shots=shots, queries=queries, alphabets=alphabets)  # type: ignore[arg-type]
-        recipe = suites.SuiteRecipe(
+        options = {"mode": mode} if parsed.root and parsed.name != "imagefolder" else {}
+        if image_size and parsed.name != "imagefolder":
+            options["image_size"] = image_size
+        options.update(chosen_options(images.loading))
+        recipe = suites.sampled_recipe(
+            images,
             name=name or out.stem,
+            ways=ways,
+            shots=shots,
+            queries=queries or None,
+            alphabets=alphabets,
             episodes=episodes,
-            spec=spec,
             seed=seed,
             split=split,
             part=part,
-            dataset=parsed.text,
-            dataset_options=options,
-            description=f"{spec.name} episodes from {split}/{part} of {parsed.name}",
+            min_images=min_images or None,
+            data=parsed.text,
+            dataset_options=options_text(options),
         )
-        images = load_data(parsed, mode=mode, image_size=image_size or None)
         _write(suites.build_suite(recipe, images), out)
     except (ValueError, TypeError, FileNotFoundError) as e:
         # EpisodeSpec and the sampler name their arguments: said here as the options

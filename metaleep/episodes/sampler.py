@@ -21,6 +21,67 @@ from metaleep.episodes.spec import Episode, EpisodeSpec
 
 _MAX_MIXED_TRIES = 1000
 
+QUERIES = 15
+"""Query images per class when the data allow them (the standard suites' number)."""
+
+_LISTED = 5
+
+
+def class_names(source: Any) -> dict[int, str]:
+    """Class id -> name from the data set's ``classes["name"]`` (empty for a bare mapping)."""
+    table = getattr(source, "classes", None)
+    if isinstance(table, pd.DataFrame) and "name" in table.columns:
+        return dict(enumerate(table["name"].astype(str).tolist()))  # index: class id 0..C-1
+    return {}
+
+
+def _counts(names: Mapping[int, str], sizes: Sequence[tuple[int, int]]) -> str:
+    """``'cat' (3 images), 'dog' (4 images)`` for the smallest classes, by name (else id)."""
+    shown = sorted(sizes, key=lambda item: (item[1], item[0]))[:_LISTED]
+    words = [
+        f"{names[c]!r} ({n} images)" if c in names else f"class {c} ({n} images)" for c, n in shown
+    ]
+    more = len(sizes) - len(shown)
+    return ", ".join(words) + (f" and {more} more" if more > 0 else "")
+
+
+def fit_queries(
+    source: Any,
+    shots: int,
+    *,
+    classes: Sequence[int] | np.ndarray | None = None,
+    at_most: int = QUERIES,
+) -> int:
+    """The most query images per class (at most ``at_most``) that every class of the pool can
+    give beside ``shots`` support images: what ``--queries`` is when not given.
+
+    Raises
+    ------
+    ValueError
+        When some class has no image left for a query; the message names the smallest classes
+        and ``min_images``, which drops them.
+
+    Examples
+    --------
+    >>> index = {0: np.arange(30), 1: np.arange(30, 42)}
+    >>> fit_queries(index, 5), fit_queries(index, 1), fit_queries({0: [1, 2]}, 1, at_most=15)
+    (7, 11, 1)
+    """
+    index = label_index(source)
+    pool = sorted(index) if classes is None else [int(c) for c in classes]
+    sizes = [(c, len(index[c])) for c in pool]
+    smallest = min((n for _, n in sizes), default=0)
+    queries = min(at_most, smallest - shots)
+    if queries < 1:
+        small = [(c, n) for c, n in sizes if n < shots + 1]
+        raise ValueError(
+            f"`shots` must leave at least one query image in every class of the pool; got "
+            f"{shots}, and {len(small)} classes have {shots} images or fewer: "
+            f"{_counts(class_names(source), small)}. Drop them with `min_images` "
+            f"{shots + 1}, or take fewer `shots`."
+        )
+    return queries
+
 
 def label_index(source: Any) -> dict[int, np.ndarray]:
     """The class id -> image indices map of an ``ImageDataset`` or a learn2learn ``MetaDataset``.
@@ -101,11 +162,19 @@ class EpisodeSampler:
             )
         short = [(int(c), len(index[int(c)])) for c in pool if len(index[int(c)]) < spec.per_class]
         if short:
-            c, have = short[0]
+            largest = min(n for _, n in short) - spec.shots
+            if largest >= 1:
+                expected = (
+                    f"at most {largest} with {spec.shots} shots (every class of the pool gives "
+                    f"{spec.shots} + the queries images)"
+                )
+            else:
+                expected = f"to fit beside {spec.shots} shots in every class of the pool"
             raise ValueError(
-                f"`shots + queries` must be at most the images of every class in the pool "
-                f"(class {c} has {have}, {len(short)} classes have fewer than {spec.per_class}); "
-                f"got {spec.shots} + {spec.queries}."
+                f"`queries` must be {expected}; got {spec.queries}, and {len(short)} classes "
+                f"have fewer than {spec.per_class} images: {_counts(class_names(source), short)}. "
+                f"Take fewer `queries`, or leave small classes out with `min_images` "
+                f"{spec.per_class}."
             )
         self.classes = pool
         self._index = [index[int(c)] for c in pool]

@@ -42,6 +42,7 @@ second once the glyph data set is cached), which the tests prove gives the same 
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,8 +50,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from metaleep.data import spec as data_spec
-from metaleep.episodes.manifest import Suite, read_manifest, suite_from_episodes
-from metaleep.episodes.sampler import EpisodeSampler
+from metaleep.episodes.manifest import (
+    Suite,
+    read_manifest,
+    suite_from_episodes,
+    validate_against,
+)
+from metaleep.episodes.sampler import EpisodeSampler, fit_queries
 from metaleep.episodes.spec import ALPHABET_RULES, AlphabetRule, EpisodeSpec
 
 if TYPE_CHECKING:
@@ -136,8 +142,11 @@ class SuiteRecipe:
     description:
         One line for people.
     dataset_options:
-        Extra CLI options that load ``dataset`` (e.g. ``"--root /data --mode test"``), recorded
-        in the regeneration command.
+        Extra CLI options that load ``dataset`` (e.g. ``"--mode test --image-size 84"``),
+        recorded in the regeneration command; :func:`recorded_options` reads them back, so a
+        study on the suite's file loads its data the same way.
+    min_images:
+        Only classes with at least this many images are in the pool (None: every class).
     """
 
     name: str
@@ -149,6 +158,7 @@ class SuiteRecipe:
     dataset: str = "glyphs"
     description: str = ""
     dataset_options: str = ""
+    min_images: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.episodes, bool) or not isinstance(self.episodes, int | np.integer):
@@ -161,6 +171,14 @@ class SuiteRecipe:
             raise ValueError(f"`seed` must be a non-negative integer; got {self.seed!r}.")
         if not isinstance(self.spec, EpisodeSpec | SpecMix):
             raise TypeError(f"`spec` must be an EpisodeSpec or a SpecMix; got {self.spec!r}.")
+        if self.min_images is not None and (
+            isinstance(self.min_images, bool)
+            or not isinstance(self.min_images, int | np.integer)
+            or self.min_images < 1
+        ):
+            raise ValueError(
+                f"`min_images` must be a positive integer or None; got {self.min_images!r}."
+            )
         parts = ("all",) if self.split == ALL_CLASSES else ("train", "validation", "test")
         if self.part not in parts:
             raise ValueError(
@@ -187,10 +205,11 @@ class SuiteRecipe:
         s = self.spec
         words = [
             "metaleep episodes sample",
-            f"--data {self.dataset}",
+            f"--data {shlex.quote(self.dataset)}",
             *([self.dataset_options] if self.dataset_options else []),
             f"--split {self.split}",
             f"--part {self.part}",
+            *([f"--min-images {self.min_images}"] if self.min_images else []),
             f"--ways {s.ways} --shots {s.shots} --queries {s.queries}",
             f"--alphabets {s.alphabets}",
             f"--episodes {self.episodes} --seed {self.seed}",
@@ -286,6 +305,123 @@ def class_pool(dataset: ImageDataset, split: str, part: str, split_obj: Any = No
     return np.sort(np.asarray(getattr(split_obj, part), dtype=np.int64))
 
 
+def large_classes(
+    dataset: ImageDataset, pool: np.ndarray, min_images: int, *, ways: int = 2
+) -> np.ndarray:
+    """The classes of ``pool`` with at least ``min_images`` images; a clear error when fewer
+    than ``ways`` remain.
+
+    Examples
+    --------
+    >>> import torch, pandas as pd
+    >>> from metaleep.data.base import ImageDataset
+    >>> labels = np.array([0, 0, 1, 1, 1, 2, 2, 2, 2])
+    >>> ds = ImageDataset(torch.zeros(9, 1, 2, 2, dtype=torch.uint8), labels,
+    ...                   pd.DataFrame({"name": ["a", "b", "c"]}), "toy", "v1")
+    >>> large_classes(ds, np.arange(3), 3).tolist()
+    [1, 2]
+    """
+    index = dataset.labels_to_indices
+    sizes = np.array([len(index[int(c)]) for c in pool], dtype=np.int64)
+    kept = np.asarray(pool, dtype=np.int64)[sizes >= min_images]
+    if len(kept) < ways:
+        raise ValueError(
+            f"`min_images` must leave at least {ways} classes in the pool; got {min_images}, "
+            f"which leaves {len(kept)} of {len(pool)} (the largest has "
+            f"{int(sizes.max(initial=0))} images)."
+        )
+    return kept
+
+
+def dropped_classes(dataset: ImageDataset, pool: np.ndarray, kept: np.ndarray) -> list[str]:
+    """Names of the classes of ``pool`` that are not in ``kept``, in class-id order."""
+    names = dataset.classes["name"].astype(str).to_numpy()
+    return [str(names[c]) for c in np.setdiff1d(pool, kept).tolist()]
+
+
+def _max_ways(recipe: SuiteRecipe) -> int:
+    spec = recipe.spec
+    return spec.ways if isinstance(spec, EpisodeSpec) else max(spec.ways)
+
+
+_RECORDED = {
+    "--image-size": "image_size",
+    "--channels": "channels",
+    "--mode": "mode",
+    "--bad-files": "bad_files",
+}
+
+
+def recorded_options(command: str) -> dict[str, str]:
+    """The data-loading options a suite's ``command`` recorded (``image_size``, ``channels``,
+    ``mode``, ``bad_files``), as text: a study on the suite's file loads its data the same way.
+
+    Examples
+    --------
+    >>> recorded_options("metaleep episodes sample --data imagefolder:/d --image-size 84 "
+    ...                  "--split all --ways 5")
+    {'image_size': '84'}
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError:  # not a command metaleep wrote
+        return {}
+    found = {}
+    for flag, key in _RECORDED.items():
+        if flag in words[:-1]:
+            found[key] = words[words.index(flag) + 1]
+    return found
+
+
+def sampled_recipe(
+    dataset: ImageDataset,
+    *,
+    name: str,
+    ways: int = 5,
+    shots: int = 5,
+    queries: int | None = None,
+    alphabets: str = "any",
+    episodes: int = 600,
+    seed: int = 0,
+    split: str = ALL_CLASSES,
+    part: str = ALL_CLASSES,
+    min_images: int | None = None,
+    data: str = "",
+    dataset_options: str = "",
+    by: str = "",
+) -> SuiteRecipe:
+    """The recipe of a suite sampled from ``dataset`` the way ``metaleep episodes sample``,
+    ``metaleep run --data`` and :func:`metaleep.score` do (one function for all three).
+
+    ``queries`` None takes as many query images per class as every class of the pool allows
+    beside the shots, at most 15 (:func:`~metaleep.episodes.sampler.fit_queries`);
+    ``min_images`` leaves smaller classes out of the pool first. ``data`` and
+    ``dataset_options`` are the ``--data`` spec and the loading options recorded in the
+    suite's command; ``by`` names the command in the description.
+    """
+    pool = class_pool(dataset, split, part)
+    if min_images:
+        pool = large_classes(dataset, pool, min_images, ways=ways)
+    if queries is None:
+        queries = fit_queries(dataset, shots, classes=pool)
+    spec = EpisodeSpec(ways=ways, shots=shots, queries=queries, alphabets=alphabets)  # type: ignore[arg-type]
+    name_of_data = data_spec.parse_data(data).name if data else dataset.dataset_id
+    return SuiteRecipe(
+        name=name,
+        episodes=episodes,
+        spec=spec,
+        seed=seed,
+        split=split,
+        part=part,
+        dataset=data or dataset.dataset_id,
+        dataset_options=dataset_options,
+        min_images=min_images,
+        description=f"{spec.name} episodes from {split}/{part} of {name_of_data}"
+        + (f", classes of at least {min_images} images" if min_images else "")
+        + (f", sampled by {by}" if by else ""),
+    )
+
+
 def build_suite(recipe: SuiteRecipe, dataset: ImageDataset, split: Any = None) -> Suite:
     """Sample the suite ``recipe`` describes from ``dataset``.
 
@@ -316,6 +452,8 @@ def build_suite(recipe: SuiteRecipe, dataset: ImageDataset, split: Any = None) -
     (4, {'3w2s3q': 4}, (6,))
     """
     pool = class_pool(dataset, recipe.split, recipe.part, split)
+    if recipe.min_images:
+        pool = large_classes(dataset, pool, recipe.min_images, ways=_max_ways(recipe))
     samplers: dict[EpisodeSpec, EpisodeSampler] = {}
     episodes, specs = [], []
     for i in range(recipe.episodes):
@@ -353,6 +491,16 @@ def standard_suite_path(name: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def not_standard_data(name: str, made_on: str, got: str) -> str:
+    """The refusal of standard suite ``name`` on other data than it was made on."""
+    return (
+        f"`suite` {name} is a standard suite of the {made_on} data; got data {got}. Sample a "
+        "suite from your data instead (metaleep run/score --data SPEC --ways N --shots K; "
+        "data=, ways=, shots= in Python), or `metaleep episodes sample --data SPEC --out "
+        "my-suite.csv`."
+    )
+
+
 def load_suite(
     name_or_path: str | os.PathLike[str],
     dataset: ImageDataset | None = None,
@@ -375,12 +523,21 @@ def load_suite(
     """
     key = os.fspath(name_or_path)
     if key in STANDARD_SUITES:
-        path = standard_suite_path(key)
-        if path is not None:
-            return read_manifest(path, dataset=dataset)
         recipe = STANDARD_SUITES[key]
-        data = dataset if dataset is not None else data_spec.load_dataset(recipe.dataset)
-        return build_suite(recipe, data, split)
+        path = standard_suite_path(key)
+        # A standard suite runs on its own data: other data are refused with what to do
+        # instead, never with advice to rewrite the package's suite files.
+        if path is None:
+            if dataset is not None and dataset.dataset_id != recipe.dataset:
+                raise ValueError(not_standard_data(key, recipe.dataset, dataset.fingerprint))
+            data = dataset if dataset is not None else data_spec.load_dataset(recipe.dataset)
+            return build_suite(recipe, data, split)
+        suite = read_manifest(path)
+        if dataset is not None:
+            if dataset.fingerprint != suite.fingerprint:
+                raise ValueError(not_standard_data(key, suite.fingerprint, dataset.fingerprint))
+            validate_against(suite, dataset, path=path)
+        return suite
     if not Path(key).is_file():
         raise FileNotFoundError(
             f"`name_or_path` must be a standard suite ({', '.join(STANDARD_SUITES)}) or an "

@@ -690,7 +690,7 @@ def settings_table(config: Mapping[str, object]) -> pd.DataFrame:
     words = {"episodes": "all", "temperature": "default", "data": "the suite's data"}
     rows = []
     for key, value in config.items():
-        if key in ("backbone_info", "backbone_fingerprints") or value in ({}, []):
+        if key in ("backbone_info", "backbone_fingerprints", *_DATA_KEYS) or value in ({}, []):
             continue
         if key == "adaptation_settings" and isinstance(value, Mapping):
             for backbone, entries in value.items():
@@ -761,6 +761,91 @@ def configuration_section(doc: Document, analysis: StudyAnalysis) -> None:
     doc.table(pd.concat([settings, analysis_rows], ignore_index=True), "Settings.")
 
 
+_DATA_KEYS = ("data_loading", "sampling", "no_dummy")
+"""Keys of a study's record that :func:`data_notes` says in words."""
+
+
+def data_notes(config: Mapping[str, object]) -> list[str]:
+    """What was done to the data, in sentences, from a study's record: how its files were
+    loaded (``data_loading``), how its suite was sampled (``sampling``), and which backbones
+    have no label distribution (``no_dummy``). Empty when there is nothing to say.
+
+    Examples
+    --------
+    >>> data_notes({"sampling": {"ways": 5, "shots": 5, "queries": 7, "episodes": 40,
+    ...                          "seed": 0, "queries_rule": "given"}})
+    ['Episodes: 40 of 5-way 5-shot with 7 queries per class (given), seed 0.']
+    """
+
+    def listed(counts: object, sep: str) -> str:
+        items = counts.items() if isinstance(counts, Mapping) else ()
+        return ", ".join(f"{k}{sep}{v}" for k, v in items)
+
+    def first(part: object) -> str:
+        items = part.get("first", []) if isinstance(part, Mapping) else []
+        count = part.get("count", 0) if isinstance(part, Mapping) else 0
+        more = count - len(items)
+        return "; ".join(str(i) for i in items) + (f"; and {more} more" if more > 0 else "")
+
+    notes: list[str] = []
+    load = config.get("data_loading")
+    if isinstance(load, Mapping):
+        size = "x".join(str(v) for v in load.get("size", []))
+        notes.append(
+            f"Loaded {load.get('images')} images of {load.get('classes')} classes from "
+            f"{load.get('source')} at {size}, {load.get('channels')} channels."
+        )
+        notes.append(f"Size: {load.get('size_rule')}; {load.get('resized')} images resized.")
+        changes = listed(load.get("converted"), ": ")
+        notes.append(
+            f"Channels: {load.get('channel_rule')}; converted {changes or 'none'} (grey copied "
+            "to RGB, colour to grey by ITU-R 601 luma, transparency composited over white)."
+        )
+        if load.get("exif_oriented"):
+            notes.append(f"EXIF orientation applied to {load.get('exif_oriented')} photos.")
+        for key, words in (
+            ("skipped", "Unusable files skipped"),
+            ("ignored", "Ignored files and folders that are no images of a class"),
+            ("hidden", "Ignored hidden files and folders"),
+        ):
+            part = load.get(key)
+            if isinstance(part, Mapping) and part.get("count"):
+                notes.append(f"{words}: {part['count']}: {first(part)}.")
+        nested = load.get("nested")
+        if isinstance(nested, Mapping) and nested.get("images"):
+            notes.append(
+                f"{nested['images']} images in nested folders counted in their top-level "
+                f"class ({listed(nested.get('classes'), ' ')})."
+            )
+    sampling = config.get("sampling")
+    if isinstance(sampling, Mapping):
+        notes.append(
+            f"Episodes: {sampling.get('episodes')} of {sampling.get('ways')}-way "
+            f"{sampling.get('shots')}-shot with {sampling.get('queries')} queries per class "
+            f"({sampling.get('queries_rule')}), seed {sampling.get('seed')}."
+        )
+        dropped = sampling.get("dropped_classes")
+        if isinstance(dropped, Mapping) and dropped.get("count"):
+            notes.append(
+                f"Classes with fewer than {sampling.get('min_images')} images left out: "
+                f"{dropped['count']}: {', '.join(str(d) for d in dropped.get('first', []))}"
+                f"{' ...' if dropped['count'] > len(dropped.get('first', [])) else ''}."
+            )
+    no_dummy = config.get("no_dummy")
+    if isinstance(no_dummy, Mapping):
+        for name, reason in no_dummy.items():
+            notes.append(
+                f"Backbone {name}: rows of dummy 'none', every feature metric and no LEEP or "
+                f"NCE ({reason})."
+            )
+    return notes
+
+
+# --------------------------------------------------------------------------------------------
+# Findings worth saying in words
+# --------------------------------------------------------------------------------------------
+
+
 def _how_to_read(analysis: StudyAnalysis) -> list[str]:
     pct = f"{100 * analysis.confidence:g} %"
     target = analysis.target
@@ -824,10 +909,21 @@ def _how_to_read(analysis: StudyAnalysis) -> list[str]:
 # The report
 # --------------------------------------------------------------------------------------------
 
+
+def data_section(doc: Document, analysis: StudyAnalysis) -> None:
+    """What was done to the data (files converted, skipped, classes left out) and the backbones
+    without a label distribution, in words (:func:`data_notes`)."""
+    notes = data_notes(analysis.config)
+    if notes:
+        doc.heading("Data")
+        doc.bullets(notes)
+
+
 SECTIONS: tuple[Section, ...] = (
     verdict_section,
     forest_section,
     accuracy_section,
+    data_section,
     details_heading,
     how_to_read_section,
     correlation_tables_section,

@@ -5,8 +5,9 @@ backbone output is computed or anything is written. It refuses, with the option'
 was expected and what was got (the names of adaptations, metrics and dummy-label modes are
 checked once, by :class:`~metaleep.study.config.StudyConfig` itself):
 
-- a backbone that would give no row at all: none of the requested dummy-label modes, or none of
-  the requested adaptations, applies to it on the suite's episodes;
+- a backbone that would give no row at all: none of the requested adaptations applies to it on
+  the suite's episodes (a backbone without a requested dummy-label mode still gets rows of dummy
+  ``none``: every feature metric);
 - a backbone that cannot take the data's images (a probe forward pass on two images, through
   the declared input transform), or whose head is not a linear layer over its embedding;
 - test classes that a backbone was trained on (its source data and a suite that uses some of its
@@ -104,14 +105,6 @@ def check_study(
     suite_classes = np.unique(np.concatenate([ep.classes for ep in episodes]))
     for backbone in backbones:
         probe(backbone, dataset)
-        modes = {m for w in ways for m in config.dummies if backbone.offers_dummy(m, w)}
-        if not modes:
-            offered = sorted({m for w in ways for m in backbone.dummies(w)})
-            raise ValueError(
-                f"`dummies` must include a dummy-label mode that backbone {backbone.name!r} "
-                f"({backbone.algorithm}, head {_head(backbone)}) offers on {_ways(ways)} "
-                f"episodes ({', '.join(offered) or 'none'}); got {', '.join(config.dummies)}."
-            )
         methods = {a for w in ways for a in config.adaptations if backbone.offers_adaptation(a, w)}
         if adapt and not methods:
             raise ValueError(
@@ -127,9 +120,10 @@ def check_study(
         ):
             seen = np.intersect1d(suite_classes, backbone.source_classes)
             if seen.size:
+                names = dataset.classes["name"].astype(str).to_numpy()[seen[:5]].tolist()
                 raise ValueError(
                     f"`suite` must use classes that backbone {backbone.name!r} was not trained "
-                    f"on; got {seen.size} of its source classes (e.g. {seen[:5].tolist()}) in "
+                    f"on; got {seen.size} of its source classes (e.g. {names}) in "
                     f"episodes on {dataset.fingerprint!r}. Sample the suite from the held-out "
                     f"classes (`metaleep episodes sample --part test`) or from another data "
                     f"set (cross-domain)."

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,7 +11,7 @@ import typer
 
 from metaleep._cli import fail, flag_names, in_flags
 from metaleep.data.spec import DATA_HELP
-from metaleep.study.config import DEFAULT_METRICS, StudyConfig
+from metaleep.study.config import DEFAULT_METRICS, DEFAULT_SUITE, Sampling, StudyConfig
 
 if TYPE_CHECKING:
     from metaleep.study.runner import Executor, StudyResult
@@ -32,6 +31,13 @@ _FLAGS = {
     "seed": "--seed",
     "device": "--device",
     "n_boot": "--n-boot",
+    "ways": "--ways",
+    "shots": "--shots",
+    "queries": "--queries",
+    "min_images": "--min-images",
+    "image_size": "--image-size",
+    "bad_files": "--bad-files",
+    "source_data": "--source-data",
 }
 """Names of the configuration's fields (as library messages give them) -> their CLI options."""
 
@@ -40,15 +46,21 @@ def _split(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+def _source_pairs(entries: list[str]) -> list[tuple[str, str]]:
+    """``--source-data NAME=SPEC`` entries as (NAME, SPEC), checked."""
+    from metaleep.study.config import StudyConfig as Config
+
+    checked = Config(source_data=tuple(entries)).source_data
+    return [(e.partition("=")[0], e.partition("=")[2]) for e in checked]
+
+
 def _in_flags(message: str) -> str:
     """A library message with `field` names replaced by the options that set them.
 
     >>> _in_flags("`n_boot` must be a positive integer; got -1.")
     '`--n-boot` must be a positive integer; got -1.'
     """
-    for name, flag in _FLAGS.items():
-        message = message.replace(f"`{name}`", f"`{flag}`")
-    return message
+    return in_flags(message, _FLAGS)
 
 
 def _check_options(
@@ -136,7 +148,7 @@ def _suite_option() -> Any:
     return typer.Option(
         None,
         help=f"Standard suite name (metaleep episodes list) or manifest path (default "
-        f"{StudyConfig.suite}, or a suite sampled from --data).",
+        f"{DEFAULT_SUITE}, or a suite sampled from --data).",
     )
 
 
@@ -156,58 +168,45 @@ def _data_option() -> Any:
     )
 
 
-def resolve_suite(
-    suite: str | None,
-    data: str | None,
-    *,
-    ways: int,
-    shots: int,
-    queries: int,
-    episodes: int,
-    seed: int,
-    out: Path,
-) -> tuple[str, int | None]:
-    """The suite a study runs, and how many of its episodes (None: all).
-
-    ``--suite`` names one; else ``--data`` without ``--suite`` samples ``--episodes``
-    ``--ways``-way ``--shots``-shot episodes (seed ``--seed``) into ``OUT/suite.csv``, the
-    study's own manifest; else the default suite.
-    """
-    if suite is not None or data is None:
-        return suite or StudyConfig.suite, episodes or None
-    from metaleep.data.spec import load_data, parse_data
-    from metaleep.episodes.manifest import read_manifest, write_manifest
-    from metaleep.episodes.spec import EpisodeSpec
-    from metaleep.episodes.suites import ALL_CLASSES, SuiteRecipe, build_suite
-
-    parsed = parse_data(data)
-    count = episodes or 600
-    split, part = ("omniglot", "test") if parsed.name == "glyphs" else (ALL_CLASSES, ALL_CLASSES)
-    spec = EpisodeSpec(ways=ways, shots=shots, queries=queries)
-    recipe = SuiteRecipe(
-        name=f"{parsed.name}-{spec.name}",
-        episodes=count,
-        spec=spec,
-        seed=seed,
-        split=split,
-        part=part,
-        dataset=parsed.text,
-        description=f"{spec.name} episodes from {split}/{part} of {parsed.name}, sampled by "
-        "metaleep run",
+def _queries_option() -> Any:
+    return typer.Option(
+        0,
+        help="With --data and no --suite: query images per class of the sampled episodes (0: as "
+        "many as every class allows beside the shots, at most 15).",
     )
-    path = Path(out) / "suite.csv"
-    built = build_suite(recipe, load_data(parsed))
-    if path.is_file() and (Path(out) / "study.json").is_file():
-        stored = read_manifest(path)
-        if stored.fingerprint != built.fingerprint or list(stored.episodes) != list(built.episodes):
-            raise ValueError(
-                f"`--out` {out} holds a suite of other episodes ({path}); use another --out, "
-                "or --suite to run that one."
-            )
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_manifest(built, path)
-    return str(path), None
+
+
+def _min_images_option() -> Any:
+    return typer.Option(
+        0,
+        help="With --data and no --suite: leave out classes with fewer images (0: keep all); "
+        "the classes left out are recorded.",
+    )
+
+
+def _image_size_option() -> Any:
+    return typer.Option(
+        "",
+        help="Load the data at this size: N (N x N) or HxW. Default: what a --suite file "
+        "recorded; a folder sampled by this command loads at the largest input the backbones "
+        "declare, else by its own rule (mixed sizes: the median height x width).",
+    )
+
+
+def _bad_files_option() -> Any:
+    return typer.Option(
+        "skip",
+        help="imagefolder data: skip or refuse files that are not usable images (empty, "
+        "truncated, corrupt, too many pixels, not images); listed in study.json either way.",
+    )
+
+
+_SOURCE_DATA = typer.Option(
+    None,
+    help="NAME=SPEC (repeatable): the data backbone NAME was trained on, a --data spec "
+    "(benchmarks: their train split); every class of it is a source class, for the "
+    "prototypes dummy labels (LEEP, NCE) of an embedding network.",
+)
 
 
 def run(
@@ -216,9 +215,11 @@ def run(
     backbones: str = _backbones_option(",".join(StudyConfig.backbones)),
     ways: int = typer.Option(5, help="With --data and no --suite: N of the sampled episodes."),
     shots: int = typer.Option(5, help="With --data and no --suite: K of the sampled episodes."),
-    queries: int = typer.Option(
-        15, help="With --data and no --suite: query images per class of the sampled episodes."
-    ),
+    queries: int = _queries_option(),
+    min_images: int = _min_images_option(),
+    image_size: str = _image_size_option(),
+    bad_files: str = _bad_files_option(),
+    source_data: list[str] | None = _SOURCE_DATA,
     dummies: str = typer.Option(
         ",".join(StudyConfig.dummies), help="Dummy-label modes: head, source, prototypes."
     ),
@@ -276,7 +277,7 @@ def run(
     try:
         _check_options(suite, data, _split(backbones), threads, n_boot)
         config = StudyConfig(
-            suite=suite or StudyConfig.suite,
+            suite=suite,
             data=data,
             backbones=_split(backbones),
             dummies=_split(dummies),
@@ -287,20 +288,12 @@ def run(
             temperature=temperature or None,
             seed=seed,
             device=device,
+            image_size=image_size or None,
+            bad_files=bad_files,
+            source_data=tuple(source_data or ()),
         )
+        sampling = Sampling(ways, shots, queries or None, min_images or None)
         config.resolved_device()
-        # Only a valid configuration samples its suite into --out.
-        suite_name, first = resolve_suite(
-            suite,
-            data,
-            ways=ways,
-            shots=shots,
-            queries=queries,
-            episodes=episodes,
-            seed=seed,
-            out=out,
-        )
-        config = replace(config, suite=suite_name, episodes=first)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
@@ -320,6 +313,10 @@ def run(
         result = run_study(
             config,
             out_dir=out,
+            ways=sampling.ways,
+            shots=sampling.shots,
+            queries=sampling.queries,
+            min_images=sampling.min_images,
             progress=progress,
             overwrite=overwrite,
             n_boot=n_boot,
@@ -387,9 +384,11 @@ def score(
     data: str | None = _data_option(),
     ways: int = typer.Option(5, help="With --data and no --suite: N of the sampled episodes."),
     shots: int = typer.Option(5, help="With --data and no --suite: K of the sampled episodes."),
-    queries: int = typer.Option(
-        15, help="With --data and no --suite: query images per class of the sampled episodes."
-    ),
+    queries: int = _queries_option(),
+    min_images: int = _min_images_option(),
+    image_size: str = _image_size_option(),
+    bad_files: str = _bad_files_option(),
+    source_data: list[str] | None = _SOURCE_DATA,
     episodes: int = typer.Option(
         0,
         help="Score only the first N episodes (0: all); with --data and no --suite, how many to "
@@ -405,6 +404,13 @@ def score(
     out: Annotated[Path, typer.Option(help="Folder for scores.csv and summary.csv.")] = Path(
         "runs/scores"
     ),
+    study: Annotated[
+        Path | None,
+        typer.Option(
+            help="A finished study of the same suite and backbones: rank the backbones by each "
+            "metric beside their accuracy there (Spearman and Kendall across backbones)."
+        ),
+    ] = None,
     seed: int = typer.Option(StudyConfig.seed, help="Seed of the stochastic parts."),
     device: str = typer.Option(StudyConfig.device, help="cpu, cuda, cuda:N or auto."),
     threads: int = typer.Option(1, help="torch intra-op threads (0: torch's default)."),
@@ -432,28 +438,40 @@ def score(
                 f"`--rank-by` must be one of --metrics ({', '.join(metric_names)}); "
                 f"got {rank_by!r}."
             )
-        suite_name, first = resolve_suite(
-            suite,
-            data,
-            ways=ways,
-            shots=shots,
-            queries=queries,
-            episodes=episodes,
-            seed=seed,
-            out=out,
-        )
+        sources = dict(_source_pairs(source_data or []))
         scores = score_backbones(
             list(_split(backbones)),
-            suite_name,
+            suite,
             data=data,
+            ways=ways,
+            shots=shots,
+            queries=queries or None,
+            min_images=min_images or None,
+            image_size=image_size or None,
+            bad_files=bad_files,
+            source_data=sources or None,
             metrics=metric_names,
             dummies=_split(dummies),
-            episodes=first,
+            episodes=episodes or None,
             seed=seed,
             device=device,
+            out_dir=out,
             progress=progress,
         )
         summary, ranking = summarize_scores(scores, metrics=metric_names, rank_by=rank_by)
+        against = None
+        if study is not None:
+            from metaleep.study.scores import attach_accuracy, rank_backbones
+
+            results = study / "results.csv"
+            if not results.is_file():
+                raise FileNotFoundError(
+                    f"`--study` must be a finished study directory (with results.csv); got "
+                    f"{str(study)!r}."
+                )
+            against = rank_backbones(
+                attach_accuracy(scores, pd.read_csv(results)), metrics=metric_names
+            )
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         raise fail("score", in_flags(str(error), flag_names(score))) from error
     out.mkdir(parents=True, exist_ok=True)
@@ -482,8 +500,13 @@ def score(
         )
     with pd.option_context("display.width", 1000, "display.max_columns", 100):
         shown = ranking.assign(**{rank_by: with_ci(ranking)})
-        typer.echo(f"\nRanking by mean {rank_by} [95 % CI]:")
-        typer.echo(shown[["rank", "backbone", "dummy", rank_by, "episodes"]].to_string(index=False))
+        typer.echo(f"\nRanking by mean {rank_by} [95 % CI], within each dummy mode:")
+        if shown.empty:
+            typer.echo(f"no backbone has {rank_by} values (see summary.csv's notes)")
+        else:
+            typer.echo(
+                shown[["rank", "dummy", "backbone", rank_by, "episodes"]].to_string(index=False)
+            )
         if table:
             wide = summary.assign(value=with_ci(summary)).pivot(
                 index=["backbone", "dummy"], columns="metric", values="value"
@@ -495,4 +518,69 @@ def score(
         + _wrapped(f"Tables in {out}: scores.csv, summary.csv, ranking.csv.", hang="  ")
         + ("" if table else "\n" + _wrapped("--table prints every metric's mean here."))
     )
+    if against is not None:
+        _show_ranking(*against, out)
+    sys.stdout.flush()
+
+
+def _show_ranking(per_backbone: Any, agreement: Any, out: Path | None) -> None:
+    """Print (and with ``out`` write) a ranking of backbones against their accuracy."""
+    import pandas as pd
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        per_backbone.to_csv(out / "backbone_means.csv", index=False)
+        agreement.to_csv(out / "rank_agreement.csv", index=False)
+        typer.echo(f"\n-> {out / 'backbone_means.csv'}, {out / 'rank_agreement.csv'}")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        for adaptation, rows in per_backbone.groupby("adaptation", sort=True):
+            wide = rows.pivot_table(
+                index="backbone", columns=["metric", "dummy"], values="metric_mean", sort=False
+            )
+            wide.columns = [m if d == "any" else f"{m} ({d})" for m, d in wide.columns]
+            accuracy = rows.groupby("backbone")["accuracy_mean"].first()
+            wide.insert(0, "accuracy", accuracy)
+            typer.echo(f"\nMean accuracy and mean metric per backbone ({adaptation}):")
+            typer.echo(wide.sort_values("accuracy", ascending=False).to_string(float_format="%.4g"))
+        shown = agreement.copy()
+        for column in ("spearman", "kendall"):
+            shown[column] = shown[column].map(lambda v: "n/a" if pd.isna(v) else f"{v:.2f}")
+        typer.echo("\nRank correlation of mean metric with mean accuracy across backbones:")
+        columns = ["adaptation", "dummy", "metric", "backbones", "spearman", "kendall", "note"]
+        typer.echo(shown[columns].to_string(index=False))
+
+
+def rank(
+    study: Annotated[Path, typer.Argument(help="A finished study directory (its results.csv).")],
+    metrics: str = typer.Option("", help="Metrics to rank by (default: the study's)."),
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for backbone_means.csv and rank_agreement.csv (default: print)."),
+    ] = None,
+) -> None:
+    """Rank a study's backbones: each one's mean metric beside its mean accuracy, with the
+    Spearman and Kendall rank correlation across backbones, for every metric and adaptation
+    (LEEP and NCE within one dummy mode)."""
+    import json
+
+    import pandas as pd
+
+    from metaleep.study.scores import rank_backbones
+
+    try:
+        results = study / "results.csv"
+        if not results.is_file():
+            raise FileNotFoundError(
+                f"`study` must be a finished study directory (with results.csv); got "
+                f"{str(study)!r}."
+            )
+        names = list(_split(metrics))
+        if not names and (study / "study.json").is_file():
+            names = list(json.loads((study / "study.json").read_text())["config"]["metrics"])
+        per_backbone, agreement = rank_backbones(pd.read_csv(results), metrics=names or None)
+    except KeyError as error:  # a study.json without the config's metrics
+        raise ValueError(
+            f"`study` must hold a study.json with its metrics; got {error}."
+        ) from error
+    _show_ranking(per_backbone, agreement, out)
     sys.stdout.flush()

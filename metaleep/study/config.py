@@ -1,4 +1,4 @@
-"""The configuration of a meta-transfer study."""
+"""The configuration of a meta-transfer study, and how a suite is sampled from ``data``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,9 @@ from typing import Any
 
 from metaleep.metrics.registry import DEFAULT_METRICS, METRICS
 from metaleep.study.outputs import DUMMY_MODES
+
+DEFAULT_SUITE = "glyphs-5w5s"
+"""The suite of a study that names neither a suite nor data."""
 
 
 def option_names(value: Any, flag: str, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -37,7 +40,9 @@ class StudyConfig:
     Parameters
     ----------
     suite:
-        A standard suite name (``metaleep episodes list``) or a manifest path.
+        A standard suite name (``metaleep episodes list``) or a manifest path. ``None``: a suite
+        sampled from ``data`` (:class:`Sampling`; written to the study directory as
+        ``suite.csv``), or :data:`DEFAULT_SUITE` without ``data``.
     backbones:
         Backbone specs, each optionally ``NAME=SPEC``: default backbone names (``maml``,
         ``fomaml``, ``anil``, ``protonet``, ``supervised``), checkpoint paths (``metaleep
@@ -71,9 +76,19 @@ class StudyConfig:
     data:
         The target data set, ``NAME[:ROOT]`` (:mod:`metaleep.data.spec`); ``None``: the data
         set the suite names (glyphs or digits).
+    image_size:
+        Load the data at this size: ``N`` (N x N) or ``HxW``. Default: what a suite file
+        recorded; for a suite sampled from an image folder, the largest input the backbones
+        declare, else the folder's rule (:mod:`metaleep.data.folder`).
+    bad_files:
+        Image folders: ``skip`` (default) or ``refuse`` files that are not usable images.
+    source_data:
+        ``NAME=SPEC`` entries giving backbone ``NAME`` the data it was trained on (a ``--data``
+        spec; benchmarks read their ``train`` split): every class of it is a source class, so
+        an embedding network gets ``prototypes`` dummy labels (LEEP, NCE).
     """
 
-    suite: str = "glyphs-5w5s"
+    suite: str | None = None
     backbones: tuple[str, ...] = ("maml", "supervised")
     dummies: tuple[str, ...] = DUMMY_MODES
     adaptations: tuple[str, ...] = ("maml", "anil", "retrain_head", "prototype")
@@ -84,11 +99,16 @@ class StudyConfig:
     seed: int = 0
     device: str = "cpu"
     data: str | None = None
+    image_size: str | None = None
+    bad_files: str = "skip"
+    source_data: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.suite, str) or not self.suite:
-            raise ValueError(f"`suite` must be a suite name or manifest path; got {self.suite!r}.")
+        if self.suite is not None and (not isinstance(self.suite, str) or not self.suite):
+            raise ValueError(
+                f"`suite` must be a suite name, a manifest path or None; got {self.suite!r}."
+            )
         object.__setattr__(self, "backbones", option_names(self.backbones, "backbones"))
         object.__setattr__(self, "dummies", option_names(self.dummies, "dummies", DUMMY_MODES))
         from metaleep.adapt.registry import ADAPTATIONS
@@ -130,6 +150,18 @@ class StudyConfig:
             from metaleep.data.spec import parse_data
 
             object.__setattr__(self, "data", parse_data(self.data).text)
+        if self.image_size is not None:
+            from metaleep.data.folder import check_image_size, size_text
+
+            object.__setattr__(self, "image_size", size_text(check_image_size(self.image_size)))
+        if self.bad_files not in ("skip", "refuse"):
+            raise ValueError(f"`bad_files` must be skip or refuse; got {self.bad_files!r}.")
+        object.__setattr__(self, "source_data", _source_entries(self.source_data))
+
+    @property
+    def suite_name(self) -> str:
+        """The suite this configuration runs when it names one: ``suite``, else the default."""
+        return self.suite or DEFAULT_SUITE
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (tuples as lists)."""
@@ -156,3 +188,63 @@ class StudyConfig:
                 f"got {self.device!r}."
             )
         return self.device
+
+
+def _source_entries(value: Any) -> tuple[str, ...]:
+    """``NAME=SPEC`` entries, each SPEC a ``--data`` spec (roots made absolute)."""
+    from metaleep.data.spec import parse_data
+
+    items = (value,) if isinstance(value, str) else tuple(value)
+    out = []
+    for item in items:
+        name, sep, spec = str(item).partition("=")
+        if not sep or not name.strip() or not spec.strip():
+            raise ValueError(
+                f"`source_data` must be NAME=SPEC (a backbone's name and a --data spec, e.g. "
+                f"proto=imagefolder:~/train); got {item!r}."
+            )
+        out.append(f"{name.strip()}={parse_data(spec.strip()).text}")
+    names = [o.partition("=")[0] for o in out]
+    if len(set(names)) != len(names):
+        raise ValueError(f"`source_data` must name each backbone once; got {value!r}.")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How a suite is sampled from the data when no suite is named: the CLI's ``--ways``,
+    ``--shots``, ``--queries``, ``--min-images`` (with ``--episodes`` and ``--seed`` from the
+    study); :func:`metaleep.episodes.suites.sampled_recipe` does it.
+
+    Parameters
+    ----------
+    ways, shots:
+        N and K of every episode.
+    queries:
+        Query images per class; ``None``: as many as every class allows beside the shots, at
+        most 15.
+    min_images:
+        Leave classes with fewer images out of the pool (``None``: keep all).
+
+    Examples
+    --------
+    >>> Sampling(ways=5, shots=1).queries is None
+    True
+    >>> Sampling(ways=1)
+    Traceback (most recent call last):
+    ...
+    ValueError: `ways` must be an integer >= 2; got 1.
+    """
+
+    ways: int = 5
+    shots: int = 5
+    queries: int | None = None
+    min_images: int | None = None
+
+    def __post_init__(self) -> None:
+        for name, low in (("ways", 2), ("shots", 1), ("queries", 1), ("min_images", 1)):
+            value = getattr(self, name)
+            if value is None and name in ("queries", "min_images"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"`{name}` must be an integer >= {low}; got {value!r}.")

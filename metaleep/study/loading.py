@@ -10,50 +10,162 @@ labelled ``NAME=SPEC``:
 - a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``
   (see :func:`metaleep.backbones.wrap.load_factory`).
 
-Any backbone runs on any data: one trained on other data than the study's is scored
+In Python, specs and objects (``StudyBackbone``, trained ``Backbone``, ``nn.Module``) mix in one
+list. Any backbone runs on any data: one trained on other data than the study's is scored
 cross-domain (its ``prototypes`` dummy labels are computed on its own source data when that is
-known), and the study records it so.
+known, or given with ``source_data`` / ``--source-data NAME=SPEC``), and the study records it
+so.
+
+The suite is the one named, or one sampled from the data the way ``metaleep run --data``
+does (:func:`metaleep.episodes.suites.sampled_recipe`: the same function for the CLI and
+Python). An image folder is loaded as a suite file recorded (``--image-size``, ``--channels``);
+a suite sampled from a folder of mixed sizes or colours loads it at the largest input the
+backbones declare, in the channels they take, and records that choice in the suite.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from metaleep.backbones.protocol import StudyBackbone
 from metaleep.backbones.wrap import source_data_for, study_backbone
-from metaleep.study.config import StudyConfig
+from metaleep.study.config import Sampling, StudyConfig
 
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
+    from metaleep.data.folder import FolderScan
     from metaleep.episodes.manifest import Suite
+    from metaleep.episodes.spec import Episode
 
 log = logging.getLogger(__name__)
 
+SUITE_FILE = "suite.csv"
+"""Where a study keeps the suite it sampled from its data (in its directory)."""
+
+
+@dataclass(eq=False)
+class StudyInputs:
+    """Everything a study or a scoring run works on, loaded.
+
+    Attributes
+    ----------
+    config:
+        The configuration with the suite named (a sampled suite's file, or the suite's name)
+        and ``episodes`` None when a sampled suite holds exactly the episodes asked for.
+    dataset, suite, backbones:
+        The loaded data set, suite and backbones.
+    episodes:
+        The episodes that run (the first ``config.episodes`` of the suite).
+    facts:
+        What was done on the way, for ``study.json``: ``data_loading`` (the data set's
+        loading record) and ``sampling`` (how the suite was sampled), when there is any.
+    """
+
+    config: StudyConfig
+    dataset: ImageDataset
+    suite: Suite
+    backbones: list[StudyBackbone]
+    episodes: list[Episode]
+    facts: dict[str, Any] = field(default_factory=dict)
+
 
 def dataset_for(config: StudyConfig) -> ImageDataset:
-    """The data set of ``config``: ``config.data`` when given, else the suite's own."""
-    from metaleep.data.spec import load_data, load_dataset
+    """The data set of ``config``: ``config.data`` when given (loaded with the options a suite
+    file recorded and ``config.image_size``), else the suite's own."""
+    return _target_data(config, _suite_header(config), declared=())
+
+
+def _suite_header(config: StudyConfig) -> Suite | None:
+    """The suite file ``config`` names, read without its data (None for standard suites)."""
+    from metaleep.episodes.manifest import read_manifest
     from metaleep.episodes.suites import STANDARD_SUITES
 
-    if config.data is not None:
-        return load_data(config.data)
-    if config.suite in STANDARD_SUITES:
-        return load_dataset(STANDARD_SUITES[config.suite].dataset)
-    from metaleep.data.benchmarks import BENCHMARKS
-    from metaleep.episodes.manifest import read_manifest
+    if config.suite is None or config.suite in STANDARD_SUITES:
+        return None
+    return read_manifest(config.suite)
 
-    header = read_manifest(config.suite)
-    if header.dataset_id in ("glyphs", "digits"):
-        return load_dataset(header.dataset_id)
-    # suggest only specs that parse: NAME:ROOT exists for the benchmarks alone
-    spec = f"{header.dataset_id}:ROOT" if header.dataset_id in BENCHMARKS else "imagefolder:DIR"
-    raise ValueError(
-        f"`--data` must name the data set of suite {config.suite!r} ({header.dataset_id}: "
-        f"e.g. --data {spec}); got none."
+
+def _target_data(
+    config: StudyConfig,
+    header: Suite | None,
+    *,
+    declared: Sequence[StudyBackbone],
+    scan: FolderScan | None = None,
+    progress: bool = False,
+) -> ImageDataset:
+    from metaleep.data.spec import load_data, load_dataset, parse_data
+    from metaleep.episodes.suites import STANDARD_SUITES, recorded_options
+
+    if config.data is None:
+        if config.suite is None or config.suite in STANDARD_SUITES:
+            return load_dataset(STANDARD_SUITES[config.suite_name].dataset)
+        assert header is not None  # a suite file
+        if header.dataset_id in ("glyphs", "digits"):
+            return load_dataset(header.dataset_id)
+        from metaleep.data.benchmarks import BENCHMARKS
+
+        # suggest only specs that parse: NAME:ROOT exists for the benchmarks alone
+        spec = f"{header.dataset_id}:ROOT" if header.dataset_id in BENCHMARKS else "imagefolder:DIR"
+        raise ValueError(
+            f"`--data` must name the data set of suite {config.suite!r} ({header.dataset_id}: "
+            f"e.g. --data {spec}); got none."
+        )
+    parsed = parse_data(config.data)
+    options = recorded_options(header.command) if header is not None else {}
+    if config.image_size is not None:
+        options["image_size"] = config.image_size
+    if config.bad_files != "skip":
+        options["bad_files"] = config.bad_files
+    if parsed.name != "imagefolder":
+        return load_data(
+            parsed, mode=options.get("mode", "test"), image_size=options.get("image_size")
+        )
+    if scan is None:
+        from metaleep.data.folder import scan_image_folder
+
+        scan = scan_image_folder(parsed.root or ".", progress=progress)
+    size, channels, rules = _declared_input(declared, options, mixed_colour=scan.mixed_colour)
+    return scan.load(
+        image_size=options.get("image_size", size),
+        channels=int(options["channels"]) if "channels" in options else channels,
+        bad_files=options.get("bad_files", "skip"),
+        rules=rules,
+        progress=progress,
     )
+
+
+def _declared_input(
+    backbones: Sequence[StudyBackbone], options: Mapping[str, str], *, mixed_colour: bool
+) -> tuple[tuple[int, int] | None, int | None, dict[str, str]]:
+    """The size and channels the backbones declare (None when none does, or when the options
+    fix them; channels only for files of mixed colour), with the rule in words."""
+    rules: dict[str, str] = {}
+    size = channels = None
+    shapes = {b.name: b.input.shape for b in backbones if b.input.shape is not None}
+    if shapes and "image_size" not in options:
+        height = max(s[1] for s in shapes.values())
+        width = max(s[2] for s in shapes.values())
+        size = (height, width)
+        rules["size"] = (
+            "the largest input the backbones declare ("
+            + ", ".join(f"{name}: {s[1]}x{s[2]}" for name, s in shapes.items())
+            + ")"
+        )
+    taken = {b.name: b.input.channels for b in backbones if b.input.channels is not None}
+    if taken and mixed_colour and "channels" not in options:
+        channels = 3 if any(c != 1 for c in taken.values()) else 1
+        rules["channels"] = (
+            "the channels the backbones take ("
+            + ", ".join(f"{name}: {c}" for name, c in taken.items())
+            + ")"
+        )
+    return size, channels, rules
 
 
 def split_spec(text: str) -> tuple[str | None, str]:
@@ -71,16 +183,30 @@ def split_spec(text: str) -> tuple[str | None, str]:
 
 
 def load_backbones(
-    specs: Sequence[str], dataset: ImageDataset, *, progress: bool = True
+    specs: Sequence[str], dataset: ImageDataset | None = None, *, progress: bool = True
 ) -> list[StudyBackbone]:
     """Backbones by spec (see the module docstring) for a study on ``dataset``.
 
     Names must be distinct: give ``NAME=SPEC`` to tell apart two of the same name (e.g. two
     checkpoints of one training run).
     """
-    backbones = [_backbone_for(item, dataset, progress) for spec in specs for item in _expand(spec)]
+    backbones = [b for b, _ in _load(list(specs), dataset, progress)]
     check_names(backbones, specs)
     return backbones
+
+
+def _load(
+    items: Sequence[Any], dataset: ImageDataset | None, progress: bool
+) -> list[tuple[StudyBackbone, str]]:
+    """Each spec or object as a backbone, with the fingerprint of the data it was trained on
+    (``""`` when unknown), so that the target data can be bound as its source later."""
+    out: list[tuple[StudyBackbone, str]] = []
+    for position, item in enumerate(items):
+        if isinstance(item, str):
+            out += [_backbone_for(text, dataset, progress) for text in _expand(item)]
+        else:
+            out.append((_as_backbone(item, position), ""))
+    return out
 
 
 def _expand(spec: str) -> list[str]:
@@ -95,34 +221,39 @@ def _expand(spec: str) -> list[str]:
     return [spec]
 
 
-def check_names(backbones: Sequence[StudyBackbone], specs: Sequence[str] | None = None) -> None:
+def check_names(backbones: Sequence[StudyBackbone], specs: Sequence[Any] | None = None) -> None:
     """Distinct backbone names, or a ValueError that says how to rename."""
     names = [b.name for b in backbones]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        shown = f" (from {', '.join(specs)})" if specs else ""
+        strings = [s for s in specs or () if isinstance(s, str)]
+        shown = f" (from {', '.join(strings)})" if strings else ""
         raise ValueError(
             f"`backbones` must have distinct names; got {', '.join(repeated)} more than once"
             f"{shown}. Name them with NAME=SPEC, e.g. early=runs/a/snapshots/step-100.pt."
         )
 
 
-def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBackbone:
-    from dataclasses import replace
-
+def _backbone_for(
+    text: str, dataset: ImageDataset | None, progress: bool
+) -> tuple[StudyBackbone, str]:
     from metaleep.backbones.default import DEFAULT_CONFIGS, DEFAULT_SPLIT, default_backbone
 
     name, spec = split_spec(text)
+    wanted = ""
     if spec in DEFAULT_CONFIGS:
         from metaleep.data.spec import load_dataset
         from metaleep.data.splits import get_split
 
-        glyphs = dataset if dataset.dataset_id == "glyphs" else load_dataset("glyphs")
+        if dataset is not None and dataset.dataset_id == "glyphs":
+            glyphs = dataset
+        else:
+            glyphs = load_dataset("glyphs")
         split = get_split(glyphs, DEFAULT_SPLIT)
         trained = default_backbone(spec, progress=progress, dataset=glyphs, split=split)
         backbone = study_backbone(trained, source_data=glyphs, origin="default")
     elif Path(spec).exists():
-        backbone = _checkpoint(Path(spec), dataset)
+        backbone, wanted = _checkpoint(Path(spec), dataset)
     elif ":" in spec:
         from metaleep.backbones.wrap import load_factory
 
@@ -134,10 +265,10 @@ def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBack
             f"package.module:CALLABLE (optionally @WEIGHTS.pt), each optionally as NAME=SPEC; "
             f"got {text!r}."
         )
-    return replace(backbone, name=name) if name else backbone
+    return (replace(backbone, name=name) if name else backbone), wanted
 
 
-def _checkpoint(path: Path, dataset: ImageDataset) -> StudyBackbone:
+def _checkpoint(path: Path, dataset: ImageDataset | None) -> tuple[StudyBackbone, str]:
     from metaleep.backbones.checkpoint import BACKBONE_FILE, load_backbone, read_checkpoint
 
     file = path / BACKBONE_FILE if path.is_dir() and (path / BACKBONE_FILE).is_file() else path
@@ -146,38 +277,12 @@ def _checkpoint(path: Path, dataset: ImageDataset) -> StudyBackbone:
         if header.get("kind") == "wrapped":
             from metaleep.backbones.export import load_wrapped
 
-            source = source_data_for(str(header.get("dataset", "")), dataset)
-            return load_wrapped(file, source_data=source)
+            recorded = str(header.get("dataset", ""))
+            source = source_data_for(recorded, dataset)
+            return load_wrapped(file, source_data=source), recorded
     trained = load_backbone(path)
-    return study_backbone(
-        trained, source_data=source_data_for(trained.dataset_fingerprint, dataset)
-    )
-
-
-def load_study_inputs(
-    config: StudyConfig,
-    *,
-    dataset: ImageDataset | None = None,
-    suite: Suite | None = None,
-    backbones: Sequence[StudyBackbone] | None = None,
-    progress: bool = True,
-) -> tuple[ImageDataset, Suite, list[StudyBackbone]]:
-    """The data set, suite and backbones of ``config``; given ones are used as they are."""
-    from metaleep.episodes.manifest import validate_against
-    from metaleep.episodes.suites import load_suite
-
-    if dataset is None:
-        dataset = dataset_for(config)
-    if suite is None:
-        suite = load_suite(config.suite, dataset)
-    else:
-        validate_against(suite, dataset)
-    if backbones is None:
-        backbones = load_backbones(config.backbones, dataset, progress=progress)
-    else:
-        backbones = [_as_backbone(b, i) for i, b in enumerate(backbones)]
-    check_names(backbones)
-    return dataset, suite, list(backbones)
+    source = source_data_for(trained.dataset_fingerprint, dataset)
+    return study_backbone(trained, source_data=source), trained.dataset_fingerprint
 
 
 def _as_backbone(value: Any, position: int) -> StudyBackbone:
@@ -191,6 +296,247 @@ def _as_backbone(value: Any, position: int) -> StudyBackbone:
         return from_module(value, name=getattr(value, "name", None) or f"model{position}")
     except (TypeError, ValueError) as error:
         raise TypeError(
-            f"`backbones[{position}]` must be a StudyBackbone, a trained Backbone or an "
-            f"nn.Module (wrapped with from_module); got {type(value).__name__!r} ({error})."
+            f"`backbones[{position}]` must be a spec (str), a StudyBackbone, a trained Backbone "
+            f"or an nn.Module (wrapped with from_module); got {type(value).__name__!r} "
+            f"({error})."
         ) from error
+
+
+def _bind_sources(
+    loaded: Sequence[tuple[StudyBackbone, str]], dataset: ImageDataset
+) -> list[StudyBackbone]:
+    """Each backbone, with ``dataset`` as its source data when it was trained on it."""
+    out = []
+    for backbone, wanted in loaded:
+        if backbone.source_data is None and wanted and wanted == dataset.fingerprint:
+            backbone = replace(backbone, source_data=dataset)
+        out.append(backbone)
+    return out
+
+
+def with_source_data(
+    backbones: Sequence[StudyBackbone],
+    entries: Sequence[str] = (),
+    given: Mapping[str, Any] | None = None,
+) -> list[StudyBackbone]:
+    """``backbones`` with the source data ``entries`` (``NAME=SPEC``, loaded; benchmarks read
+    their ``train`` split) and ``given`` (``{name: spec or ImageDataset}``) name: every class
+    of it is a source class (a backbone's own source classes are kept when it has some)."""
+    from metaleep.data.spec import load_data
+
+    wanted: dict[str, Any] = {}
+    for entry in entries:
+        name, _, spec = entry.partition("=")
+        wanted[name] = spec
+    wanted.update(given or {})
+    names = [b.name for b in backbones]
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise ValueError(
+            f"`source_data` must name backbones of the study ({', '.join(names)}); got "
+            f"{', '.join(unknown)}."
+        )
+    out = []
+    for backbone in backbones:
+        if backbone.name not in wanted:
+            out.append(backbone)
+            continue
+        data = wanted[backbone.name]
+        source = load_data(data, mode="train") if isinstance(data, str) else data
+        classes = backbone.source_classes
+        if not classes.size:
+            classes = np.arange(source.num_classes, dtype=np.int64)
+        elif classes.max() >= source.num_classes:
+            raise ValueError(
+                f"`source_data` of backbone {backbone.name!r} must hold its "
+                f"{classes.size} source classes (ids up to {int(classes.max())}); got "
+                f"{source.fingerprint} with {source.num_classes} classes."
+            )
+        out.append(replace(backbone, source_data=source, source_classes=classes))
+    return out
+
+
+def load_study_inputs(
+    config: StudyConfig,
+    *,
+    dataset: ImageDataset | None = None,
+    suite: Suite | None = None,
+    backbones: Sequence[Any] | None = None,
+    source_data: Mapping[str, Any] | None = None,
+    sampling: Sampling | None = None,
+    out_dir: str | Path | None = None,
+    by: str = "metaleep run",
+    progress: bool = True,
+) -> StudyInputs:
+    """The data set, suite and backbones of ``config``; given ones are used as they are.
+
+    Parameters
+    ----------
+    config:
+        The study's configuration.
+    dataset, suite:
+        Loaded data and suite to use instead of loading them by name.
+    backbones:
+        Backbones to use instead of ``config.backbones``: specs (str) and objects, mixed.
+    source_data:
+        ``{backbone name: --data spec or ImageDataset}``: the data each was trained on.
+    sampling:
+        How to sample a suite from the data when ``config.suite`` is None and data is given
+        (default :class:`Sampling` ``()``).
+    out_dir:
+        Where a sampled suite is written (``OUT/suite.csv``); None keeps it in memory.
+    by:
+        The command named in a sampled suite's description.
+    progress:
+        Progress bars while training default backbones.
+    """
+    from metaleep.episodes.manifest import validate_against
+
+    items = list(config.backbones) if backbones is None else list(backbones)
+    sampled = (
+        suite is None and config.suite is None and (config.data is not None or dataset is not None)
+    )
+    header = None if suite is not None else _suite_header(config)
+    if header is None and suite is None and config.data is not None and config.suite:
+        _check_standard_suite(config)
+    loaded: list[tuple[StudyBackbone, str]] | None = None
+    if dataset is None:
+        declared: Sequence[StudyBackbone] = ()
+        scan = _folder_scan(config, progress) if sampled else None
+        if scan is not None and (config.image_size is None or scan.mixed_colour):
+            # The backbones' declared inputs decide how a sampled folder is loaded.
+            loaded = _load(items, None, progress)
+            declared = [b for b, _ in loaded]
+        dataset = _target_data(config, header, declared=declared, scan=scan, progress=progress)
+    if loaded is None:
+        loaded = _load(items, dataset, progress)
+    study_backbones = _bind_sources(loaded, dataset)
+    check_names(study_backbones, items)
+    study_backbones = with_source_data(study_backbones, config.source_data, source_data)
+    facts: dict[str, Any] = {}
+    if dataset.loading is not None:
+        facts["data_loading"] = dataset.loading
+    if suite is not None:
+        validate_against(suite, dataset)
+    elif header is not None:
+        validate_against(header, dataset, path=config.suite)
+        suite = header
+    elif sampled:
+        suite, facts["sampling"] = sample_suite(
+            config, dataset, sampling or Sampling(), out_dir=out_dir, by=by
+        )
+        config = replace(
+            config,
+            suite=str(Path(out_dir) / SUITE_FILE) if out_dir is not None else suite.name,
+            episodes=None,
+        )
+    else:
+        from metaleep.episodes.suites import load_suite
+
+        suite = load_suite(config.suite_name, dataset)
+    if config.suite is None:
+        config = replace(config, suite=config.suite_name)
+    episodes = list(suite.episodes[: config.episodes] if config.episodes else suite.episodes)
+    return StudyInputs(config, dataset, suite, study_backbones, episodes, facts)
+
+
+def _folder_scan(config: StudyConfig, progress: bool) -> FolderScan | None:
+    from metaleep.data.spec import parse_data
+
+    if config.data is None:
+        return None
+    parsed = parse_data(config.data)
+    if parsed.name != "imagefolder":
+        return None
+    from metaleep.data.folder import scan_image_folder
+
+    return scan_image_folder(parsed.root or ".", progress=progress)
+
+
+def _check_standard_suite(config: StudyConfig) -> None:
+    """A standard suite runs on its own data: never advise rewriting the package's files."""
+    from metaleep.data.spec import parse_data
+    from metaleep.episodes.suites import STANDARD_SUITES, not_standard_data
+
+    recipe = STANDARD_SUITES.get(config.suite or "")
+    if recipe is None or config.data is None:
+        return
+    if parse_data(config.data).text != recipe.dataset:
+        raise ValueError(not_standard_data(str(config.suite), recipe.dataset, config.data))
+
+
+def sample_suite(
+    config: StudyConfig,
+    dataset: ImageDataset,
+    sampling: Sampling,
+    *,
+    out_dir: str | Path | None = None,
+    by: str = "metaleep run",
+) -> tuple[Suite, dict[str, Any]]:
+    """The suite sampled from ``dataset`` for a study without one, and what was decided.
+
+    ``config.episodes`` episodes (600 when None) of ``sampling``'s spec with ``config.seed``;
+    written to ``OUT/suite.csv`` when ``out_dir`` is given (a study directory keeps the suite
+    it ran: rerunning the same command finds the same file; another suite there is refused).
+    """
+    from metaleep.data.folder import chosen_options, options_text
+    from metaleep.data.spec import parse_data
+    from metaleep.episodes.manifest import read_manifest, write_manifest
+    from metaleep.episodes.suites import ALL_CLASSES, build_suite, dropped_classes, sampled_recipe
+
+    parsed = parse_data(config.data) if config.data else None
+    name = parsed.name if parsed is not None else dataset.dataset_id
+    split, part = ("omniglot", "test") if name == "glyphs" else (ALL_CLASSES, ALL_CLASSES)
+    options = chosen_options(dataset.loading)
+    if parsed is not None and parsed.root is not None and parsed.name != "imagefolder":
+        options = {"mode": "test"}  # a benchmark's split file, as _target_data read it
+        if config.image_size is not None:
+            options["image_size"] = config.image_size
+    recipe = sampled_recipe(
+        dataset,
+        name=f"{name}-{sampling.ways}w{sampling.shots}s",
+        ways=sampling.ways,
+        shots=sampling.shots,
+        queries=sampling.queries,
+        episodes=config.episodes or 600,
+        seed=config.seed,
+        split=split,
+        part=part,
+        min_images=sampling.min_images,
+        data=parsed.text if parsed is not None else "",
+        dataset_options=options_text(options),
+        by=by,
+    )
+    built = build_suite(recipe, dataset)
+    spec = built.specs[0]
+    facts: dict[str, Any] = {
+        "ways": spec.ways,
+        "shots": spec.shots,
+        "queries": spec.queries,
+        "queries_rule": "given"
+        if sampling.queries is not None
+        else "as many as every class allows beside the shots, at most 15",
+        "episodes": len(built),
+        "seed": config.seed,
+        "command": built.command,
+    }
+    if sampling.min_images:
+        from metaleep.episodes.suites import class_pool
+
+        dropped = dropped_classes(dataset, class_pool(dataset, split, part), built.pool)
+        facts["min_images"] = sampling.min_images
+        facts["dropped_classes"] = {"count": len(dropped), "first": dropped[:10]}
+    if out_dir is None:
+        return built, facts
+    path = Path(out_dir) / SUITE_FILE
+    if path.is_file() and (Path(out_dir) / "study.json").is_file():
+        stored = read_manifest(path)
+        if stored.fingerprint != built.fingerprint or list(stored.episodes) != list(built.episodes):
+            raise ValueError(
+                f"`--out` {out_dir} holds a suite of other episodes ({path}); use another --out, "
+                "or --suite to run that one."
+            )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_manifest(built, path)
+    return built, facts

@@ -14,13 +14,21 @@ gather their rows. Dummy-label modes (what plays θ(x) in LEEP):
     works for any embedding backbone, e.g. ProtoNet. ``T`` is the
     temperature; ``T = None`` takes the median squared distance to the nearest prototype over
     the source images, which makes the distribution scale-free.
+
+A backbone that offers none of the requested modes on an episode (an embedding network
+without source data: a ProtoNet, learn2learn's ``CNN4Backbone``) gets rows of dummy mode
+``none`` (:data:`NO_DUMMY`): every feature metric (LogME, H-score, GBC, TransRate, SFDA,
+N-LEEP, the centroid baseline, ...), and NaN for the metrics that need a label distribution
+(LEEP, NCE), with the reason (:func:`no_dummy_reason`) in ``study.json`` and the report. Feature
+metrics do not depend on the dummy mode: a backbone with dummy modes has the same feature
+values in each of its rows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
@@ -29,12 +37,79 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
+    from metaleep.backbones.protocol import StudyBackbone
     from metaleep.data.base import ImageDataset
 
 log = logging.getLogger(__name__)
 
 DummyMode = Literal["head", "source", "prototypes"]
 DUMMY_MODES: tuple[DummyMode, ...] = ("head", "source", "prototypes")
+
+NO_DUMMY = "none"
+"""The ``dummy`` of rows of a backbone without a requested dummy-label mode: feature metrics
+only (see the module docstring)."""
+
+
+def needs_labels(metric: str) -> bool:
+    """Whether ``metric`` (a registry name, or its ``_norm`` form) reads a label distribution:
+    its values depend on the dummy mode, and rows of dummy ``none`` have none.
+
+    >>> needs_labels("leep"), needs_labels("leep_norm"), needs_labels("logme")
+    (True, True, False)
+    """
+    from metaleep.metrics.registry import METRICS
+
+    spec = METRICS.get(metric.removesuffix("_norm"))
+    return spec is not None and spec.input_kind == "probs"
+
+
+def dummy_modes(backbone: StudyBackbone, requested: Sequence[str], ways: int) -> list[str]:
+    """The dummy modes of ``backbone``'s rows on ``ways``-way episodes: the requested modes it
+    offers, or ``[NO_DUMMY]`` when it offers none of them."""
+    modes = [m for m in requested if backbone.offers_dummy(m, ways)]
+    return modes or [NO_DUMMY]
+
+
+def no_dummy_reasons(
+    backbones: Sequence[StudyBackbone], requested: Sequence[str], ways: Sequence[int]
+) -> dict[str, str]:
+    """``{backbone: reason}`` for the backbones that get rows of dummy ``none`` on some of
+    ``ways`` (the reason per number of ways when it differs)."""
+    out = {}
+    for backbone in backbones:
+        reasons = {
+            w: no_dummy_reason(backbone, requested, w)
+            for w in sorted(set(ways))
+            if dummy_modes(backbone, requested, w) == [NO_DUMMY]
+        }
+        if len(set(reasons.values())) == 1 and len(reasons) == len(set(ways)):
+            out[backbone.name] = next(iter(reasons.values()))
+        elif reasons:
+            out[backbone.name] = "; ".join(f"{w}-way: {r}" for w, r in reasons.items())
+    return out
+
+
+def no_dummy_reason(backbone: StudyBackbone, requested: Sequence[str], ways: int) -> str:
+    """Why ``backbone`` has no label distribution on ``ways``-way episodes, in words.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from metaleep.backbones.wrap import from_module
+    >>> proto = from_module(torch.nn.Flatten(), name="proto")
+    >>> no_dummy_reason(proto, DUMMY_MODES, 5)
+    'no label distribution: no 5-way head, no source classifier, no source data (--source-data)'
+    """
+    offered = backbone.dummies(ways)
+    if offered:
+        return (
+            f"its dummy labels ({', '.join(offered)}) are not among the requested "
+            f"({', '.join(requested)})"
+        )
+    return (
+        f"no label distribution: no {ways}-way head, no source classifier, no source data "
+        "(--source-data)"
+    )
 
 
 @dataclass(eq=False)

@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,11 +30,14 @@ from threadpoolctl import ThreadpoolController
 from metaleep.backbones.protocol import StudyBackbone
 from metaleep.episodes.spec import Episode
 from metaleep.study.checks import check_study
-from metaleep.study.config import StudyConfig
+from metaleep.study.config import Sampling, StudyConfig
 from metaleep.study.outputs import (
+    NO_DUMMY,
     BackboneOutputs,
     compute_outputs,
+    dummy_modes,
     full_float32,
+    no_dummy_reasons,
     parameter_dtype,
     source_prototypes,
 )
@@ -111,7 +114,11 @@ def score_episodes(
     modes: Sequence[str],
     seed: int,
 ) -> tuple[dict[str, dict[str, np.ndarray]], float]:
-    """Metric values per dummy mode for episodes of one shape: ``{mode: {metric: (E,)}}``."""
+    """Metric values per dummy mode for episodes of one shape: ``{mode: {metric: (E,)}}``.
+
+    Feature metrics are computed once and shared by every mode; metrics of a label
+    distribution (LEEP, NCE) are NaN in mode ``none`` (:data:`~metaleep.study.outputs.NO_DUMMY`).
+    """
     from metaleep.metrics.registry import get_metric
 
     start = time.perf_counter()
@@ -137,8 +144,14 @@ def score_episodes(
     options = {"from_logits": True, "kernel": False}
     scores: dict[str, dict[str, np.ndarray]] = {}
     for mode in modes:
-        logits = outputs.gather_logits(mode, support)
         values = dict(by_feature)
+        if mode == NO_DUMMY:
+            for name in metrics:
+                if get_metric(name).input_kind == "probs":
+                    values[name] = np.full(len(episodes), np.nan)
+            scores[mode] = values
+            continue
+        logits = outputs.gather_logits(mode, support)
         for name in metrics:
             spec = get_metric(name)
             if spec.input_kind == "probs":
@@ -293,9 +306,9 @@ def evaluate_chunk(
     for ep in episodes:
         shapes.setdefault((ep.ways, ep.shots, ep.queries), []).append(ep)
     for (ways, _, _), group in shapes.items():
-        modes = [m for m in config.dummies if backbone.offers_dummy(m, ways)]
+        modes = dummy_modes(backbone, config.dummies, ways)
         methods = [a for a in config.adaptations if backbone.offers_adaptation(a, ways)]
-        if not modes or not methods:
+        if not methods:
             continue
         # Episode-sized matrices (N-LEEP's mixture, LogME's SVD) ran up to 170x slower with
         # 2 OpenBLAS threads than with 1 on a 2-core VM: hold BLAS and OpenMP to one thread.
@@ -488,7 +501,16 @@ def run_study(
     out_dir: str | Path = "runs/study",
     dataset: ImageDataset | None = None,
     suite: Suite | None = None,
-    backbones: Sequence[StudyBackbone] | None = None,
+    backbones: Sequence[Any] | None = None,
+    data: str | None = None,
+    ways: int | None = None,
+    shots: int | None = None,
+    queries: int | None = None,
+    min_images: int | None = None,
+    episodes: int | None = None,
+    seed: int | None = None,
+    image_size: int | tuple[int, int] | str | None = None,
+    source_data: Mapping[str, Any] | None = None,
     analyse: bool = True,
     progress: bool = True,
     overwrite: bool = False,
@@ -505,8 +527,23 @@ def run_study(
         Study directory; finished chunks found there (of the same configuration) are reused.
         One process at a time: the directory is locked for the whole call (a second process
         gets a :class:`~metaleep.study.store.StoreError` naming the first).
-    dataset, suite, backbones:
-        Supply these to bypass loading by name (tests, notebooks, your own models).
+    dataset, suite:
+        Supply these to bypass loading by name (tests, notebooks, data in memory).
+    backbones:
+        The backbones, instead of ``config.backbones``: specs as ``--backbones`` takes them
+        (``"maml"``, checkpoint paths, ``FILE.py:CALLABLE``, ``NAME=SPEC``) and objects
+        (``StudyBackbone``, trained ``Backbone``, ``nn.Module``), mixed in one list.
+    data, episodes, seed, image_size:
+        The options of ``metaleep run`` (they replace the configuration's): the target data
+        ``NAME[:ROOT]``, the number of episodes (without a suite: how many to sample, 600 by
+        default), the seed, and the size to load the data at.
+    ways, shots, queries, min_images:
+        With data and no suite: the episodes sampled into ``OUT/suite.csv`` (5-way 5-shot by
+        default; ``queries`` None fits the data, at most 15; ``min_images`` leaves smaller
+        classes out), by the function ``metaleep run --data`` uses.
+    source_data:
+        ``{backbone name: --data spec or ImageDataset}``: the data each was trained on (every
+        class a source class), for ``prototypes`` dummy labels.
     analyse:
         Compute correlations and write the report.
     progress:
@@ -532,29 +569,51 @@ def run_study(
     from metaleep.adapt.registry import adaptation_settings
     from metaleep.study.loading import load_study_inputs
 
-    config = config or StudyConfig()
+    config, sampling = study_options(
+        config,
+        data=data,
+        episodes=episodes,
+        seed=seed,
+        image_size=image_size,
+        ways=ways,
+        shots=shots,
+        queries=queries,
+        min_images=min_images,
+    )
     device = config.resolved_device()  # a GPU asked for and missing: said before any loading
     with StudyLock(out_dir) as lock:
         started = time.perf_counter()
-        dataset, suite, backbones = load_study_inputs(
-            config, dataset=dataset, suite=suite, backbones=backbones, progress=progress
+        inputs = load_study_inputs(
+            config,
+            dataset=dataset,
+            suite=suite,
+            backbones=backbones,
+            source_data=source_data,
+            sampling=sampling,
+            out_dir=out_dir,
+            progress=progress,
         )
-        episodes = suite.episodes[: config.episodes] if config.episodes else suite.episodes
-        check_study(config, dataset, episodes, backbones)
-        backbones = [b.on(device) for b in backbones]
+        config, dataset, suite = inputs.config, inputs.dataset, inputs.suite
+        episodes_run = inputs.episodes
+        check_study(config, dataset, episodes_run, inputs.backbones)
+        study_backbones = [b.on(device) for b in inputs.backbones]
         identity = {
             **config.to_dict(),
             # The backbones that run (a caller's own, not the configuration's default names).
-            "backbones": [b.name for b in backbones],
+            "backbones": [b.name for b in study_backbones],
             "dataset": dataset.fingerprint,
             "suite_name": suite.name,
-            "suite_episodes": len(episodes),
-            "backbone_fingerprints": {b.name: b.fingerprint for b in backbones},
-            "backbone_info": {b.name: b.describe(dataset) for b in backbones},
-            "adaptation_settings": adaptation_settings(config.adaptations, backbones),
+            "suite_episodes": len(episodes_run),
+            "backbone_fingerprints": {b.name: b.fingerprint for b in study_backbones},
+            "backbone_info": {b.name: b.describe(dataset) for b in study_backbones},
+            "adaptation_settings": adaptation_settings(config.adaptations, study_backbones),
+            **inputs.facts,
         }
-        chunks = _chunks(len(episodes), config.chunk_size)
-        plan = [[episodes[i].index for i in part] for part in chunks]
+        reasons = no_dummy_reasons(study_backbones, config.dummies, [e.ways for e in episodes_run])
+        if reasons:  # backbones with rows of dummy none, and why
+            identity["no_dummy"] = reasons
+        chunks = _chunks(len(episodes_run), config.chunk_size)
+        plan = [[episodes_run[i].index for i in part] for part in chunks]
         store = ResultStore(out_dir, identity, overwrite=overwrite, plan=plan, lock=lock)
         done = set(store.finished_chunks())
         todo = [c for c in range(len(chunks)) if c not in done]
@@ -563,10 +622,14 @@ def run_study(
                 "resuming: %d of %d chunks already stored in %s", len(done), len(chunks), out_dir
             )
         if todo:
-            context = prepare_chunks(config, dataset, suite.name, episodes, backbones, device)
+            context = prepare_chunks(
+                config, dataset, suite.name, episodes_run, study_backbones, device
+            )
             run = (executor or InProcessExecutor()).map_chunks
             finished = sum(len(chunks[c]) for c in done)
-            bar = tqdm(total=len(episodes), initial=finished, desc="episodes", disable=not progress)
+            bar = tqdm(
+                total=len(episodes_run), initial=finished, desc="episodes", disable=not progress
+            )
             try:
                 for c, rows in run(context, todo):
                     store.write_chunk(c, rows)
@@ -590,6 +653,44 @@ def run_study(
             seconds=time.perf_counter() - started,
             analysis=analysis,
         )
+
+
+def study_options(
+    config: StudyConfig | None,
+    *,
+    data: str | None = None,
+    episodes: int | None = None,
+    seed: int | None = None,
+    image_size: int | tuple[int, int] | str | None = None,
+    ways: int | None = None,
+    shots: int | None = None,
+    queries: int | None = None,
+    min_images: int | None = None,
+) -> tuple[StudyConfig, Sampling]:
+    """``config`` (default ``StudyConfig()``) with the given options in place of its own, and
+    the sampling of a suite from the data: what ``run_study``'s and ``score``'s keywords mean.
+
+    Examples
+    --------
+    >>> config, sampling = study_options(None, data="digits", ways=3, shots=1)
+    >>> config.data, config.suite, (sampling.ways, sampling.shots, sampling.queries)
+    ('digits', None, (3, 1, None))
+    """
+    config = config or StudyConfig()
+    size = None
+    if image_size is not None:
+        from metaleep.data.folder import check_image_size, size_text
+
+        size = size_text(check_image_size(image_size))
+    given: dict[str, Any] = {"data": data, "episodes": episodes, "seed": seed, "image_size": size}
+    config = replace(config, **{k: v for k, v in given.items() if v is not None})
+    sampling = Sampling(
+        ways=5 if ways is None else ways,
+        shots=5 if shots is None else shots,
+        queries=queries,
+        min_images=min_images,
+    )
+    return config, sampling
 
 
 def _alphabet_lookup(dataset: ImageDataset) -> Callable[[Episode], list[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,5 +35,29 @@ def analyse_and_report(
     analysis = analyse_study(
         table, config=config, metrics=list(metrics), leep="auto", n_boot=n_boot, seed=seed
     )
+    # rows of dummy ``none`` have no LEEP or NCE by design: their notes say so
+    analysis = replace(analysis, correlations=explain_missing(analysis.correlations))
     analysis.write(out_dir)
     return analysis, write_report(analysis, out_dir)
+
+
+def explain_missing(corr: pd.DataFrame) -> pd.DataFrame:
+    """The correlation table with the reason in the ``note`` of each metric of a label
+    distribution (LEEP, NCE) in rows of dummy ``none``, which have no value by design (why each
+    backbone has none is in ``study.json``, ``no_dummy``, and the report's Data block).
+
+    Examples
+    --------
+    >>> corr = pd.DataFrame({"backbone": "p", "dummy": "none", "metric": ["leep", "logme"],
+    ...                      "note": ["fewer than 3 episodes", ""]})
+    >>> explain_missing(corr).note.tolist()
+    ['no label distribution (dummy none)', '']
+    """
+    from metaleep.study.outputs import NO_DUMMY, needs_labels
+
+    if "dummy" not in corr.columns or not (corr["dummy"] == NO_DUMMY).any():
+        return corr
+    rows = (corr["dummy"] == NO_DUMMY) & corr["metric"].map(needs_labels).astype(bool)
+    out = corr.copy()
+    out.loc[rows, "note"] = "no label distribution (dummy none)"
+    return out

@@ -328,12 +328,10 @@ def test_image_folder_errors(tmp_path):
         load_image_folder(tmp_path / "empty")
     _png(np.zeros((5, 5), dtype=np.uint8), tmp_path / "mixed" / "a" / "0.png")
     _png(np.zeros((6, 5), dtype=np.uint8), tmp_path / "mixed" / "b" / "0.png")
-    message = (
-        f"`image_size` must be given when images differ in size; got sizes [(5, 5, 1), (6, 5, 1)] "
-        f"in {tmp_path / 'mixed'}."
-    )
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
-        load_image_folder(tmp_path / "mixed")
+    # images of two sizes load at the median height x median width, recorded
+    mixed = load_image_folder(tmp_path / "mixed")
+    assert mixed.image_shape == (1, 5, 5) and mixed.loading is not None
+    assert mixed.loading["resized"] == 1 and "median" in mixed.loading["size_rule"]
     assert load_image_folder(tmp_path / "mixed", image_size=4).image_shape == (1, 4, 4)
     with pytest.raises(ValueError, match=r"^`channels` must be 1 or 3; got 2\.$"):
         load_image_folder(tmp_path / "mixed", channels=2)

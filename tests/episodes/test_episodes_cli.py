@@ -85,8 +85,9 @@ def test_sample_all_standard_suites_into_a_folder(patched, tmp_path):
         (["--ways", "5"], "`--out` must name the manifest file to write; got nothing."),
         (
             ["--shots", "6", "--queries", "15", "--out", "x.csv"],
-            "`shots + queries` must be at most the images of every class in the pool "
-            "(class 75 has 20, 75 classes have fewer than 21); got 6 + 15.",
+            "`--queries` must be at most 14 with 6 shots (every class of the pool gives "
+            "6 + the queries images); got 15, and 75 classes have fewer than 21 images: "
+            "'c075' (20 images)",
         ),
         (["--suite", "glyphs-1w1s"], "`--suite` must be all or one of glyphs-5w1s,"),
     ],

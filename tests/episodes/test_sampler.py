@@ -42,8 +42,10 @@ def test_spec_properties():
 def test_more_shots_than_a_class_has(toy_factory):
     small = toy_factory(images_per_class=20)
     message = (
-        "`shots + queries` must be at most the images of every class in the pool (class 0 has "
-        "20, 150 classes have fewer than 21); got 6 + 15."
+        "`queries` must be at most 14 with 6 shots (every class of the pool gives 6 + the "
+        "queries images); got 15, and 150 classes have fewer than 21 images: 'c000' (20 images), "
+        "'c001' (20 images), 'c002' (20 images), 'c003' (20 images), 'c004' (20 images) and 145 "
+        "more. Take fewer `queries`, or leave small classes out with `min_images` 21."
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         EpisodeSampler(small, EpisodeSpec(ways=5, shots=6, queries=15))
@@ -181,3 +183,87 @@ def test_episode_equality_and_shape_properties():
     assert ep == Episode.from_indices(2, [7, 9], [[1, 2], [3, 4]], [[5], [6]])
     assert ep != Episode.from_indices(3, [7, 9], [[1, 2], [3, 4]], [[5], [6]])
     assert ep != Episode.from_indices(2, [7, 9], [[1, 2], [3, 4]], [[6], [5]])
+
+
+# --- small and uneven classes (issue 21) --------------------------------------------------------
+
+
+def _uneven(sizes: dict[str, int]):
+    import pandas as pd
+    import torch
+
+    from metaleep.data.base import ImageDataset
+
+    labels = np.repeat(np.arange(len(sizes)), list(sizes.values()))
+    images = torch.zeros(labels.size, 1, 2, 2, dtype=torch.uint8)
+    return ImageDataset(images, labels, pd.DataFrame({"name": list(sizes)}), "uneven", "v1")
+
+
+@pytest.mark.parametrize("shots", [1, 2, 5, 9])
+def test_queries_fit_the_smallest_class(shots):
+    from metaleep.episodes.sampler import fit_queries
+
+    data = _uneven({"cat": 14, "dog": 30, "emu": 10, "fox": 22})
+    expected = min(15, min(14, 30, 10, 22) - shots)  # from the definition
+    assert fit_queries(data, shots) == expected
+    # and episodes of that many queries can be drawn from every class
+    sampler = EpisodeSampler(data, EpisodeSpec(ways=4, shots=shots, queries=expected))
+    assert sampler.sample(0).query.size == 4 * expected
+    # at most 15, and only over the pool
+    assert fit_queries(data, 1, classes=[1, 3]) == 15
+
+
+def test_a_class_too_small_for_any_query_is_named():
+    from metaleep.episodes.sampler import fit_queries
+
+    data = _uneven({"cat": 3, "dog": 30, "emu": 5})
+    message = (
+        "`shots` must leave at least one query image in every class of the pool; got 5, and 2 "
+        "classes have 5 images or fewer: 'cat' (3 images), 'emu' (5 images). Drop them with "
+        "`min_images` 6, or take fewer `shots`."
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        fit_queries(data, 5)
+
+
+def test_too_many_queries_name_the_classes_and_the_largest_value():
+    data = _uneven({"cat": 14, "dog": 30, "emu": 12})
+    message = (
+        "`queries` must be at most 7 with 5 shots (every class of the pool gives 5 + the "
+        "queries images); got 15, and 2 classes have fewer than 20 images: 'emu' (12 images), "
+        "'cat' (14 images). Take fewer `queries`, or leave small classes out with `min_images` 20."
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        EpisodeSampler(data, EpisodeSpec(ways=2, shots=5, queries=15))
+
+
+def test_min_images_leaves_small_classes_out_of_the_suite():
+    from metaleep.episodes.suites import build_suite, sampled_recipe
+
+    data = _uneven({"cat": 3, "dog": 30, "emu": 12, "fox": 9})
+    recipe = sampled_recipe(data, name="u", ways=2, shots=2, episodes=20, min_images=9)
+    suite = build_suite(recipe, data)
+    assert suite.pool.tolist() == [1, 2, 3]  # cat left out
+    assert suite.specs[0].queries == 7  # fox: 9 images - 2 shots
+    used = {int(c) for ep in suite.episodes for c in ep.classes}
+    assert 0 not in used
+    assert "--min-images 9" in suite.command and "classes of at least 9 images" in suite.description
+    with pytest.raises(ValueError, match=r"^`min_images` must leave at least 2 classes"):
+        sampled_recipe(data, name="u", ways=2, shots=2, min_images=20)
+
+
+def test_a_suite_records_the_loading_options_it_was_sampled_with():
+    from metaleep.episodes.suites import recorded_options, sampled_recipe
+
+    data = _uneven({"cat": 8, "dog": 8})
+    recipe = sampled_recipe(
+        data,
+        name="u",
+        ways=2,
+        shots=1,
+        data="imagefolder:/my pets",
+        dataset_options="--image-size 84x96 --channels 3",
+    )
+    command = recipe.command
+    assert command.startswith("metaleep episodes sample --data 'imagefolder:/my pets'")
+    assert recorded_options(command) == {"image_size": "84x96", "channels": "3"}

@@ -10,7 +10,7 @@ import pytest
 
 from metaleep.data import spec as data_spec
 from metaleep.episodes import suites
-from metaleep.episodes.manifest import ManifestError, manifest_bytes, write_manifest
+from metaleep.episodes.manifest import manifest_bytes, write_manifest
 from metaleep.episodes.sampler import EpisodeSampler
 from metaleep.episodes.spec import EpisodeSpec
 from metaleep.episodes.suites import (
@@ -194,11 +194,17 @@ def test_load_suite_by_path_and_by_name(toy, toy_split, tmp_path, monkeypatch):
     assert suites.standard_suite_path("glyphs-smoke") == path
     assert suites.standard_suite_path("glyphs-5w1s") is None
     assert load_suite("glyphs-smoke").episodes == suite.episodes
-    with pytest.raises(ManifestError, match=r"made for data set toy@v1 but got toy@v2"):
+    # other data: what to do instead, never "regenerate" the package's own file
+    with pytest.raises(
+        ValueError, match=r"standard suite of the toy@v1 data; got data toy@v2"
+    ) as e:
         load_suite(
             "glyphs-smoke", dataset=type(toy)(toy.images, toy.labels, toy.classes, "toy", "v2")
         )
-    # ... and otherwise the suite regenerated from its recipe.
+    assert "Regenerate" not in str(e.value) and "--out my-suite.csv" in str(e.value)
+    # ... and otherwise the suite regenerated from its recipe, never on other data
+    with pytest.raises(ValueError, match=r"^`suite` glyphs-5w1s is a standard suite of the glyphs"):
+        load_suite("glyphs-5w1s", dataset=toy)
     monkeypatch.setattr(data_spec, "load_dataset", lambda name, **kw: toy)
     regenerated = load_suite("glyphs-5w1s", split=toy_split)
     assert regenerated.episodes[:20] == suite.episodes and len(regenerated) == 600

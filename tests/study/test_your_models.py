@@ -17,6 +17,7 @@ from metaleep.backbones.models import build_backbone
 from metaleep.backbones.testing import toy_dataset
 from metaleep.episodes import EpisodeSampler, EpisodeSpec
 from metaleep.episodes.manifest import suite_from_episodes
+from metaleep.metrics.registry import METRICS as METRIC_SPECS
 from metaleep.study import StudyConfig, run_study, score
 
 SPEC = EpisodeSpec(ways=5, shots=2, queries=3)
@@ -183,7 +184,6 @@ def no_forward(monkeypatch: pytest.MonkeyPatch):
     ("case", "message"),
     [
         ("adaptation", r"`adaptations` must name from .*; got protoype"),
-        ("dummies", r"`dummies` must include a dummy-label mode that backbone 'sup'"),
         ("maml-only", r"`adaptations` must include one that backbone 'sup'"),
         ("shape", r"backbone 'mlp' on images of shape \(1, 28, 28\).*declare the input"),
         ("head-width", r"`head` must take the embedding's 8 features"),
@@ -203,8 +203,6 @@ def test_configuration_errors_come_before_any_work(case, message, tmp_path, sour
     pool = np.arange(10, 20)
     if case == "adaptation":
         options = {"adaptations": ("prototype", "protoype")}
-    elif case == "dummies":
-        options["dummies"] = ("head",)
     elif case == "maml-only":
         options = {"adaptations": ("maml",)}
     elif case == "shape":
@@ -273,3 +271,230 @@ def test_finetune_runs_on_every_backbone(tmp_path: Path, source) -> None:
     )
     assert set(result.table["backbone"]) == {"sup", "emb"}
     assert result.table["accuracy"].between(0, 1).all()
+
+
+# --- every model gets every metric it can have (issue 21) ---------------------------------------
+
+FEATURE_METRICS = tuple(n for n, spec in METRIC_SPECS.items() if spec.input_kind == "features")
+
+
+def _protonet(name: str = "proto"):
+    """learn2learn's CNN4Backbone: an embedding network without a head or source data."""
+    models = pytest.importorskip("learn2learn.vision.models")
+    torch.manual_seed(0)
+    return from_module(models.CNN4Backbone(hidden_size=8, layers=2, channels=1).double(), name=name)
+
+
+def _reference(backbone, dataset, suite, metric: str) -> np.ndarray:
+    """The metric on each episode's support embeddings, one episode at a time, from the
+    registry's per-episode function: an independent path to the table's values."""
+    from metaleep.metrics.registry import get_metric
+    from metaleep.study.runner import _episode_seed
+
+    spec = get_metric(metric)
+    out = []
+    model = backbone.model.eval()
+    for ep in suite.episodes:
+        with torch.no_grad():
+            x = backbone.view(dataset).batch(ep.support).to(torch.float64)
+            features = model.features(x).double().numpy()
+        options = spec.select_options({"seed": _episode_seed(0, ep.index)})
+        out.append(float(spec.score(features, ep.support_labels, **options)))
+    return np.asarray(out)
+
+
+def test_an_embedding_network_gets_every_feature_metric(target) -> None:
+    # H-score, LogME, N-LEEP, shrinkage H-score, GBC, TransRate, SFDA, the centroid baseline
+    assert len(FEATURE_METRICS) == 8
+    proto = _protonet()
+    suite = _suite(target, 4)
+    table = score([proto], suite, dataset=target, metrics=("leep", "nce", *FEATURE_METRICS))
+    assert set(table["dummy"]) == {"none"} and len(table) == 4
+    assert table[["leep", "nce"]].isna().all().all()
+    for metric in FEATURE_METRICS:
+        expected = _reference(proto, target, suite, metric)
+        np.testing.assert_allclose(table[metric], expected, rtol=1e-7, atol=1e-10, err_msg=metric)
+    from metaleep.study.scores import summarize_scores
+
+    summary, ranking = summarize_scores(table, rank_by="logme")
+    note = summary.loc[summary["metric"] == "leep", "note"].item()
+    assert note.startswith("no label distribution: no 5-way head") and "--source-data" in note
+    assert ranking["dummy"].tolist() == ["any"]
+
+
+def test_an_embedding_network_is_adapted_and_its_missing_metrics_are_explained(
+    tmp_path: Path, target
+) -> None:
+    proto = _protonet()
+    result = run_study(
+        _config(adaptations=("prototype", "retrain_head"), metrics=("leep", "nce", "logme")),
+        out_dir=tmp_path,
+        dataset=target,
+        suite=_suite(target, 6),
+        backbones=[proto],
+        progress=False,
+        n_boot=50,
+    )
+    table = result.table
+    assert set(table["adaptation"]) == {"prototype", "retrain_head"}
+    assert set(table["dummy"]) == {"none"} and table["accuracy"].between(0, 1).all()
+    assert table["logme"].notna().all() and table["leep"].isna().all()
+    record = json.loads((tmp_path / "study.json").read_text())["config"]
+    assert record["no_dummy"]["proto"].startswith("no label distribution")
+    corr = result.correlations
+    assert corr is not None
+    notes = corr.loc[corr["metric"] == "leep", "note"]
+    assert notes.str.startswith("no label distribution").all()
+    report = (tmp_path / "report.md").read_text()
+    assert "Backbone proto: rows of dummy 'none', every feature metric and no LEEP" in report
+
+
+def test_source_data_gives_an_embedding_network_leep_and_nce(source, target) -> None:
+    proto = _protonet()
+    suite = _suite(target, 4)
+    metrics = ("leep", "nce", "logme", "gbc")
+    alone = score([proto], suite, dataset=target, metrics=metrics)
+    given = score([proto], suite, dataset=target, metrics=metrics, source_data={"proto": source})
+    assert set(given["dummy"]) == {"prototypes"}
+    assert given[["leep", "nce"]].notna().all().all()
+    # feature metrics do not depend on the dummy mode: bit for bit the same
+    for metric in ("logme", "gbc"):
+        assert np.array_equal(alone[metric].to_numpy(), given[metric].to_numpy())
+
+
+def test_backbones_with_dummy_modes_get_no_none_rows(source) -> None:
+    sup = from_module(
+        build_backbone("conv2-8", out_features=10).double().eval(),
+        name="sup",
+        source_classes=np.arange(10),
+        source_data=source,
+    )
+    table = score([sup], _suite(source, 3, pool=np.arange(10, 20)), dataset=source)
+    assert set(table["dummy"]) == {"source", "prototypes"}
+    # one of them not requested: the other stays, still no none rows
+    only = score(
+        [sup], _suite(source, 3, pool=np.arange(10, 20)), dataset=source, dummies=("head",)
+    )
+    assert set(only["dummy"]) == {"none"}
+
+
+def test_specs_and_modules_mix_in_one_list(tiny_backbones, target) -> None:
+    mine = from_module(build_backbone("conv2-8", out_features=10).double().eval(), name="mine")
+    suite = _suite(target, 3)
+    table = score(
+        [f"proto={tiny_backbones['protonet']}", mine], suite, dataset=target, metrics=("logme",)
+    )
+    assert set(table["backbone"]) == {"proto", "mine"}
+
+
+# --- ranking backbones against accuracy ---------------------------------------------------------
+
+
+def _naive_ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks (1: smallest), by counting."""
+    return np.array(
+        [1 + (values < v).sum() + ((values == v).sum() - 1) / 2 for v in values], dtype=float
+    )
+
+
+def _naive_spearman(x: np.ndarray, y: np.ndarray) -> float:
+    rx, ry = _naive_ranks(x), _naive_ranks(y)
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def _naive_kendall_b(x: np.ndarray, y: np.ndarray) -> float:
+    concordant = discordant = ties_x = ties_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                ties_x += 1
+            elif dy == 0:
+                ties_y += 1
+            elif dx == dy:
+                concordant += 1
+            else:
+                discordant += 1
+    n0 = concordant + discordant
+    return (concordant - discordant) / np.sqrt((n0 + ties_x) * (n0 + ties_y))
+
+
+def test_rank_backbones_against_naive_references() -> None:
+    from metaleep.study.scores import rank_backbones
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for b in range(6):
+        for e in range(5):
+            for dummy in ("source", "prototypes"):
+                rows.append(
+                    {
+                        "episode": e,
+                        "backbone": f"b{b}",
+                        "dummy": dummy,
+                        "adaptation": "prototype",
+                        "leep": rng.normal() + b * (dummy == "source"),
+                        "nce": -rng.random() - b,
+                        "logme": float(b % 3) + e,  # ties across backbones
+                        "accuracy": 0.5 + 0.05 * b + 0.01 * e,
+                    }
+                )
+    table = pd.DataFrame(rows)
+    # accuracy and feature metrics do not depend on the dummy mode
+    table["logme"] = table.groupby(["episode", "backbone"])["logme"].transform("first")
+    per_backbone, agreement = rank_backbones(table, metrics=("leep", "nce", "logme"))
+    for (dummy, metric), row in agreement.set_index(["dummy", "metric"]).iterrows():
+        rows_used = table if dummy == "any" else table[table["dummy"] == dummy]
+        if dummy == "any":
+            rows_used = rows_used.drop_duplicates(["episode", "backbone"])
+        means = rows_used.groupby("backbone")[[metric, "accuracy"]].mean()
+        x, y = means[metric].to_numpy(), means["accuracy"].to_numpy()
+        assert row["backbones"] == 6
+        assert row["spearman"] == pytest.approx(_naive_spearman(x, y), abs=1e-12)
+        assert row["kendall"] == pytest.approx(_naive_kendall_b(x, y), abs=1e-12)
+    # LEEP and NCE are ranked per dummy mode, feature metrics once over every backbone
+    assert set(agreement["dummy"]) == {"source", "prototypes", "any"}
+    assert set(agreement.loc[agreement["metric"] == "logme", "dummy"]) == {"any"}
+    leep = per_backbone[(per_backbone["metric"] == "leep") & (per_backbone["dummy"] == "source")]
+    assert leep["metric_rank"].tolist() == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    assert leep["backbone"].tolist() == ["b5", "b4", "b3", "b2", "b1", "b0"]
+
+
+def test_rank_backbones_says_when_means_are_constant_up_to_rounding() -> None:
+    from metaleep.study.scores import rank_backbones
+
+    table = pd.DataFrame(
+        {
+            "episode": 0,
+            "backbone": ["a", "b", "c"],
+            "dummy": "none",
+            "adaptation": "prototype",
+            "h_score": [4.0, 4.0 + 2e-15, 4.0 - 1e-15],  # C - 1 in exact arithmetic
+            "accuracy": [0.4, 0.6, 0.5],
+        }
+    )
+    _, agreement = rank_backbones(table, metrics=("h_score",))
+    assert agreement["note"].tolist() == ["constant metric means"]
+    assert np.isnan(agreement["spearman"]).all()
+
+
+def test_rank_backbones_needs_three_backbones() -> None:
+    from metaleep.study.scores import rank_backbones
+
+    table = pd.DataFrame(
+        {
+            "episode": [0, 0],
+            "backbone": ["a", "b"],
+            "dummy": "none",
+            "adaptation": "prototype",
+            "logme": [1.0, 2.0],
+            "leep": np.nan,
+            "accuracy": [0.4, 0.6],
+        }
+    )
+    _, agreement = rank_backbones(table, metrics=("leep", "logme"))
+    assert agreement["metric"].tolist() == ["logme"]  # no LEEP in rows of dummy none
+    assert agreement["note"].tolist() == ["fewer than 3 backbones"]
+    assert np.isnan(agreement["spearman"]).all()
