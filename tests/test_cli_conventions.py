@@ -29,6 +29,11 @@ def bad_options(tmp: Path) -> list[tuple[list[str], str]]:
     """(command line, flag its message must name) for every command."""
     factory = tmp / "mine.py"
     factory.write_text(FACTORY)
+    study = tmp / "study"
+    study.mkdir()
+    (study / "results.csv").write_text(
+        "episode,backbone,dummy,adaptation,leep,accuracy\n0,a,head,anil,-1.0,0.5\n"
+    )
     return [
         (["run", "--n-boot", "0", "--out", str(tmp / "r")], "`--n-boot`"),
         (["run", "--dummies", "logits", "--out", str(tmp / "r")], "`--dummies`"),
@@ -62,6 +67,7 @@ def bad_options(tmp: Path) -> list[tuple[list[str], str]]:
         (["episodes", "list", "--all"], "--all"),
         (["data", "sheet", "--out", str(tmp)], "`--out`"),
         (["data", "info", "--seed", "-1"], "'--seed'"),
+        (["rank", str(study), "--metrics", "bogus"], "`--metrics`"),
     ]
 
 
@@ -82,7 +88,7 @@ def test_every_command_exits_2_and_names_the_flag(tmp_path):
         seen.add(" ".join(a for a in args[:2] if not a.startswith("-") and "/" not in a))
     assert seen >= {
         "run", "score", "grid", "train", "export", "episodes sample", "episodes show",
-        "episodes list", "data sheet", "data info",
+        "episodes list", "data sheet", "data info", "rank",
     }  # fmt: skip
 
 

@@ -567,20 +567,22 @@ def rank(
 
     from metaleep.study.scores import rank_backbones
 
-    try:
-        results = study / "results.csv"
-        if not results.is_file():
-            raise FileNotFoundError(
-                f"`study` must be a finished study directory (with results.csv); got "
-                f"{str(study)!r}."
-            )
-        names = list(_split(metrics))
-        if not names and (study / "study.json").is_file():
-            names = list(json.loads((study / "study.json").read_text())["config"]["metrics"])
-        per_backbone, agreement = rank_backbones(pd.read_csv(results), metrics=names or None)
-    except KeyError as error:  # a study.json without the config's metrics
+    results = study / "results.csv"
+    if not results.is_file():
+        raise FileNotFoundError(
+            f"STUDY must be a finished study directory (with results.csv); got {str(study)!r}."
+        )
+    table = pd.read_csv(results)
+    names = list(_split(metrics))
+    if not names and (study / "study.json").is_file():
+        recorded = json.loads((study / "study.json").read_text()).get("config", {})
+        names = [m for m in recorded.get("metrics", []) if m in table.columns]
+    unknown = [m for m in names if m not in table.columns]
+    if unknown:
         raise ValueError(
-            f"`study` must hold a study.json with its metrics; got {error}."
-        ) from error
+            f"`metrics` must name metric columns of the study's results.csv; got "
+            f"{', '.join(unknown)}."
+        )
+    per_backbone, agreement = rank_backbones(table, metrics=names or None)
     _show_ranking(per_backbone, agreement, out)
     sys.stdout.flush()
