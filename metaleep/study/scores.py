@@ -321,11 +321,12 @@ def rank_backbones(
     Returns
     -------
     tuple[pandas.DataFrame, pandas.DataFrame]
-        ``(per_backbone, agreement)``. ``per_backbone``: ``adaptation``, ``dummy``,
-        ``metric``, ``backbone``, ``episodes``, ``metric_mean``, ``accuracy_mean``,
-        ``metric_rank``, ``accuracy_rank`` (1: best; ties share the mean rank).
-        ``agreement``: ``adaptation``, ``dummy``, ``metric``, ``backbones``, ``spearman``, ``spearman_p``, ``kendall``, ``kendall_p`` and ``note``
-        (why a correlation is NaN: fewer than 3 backbones, or constant means).
+        ``(per_backbone, agreement)``. ``per_backbone``: ``adaptation``, ``dummy``, ``metric``,
+        ``backbone``, ``episodes``, ``metric_mean``, ``accuracy_mean``, ``metric_rank``,
+        ``accuracy_rank`` (1: best; ties share the mean rank). ``agreement``: ``adaptation``,
+        ``dummy``, ``metric``, ``backbones``, ``spearman``, ``spearman_p``, ``kendall``,
+        ``kendall_p`` and ``note`` (why a correlation is NaN: fewer than 3 backbones, or constant
+        means).
 
     Examples
     --------
