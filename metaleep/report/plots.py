@@ -35,6 +35,7 @@ _LABELS = {
     "transrate": "TransRate",
     "sfda": "SFDA",
     "centroid_loo": "centroid LOO (baseline)",
+    "cosine_spread": "cosine spread (baseline)",
     "static_prior": "static prior (baseline)",
     "leep_norm": "LEEP (normalised)",
     "nleep_norm": "N-LEEP (normalised)",
