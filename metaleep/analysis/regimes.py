@@ -141,10 +141,10 @@ def _codes(
     """Group code of each row (groups in sorted order) and each group's key."""
     if not columns:
         return np.zeros(len(frame), dtype=np.intp), [()]
-    codes = frame.groupby(list(columns), sort=True, dropna=False).ngroup().to_numpy()
-    codes = codes.astype(np.intp)
+    grouped = frame.groupby(list(columns), sort=True, dropna=False).ngroup()
+    codes = np.asarray(grouped.to_numpy(), dtype=np.intp)
     first = np.unique(codes, return_index=True)[1]
-    keys = [tuple(frame[list(columns)].iloc[i].tolist()) for i in first]
+    keys: list[tuple[object, ...]] = [tuple(frame[list(columns)].iloc[i].tolist()) for i in first]
     return codes, keys
 
 
@@ -412,7 +412,7 @@ def combined_correlation(
     p = np.full(n_metrics, np.nan)
     reason = [""] * n_metrics
     notes: list[list[str]] = [[] for _ in range(n_metrics)]
-    seed_ok = used.any(axis=1)  # (S, M): the seed has a defined cell
+    seed_ok = np.asarray(used.any(axis=1), dtype=bool)  # (S, M): the seed has a defined cell
     for j in range(n_metrics):
         if not seed_ok[:, j].any():
             found = {why.get((s, c, j), "") for s in range(n_seeds) for c in range(n_cells)}

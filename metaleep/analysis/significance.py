@@ -82,7 +82,8 @@ def winner_test(
     >>> winner, p = winner_test([0.6, 0.4], boot)
     >>> int(winner), float(p)
     (0, 0.002)
-    >>> int(winner_test([0.6, np.nan], boot)[0]), bool(np.isnan(winner_test([0.6, np.nan], boot)[1]))
+    >>> alone, p_alone = winner_test([0.6, np.nan], boot)   # nobody to beat: no p-value
+    >>> int(alone), bool(np.isnan(p_alone))
     (0, True)
     """
     r = np.asarray(point, dtype=np.float64)

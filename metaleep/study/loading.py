@@ -3,8 +3,9 @@
 Backbones are named by specs (``--backbones``, :attr:`StudyConfig.backbones`), each optionally
 labelled ``NAME=SPEC``:
 
-- a default backbone (``maml``, ``fomaml``, ``anil``, ``protonet``, ``supervised``): trained on
-  the glyph background alphabets once per machine, then loaded from the cache;
+- a default backbone (``maml``, ``protonet``, ``supervised``): trained on the glyph background
+  alphabets and shipped with the package (:mod:`metaleep.backbones.default`; training seed 0,
+  or the ``seed`` a grid asks for);
 - a checkpoint: a ``metaleep train`` backbone (``backbone.pt`` or its directory, or a snapshot)
   or a ``metaleep export`` file; a folder of checkpoint files (``snapshots/``) stands for each;
 - a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``
@@ -68,14 +69,17 @@ def split_spec(text: str) -> tuple[str | None, str]:
 
 
 def load_backbones(
-    specs: Sequence[str], dataset: ImageDataset, *, progress: bool = True
+    specs: Sequence[str], dataset: ImageDataset, *, progress: bool = True, seed: int = 0
 ) -> list[StudyBackbone]:
     """Backbones by spec (see the module docstring) for a study on ``dataset``.
 
     Names must be distinct: give ``NAME=SPEC`` to tell apart two of the same name (e.g. two
-    checkpoints of one training run).
+    checkpoints of one training run). ``seed`` is the training seed of the default backbones
+    (other specs have none).
     """
-    backbones = [_backbone_for(item, dataset, progress) for spec in specs for item in _expand(spec)]
+    backbones = [
+        _backbone_for(item, dataset, progress, seed) for spec in specs for item in _expand(spec)
+    ]
     check_names(backbones, specs)
     return backbones
 
@@ -104,7 +108,7 @@ def check_names(backbones: Sequence[StudyBackbone], specs: Sequence[str] | None 
         )
 
 
-def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBackbone:
+def _backbone_for(text: str, dataset: ImageDataset, progress: bool, seed: int = 0) -> StudyBackbone:
     from dataclasses import replace
 
     from metaleep.backbones.default import DEFAULT_CONFIGS, DEFAULT_SPLIT, default_backbone
@@ -116,7 +120,7 @@ def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBack
 
         glyphs = dataset if dataset.dataset_id == "glyphs" else load_dataset("glyphs")
         split = get_split(glyphs, DEFAULT_SPLIT)
-        trained = default_backbone(spec, progress=progress, dataset=glyphs, split=split)
+        trained = default_backbone(spec, seed=seed, progress=progress, dataset=glyphs, split=split)
         backbone = study_backbone(trained, source_data=glyphs, origin="default")
     elif Path(spec).exists():
         backbone = _checkpoint(Path(spec), dataset)

@@ -27,9 +27,7 @@ def test_hand_computed() -> None:
         2 / 3
     )
     # 45 degrees: 1 - 1/sqrt(2)
-    assert cosine_spread_score([[1.0, 0.0], [1.0, 1.0]], [0, 1]) == pytest.approx(
-        1 - 2**-0.5
-    )
+    assert cosine_spread_score([[1.0, 0.0], [1.0, 1.0]], [0, 1]) == pytest.approx(1 - 2**-0.5)
     assert cosine_spread_score([[1.0, 2.0], [-1.0, -2.0]], [0, 1]) == 2.0
 
 
