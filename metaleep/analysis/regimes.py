@@ -134,6 +134,27 @@ class Layout:
         """Row positions of one (seed, cell), in table order."""
         return np.flatnonzero((self.seed_of_row == seed) & (self.cell_of_row == cell))
 
+    def subset(self, rows: npt.ArrayLike) -> Layout:
+        """The layout of some of the rows, with the same seeds, cells and episode codes (so
+        draws made for the whole layout apply to the subset).
+
+        Examples
+        --------
+        >>> t = pd.DataFrame({"episode": [0, 1, 2, 3], "ways": 5, "shots": [1, 1, 5, 5]})
+        >>> sub = layout(t).subset([1, 3])
+        >>> sub.episode_of_row.tolist(), sub.cell_of_row.tolist(), sub.n_episodes
+        ([1, 3], [0, 1], 4)
+        """
+        picked = np.asarray(rows, dtype=np.intp)
+        return Layout(
+            seeds=self.seeds,
+            cells=self.cells,
+            seed_of_row=self.seed_of_row[picked],
+            cell_of_row=self.cell_of_row[picked],
+            episode_of_row=self.episode_of_row[picked],
+            cell_of_episode=self.cell_of_episode,
+        )
+
 
 def _codes(
     frame: pd.DataFrame, columns: Sequence[str]
@@ -228,6 +249,8 @@ class Combined:
         Cells and seeds of the group.
     cells_defined:
         (M,) cells in which the metric has a correlation (in every seed).
+    seeds_defined:
+        (M,) seeds in which the metric has a correlation (in some cell).
     reason:
         Why a metric has no r ("" where it has one).
     notes:
@@ -244,6 +267,7 @@ class Combined:
     n_cells: int
     n_seeds: int
     cells_defined: npt.NDArray[np.int64]
+    seeds_defined: npt.NDArray[np.int64]
     reason: list[str]
     notes: list[list[str]]
     boot: npt.NDArray[np.float64] | None = None
@@ -473,6 +497,7 @@ def combined_correlation(
         n_cells=n_cells,
         n_seeds=n_seeds,
         cells_defined=cells_defined,
+        seeds_defined=seed_ok.sum(axis=0).astype(np.int64),
         reason=reason,
         notes=notes,
         boot=boot,
