@@ -19,6 +19,8 @@ from metaleep.analysis.grid import (
     DIMENSIONS,
     SETTING,
     GridAnalysis,
+    regime_findings,
+    regime_table,
     selection_summary,
     wins_table,
 )
@@ -27,8 +29,18 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
+    from metaleep.report.document import Document
 
-__all__ = ["heatmap_figure", "setting_label", "stability_figure", "write_grid_report"]
+
+__all__ = [
+    "added_section",
+    "heatmap_figure",
+    "regime_section",
+    "robustness_section",
+    "setting_label",
+    "stability_figure",
+    "write_grid_report",
+]
 
 
 def setting_label(row: Mapping[str, object]) -> str:
@@ -253,12 +265,15 @@ def write_grid_report(
     doc.paragraph(
         f"{n} transfer settings (source x dummy labels x transfer type x target) over "
         f"{len(targets)} targets and {len(sources)} sources ({', '.join(sources)}). In each "
-        "setting, each metric's Pearson r with post-adaptation query accuracy over episodes; "
-        "the metric with the highest r wins the setting (the LEEP paper's count), significantly "
-        f"when a paired bootstrap ({analysis.n_boot} resamples of episodes) puts it above "
-        f"every other metric at one-sided p < {analysis.alpha}."
+        "setting, each metric's Pearson r with post-adaptation query accuracy over episodes "
+        "(within each (ways, shots) cell and training seed, combined by Fisher z); the metric "
+        "with the highest r wins the setting (the LEEP paper's count), significantly when the "
+        "selection-aware two-sided bootstrap test against its strongest challenger "
+        f"({analysis.n_boot} hierarchical resamples of seeds and episodes) survives "
+        f"Benjamini-Hochberg at q <= {analysis.alpha} over the grid's distinct tests."
         + (f" Wall time of this run: {seconds:.0f} s." if seconds is not None else "")
     )
+    regime_section(doc, analysis)
     doc.heading("Wins")
     doc.table(wins_table(analysis), "Best in k of N settings, per metric.")
     doc.bullets(_findings(analysis))
@@ -308,6 +323,9 @@ def write_grid_report(
     else:
         doc.paragraph("No (dummy, transfer) group has two sources.")
 
+    robustness_section(doc, analysis)
+    added_section(doc, analysis)
+
     doc.heading("Settings")
     doc.details(f"All {n} settings: accuracy and r [95 % CI]", _settings_frame(analysis))
     if notes:
@@ -337,3 +355,87 @@ def write_grid_report(
     for name, data in doc.figures.items():
         atomic_write_bytes(out / name, data)
     return out / "report.html"
+
+
+# --------------------------------------------------------------------------------------------
+# Sections of issue 22 (regimes, robustness, what a metric adds); each draws analysis data only
+# --------------------------------------------------------------------------------------------
+
+
+def regime_section(doc: Document, analysis: GridAnalysis) -> None:
+    """The headline by regime: 1-shot and >=2-shot settings apart, in words and as tables."""
+    from metaleep.report.plots import metric_label
+
+    if analysis.wins_by_regime.empty:
+        return
+    doc.heading("Wins by regime")
+    doc.paragraph(
+        "1-shot episodes and episodes of 2 or more shots are different contests: at 1 shot "
+        "the label-using baselines (centroid LOO, H-score, SFDA, GBC) are constant and have no "
+        "r, and the label-free cosine spread is LEEP's free competitor. 'distinct' counts "
+        "identical comparisons (the same metric values against the same accuracies, e.g. a "
+        "feature metric under two dummy-label modes) once."
+    )
+    findings = regime_findings(
+        analysis.wins_by_regime, analysis.counts, alpha=analysis.alpha, label=metric_label
+    )
+    for regime, lines in findings.items():
+        doc.paragraph(f"{regime}:")
+        doc.bullets(lines)
+        table = regime_table(analysis, regime)
+        table["metric"] = [metric_label(m) for m in table["metric"]]
+        doc.table(table, f"{regime} settings: best in k of N, per metric.")
+
+
+def robustness_section(doc: Document, analysis: GridAnalysis) -> None:
+    """Wins under Pearson, Spearman and Kendall side by side, and where the winner changes."""
+    from metaleep.report.plots import metric_label
+
+    rob = analysis.robustness
+    if rob.empty:
+        return
+    doc.heading("Wins under Pearson, Spearman and Kendall")
+    wide = rob.pivot_table(
+        index="metric", columns="regime", values=["pearson", "spearman", "kendall"], sort=False
+    )
+    wide.columns = [f"{column[1]}: {column[0]}" for column in wide.columns]
+    wide = wide.reindex(analysis.metrics).reset_index()
+    wide["metric"] = [metric_label(m) for m in wide["metric"]]
+    doc.table(wide, "Settings won under each coefficient (point estimates), per regime.")
+    s = analysis.settings
+    changed = s[
+        (s["winner"] != "")
+        & ((s["winner_spearman"] != s["winner"]) | (s["winner_kendall"] != s["winner"]))
+    ]
+    if len(changed):
+        cols = [*SETTING, "winner", "winner_spearman", "winner_kendall"]
+        doc.details(
+            f"The {len(changed)} settings whose winner changes with the coefficient",
+            changed[cols],
+        )
+
+
+def added_section(doc: Document, analysis: GridAnalysis) -> None:
+    """The R^2 each metric adds over the design's controls and over the free baselines."""
+    from metaleep.report.plots import metric_label
+
+    added = analysis.added
+    if added.empty:
+        return
+    doc.heading("What a metric adds")
+    doc.paragraph(
+        "Per target and regime, accuracy regressed on the controls (fixed effects of the "
+        "(ways, shots) cell, the source x transfer pair and the source x seed network), each "
+        "source with its own dummy labels: the R^2 a metric adds over the controls, and over "
+        "the controls plus the free baselines (centroid LOO and cosine spread)."
+    )
+    mean = (
+        added.groupby(["regime", "metric"], sort=False)[
+            ["added_over_controls", "added_over_baselines"]
+        ]
+        .mean()
+        .reset_index()
+    )
+    mean["metric"] = [metric_label(m) for m in mean["metric"]]
+    doc.table(mean.round(3), "Mean R^2 added over the targets of each regime.")
+    doc.details("Per target", added.round(4))

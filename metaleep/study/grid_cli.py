@@ -36,7 +36,7 @@ def grid(
 ) -> None:
     """Run (or resume) a grid of transfer settings: sources x dummy labels x transfer types x
     targets, one study per target; print how often each metric correlates best."""
-    from metaleep.analysis.grid import wins_table
+    from metaleep.analysis.grid import regime_table, wins_table
     from metaleep.study.grid import run_grid
     from metaleep.study.grid_config import load_grid
     from metaleep.study.store import StoreError
@@ -76,9 +76,19 @@ def grid(
         f"\n{len(result.analysis.settings)} settings, {len(result.table)} rows, "
         f"{result.seconds:.1f} s -> {result.out_dir}"
     )
+    analysis = result.analysis
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        typer.echo("\nBest in k of N settings (Pearson r with accuracy):")
-        typer.echo(wins_table(result.analysis).to_string(index=False))
+        for regime in analysis.wins_by_regime["regime"].unique():
+            counts = analysis.counts.set_index("regime").loc[regime]
+            typer.echo(
+                f"\n{regime} episodes: best in k of N settings (Pearson r with accuracy within "
+                f"cells, {counts['n_seeds']} training seeds; {counts['n_distinct_accuracy']} "
+                f"distinct accuracy vectors on {counts['n_targets']} targets; significant: "
+                f"selection-aware test, Benjamini-Hochberg q <= {analysis.alpha}):"
+            )
+            typer.echo(regime_table(analysis, str(regime)).to_string(index=False))
+        typer.echo("\nEvery setting:")
+        typer.echo(wins_table(analysis).to_string(index=False))
     for note in result.notes:
         typer.echo(f"note: {note}")
     if result.report is not None:

@@ -61,6 +61,7 @@ _GRID_KEYS = (
     "finetune_episodes",
     "chunk_size",
     "seed",
+    "seeds",
     "n_boot",
     "alpha",
     "target_reports",
@@ -74,6 +75,29 @@ def _positive_int(value: object, key: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"`{key}` must be an integer >= {minimum}; got {value!r}.")
     return value
+
+
+def _seeds(value: object, sources: tuple[str, ...]) -> tuple[int, ...]:
+    """``grid.seeds``: distinct integers >= 0; several only when every source is a default."""
+    from metaleep.backbones.default import DEFAULT_CONFIGS
+    from metaleep.study.loading import split_spec
+
+    expected = "one or more distinct integers >= 0"
+    items = (value,) if isinstance(value, int) else value
+    if not isinstance(items, tuple | list) or not items:
+        raise TypeError(f"`grid.seeds` must be {expected}; got {value!r}.")
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 0:
+            raise ValueError(f"`grid.seeds` must be {expected}; got {value!r}.")
+    if len(set(items)) != len(items):
+        raise ValueError(f"`grid.seeds` must be {expected}; got {value!r}.")
+    others = [s for s in sources if split_spec(s)[1] not in DEFAULT_CONFIGS]
+    if len(items) > 1 and others:
+        raise ValueError(
+            f"`grid.seeds` must be one seed when a source is not a default backbone "
+            f"({', '.join(DEFAULT_CONFIGS)}); got {list(items)} with {', '.join(others)}."
+        )
+    return tuple(int(i) for i in items)
 
 
 def _text(value: object, key: str) -> str:
@@ -155,10 +179,16 @@ class GridConfig:
         Episodes per stored chunk of each study.
     seed:
         Seed of every study and of the bootstrap.
+    seeds:
+        Training seeds of the sources: each target is run once per seed, and the seeds are
+        replicates of each source in the analysis (the default backbones ship at seeds 0, 1
+        and 2). More than one seed needs every source to be a default backbone.
     n_boot:
-        Bootstrap resamples (confidence intervals, significance, stability).
+        Bootstrap replicates (confidence intervals, tests of the winners, stability); at least
+        10,000 for the tests to reach Benjamini-Hochberg's thresholds.
     alpha:
-        Level of the paired-bootstrap significance of a win.
+        False discovery rate of the significant wins (Benjamini-Hochberg over the grid's
+        distinct selection-aware tests).
     target_reports:
         Write each target study's own report (correlations with 4 methods, scatter plots);
         about 10 s a target.
@@ -175,7 +205,8 @@ class GridConfig:
     finetune_episodes: int = 30
     chunk_size: int = 100
     seed: int = 0
-    n_boot: int = 1000
+    seeds: tuple[int, ...] = (0,)
+    n_boot: int = 10_000
     alpha: float = 0.05
     target_reports: bool = True
     name: str = "grid"
@@ -210,6 +241,7 @@ class GridConfig:
         _positive_int(self.finetune_episodes, "grid.finetune_episodes")
         _positive_int(self.chunk_size, "grid.chunk_size")
         _positive_int(self.seed, "grid.seed", 0)
+        object.__setattr__(self, "seeds", _seeds(self.seeds, self.sources))
         _positive_int(self.n_boot, "grid.n_boot", 0)
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float):
             raise TypeError(f"`grid.alpha` must be a number in (0, 1); got {self.alpha!r}.")
@@ -263,7 +295,7 @@ def grid_from_dict(data: Mapping[str, Any]) -> GridConfig:
     Traceback (most recent call last):
     ...
     ValueError: `grid.sorces` must be a known key (name, sources, dummies, transfers, metrics, \
-episodes, finetune_episodes, chunk_size, seed, n_boot, alpha, target_reports); got 'sorces'.
+episodes, finetune_episodes, chunk_size, seed, seeds, n_boot, alpha, target_reports); got 'sorces'.
     """
     if not isinstance(data, Mapping):
         raise TypeError(f"`config` must be a table of [grid] and [[targets]]; got {data!r}.")
@@ -306,7 +338,7 @@ episodes, finetune_episodes, chunk_size, seed, n_boot, alpha, target_reports); g
             )
         )
     options = dict(grid)
-    for key in ("sources", "dummies", "transfers", "metrics"):
+    for key in ("sources", "dummies", "transfers", "metrics", "seeds"):
         if key in options and isinstance(options[key], list):
             options[key] = tuple(options[key])
     return GridConfig(targets=tuple(targets), **options)

@@ -39,7 +39,7 @@ def test_grid_end_to_end_then_resume(tiny_backbones, tmp_path):
     args = ["grid", "--config", str(config), "--out", str(out), "--no-progress"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "Best in k of N settings" in first.output
+    assert "best in k of N settings" in first.output
     assert "mixed: fine-tuning skipped" in first.output
 
     table = pd.read_csv(out / "table.csv")
