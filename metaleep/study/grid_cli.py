@@ -79,12 +79,13 @@ def grid(
     analysis = result.analysis
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         for regime in analysis.wins_by_regime["regime"].unique():
-            counts = analysis.counts.set_index("regime").loc[regime]
+            counts = analysis.counts[analysis.counts["regime"] == regime].iloc[0]
             typer.echo(
                 f"\n{regime} episodes: best in k of N settings (Pearson r with accuracy within "
-                f"cells, {counts['n_seeds']} training seeds; {counts['n_distinct_accuracy']} "
-                f"distinct accuracy vectors on {counts['n_targets']} targets; significant: "
-                f"selection-aware test, Benjamini-Hochberg q <= {analysis.alpha}):"
+                f"cells, {int(counts['n_seeds'])} training seeds; "
+                f"{int(counts['n_distinct_accuracy'])} distinct accuracy vectors on "
+                f"{int(counts['n_targets'])} targets; significant: selection-aware test, "
+                f"Benjamini-Hochberg q <= {analysis.alpha}):"
             )
             typer.echo(regime_table(analysis, str(regime)).to_string(index=False))
         typer.echo("\nEvery setting:")
