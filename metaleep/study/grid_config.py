@@ -27,6 +27,7 @@ from typing import Any
 
 from metaleep.study.config import DEFAULT_METRICS, option_names
 from metaleep.study.outputs import DUMMY_MODES
+from metaleep.study.seeds import check_seeds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -75,29 +76,6 @@ def _positive_int(value: object, key: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"`{key}` must be an integer >= {minimum}; got {value!r}.")
     return value
-
-
-def _seeds(value: object, sources: tuple[str, ...]) -> tuple[int, ...]:
-    """``grid.seeds``: distinct integers >= 0; several only when every source is a default."""
-    from metaleep.backbones.default import DEFAULT_CONFIGS
-    from metaleep.study.loading import split_spec
-
-    expected = "one or more distinct integers >= 0"
-    items = (value,) if isinstance(value, int) else value
-    if not isinstance(items, tuple | list) or not items:
-        raise TypeError(f"`grid.seeds` must be {expected}; got {value!r}.")
-    for item in items:
-        if isinstance(item, bool) or not isinstance(item, int) or item < 0:
-            raise ValueError(f"`grid.seeds` must be {expected}; got {value!r}.")
-    if len(set(items)) != len(items):
-        raise ValueError(f"`grid.seeds` must be {expected}; got {value!r}.")
-    others = [s for s in sources if split_spec(s)[1] not in DEFAULT_CONFIGS]
-    if len(items) > 1 and others:
-        raise ValueError(
-            f"`grid.seeds` must be one seed when a source is not a default backbone "
-            f"({', '.join(DEFAULT_CONFIGS)}); got {list(items)} with {', '.join(others)}."
-        )
-    return tuple(int(i) for i in items)
 
 
 def _text(value: object, key: str) -> str:
@@ -241,7 +219,7 @@ class GridConfig:
         _positive_int(self.finetune_episodes, "grid.finetune_episodes")
         _positive_int(self.chunk_size, "grid.chunk_size")
         _positive_int(self.seed, "grid.seed", 0)
-        object.__setattr__(self, "seeds", _seeds(self.seeds, self.sources))
+        object.__setattr__(self, "seeds", check_seeds(self.seeds, self.sources, "grid.seeds"))
         _positive_int(self.n_boot, "grid.n_boot", 0)
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float):
             raise TypeError(f"`grid.alpha` must be a number in (0, 1); got {self.alpha!r}.")

@@ -22,7 +22,9 @@ def analyse_and_report(
 
     LEEP is used raw when every group has one number of ways, normalised (``1 + LEEP / log N``)
     when a group mixes several; the correlation table's ``metric`` column says which
-    (``leep`` or ``leep_norm``), and so does the report.
+    (``leep`` or ``leep_norm``), and so does the report. Correlations are within each
+    (ways, shots) cell and training seed (a ``seed`` column: :mod:`metaleep.study.seeds`),
+    combined; with several seeds, source selection compares the backbones of one seed.
     """
     from metaleep.analysis.correlations import correlations, use_normalised_leep
     from metaleep.metrics.registry import higher_is_better
@@ -40,12 +42,16 @@ def analyse_and_report(
         higher_is_better=orientation,
         leep=leep,
     )
+    selection = None
+    if "seed" in table.columns and table["seed"].nunique() > 1:
+        selection = _seeded_selection(table, metrics, by, n_boot, seed)
     report = write_report(
         table,
         out_dir,
         config=config,
         metrics=list(metrics),
         correlations=corr,
+        selection=selection,
         by=by,
         leep=leep,
         n_boot=n_boot,
@@ -53,3 +59,25 @@ def analyse_and_report(
         higher_is_better=orientation,
     )
     return corr, report
+
+
+def _seeded_selection(
+    table: pd.DataFrame, metrics: Sequence[str], by: Sequence[str], n_boot: int, seed: int
+) -> pd.DataFrame | None:
+    """Source selection among the backbones of one training seed, per seed."""
+    from metaleep.analysis.selection import source_selection
+    from metaleep.metrics.registry import higher_is_better
+
+    groups = ["seed", *[c for c in by if c != "backbone"]]
+    shared = table[table.groupby(groups)["backbone"].transform("nunique") > 1]
+    if shared.empty:
+        return None
+    return source_selection(
+        shared,
+        metrics=list(metrics),
+        by=groups,
+        n_boot=n_boot,
+        seed=seed,
+        higher_is_better=higher_is_better(metrics),
+        static_prior=True,
+    )
