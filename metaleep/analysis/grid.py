@@ -12,8 +12,11 @@ constant at 1 shot, so the two regimes are different contests and are reported a
   seed, combined by Fisher z (cells weighted by n - 3, seeds averaged); never a pooled r over
   cells. The interval is a hierarchical bootstrap (B = ``n_boot``; seeds, then episodes within
   cells, one episode draw shared by the seeds); ``seed_share_<m>`` says how much of its
-  variance the seed draw adds. Spearman and Kendall are computed the same way (point
-  estimates) for the robustness table.
+  variance the seed draw adds. Every setting of one (target, regime) shares the episode draw,
+  and every setting the seed draw (the same trained networks serve every target), so the win
+  counts are resampled coherently; a setting on fewer episodes (fine-tuning) takes the draw of
+  its episodes. Spearman and Kendall are computed the same way (point estimates) for the
+  robustness table.
 - **Who competes**: a metric competes in a setting when it has an r in every cell and seed; one
   constant in a setting (H-score when n - 1 <= d, the label-using baselines at 1 shot) is
   *undefined there* -- listed in ``undefined`` and counted in the wins table, not silently

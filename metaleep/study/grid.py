@@ -310,10 +310,13 @@ def run_grid(
     if report:
         from metaleep.report.grid_page import write_grid_report
 
+        prints = {
+            f"seed{k}": {b.name: b.fingerprint for b in sources} for k, sources in loaded.items()
+        }
         path = write_grid_report(
             analysis,
             out,
-            config=config.to_dict(),
+            config={**config.to_dict(), "backbone_fingerprints": prints},
             target_reports=reports,
             notes=notes,
             seconds=seconds,
@@ -326,7 +329,7 @@ def run_grid(
         "command": command or "run_grid(...)",
         "backbone_fingerprints": {
             f"seed{k}": {b.name: b.fingerprint for b in sources} for k, sources in loaded.items()
-        },
+        },  # what the README's figures stamp beside the commit
         "notes": notes,
         "seconds": round(sum(r["seconds"] for r in runs if r["new_chunks"] > 0), 1),
         "runs": runs,
