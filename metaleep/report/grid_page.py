@@ -44,13 +44,13 @@ __all__ = [
 
 
 def setting_label(row: Mapping[str, object]) -> str:
-    """``target / source / dummy / transfer`` of a setting row.
+    """``target / regime / source / dummy / transfer`` of a setting row.
 
     Examples
     --------
-    >>> setting_label({"target": "glyphs-5w1s", "backbone": "maml", "dummy": "head",
-    ...                "adaptation": "anil"})
-    'glyphs-5w1s / maml / head / anil'
+    >>> setting_label({"target": "glyphs-5w1s", "regime": "1-shot", "backbone": "maml",
+    ...                "dummy": "head", "adaptation": "anil"})
+    'glyphs-5w1s / 1-shot / maml / head / anil'
     """
     return " / ".join(str(row[c]) for c in SETTING)
 
