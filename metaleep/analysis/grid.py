@@ -147,6 +147,11 @@ class GridAnalysis:
         included.
     added:
         R^2 each metric adds over the controls and the baselines, per target and regime.
+    seeds:
+        The training seeds.
+    cells:
+        The breakdown by (ways, shots) cell: each setting's Pearson r per cell and metric
+        (mean Fisher z over the seeds) and its rows (NaN: no r there, e.g. constant).
     leep_forms:
         ``raw`` or ``normalised`` per target (normalised LEEP on mixed-ways targets: the
         regressions need one scale; the within-cell correlations are the same in both forms).
@@ -166,6 +171,7 @@ class GridAnalysis:
     robustness: pd.DataFrame = field(default_factory=pd.DataFrame)
     added: pd.DataFrame = field(default_factory=pd.DataFrame)
     seeds: list[int] = field(default_factory=list)
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def top(self) -> list[str]:
@@ -175,7 +181,7 @@ class GridAnalysis:
     def write(self, out_dir: str | Path) -> None:
         """Write ``settings.csv``, ``correlations.csv``, ``wins.csv``, ``wins_by_regime.csv``,
         ``counts.csv``, ``robustness.csv``, ``leave_out.csv``, ``selection.csv``,
-        ``added.csv`` and ``analysis.json`` into ``out_dir``."""
+        ``added.csv``, ``cells.csv`` and ``analysis.json`` into ``out_dir``."""
         from metaleep._io import atomic_write_bytes
 
         out = Path(out_dir)
@@ -189,6 +195,7 @@ class GridAnalysis:
             ("leave_out", self.leave_out),
             ("selection", self.selection),
             ("added", self.added),
+            ("cells", self.cells),
         ):
             atomic_write_bytes(out / f"{name}.csv", frame.to_csv(index=False).encode("utf-8"))
         meta = {
@@ -276,6 +283,7 @@ class _Unit:
     row: dict[str, object]
     corr_rows: list[dict[str, object]]
     boot_winner: npt.NDArray[np.int16] | None
+    cell_rows: list[dict[str, object]] = field(default_factory=list)
 
 
 def _setting(
@@ -391,7 +399,23 @@ def _setting(
                     "note": "; ".join(n for n in notes if n),
                 }
             )
-    return _Unit(row, corr_rows, boot_winner)
+    cell_rows = []
+    cell_cols = [c for c in CELL if c in frame.columns]
+    if pear.cell_r is not None and pear.cell_n is not None:
+        for c, values in enumerate(lay.cells):
+            for j, m in enumerate(metrics):
+                if pear.cell_n[c, j] == 0:
+                    continue
+                cell_rows.append(
+                    {
+                        **dict(zip(SETTING, key, strict=True)),
+                        **dict(zip(cell_cols, values, strict=True)),
+                        "metric": m,
+                        "n": int(pear.cell_n[c, j]),
+                        "r": float(pear.cell_r[c, j]),
+                    }
+                )
+    return _Unit(row, corr_rows, boot_winner, cell_rows)
 
 
 def count_wins(settings: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
@@ -631,6 +655,7 @@ def analyse_grid(
             )
     settings = pd.DataFrame([u.row for u in units])
     correlations = pd.DataFrame([r for u in units for r in u.corr_rows])
+    cells = pd.DataFrame([r for u in units for r in u.cell_rows])
     # Benjamini-Hochberg over the distinct tests: identical competitions count once
     p = settings["p_winner"].to_numpy(dtype=np.float64)
     first = ~settings["test_id"].duplicated() & np.isfinite(p)
@@ -694,6 +719,7 @@ def analyse_grid(
         robustness=pd.concat(robustness, ignore_index=True),
         added=added,
         seeds=seeds,
+        cells=cells,
     )
 
 

@@ -258,6 +258,10 @@ class Combined:
     boot, boot_episodes:
         (B, M) replicates of the statistic: seeds and episodes resampled, and episodes only
         (seeds fixed); None without a bootstrap.
+    cell_r, cell_n:
+        (C, M) each cell's own statistic (mean Fisher z over the seeds where it is defined;
+        NaN where it is defined in none) and its rows with finite values: the breakdown by
+        (ways, shots) cell.
     """
 
     r: npt.NDArray[np.float64]
@@ -272,6 +276,8 @@ class Combined:
     notes: list[list[str]]
     boot: npt.NDArray[np.float64] | None = None
     boot_episodes: npt.NDArray[np.float64] | None = None
+    cell_r: npt.NDArray[np.float64] | None = None
+    cell_n: npt.NDArray[np.int64] | None = None
 
     @property
     def combination(self) -> str:
@@ -389,6 +395,7 @@ def combined_correlation(
     finite_y = np.isfinite(y)
     r_cell = np.full((n_seeds, n_cells, n_metrics), np.nan)
     p_cell = np.full((n_seeds, n_cells, n_metrics), np.nan)
+    n_cell = np.zeros((n_cells, n_metrics), dtype=np.int64)
     weight = np.zeros((n_seeds, n_cells, n_metrics))
     used = np.zeros((n_seeds, n_cells, n_metrics), dtype=bool)
     why: dict[tuple[int, int, int], str] = {}
@@ -410,6 +417,7 @@ def combined_correlation(
             for j in range(n_metrics):
                 sel = rows[keep[:, j]]
                 xj, yj = x[sel, j], y[sel]
+                n_cell[c, j] += len(sel)
                 if len(sel) < smallest:
                     why[s, c, j] = f"fewer than {smallest} episodes"
                 elif is_constant(xj):
@@ -502,6 +510,8 @@ def combined_correlation(
         notes=notes,
         boot=boot,
         boot_episodes=boot_episodes,
+        cell_r=np.tanh(_nanmean(fisher_z(r_cell), axis=0)),
+        cell_n=n_cell,
     )
 
 

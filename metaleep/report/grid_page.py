@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "added_section",
+    "cells_section",
     "heatmap_figure",
     "regime_section",
     "robustness_section",
@@ -324,6 +325,7 @@ def write_grid_report(
         doc.paragraph("No (dummy, transfer) group has two sources.")
 
     robustness_section(doc, analysis)
+    cells_section(doc, analysis)
     added_section(doc, analysis)
 
     doc.heading("Settings")
@@ -439,3 +441,19 @@ def added_section(doc: Document, analysis: GridAnalysis) -> None:
     mean["metric"] = [metric_label(m) for m in mean["metric"]]
     doc.table(mean.round(3), "Mean R^2 added over the targets of each regime.")
     doc.details("Per target", added.round(4))
+
+
+def cells_section(doc: Document, analysis: GridAnalysis) -> None:
+    """Every setting's Pearson r per (ways, shots) cell: what the combined r is made of."""
+    cells = analysis.cells
+    if cells.empty:
+        return
+    doc.heading("By (ways, shots) cell")
+    doc.paragraph(
+        "A setting's r combines its cells by Fisher z weighted by n - 3 (and its seeds); here "
+        "is each cell's own r (mean Fisher z over the seeds), blank where the metric has none."
+    )
+    index = [c for c in cells.columns if c not in ("metric", "n", "r")]
+    wide = cells.pivot_table(index=index, columns="metric", values="r", sort=False)
+    wide = wide.reindex(columns=[m for m in analysis.metrics if m in wide.columns])
+    doc.details(f"{len(wide)} (setting, cell) rows", wide.round(2).reset_index())

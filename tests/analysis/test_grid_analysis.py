@@ -291,3 +291,22 @@ def test_mixed_ways_targets_use_normalised_leep():
 def test_missing_columns_are_named():
     with pytest.raises(ValueError, match=r"got no accuracy, nce\.$"):
         analyse_grid(_table().drop(columns=["accuracy", "nce"]), metrics=["leep", "nce"])
+
+
+def test_the_breakdown_by_cell():
+    table = _table()
+    table["ways"] = np.where(table.episode % 2 == 0, 5, 20)
+    table["shots"] = 5
+    a = analyse_grid(table, metrics=METRICS, n_boot=0, seed=0)
+    cells = a.cells.set_index(["target", "backbone", "adaptation", "ways", "metric"])
+    for (target, backbone, adaptation, ways), part in table.groupby(
+        ["target", "backbone", "adaptation", "ways"]
+    ):
+        row = cells.loc[(target, backbone, adaptation, ways, "leep")]
+        assert row.n == len(part) == 20
+        assert row.r == pytest.approx(stats.pearsonr(part.leep, part.accuracy)[0])
+        assert np.isnan(cells.loc[(target, backbone, adaptation, ways, "h_score")].r)
+    # the setting's r combines the two cells, never pools them
+    s = a.settings.set_index(["target", "backbone", "adaptation"]).loc[("a", "x", "p")]
+    z = [np.arctanh(cells.loc[("a", "x", "p", w, "leep")].r) for w in (5, 20)]
+    assert s.r_leep == pytest.approx(np.tanh(np.mean(z)))
