@@ -173,15 +173,17 @@ def test_blocks_are_rewritten_from_the_runs(tool, tmp_path):
     assert "supervised / source / retrain_head, 600 episodes; backbones maml `30bb`, " in text
     # the grid: 1-shot and >=2-shot apart, in words, over distinct comparisons
     assert "**At 1 shot.** 3 settings (2 distinct accuracy vectors on 1 target sample, 3 " in text
-    assert "Highest r: LEEP in 2 of 3 settings (1 distinct comparisons), significantly in 1" in text
+    assert "Highest r: LEEP in 2 of 3 (1 distinct; significant in 1, 1 distinct); NCE in 1" in text
+    assert "Significant wins: 1 (selection-aware two-sided test of each winner against" in text
     assert "No r in any setting (constant): centroid LOO (baseline)." in text
     assert "Under Spearman the winner changes in 0 of 3 settings, under Kendall in 2." in text
     assert "| LEEP | 2 of 3 (1 distinct) | 1 of 3 | 0 | 1.8 [1, 3] | 70 % | 2 / 0 |" in text
     assert "**At 2 or more shots.** 3 settings" in text
-    assert "Highest r: centroid LOO (baseline) in 2 of 3 settings" in text
+    assert "Highest r: centroid LOO (baseline) in 2 of 3 (2 distinct; significant in 1" in text
     assert "mean over targets: LEEP +0.050 / +0.010" in text
     assert "LEEP hit rate 0.60 (weighted tau 0.20); static prior (baseline) hit rate 0.67" in text
     assert "never varies (a static prior in disguise) in every group: LEEP." in text
+    assert "mean over targets: LEEP +0.050 / +0.010." in text  # centroid LOO: no r at 1 shot
     assert "6 settings over 2 targets (a, b), training seeds 0, 1, 2, B = 10,000" in text
     assert "wall time 2.5 min; backbones seed0: maml `aa11`; seed1: maml `bb22`" in text
     assert "(`metaleep grid --quick`)" in text

@@ -169,7 +169,7 @@ def _added_sentence(added: pd.DataFrame, regime: str, metrics: Sequence[str]) ->
     if part.empty:
         return ""
     mean = part.groupby("metric")[["added_over_controls", "added_over_baselines"]].mean()
-    shown = [m for m in metrics if m in mean.index]
+    shown = [m for m in metrics if m in mean.index and mean.loc[m].notna().all()]
     words = ", ".join(
         f"{_label(m)} {mean.loc[m, 'added_over_controls']:+.3f} / "
         f"{mean.loc[m, 'added_over_baselines']:+.3f}"
@@ -206,7 +206,8 @@ def grid_block(grid_dir: Path, *, at_commit: str = "unknown") -> str:
         text += [f"**{_regime_words(regime)}.** " + " ".join(lines), ""]
         text += [header, "|" + "---|" * len(words.columns), *rows, ""]
         if added is not None:
-            sentence = _added_sentence(added, regime, part["metric"].tolist())
+            defined = part[part["undefined"] < part["n_settings"]]["metric"].tolist()
+            sentence = _added_sentence(added, regime, defined)
             if sentence:
                 text += [sentence, ""]
     selection_path = grid_dir / "selection.csv"
@@ -228,7 +229,7 @@ def grid_block(grid_dir: Path, *, at_commit: str = "unknown") -> str:
         what += f", training seeds {', '.join(str(s) for s in seeds)}"
     if meta.get("n_boot"):
         what += f", B = {int(meta['n_boot']):,} bootstrap replicates"
-    if seconds is not None:
+    if seconds:
         what += f"; wall time {float(seconds) / 60:.1f} min"
     prints = info.get("backbone_fingerprints", {})
     if prints:

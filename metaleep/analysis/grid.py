@@ -799,6 +799,13 @@ def selection_summary(selection: pd.DataFrame, metrics: Sequence[str]) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def _win_words(rec: Any, n: int, label: Callable[[str], str]) -> str:
+    text = f"{label(str(rec.metric))} in {rec.wins} of {n} ({rec.distinct_wins} distinct"
+    if rec.significant_wins:
+        text += f"; significant in {rec.significant_wins}, {rec.distinct_significant_wins} distinct"
+    return text + ")"
+
+
 def regime_findings(
     wins_by_regime: pd.DataFrame,
     counts: pd.DataFrame,
@@ -813,19 +820,22 @@ def regime_findings(
 
     Examples
     --------
-    >>> w = pd.DataFrame({"regime": "1-shot", "metric": ["leep", "sfda"], "wins": [3, 0],
-    ...                   "distinct_wins": [2, 0], "significant_wins": [1, 0],
-    ...                   "distinct_significant_wins": [1, 0], "undefined": [0, 4],
-    ...                   "n_settings": 4, "median_seed_share": [0.4, float("nan")]})
+    >>> w = pd.DataFrame({"regime": "1-shot", "metric": ["leep", "nce", "sfda"],
+    ...                   "wins": [3, 1, 0], "distinct_wins": [2, 1, 0],
+    ...                   "significant_wins": [1, 0, 0], "distinct_significant_wins": [1, 0, 0],
+    ...                   "undefined": [0, 1, 4], "n_settings": 4,
+    ...                   "median_seed_share": [0.4, 0.1, float("nan")]})
     >>> c = pd.DataFrame({"regime": ["1-shot"], "n_settings": [4], "n_decided": [4],
     ...                   "n_distinct_accuracy": [2], "n_targets": [1], "n_seeds": [3],
     ...                   "mean_competing": [1.5], "spearman_changes": [1],
-    ...                   "kendall_changes": [0], "n_distinct_tests": [2]})
+    ...                   "kendall_changes": [0], "n_distinct_tests": [2],
+    ...                   "n_significant": [1]})
     >>> for line in regime_findings(w, c)["1-shot"]:
     ...     print(line)
     4 settings (2 distinct accuracy vectors on 1 target sample, 3 training seeds); 1.5 metrics competed on average.
-    Highest r: leep in 3 of 4 settings (2 distinct comparisons), significantly in 1 (1 distinct; selection-aware two-sided test, Benjamini-Hochberg q <= 0.05 over 2 distinct tests).
-    No r in any setting (constant): sfda.
+    Highest r: leep in 3 of 4 (2 distinct; significant in 1, 1 distinct); nce in 1 of 4 (1 distinct).
+    Significant wins: 1 (selection-aware two-sided test of each winner against its strongest challenger, Benjamini-Hochberg q <= 0.05 over the grid's 2 distinct tests).
+    No r in any setting (constant): sfda. No r in some: nce 1 of 4.
     Under Spearman the winner changes in 1 of 4 settings, under Kendall in 0.
     The training seed adds a median 40 % of the bootstrap variance of leep's r.
     """  # noqa: E501
@@ -833,43 +843,48 @@ def regime_findings(
     for regime, part in wins_by_regime.groupby("regime", sort=False):
         c: dict[Any, Any] = counts[counts["regime"] == regime].iloc[0].to_dict()
         n = int(c["n_settings"])
+        targets, seeds = int(c["n_targets"]), int(c["n_seeds"])
         lines = [
             f"{n} settings ({int(c['n_distinct_accuracy'])} distinct accuracy vectors on "
-            f"{int(c['n_targets'])} target sample{'s' if int(c['n_targets']) != 1 else ''}, "
-            f"{int(c['n_seeds'])} training seed{'s' if int(c['n_seeds']) != 1 else ''}); "
+            f"{targets} target sample{'s' if targets != 1 else ''}, "
+            f"{seeds} training seed{'s' if seeds != 1 else ''}); "
             f"{float(c['mean_competing']):.1f} metrics competed on average."
         ]
         ranked = part[part["wins"] > 0].sort_values("wins", ascending=False, kind="stable")
-        said = []
-        for i, rec in enumerate(ranked.itertuples(index=False)):
-            text = (
-                f"{label(str(rec.metric))} in {rec.wins} of {n} settings "
-                f"({rec.distinct_wins} distinct comparisons), significantly in "
-                f"{rec.significant_wins} ({rec.distinct_significant_wins} distinct"
-            )
-            if i == 0:
-                text += (
-                    f"; selection-aware two-sided test, Benjamini-Hochberg q <= {alpha:g} over "
-                    f"{int(c['n_distinct_tests'])} distinct tests"
+        said = [_win_words(rec, n, label) for rec in ranked.head(4).itertuples(index=False)]
+        if len(ranked) > 4:
+            said.append(
+                "then "
+                + ", ".join(
+                    f"{label(str(m))} {k}"
+                    for m, k in zip(ranked["metric"][4:], ranked["wins"][4:], strict=True)
                 )
-            said.append(text + ")")
+            )
         if said:
             lines.append("Highest r: " + "; ".join(said) + ".")
+        lines.append(
+            f"Significant wins: {int(c.get('n_significant', 0))} (selection-aware two-sided "
+            "test of each winner against its strongest challenger, Benjamini-Hochberg "
+            f"q <= {alpha:g} over the grid's {int(c['n_distinct_tests'])} distinct tests)."
+        )
+        undefined = []
         never = part[part["undefined"] >= n]["metric"].tolist()
         if never:
-            lines.append(
+            undefined.append(
                 "No r in any setting (constant): " + ", ".join(label(m) for m in never) + "."
             )
         some = part[(part["undefined"] > 0) & (part["undefined"] < n)]
         if len(some):
-            lines.append(
-                "No r in some settings: "
+            undefined.append(
+                "No r in some: "
                 + ", ".join(
                     f"{label(m)} {k} of {n}"
                     for m, k in zip(some["metric"], some["undefined"], strict=True)
                 )
                 + "."
             )
+        if undefined:
+            lines.append(" ".join(undefined))
         lines.append(
             f"Under Spearman the winner changes in {int(c['spearman_changes'])} of "
             f"{int(c['n_decided'])} settings, under Kendall in {int(c['kendall_changes'])}."

@@ -353,7 +353,7 @@ def source_selection(
         tau, + CI), ``regret`` (mean best-minus-chosen accuracy, + CI), ``chance_regret``,
         ``note``, ``top_choice`` (the pick made most often; ";"-joined models for a tie),
         ``top_choice_share`` (on what share of the episodes) and ``constant_choice`` (the pick
-        is the same on every episode, of two or more).
+        is the same single model on every episode, of two or more).
 
     Raises
     ------
@@ -468,5 +468,6 @@ def _summarise(
     picks = ep["chosen"].value_counts(sort=True) if len(ep) else pd.Series(dtype=np.int64)
     row["top_choice"] = str(picks.index[0]) if len(picks) else ""
     row["top_choice_share"] = float(picks.iloc[0] / len(ep)) if len(picks) else math.nan
-    row["constant_choice"] = bool(len(picks) == 1 and len(ep) > 1)
+    # a pick that ties every model on every episode is no choice (the metric is undefined)
+    row["constant_choice"] = bool(len(picks) == 1 and len(ep) > 1 and ";" not in row["top_choice"])
     return row
