@@ -364,8 +364,8 @@ def combined_correlation(
         Bootstrap replicates (0: none).
     seed : int or SeedSequence
         Seed of the resampling: episodes from ``generator(seed)`` (stratified by cell), seeds
-        from its first spawned child. With one cell the episode draw is
-        :func:`~metaleep.analysis.resample.row_weights`'s.
+        from the child sequence with spawn key ``(..., 1)``. With one cell the episode draw
+        is :func:`~metaleep.analysis.resample.row_weights`'s.
     seed_counts, episode_counts : ndarray, optional
         Draws to use instead: (B, S) counts of the seeds and (B, episodes) of the episodes
         (several groups that must share a draw, e.g. the settings of a grid).

@@ -115,3 +115,38 @@ def test_ship_writes_the_layout_default_backbone_reads(
 def test_seed_is_checked() -> None:
     with pytest.raises(ValueError, match=r"^`seed` must be a non-negative integer; got -1\.$"):
         default_config("maml", -1)
+
+
+def test_train_default_rebuilds_and_writes_the_shipped_layout(
+    tiny: Tiny, toy: ImageDataset, split: ToySplit, tmp_path: Path, monkeypatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from metaleep.backbones import cli as backbones_cli
+    from metaleep.cli import app
+
+    monkeypatch.setenv("METALEEP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setitem(DEFAULT_CONFIGS, "protonet", tiny("protonet", iterations=2))
+    calls: list[dict[str, object]] = []
+
+    def rebuild(**kwargs: object) -> dict[str, object]:
+        calls.append(kwargs)
+        return {
+            "protonet": default_backbone(
+                "protonet", seed=1, dataset=toy, split=split, shipped=False, progress=False
+            )
+        }
+
+    monkeypatch.setattr(default_module, "default_backbones", rebuild)
+    monkeypatch.setattr(backbones_cli, "load_data", lambda data, name: (toy, split))
+    out = tmp_path / "weights"
+    result = CliRunner().invoke(
+        app, ["train", "--default", "--seed", "1", "--out", str(out), "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert calls[0]["seed"] == 1 and calls[0]["shipped"] is False  # rebuilt, not loaded
+    assert f"protonet: shipped layout {out / 'protonet-seed1.pt'}" in result.output
+    assert "metaleep run and metaleep grid use the backbones shipped with metaleep" in " ".join(
+        result.output.split()
+    )
+    assert "protonet-seed1" in shipped_manifest(out)["backbones"]
