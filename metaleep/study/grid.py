@@ -305,14 +305,27 @@ def run_grid(
         table, metrics=config.metrics, n_boot=config.n_boot, seed=config.seed, alpha=config.alpha
     )
     analysis.write(out)
-    path = None
     seconds = time.perf_counter() - started
+    prints = {f"seed{k}": {b.name: b.fingerprint for b in sources} for k, sources in loaded.items()}
+    # Each call's wall time and how many result chunks it computed: the time a grid took is
+    # the sum over the calls that computed something (a rerun that only re-analyses adds 0).
+    # Recorded before the report, so that a report that fails loses no measurement.
+    runs.append({"seconds": round(seconds, 1), "new_chunks": _count_chunks(out) - chunks_before})
+    summary = {
+        "config": identity,
+        "command": command or "run_grid(...)",
+        "backbone_fingerprints": prints,  # what the README's figures stamp beside the commit
+        "notes": notes,
+        "seconds": round(sum(r["seconds"] for r in runs if r["new_chunks"] > 0), 1),
+        "runs": runs,
+        "n_settings": len(analysis.settings),
+        "target_reports": reports,
+    }
+    atomic_write_bytes(out / "grid.json", json.dumps(summary, indent=2).encode("utf-8"))
+    path = None
     if report:
         from metaleep.report.grid_page import write_grid_report
 
-        prints = {
-            f"seed{k}": {b.name: b.fingerprint for b in sources} for k, sources in loaded.items()
-        }
         path = write_grid_report(
             analysis,
             out,
@@ -321,20 +334,4 @@ def run_grid(
             notes=notes,
             seconds=seconds,
         )
-    # Each call's wall time and how many result chunks it computed: the time a grid took is
-    # the sum over the calls that computed something (a rerun that only re-analyses adds 0).
-    runs.append({"seconds": round(seconds, 1), "new_chunks": _count_chunks(out) - chunks_before})
-    summary = {
-        "config": identity,
-        "command": command or "run_grid(...)",
-        "backbone_fingerprints": {
-            f"seed{k}": {b.name: b.fingerprint for b in sources} for k, sources in loaded.items()
-        },  # what the README's figures stamp beside the commit
-        "notes": notes,
-        "seconds": round(sum(r["seconds"] for r in runs if r["new_chunks"] > 0), 1),
-        "runs": runs,
-        "n_settings": len(analysis.settings),
-        "target_reports": reports,
-    }
-    atomic_write_bytes(out / "grid.json", json.dumps(summary, indent=2).encode("utf-8"))
     return GridResult(config, table, analysis, out, path, seconds, notes)
