@@ -466,8 +466,9 @@ def _summarise(
         notes.insert(0, "no episode with 2 scored models")
     row["note"] = "; ".join(notes)
     picks = ep["chosen"].value_counts(sort=True) if len(ep) else pd.Series(dtype=np.int64)
-    row["top_choice"] = str(picks.index[0]) if len(picks) else ""
+    top = str(picks.index[0]) if len(picks) else ""
+    row["top_choice"] = top
     row["top_choice_share"] = float(picks.iloc[0] / len(ep)) if len(picks) else math.nan
     # a pick that ties every model on every episode is no choice (the metric is undefined)
-    row["constant_choice"] = bool(len(picks) == 1 and len(ep) > 1 and ";" not in row["top_choice"])
+    row["constant_choice"] = bool(len(picks) == 1 and len(ep) > 1 and ";" not in top)
     return row
