@@ -389,15 +389,19 @@ def combined_correlation(
     -0.93
     """
     n_rows, n_metrics = x.shape
-    n_seeds, n_cells = len(lay.seeds), len(lay.cells)
+    n_seeds = len(lay.seeds)
+    # the cells this group has rows in (a layout shared by several groups may hold more)
+    present = np.isin(np.arange(len(lay.cells)), lay.cell_of_row)
+    n_cells = int(present.sum())
     single = n_cells == 1 and n_seeds == 1
     smallest = 3 if n_cells == 1 else 4
     finite_y = np.isfinite(y)
-    r_cell = np.full((n_seeds, n_cells, n_metrics), np.nan)
-    p_cell = np.full((n_seeds, n_cells, n_metrics), np.nan)
-    n_cell = np.zeros((n_cells, n_metrics), dtype=np.int64)
-    weight = np.zeros((n_seeds, n_cells, n_metrics))
-    used = np.zeros((n_seeds, n_cells, n_metrics), dtype=bool)
+    all_cells = len(lay.cells)
+    r_cell = np.full((n_seeds, all_cells, n_metrics), np.nan)
+    p_cell = np.full((n_seeds, all_cells, n_metrics), np.nan)
+    n_cell = np.zeros((all_cells, n_metrics), dtype=np.int64)
+    weight = np.zeros((n_seeds, all_cells, n_metrics))
+    used = np.zeros((n_seeds, all_cells, n_metrics), dtype=bool)
     why: dict[tuple[int, int, int], str] = {}
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     if episode_counts is None and n_boot > 0:
@@ -406,11 +410,11 @@ def combined_correlation(
     if n_b and seed_counts is None:
         child = np.random.SeedSequence(root.entropy, spawn_key=(*root.spawn_key, 1))
         seed_counts = resample_counts(generator(child), n_seeds, n_b)
-    boot_cell = np.full((n_b, n_seeds, n_cells, n_metrics), np.nan) if n_b else None
+    boot_cell = np.full((n_b, n_seeds, all_cells, n_metrics), np.nan) if n_b else None
     rows_used = np.zeros((n_metrics, n_rows), dtype=bool)
 
     for s in range(n_seeds):
-        for c in range(n_cells):
+        for c in np.flatnonzero(present):
             rows = lay.rows(s, c)
             keep = np.isfinite(x[rows]) & finite_y[rows, None]
             patterns: dict[bytes, list[int]] = {}
@@ -447,7 +451,7 @@ def combined_correlation(
     seed_ok = np.asarray(used.any(axis=1), dtype=bool)  # (S, M): the seed has a defined cell
     for j in range(n_metrics):
         if not seed_ok[:, j].any():
-            found = {why.get((s, c, j), "") for s in range(n_seeds) for c in range(n_cells)}
+            found = {why.get((s, c, j), "") for s in range(n_seeds) for c in range(all_cells)}
             found.discard("")
             reason[j] = "; ".join(sorted(found)) or "no rows"
             if n_cells > 1:
@@ -462,9 +466,10 @@ def combined_correlation(
         missing_seeds = int((~seed_ok[:, j]).sum())
         if missing_seeds:
             notes[j].append(f"no r for {missing_seeds} of {n_seeds} training seeds (left out)")
+    only = int(np.argmax(present)) if n_cells else 0
     if single:
-        r = r_cell[0, 0].copy()
-        p = p_cell[0, 0].copy()
+        r = r_cell[0, only].copy()
+        p = p_cell[0, only].copy()
     else:
         z_seed = _combine_cells(fisher_z(r_cell), weight)  # (S, M)
         r = np.tanh(_nanmean(np.where(seed_ok, z_seed, np.nan), axis=0))
@@ -478,7 +483,7 @@ def combined_correlation(
     boot = boot_episodes = None
     if boot_cell is not None:
         if single:
-            boot = boot_episodes = boot_cell[:, 0, 0, :]
+            boot = boot_episodes = boot_cell[:, 0, only, :]
         else:
             z_rep = _combine_cells(fisher_z(boot_cell), weight[None])  # (B, S, M)
             z_rep = np.where(seed_ok[None], z_rep, np.nan)

@@ -310,3 +310,15 @@ def test_the_breakdown_by_cell():
     s = a.settings.set_index(["target", "backbone", "adaptation"]).loc[("a", "x", "p")]
     z = [np.arctanh(cells.loc[("a", "x", "p", w, "leep")].r) for w in (5, 20)]
     assert s.r_leep == pytest.approx(np.tanh(np.mean(z)))
+
+
+def test_a_setting_is_judged_on_the_cells_it_has():
+    """MAML's 5-way head on a mixed-ways target: its settings cover the 5-way cells only."""
+    table = _table()
+    table["ways"] = np.where(table.episode % 2 == 0, 5, 20)
+    table["shots"] = 5
+    head = (table.backbone == "x") & (table.ways == 20)
+    a = analyse_grid(table[~head], metrics=METRICS, n_boot=50, seed=0)
+    s = a.settings.set_index(["target", "backbone", "adaptation"])
+    assert (s.loc[("a", "x")].n_cells == 1).all() and (s.loc[("a", "y")].n_cells == 2).all()
+    assert (s["winner"] != "").all() and (s["n_competing"] == 2).all()
