@@ -414,7 +414,7 @@ def combined_correlation(
     rows_used = np.zeros((n_metrics, n_rows), dtype=bool)
 
     for s in range(n_seeds):
-        for c in np.flatnonzero(present):
+        for c in np.flatnonzero(present).tolist():
             rows = lay.rows(s, c)
             keep = np.isfinite(x[rows]) & finite_y[rows, None]
             patterns: dict[bytes, list[int]] = {}
