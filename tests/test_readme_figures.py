@@ -137,6 +137,7 @@ def _grid(folder: Path) -> Path:
             "hit_rate": [0.6, 0.4, 0.667],
             "tau": [0.2, 0.1, 0.3],
             "constant_choice": [True, False, True],
+            "top_choice_share": [1.0, 0.6, 1.0],
         }
     ).to_csv(folder / "selection.csv", index=False)
     (folder / "analysis.json").write_text(
@@ -182,7 +183,7 @@ def test_blocks_are_rewritten_from_the_runs(tool, tmp_path):
     assert "Highest r: centroid LOO (baseline) in 2 of 3 (2 distinct; significant in 1" in text
     assert "mean over targets: LEEP +0.050 / +0.010" in text
     assert "LEEP hit rate 0.60 (weighted tau 0.20); static prior (baseline) hit rate 0.67" in text
-    assert "never varies (a static prior in disguise) in every group: LEEP." in text
+    assert "A static prior in disguise: LEEP picks its usual source on 100.0 % of episodes" in text
     assert "mean over targets: LEEP +0.050 / +0.010." in text  # centroid LOO: no r at 1 shot
     assert "6 settings over 2 targets (a, b), training seeds 0, 1, 2, B = 10,000" in text
     assert "wall time 2.5 min; backbones seed0: maml `aa11`; seed1: maml `bb22`" in text

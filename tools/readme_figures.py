@@ -139,28 +139,30 @@ def _regime_words(regime: str) -> str:
 
 
 def _selection_sentence(selection: pd.DataFrame, leader: str) -> str:
-    """LEEP's (or the leader's) source selection beside the static prior's, native dummies."""
+    """LEEP's (and the leader's) source selection beside the static prior's, native dummies,
+    and the metrics whose pick hardly varies (a static prior in disguise)."""
     native = selection[selection["dummy"] == "native"]
     if native.empty:
         return ""
-    means = native.groupby("metric")[["hit_rate", "tau"]].mean()
+    means = native.groupby("metric")[["hit_rate", "tau", "top_choice_share"]].mean()
     constant = native.groupby("metric")["constant_choice"].mean()
     parts = []
     for metric in dict.fromkeys([leader, "leep", "static_prior"]):
         if metric in means.index:
             hit, tau = means.loc[metric, "hit_rate"], means.loc[metric, "tau"]
             parts.append(f"{_label(metric)} hit rate {hit:.2f} (weighted tau {tau:.2f})")
-    always = [m for m, share in constant.items() if share >= 1.0 and m != "static_prior"]
     text = (
         "Source selection, each source with its own dummy labels (mean over targets, "
         "regimes, seeds and transfers): " + "; ".join(parts) + "."
     )
-    if always:
-        text += (
-            " A pick that never varies (a static prior in disguise) in every group: "
-            + ", ".join(_label(m) for m in always)
-            + "."
-        )
+    fixed = [
+        f"{_label(str(m))} picks its usual source on {100 * share:.1f} % of episodes (the "
+        f"same on every episode in {100 * constant[m]:.0f} % of the groups)"
+        for m, share in means["top_choice_share"].sort_values(ascending=False).items()
+        if share >= 0.95 and m != "static_prior"
+    ]
+    if fixed:
+        text += " A static prior in disguise: " + "; ".join(fixed) + "."
     return text
 
 
