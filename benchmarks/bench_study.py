@@ -79,12 +79,28 @@ KEYS = ["episode", "dummy", "adaptation"]
 # ----------------------------------------------------------------------------- the child side
 
 
+def _have_defaults(names: tuple[str, ...], dataset: Any, split: Any) -> bool:
+    """Whether the default backbones ``names`` load without training (shipped or cached)."""
+    from metaleep.backbones.checkpoint import BACKBONE_FILE, split_fingerprint
+    from metaleep.backbones.default import default_directory, shipped_manifest
+
+    entries = shipped_manifest()["backbones"]
+    for name in names:
+        entry = entries.get(f"{name}-seed0", {})
+        shipped = entry.get("dataset") == dataset.fingerprint and entry.get(
+            "split"
+        ) == split_fingerprint(split)
+        cached = (default_directory(name, dataset, split, create=False) / BACKBONE_FILE).is_file()
+        if not (shipped or cached):
+            return False
+    return True
+
+
 def _load(episodes: int, device: str) -> tuple[Any, Any, dict[str, Any]]:
     """The glyph data set, a suite of ``episodes`` episodes, and the backbone's description."""
     import numpy as np
 
-    from metaleep.backbones.checkpoint import BACKBONE_FILE
-    from metaleep.backbones.default import DEFAULT_SPLIT, default_backbone, default_directory
+    from metaleep.backbones.default import DEFAULT_SPLIT, default_backbone
     from metaleep.backbones.models import build_backbone
     from metaleep.data.spec import load_dataset
     from metaleep.data.splits import get_split
@@ -110,17 +126,17 @@ def _load(episodes: int, device: str) -> tuple[Any, Any, dict[str, Any]]:
             pool=pool,
             seed=0,
         )
-    if (default_directory("maml", dataset, split, create=False) / BACKBONE_FILE).is_file():
+    if _have_defaults(("maml",), dataset, split):
         trained = default_backbone("maml", progress=False, dataset=dataset, split=split)
         model, source = trained.model, np.asarray(trained.source_classes, dtype=np.int64)
         algorithm, inner = trained.algorithm, dict(trained.config.inner_loop)
-        name = "default maml (trained, cached)"
+        name = "default maml (shipped)"
     else:
         model = build_backbone("conv4-small", out_features=5)
         source = np.asarray(split.train, dtype=np.int64)
         # the default maml backbone's algorithm and inner loop (second order, 1 step, lr 0.4)
         algorithm, inner = "maml", {"steps": 1, "lr": 0.4, "first_order": False}
-        name = "conv4-small, untrained (default maml backbone not cached)"
+        name = "conv4-small, untrained (default maml backbone not available)"
     from metaleep.backbones.protocol import weights_fingerprint
 
     backbone = {
@@ -401,17 +417,13 @@ def _pair(
 
 def _default_run_memory(threads: int, episodes: int | None, work: Path) -> dict[str, Any]:
     """Peak RSS of the default ``metaleep run`` (CLI if its backbones are cached, else stand-in)."""
-    from metaleep.backbones.checkpoint import BACKBONE_FILE
-    from metaleep.backbones.default import DEFAULT_SPLIT, default_directory
+    from metaleep.backbones.default import DEFAULT_SPLIT
     from metaleep.data.spec import load_dataset
     from metaleep.data.splits import get_split
 
     dataset = load_dataset("glyphs")
     split = get_split(dataset, DEFAULT_SPLIT)
-    cached = all(
-        (default_directory(name, dataset, split, create=False) / BACKBONE_FILE).is_file()
-        for name in ("maml", "supervised")
-    )
+    cached = _have_defaults(("maml", "supervised"), dataset, split)
     if cached:
         out = work / "default-run"
         command = [

@@ -77,31 +77,77 @@ def _default_run(folder: Path) -> Path:
 
 def _grid(folder: Path) -> Path:
     folder.mkdir(parents=True)
+    rows = []
+    for regime, wins, sig, undefined in (
+        ("1-shot", [2, 1, 0], [1, 0, 0], [0, 0, 3]),
+        (">=2-shot", [1, 0, 2], [0, 0, 1], [0, 0, 0]),
+    ):
+        for i, metric in enumerate(["leep", "nce", "centroid_loo"]):
+            rows.append(
+                {
+                    "regime": regime,
+                    "metric": metric,
+                    "wins": wins[i],
+                    "significant_wins": sig[i],
+                    "n_settings": 3,
+                    "distinct_wins": wins[i] - (i == 0 and regime == "1-shot"),
+                    "distinct_significant_wins": sig[i],
+                    "undefined": undefined[i],
+                    "mean_r": 0.3,
+                    "median_seed_share": [0.4, 0.1, 0.2][i],
+                    "wins_spearman": wins[i],
+                    "wins_kendall": wins[::-1][i],
+                    "boot_mean": wins[i] - 0.2,
+                    "boot_low": max(wins[i] - 1, 0),
+                    "boot_high": wins[i] + 1,
+                    "top_share": [0.7, 0.3, 0.0][i],
+                }
+            )
+    pd.DataFrame(rows).to_csv(folder / "wins_by_regime.csv", index=False)
     pd.DataFrame(
         {
-            "metric": ["leep", "nce", "h_score"],
-            "wins": [2, 1, 0],
-            "significant_wins": [1, 0, 0],
-            "n_settings": 3,
-            "boot_mean": [1.8, 1.2, 0.0],
-            "boot_low": [1.0, 0.0, 0.0],
-            "boot_high": [3.0, 2.0, 0.0],
-            "top_share": [0.7, 0.3, 0.0],
+            "regime": ["1-shot", ">=2-shot", "all"],
+            "n_settings": [3, 3, 6],
+            "n_decided": [3, 3, 6],
+            "n_distinct_accuracy": [2, 3, 5],
+            "n_targets": [1, 2, 2],
+            "n_tests": [3, 3, 6],
+            "n_distinct_tests": [3, 3, 6],
+            "n_significant": [1, 1, 2],
+            "n_seeds": 3,
+            "mean_competing": [2.0, 3.0, 2.5],
+            "spearman_changes": [0, 1, 1],
+            "kendall_changes": [2, 0, 2],
         }
-    ).to_csv(folder / "wins.csv", index=False)
+    ).to_csv(folder / "counts.csv", index=False)
     pd.DataFrame(
         {
-            "target": ["a", "a", "b"],
-            "r_leep": [0.5, 0.4, 0.1],
-            "r_nce": [0.3, 0.5, 0.0],
-            "r_h_score": [0.1, math.nan, -0.2],
-            "winner": ["leep", "nce", "leep"],
+            "target": ["a", "b"],
+            "regime": ["1-shot", ">=2-shot"],
+            "metric": "leep",
+            "added_over_controls": [0.05, 0.02],
+            "added_over_baselines": [0.01, -0.001],
         }
-    ).to_csv(folder / "settings.csv", index=False)
+    ).to_csv(folder / "added.csv", index=False)
+    pd.DataFrame(
+        {
+            "target": "a",
+            "dummy": ["native", "native", "native"],
+            "metric": ["leep", "nce", "static_prior"],
+            "hit_rate": [0.6, 0.4, 0.667],
+            "tau": [0.2, 0.1, 0.3],
+            "constant_choice": [True, False, True],
+            "top_choice_share": [1.0, 0.6, 1.0],
+        }
+    ).to_csv(folder / "selection.csv", index=False)
+    (folder / "analysis.json").write_text(
+        json.dumps({"alpha": 0.05, "n_boot": 10000, "seeds": [0, 1, 2]})
+    )
     info = {
         "config": {"targets": [{"name": "a", "suite": "s"}, {"name": "b", "suite": "t"}]},
         "command": "metaleep grid --quick",
         "seconds": 150.0,
+        "backbone_fingerprints": {"seed0": {"maml": "aa11"}, "seed1": {"maml": "bb22"}},
     }
     (folder / "grid.json").write_text(json.dumps(info))
     return folder
@@ -111,6 +157,9 @@ def test_blocks_are_rewritten_from_the_runs(tool, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(README)
     run = _default_run(tmp_path / "default")
+    (run / "study.json").write_text(
+        json.dumps({"config": {"backbone_fingerprints": {"supervised": "4253", "maml": "30bb"}}})
+    )
     grid = _grid(tmp_path / "grid")
     args = ["--readme", str(readme), "--default-run", str(run), "--grid", str(grid)]
     assert tool.main([*args, "--commit", "abc123", "--check"]) == 1  # stale
@@ -122,18 +171,25 @@ def test_blocks_are_rewritten_from_the_runs(tool, tmp_path):
         "| metric | Pearson r [95 % CI] |\n|---|---|\n| LEEP | 0.55 [0.48, 0.61] |\n"
         "| NCE | 0.37 [0.30, 0.43] |\n| H-score | n/a (constant) |\n" in text
     )
-    assert "supervised / source / retrain_head, 600 episodes" in text
-    assert "| LEEP | 2 of 3 | 1 of 3 | 1.8 [1, 3] | 70 % |" in text
-    assert "| H-score | 0 of 3 | 0 of 3 | 0.0 [0, 0] | 0 % |" in text
-    assert "| target | settings | LEEP | NCE | H-score |\n|---|---|---|---|---|\n" in text
-    assert "| a | 2 | 1 | 1 | 0 |\n| b | 1 | 1 | 0 | 0 |" in text
-    # (0.5 > 0.3 > 0.1) holds; (0.4 < 0.5) does not; (0.1 > 0.0 > -0.2) holds
-    assert "holds in 2 of 3 settings counting a metric without r" in text
-    assert "and in 2 of the 2 settings where all three have an r" in text
-    assert "mean r over settings: LEEP 0.33, NCE 0.27, H-score -0.05." in text
-    assert "3 settings over 2 targets (a, b); wall time 2.5 min" in text
+    assert "supervised / source / retrain_head, 600 episodes; backbones maml `30bb`, " in text
+    # the grid: 1-shot and >=2-shot apart, in words, over distinct comparisons
+    assert "**At 1 shot.** 3 settings (2 distinct accuracy vectors on 1 target sample, 3 " in text
+    assert "Highest r: LEEP in 2 of 3 (1 distinct; significant in 1, 1 distinct); NCE in 1" in text
+    assert "Significant wins: 1 (selection-aware two-sided test of each winner against" in text
+    assert "No r in any setting (constant): centroid LOO (baseline)." in text
+    assert "Under Spearman the winner changes in 0 of 3 settings, under Kendall in 2." in text
+    assert "| LEEP | 2 of 3 (1 distinct) | 1 of 3 | 0 | 1.8 [1, 3] | 70 % | 2 / 0 |" in text
+    assert "**At 2 or more shots.** 3 settings" in text
+    assert "Highest r: centroid LOO (baseline) in 2 of 3 (2 distinct; significant in 1" in text
+    assert "mean over targets: LEEP +0.050 / +0.010" in text
+    assert "LEEP hit rate 0.60 (weighted tau 0.20); static prior (baseline) hit rate 0.67" in text
+    assert "A static prior in disguise: LEEP picks its usual source on 100.0 % of episodes" in text
+    assert "mean over targets: LEEP +0.050 / +0.010." in text  # centroid LOO: no r at 1 shot
+    assert "6 settings over 2 targets (a, b), training seeds 0, 1, 2, B = 10,000" in text
+    assert "wall time 2.5 min; backbones seed0: maml `aa11`; seed1: maml `bb22`" in text
     assert "(`metaleep grid --quick`)" in text
     assert "at commit abc123.*" in text
+    assert "H-score -0.64" not in text and "LEEP > NCE > H-score" not in text
     # up to date now, whatever commit the check runs at; a second run changes nothing
     assert tool.main([*args, "--commit", "def456", "--check"]) == 0
     assert tool.main([*args, "--commit", "abc123"]) == 0

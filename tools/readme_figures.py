@@ -7,11 +7,14 @@ The README holds blocks between marker comments::
     <!-- figures:grid -->         ...  <!-- /figures:grid -->
 
 ``default-run`` is written from the study folder of ``make run`` (``runs/default``:
-``correlations.csv``), ``grid`` from the folder of ``metaleep grid`` (``runs/grid``:
-``wins.csv``, ``settings.csv``, ``grid.json``). Each block says which command produced it and
-at which commit the script ran. A block whose run folder is missing is left as it is (with a
-warning). ``--check`` writes nothing and exits 1 when the README differs from what the runs
-give (for CI).
+``correlations.csv``, ``study.json``), ``grid`` from the folder of ``metaleep grid``
+(``runs/grid``: ``wins_by_regime.csv``, ``counts.csv``, ``added.csv``, ``selection.csv``,
+``analysis.json``, ``grid.json``): the headline by regime (1-shot and >=2-shot apart) in words,
+over distinct comparisons, with the training seeds, Spearman and Kendall beside Pearson, what a
+metric adds and source selection against the static prior. Each block says which command
+produced it, the fingerprints of the backbones it used and at which commit the script ran. A
+block whose run folder is missing is left as it is (with a warning). ``--check`` writes nothing
+and exits 1 when the README differs from what the runs give (for CI).
 
 Usage::
 
@@ -30,7 +33,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 DEFAULT_CONFIGURATION = ("supervised", "source", "retrain_head")
@@ -82,6 +84,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, keep_default_na=True)
 
 
+def _fingerprints(prints: dict[str, str]) -> str:
+    return ", ".join(f"{name} `{value}`" for name, value in sorted(prints.items()))
+
+
 def default_run_block(
     run_dir: Path,
     *,
@@ -115,70 +121,124 @@ def default_run_block(
         f"| {_label(m.removesuffix('_norm'))} | {cell} |"
         for m, cell in zip(metrics, cells, strict=True)
     ]
+    study = run_dir / "study.json"
+    prints = {}
+    if study.is_file():
+        stored = json.loads(study.read_text())
+        prints = stored.get("config", stored).get("backbone_fingerprints", {})
+    stamp = f"backbones {_fingerprints(prints)}; " if prints else ""
     source = (
-        f"*{backbone} / {dummy} / {adaptation}, {episodes} episodes; from `{run_dir}` "
+        f"*{backbone} / {dummy} / {adaptation}, {episodes} episodes; {stamp}from `{run_dir}` "
         f"(`make run`), written by `python tools/readme_figures.py` at commit {at_commit}.*"
     )
     return "\n".join([*table, "", source])
 
 
+def _regime_words(regime: str) -> str:
+    return {"1-shot": "At 1 shot", ">=2-shot": "At 2 or more shots"}.get(regime, regime)
+
+
+def _selection_sentence(selection: pd.DataFrame, leader: str) -> str:
+    """LEEP's (and the leader's) source selection beside the static prior's, native dummies,
+    and the metrics whose pick hardly varies (a static prior in disguise)."""
+    native = selection[selection["dummy"] == "native"]
+    if native.empty:
+        return ""
+    means = native.groupby("metric")[["hit_rate", "tau", "top_choice_share"]].mean()
+    constant = native.groupby("metric")["constant_choice"].mean()
+    parts = []
+    for metric in dict.fromkeys([leader, "leep", "static_prior"]):
+        if metric in means.index:
+            hit, tau = means.loc[metric, "hit_rate"], means.loc[metric, "tau"]
+            parts.append(f"{_label(metric)} hit rate {hit:.2f} (weighted tau {tau:.2f})")
+    text = (
+        "Source selection, each source with its own dummy labels (mean over targets, "
+        "regimes, seeds and transfers): " + "; ".join(parts) + "."
+    )
+    fixed = [
+        f"{_label(str(m))} picks its usual source on {100 * share:.1f} % of episodes (the "
+        f"same on every episode in {100 * constant[m]:.0f} % of the groups)"
+        for m, share in means["top_choice_share"].sort_values(ascending=False).items()
+        if share >= 0.95 and m != "static_prior"
+    ]
+    if fixed:
+        text += " A static prior in disguise: " + "; ".join(fixed) + "."
+    return text
+
+
+def _added_sentence(added: pd.DataFrame, regime: str, metrics: Sequence[str]) -> str:
+    part = added[added["regime"] == regime]
+    if part.empty:
+        return ""
+    mean = part.groupby("metric")[["added_over_controls", "added_over_baselines"]].mean()
+    shown = [m for m in metrics if m in mean.index and mean.loc[m].notna().all()]
+    words = ", ".join(
+        f"{_label(m)} {mean.loc[m, 'added_over_controls']:+.3f} / "
+        f"{mean.loc[m, 'added_over_baselines']:+.3f}"
+        for m in shown
+    )
+    return (
+        "R² of accuracy added over the design (cell, source x transfer, source x seed) / over "
+        f"the design and the free baselines, mean over targets: {words}."
+    )
+
+
 def grid_block(grid_dir: Path, *, at_commit: str = "unknown") -> str:
-    """The grid's wins table, the LEEP > NCE > H-score count and the wall time."""
-    wins = _read_csv(grid_dir / "wins.csv")
-    settings = _read_csv(grid_dir / "settings.csv")
+    """The grid's headline by regime, in words and tables, and how it was made."""
+    from metaleep.analysis.grid import regime_findings, wins_words
+
+    by_regime = _read_csv(grid_dir / "wins_by_regime.csv")
+    counts = _read_csv(grid_dir / "counts.csv")
+    meta_path = grid_dir / "analysis.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     info_path = grid_dir / "grid.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    n = int(wins["n_settings"].max()) if len(wins) else 0
-    lines = [
-        "| metric | best in (point estimate) | significantly best | wins over resamples [95 %] "
-        "| tops the grid |",
-        "|---|---|---|---|---|",
-    ]
-    for rec in wins.itertuples(index=False):
-        lines.append(
-            f"| {_label(str(rec.metric))} | {rec.wins} of {n} | {rec.significant_wins} of {n} | "
-            f"{rec.boot_mean:.1f} [{rec.boot_low:.0f}, {rec.boot_high:.0f}] | "
-            f"{100 * rec.top_share:.0f} % |"
-        )
-    text = ["\n".join(lines), ""]
-    if {"target", "winner"} <= set(settings.columns):
-        metrics = wins["metric"].tolist()
+    alpha = float(meta.get("alpha", 0.05))
+    findings = regime_findings(by_regime, counts, alpha=alpha, label=_label)
+    added = pd.read_csv(grid_dir / "added.csv") if (grid_dir / "added.csv").is_file() else None
+    text: list[str] = []
+    for regime, lines in findings.items():
+        part = by_regime[by_regime["regime"] == regime].reset_index(drop=True)
+        words = wins_words(part)
+        words["metric"] = [_label(m) for m in words["metric"]]
+        header = "| " + " | ".join(words.columns) + " |"
         rows = [
-            "| target | settings | " + " | ".join(_label(m) for m in metrics) + " |",
-            "|---|---|" + "---|" * len(metrics),
+            "| " + " | ".join(str(v) for v in rec) + " |" for rec in words.itertuples(index=False)
         ]
-        for target, part in settings.groupby("target", sort=False):
-            won = part["winner"].fillna("").astype(str)
-            counts = " | ".join(str(int((won == m).sum())) for m in metrics)
-            rows.append(f"| {target} | {len(part)} | {counts} |")
-        text += ["Wins per target (point estimate):", "", "\n".join(rows), ""]
-    trio = [m for m in ("leep", "nce", "h_score") if f"r_{m}" in settings.columns]
-    if len(trio) == 3:
-        raw = settings[[f"r_{m}" for m in trio]].astype(float).to_numpy()
-        defined = np.isfinite(raw).all(axis=1)
-        r = np.where(np.isfinite(raw), raw, -2.0)  # no r ranks lowest
-        ordered = (r[:, 0] > r[:, 1]) & (r[:, 1] > r[:, 2])
-        mean = {m: settings[f"r_{m}"].astype(float).mean(skipna=True) for m in trio}
-        shown = ", ".join(
-            f"{_label(m)} {mean[m]:.2f}" if math.isfinite(mean[m]) else f"{_label(m)} n/a"
-            for m in trio
-        )
-        text.append(
-            f"The paper's ordering LEEP > NCE > H-score holds in {int(ordered.sum())} of "
-            f"{len(settings)} settings counting a metric without r (constant) as lowest, and in "
-            f"{int((ordered & defined).sum())} of the {int(defined.sum())} settings where all "
-            f"three have an r; mean r over settings: {shown}."
-        )
+        text += [f"**{_regime_words(regime)}.** " + " ".join(lines), ""]
+        text += [header, "|" + "---|" * len(words.columns), *rows, ""]
+        if added is not None:
+            defined = part[part["undefined"] < part["n_settings"]]["metric"].tolist()
+            sentence = _added_sentence(added, regime, defined)
+            if sentence:
+                text += [sentence, ""]
+    selection_path = grid_dir / "selection.csv"
+    if selection_path.is_file():
+        leader = str(by_regime.sort_values("wins", ascending=False)["metric"].iloc[0])
+        sentence = _selection_sentence(pd.read_csv(selection_path), leader)
+        if sentence:
+            text += [sentence, ""]
     config = info.get("config", {})
     targets = [t.get("name", t.get("suite")) for t in config.get("targets", [])]
     seconds = info.get("seconds")
-    what = f"{len(settings)} settings"
+    total = counts[counts["regime"] == "all"]
+    n = int(total["n_settings"].iloc[0]) if len(total) else int(counts["n_settings"].sum())
+    what = f"{n} settings"
     if targets:
         what += f" over {len(targets)} targets ({', '.join(targets)})"
-    if seconds is not None:
+    seeds = meta.get("seeds") or config.get("seeds")
+    if seeds:
+        what += f", training seeds {', '.join(str(s) for s in seeds)}"
+    if meta.get("n_boot"):
+        what += f", B = {int(meta['n_boot']):,} bootstrap replicates"
+    if seconds:
         what += f"; wall time {float(seconds) / 60:.1f} min"
+    prints = info.get("backbone_fingerprints", {})
+    if prints:
+        what += "; backbones " + "; ".join(
+            f"{seed}: {_fingerprints(p)}" for seed, p in sorted(prints.items())
+        )
     command = str(info.get("command", "metaleep grid"))
-    text.append("")
     text.append(
         f"*{what}; from `{grid_dir}` (`{command}`), written by "
         f"`python tools/readme_figures.py` at commit {at_commit}.*"

@@ -13,10 +13,19 @@ for every group of rows (by default one group per backbone, dummy-label mode and
 - :func:`normalised_leep` / :func:`add_normalised_leep`: LEEP rescaled so that episodes with
   different numbers of ways are comparable.
 
+Cells and seeds
+---------------
+A group whose episodes have several numbers of ways or shots is never correlated pooled: each
+(ways, shots) cell is correlated on its own and the cells are combined on Fisher's z scale,
+weighted by n - 3; a table with a ``seed`` column (the training seed of the backbones) is
+correlated per seed and the seeds averaged on the same scale (:mod:`metaleep.analysis.regimes`).
+With one cell and one seed the result is the plain correlation.
+
 The bootstrap
 -------------
-Episodes are resampled with replacement (a row's episode is identified by the ``suite`` and
-``episode`` columns when present; rows of one episode are kept together), by the engine of
+Episodes are resampled with replacement within their cell (a row's episode is identified by the
+``suite`` and ``episode`` columns when present; rows of one episode are kept together), and
+seeds with replacement when there are several (a hierarchical bootstrap), by the engines of
 :mod:`metaleep.analysis.resample`: every statistic from resampling counts, equal to scipy's on
 the explicitly resampled arrays (the tests check it).
 """
@@ -29,14 +38,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
 
-from metaleep.analysis.resample import (
-    percentile_ci,
-    replicate_statistics,
-    row_weights,
-    unit_codes,
+from metaleep.analysis.regimes import (
+    CELL,
+    REPLICATE,
+    Combined,
+    combined_correlation,
+    layout,
 )
+from metaleep.analysis.resample import generator, percentile_ci, stratified_counts
 from metaleep.analysis.tables import (
     check_boot,
     check_columns,
@@ -78,6 +88,13 @@ CORRELATION_COLUMNS: tuple[str, ...] = (
     "ci_high",
     "p_value",
     "note",
+    "n_cells",
+    "cells_defined",
+    "n_seeds",
+    "combination",
+    "ci_low_episodes",
+    "ci_high_episodes",
+    "seed_share",
 )
 """Columns of :func:`correlations`'s table after the grouping columns."""
 
@@ -93,6 +110,9 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "ci_high",
     "p_value",
     "note",
+    "p_two_sided",
+    "n_cells",
+    "n_seeds",
 )
 """Columns of :func:`compare_metrics`'s table after the grouping columns."""
 
@@ -117,10 +137,11 @@ def normalised_leep(leep: npt.ArrayLike, ways: npt.ArrayLike) -> npt.NDArray[np.
 
     Parameters
     ----------
-    leep : array_like, shape (n,)
-        LEEP scores (or N-LEEP scores, which have the same floor).
-    ways : array_like of int, shape (n,) or scalar
-        Number of classes N of each episode; every value must be at least 2.
+    leep:
+        LEEP scores (or N-LEEP scores, which have the same floor), shape (n,).
+    ways:
+        Number of classes N of each episode, shape (n,) or a scalar; every value must be at
+        least 2.
 
     Returns
     -------
@@ -154,12 +175,12 @@ def add_normalised_leep(
 
     Parameters
     ----------
-    table : DataFrame
+    table:
         The study table; must have the ``ways`` column.
-    columns : sequence of str
+    columns:
         Candidate columns (default ``leep`` and ``nleep``, which share LEEP's floor); those
         absent from ``table`` are skipped.
-    ways : str
+    ways:
         Name of the column with the number of classes per episode.
 
     Returns
@@ -215,7 +236,7 @@ def use_normalised_leep(table: pd.DataFrame, leep: str = "auto", *, by: Sequence
 
 
 # --------------------------------------------------------------------------------------------
-# Point estimates
+# Public analyses
 # --------------------------------------------------------------------------------------------
 
 
@@ -244,29 +265,18 @@ def _prepare_leep(
     return table, [f"{m}_norm" if m in LEEP_LIKE else m for m in metrics]
 
 
-def _point_estimate(
-    method: str, x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
-) -> tuple[float, float]:
-    """scipy's statistic and p-value (two-sided; NaN for the weighted tau, which has none)."""
-    if method == "pearson":
-        res = stats.pearsonr(x, y)
-        return float(res.statistic), float(res.pvalue)
-    if method == "spearman":
-        sres = stats.spearmanr(x, y)
-        return float(sres.statistic), float(sres.pvalue)
-    if method == "kendall":
-        kres = stats.kendalltau(x, y)
-        return float(kres.statistic), float(kres.pvalue)
-    return float(stats.weightedtau(x, y).statistic), math.nan
-
-
 def _undefined_note(n_bad: int, n_boot: int) -> str:
     return f"{n_bad} of {n_boot} bootstrap replicates undefined (constant resample), excluded"
 
 
-# --------------------------------------------------------------------------------------------
-# Public analyses
-# --------------------------------------------------------------------------------------------
+def _group_design(
+    frame: pd.DataFrame, by_cols: Sequence[str], cells: Sequence[str], replicate: str | None
+) -> tuple[list[str], str | None]:
+    """The layout of one group: cell columns and the seed column that are not grouping ones."""
+    return (
+        [c for c in cells if c not in by_cols],
+        replicate if replicate is not None and replicate not in by_cols else None,
+    )
 
 
 def correlations(
@@ -281,6 +291,8 @@ def correlations(
     seed: int = 0,
     higher_is_better: Mapping[str, bool] | None = None,
     leep: str = "raw",
+    cells: Sequence[str] = CELL,
+    replicate: str | None = REPLICATE,
 ) -> pd.DataFrame:
     """Correlation of each metric with ``target`` per group, with bootstrap confidence intervals.
 
@@ -288,50 +300,63 @@ def correlations(
     metric and the target are finite are correlated with each method. Point estimates and
     p-values are scipy's (:func:`scipy.stats.pearsonr`, :func:`~scipy.stats.spearmanr`,
     :func:`~scipy.stats.kendalltau` (tau-b), :func:`~scipy.stats.weightedtau` (hyperbolic
-    weigher, ``rank=True``)); the weighted tau has no p-value (NaN). The interval is the
-    percentile bootstrap interval of ``n_boot`` resamples of the group's episodes with
-    replacement (rows of one episode move together); replicates in which the metric or the
-    target happens to be constant have no correlation and are excluded (the ``note`` says how
-    many).
+    weigher, ``rank=True``)); the weighted tau has no p-value (NaN). A group whose episodes lie
+    in several (ways, shots) cells, or that holds several training seeds, is correlated within
+    each cell and seed and combined (:mod:`metaleep.analysis.regimes`; the ``combination``
+    column says how); its p-value is Fisher's z test over cells for Pearson with one seed and
+    NaN otherwise (read the interval). The interval is the percentile bootstrap interval of
+    ``n_boot`` resamples (episodes within their cell; seeds too when there are several);
+    replicates in which the metric or the target happens to be constant have no correlation and
+    are excluded (the ``note`` says how many).
 
     Parameters
     ----------
-    table : DataFrame
+    table:
         The study table: metric columns, ``target``, the ``by`` columns and, ideally, ``episode``
         (and ``suite``) identifying each episode.
-    metrics : sequence of str, optional
+    metrics:
         Metric columns; default those of :data:`DEFAULT_METRICS` present.
-    target : str
+    target:
         Column correlated with the metrics (post-adaptation accuracy by default).
-    by : sequence of str
+    by:
         Grouping columns (e.g. add ``"ways"``, ``"shots"`` or ``"within_alphabet"``); ``()`` for
         one group.
-    methods : sequence of str
+    methods:
         Subset of :data:`METHODS`.
-    n_boot : int
+    n_boot:
         Bootstrap replicates; 0 gives no intervals (NaN, with a note).
-    confidence : float
+    confidence:
         Coverage of the percentile interval.
-    seed : int
+    seed:
         Seed of the resampling. Every (group, metric) pair is resampled by a generator seeded
         from ``seed`` alone, so a result does not depend on which other groups or metrics were
         analysed, and metrics of one group share their resamples.
-    higher_is_better : mapping str -> bool, optional
+    higher_is_better:
         Orientation of each metric (default: all higher-is-better). A lower-is-better metric is
         negated before correlating, so a positive r always means "agrees with accuracy".
-    leep : {"raw", "normalised", "auto"}
+    leep:
+        One of {"raw", "normalised", "auto"}.
         Whether LEEP and N-LEEP are used raw (default) or as :func:`normalised_leep` (reported
         as ``leep_norm`` / ``nleep_norm``); ``"auto"`` normalises when some group mixes episodes
-        with different ``ways`` (see :func:`use_normalised_leep`).
+        with different ``ways`` (see :func:`use_normalised_leep`). Within one cell the two forms
+        have the same correlations.
+    cells:
+        Columns whose values make a cell (default ``ways`` and ``shots``; those absent or in
+        ``by`` are ignored); ``()`` pools the episodes (only for a table of one cell).
+    replicate:
+        Column of the training seed (default ``seed``, when present and not in ``by``).
 
     Returns
     -------
     DataFrame
         One row per (group, metric, method): the ``by`` columns, ``metric``, ``method``, ``n``
-        (rows used), ``n_episodes``, ``r``, ``ci_low``, ``ci_high``, ``p_value`` and ``note``.
-        ``r`` is NaN only when the correlation is undefined -- a constant metric (e.g. H-score
-        on 1-shot episodes) or target, or fewer than 3 episodes -- and the ``note`` says which;
-        ``note`` is ``""`` otherwise.
+        (rows used), ``n_episodes``, ``r``, ``ci_low``, ``ci_high``, ``p_value``, ``note``,
+        ``n_cells``, ``cells_defined`` (cells in which the metric has an r), ``n_seeds``,
+        ``combination``, ``ci_low_episodes``/``ci_high_episodes`` (the interval with the seeds
+        held fixed) and ``seed_share`` (share of the bootstrap variance the seed draw adds; NaN
+        with one seed). ``r`` is NaN only when the correlation is undefined -- a constant
+        metric (e.g. H-score on 1-shot episodes) or target, or fewer than 3 episodes -- and the
+        ``note`` says which; ``note`` is ``""`` otherwise.
 
     Examples
     --------
@@ -357,58 +382,30 @@ def correlations(
     method_list = _check_methods(methods)
     check_boot(n_boot, confidence)
     data, chosen = _prepare_leep(table, chosen, leep, by_cols)
+    cell_cols, seed_col = _group_design(data, by_cols, cells, replicate)
+    signs = np.array([metric_sign(m, higher_is_better) for m in chosen])
 
     rows: list[dict[str, object]] = []
     for key, frame in iter_groups(data, by_cols):
-        units_all = unit_codes(frame)
-        target_all = frame[target].to_numpy(dtype=np.float64)
-        weights_cache: dict[bytes, npt.NDArray[np.int64]] = {}
-        for metric in chosen:
-            sign = metric_sign(metric, higher_is_better)
-            x_all = sign * frame[metric].to_numpy(dtype=np.float64)
-            keep = np.isfinite(x_all) & np.isfinite(target_all)
-            x, y, units = x_all[keep], target_all[keep], units_all[keep]
-            n_units = len(np.unique(units))
-            notes: list[str] = []
-            if sign < 0:
-                notes.append("metric negated (lower is better)")
-            if not keep.all():
-                notes.append(f"{int((~keep).sum())} rows with non-finite values dropped")
-            reason = _undefined_reason(x, y, n_units)
-            results: dict[str, tuple[float, float]] = {}
-            boot: dict[str, npt.NDArray[np.float64]] = {}
-            if reason:
-                notes.insert(0, reason)
-            else:
-                results = {m: _point_estimate(m, x, y) for m in method_list}
-                if n_boot > 0:
-                    cache_key = units.tobytes()
-                    if cache_key not in weights_cache:
-                        weights_cache[cache_key] = row_weights(units, n_boot, seed)
-                    boot = replicate_statistics(x, y, weights_cache[cache_key], method_list)
-                else:
-                    notes.append("n_boot=0: no confidence interval")
-            for method in method_list:
-                r, p = results.get(method, (math.nan, math.nan))
-                low, high = math.nan, math.nan
-                method_notes = list(notes)
-                if method in boot:
-                    low, high = percentile_ci(boot[method], confidence)
-                    n_bad = int(np.isnan(boot[method]).sum())
-                    if n_bad:
-                        method_notes.append(_undefined_note(n_bad, n_boot))
+        lay = layout(frame, cells=cell_cols, replicate=seed_col)
+        y = frame[target].to_numpy(dtype=np.float64)
+        x = frame[chosen].to_numpy(dtype=np.float64) * signs
+        root = np.random.SeedSequence(seed)
+        counts = stratified_counts(generator(root), lay.cell_of_episode, n_boot) if n_boot else None
+        finite = np.isfinite(x) & np.isfinite(y)[:, None]
+        for method in method_list:
+            comb = combined_correlation(x, y, lay, method=method, seed=root, episode_counts=counts)
+            for j, metric in enumerate(chosen):
                 rows.append(
                     {
                         **dict(zip(by_cols, key, strict=True)),
                         "metric": metric,
                         "method": method,
-                        "n": len(x),
-                        "n_episodes": int(n_units),
-                        "r": r,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "p_value": p,
-                        "note": "; ".join(method_notes),
+                        **_metric_row(comb, j, finite[:, j], lay.episode_of_row, n_boot),
+                        **_interval_columns(comb, j, confidence),
+                        "note": "; ".join(
+                            _notes(comb, j, signs[j] < 0, int((~finite[:, j]).sum()), n_boot)
+                        ),
                     }
                 )
     columns = [*by_cols, *CORRELATION_COLUMNS]
@@ -420,14 +417,48 @@ def correlations(
     return out
 
 
-def _undefined_reason(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], n_units: int) -> str:
-    if n_units < 3 or len(x) < 3:
-        return "fewer than 3 episodes"
-    if is_constant(x):
-        return "constant metric"
-    if is_constant(y):
-        return "constant target"
-    return ""
+def _metric_row(
+    comb: Combined,
+    j: int,
+    finite: npt.NDArray[np.bool_],
+    episodes: npt.NDArray[np.intp],
+    n_boot: int,
+) -> dict[str, object]:
+    defined = bool(np.isfinite(comb.r[j]))
+    return {
+        "n": int(comb.n[j]) if defined else int(finite.sum()),
+        "n_episodes": int(comb.n_episodes[j]) if defined else len(np.unique(episodes[finite])),
+        "r": float(comb.r[j]),
+        "p_value": float(comb.p[j]),
+        "n_cells": comb.n_cells,
+        "cells_defined": int(comb.cells_defined[j]),
+        "n_seeds": comb.n_seeds,
+        "combination": comb.combination,
+        "seed_share": comb.seed_share(j),
+    }
+
+
+def _interval_columns(comb: Combined, j: int, confidence: float) -> dict[str, float]:
+    low, high = comb.interval(j, confidence)
+    low_e, high_e = comb.episodes_interval(j, confidence)
+    return {"ci_low": low, "ci_high": high, "ci_low_episodes": low_e, "ci_high_episodes": high_e}
+
+
+def _notes(comb: Combined, j: int, negated: bool, dropped: int, n_boot: int) -> list[str]:
+    notes: list[str] = []
+    if comb.reason[j]:
+        notes.append(comb.reason[j])
+    if negated:
+        notes.append("metric negated (lower is better)")
+    if dropped:
+        notes.append(f"{dropped} rows with non-finite values dropped")
+    notes.extend(comb.notes[j])
+    if not comb.reason[j]:
+        if n_boot == 0:
+            notes.append("n_boot=0: no confidence interval")
+        elif comb.undefined_replicates(j):
+            notes.append(_undefined_note(comb.undefined_replicates(j), n_boot))
+    return notes
 
 
 def compare_metrics(
@@ -442,6 +473,8 @@ def compare_metrics(
     confidence: float = 0.95,
     seed: int = 0,
     higher_is_better: Mapping[str, bool] | None = None,
+    cells: Sequence[str] = CELL,
+    replicate: str | None = REPLICATE,
 ) -> pd.DataFrame:
     """Paired bootstrap test of "metric ``a`` correlates with ``target`` better than ``b``".
 
@@ -450,33 +483,35 @@ def compare_metrics(
     not ``|r|``, because a metric's direction is fixed in advance -- a metric that ranks episodes
     backwards is worse, not equally good. Both metrics are evaluated on the same episodes (rows
     where a, b and the target are all finite) and, in every replicate, on the same resampled
-    episodes, so the interval of ``d`` accounts for their correlation.
+    episodes (and seeds), so the interval of ``d`` accounts for their correlation. Each r is
+    combined over (ways, shots) cells and training seeds as in :func:`correlations`.
 
     The one-sided p-value for ``H1: r_a > r_b`` is ``(1 + #{d* <= 0}) / (1 + B)`` over the B
     replicates ``d*``: the smallest level at which the percentile interval's lower bound would
     still exceed 0. It is about 0.5 for two equally good metrics and ``1/(B+1)`` when every
-    replicate favours ``a``.
+    replicate favours ``a``. ``p_two_sided`` is twice the smaller tail (at most 1): the test to
+    read when the direction was not fixed before looking.
 
     Parameters
     ----------
-    table : DataFrame
+    table:
         The study table.
-    a : str
+    a:
         Metric column claimed to be better.
-    b : str or sequence of str
+    b:
         Metric column(s) it is compared with (one result row per group and metric).
-    method : str
+    method:
         One of :data:`METHODS`.
-    target, by, n_boot, confidence, seed, higher_is_better
+    target, by, n_boot, confidence, seed, higher_is_better, cells, replicate
         As in :func:`correlations`.
 
     Returns
     -------
     DataFrame
         The ``by`` columns, ``metric_a``, ``metric_b``, ``method``, ``n``, ``r_a``, ``r_b``,
-        ``difference`` (= r_a - r_b, from scipy's point estimates), ``ci_low``, ``ci_high``
-        (percentile interval of ``d*``), ``p_value`` (one-sided, above) and ``note`` (why a row
-        is NaN).
+        ``difference`` (= r_a - r_b), ``ci_low``, ``ci_high`` (percentile interval of ``d*``),
+        ``p_value`` (one-sided, above), ``note`` (why a row is NaN), ``p_two_sided``,
+        ``n_cells`` and ``n_seeds``.
 
     Examples
     --------
@@ -498,45 +533,39 @@ def compare_metrics(
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {list(METHODS)!r}; got {method!r}.")
     check_boot(n_boot, confidence)
+    cell_cols, seed_col = _group_design(table, by_cols, cells, replicate)
 
     rows: list[dict[str, object]] = []
     for key, frame in iter_groups(table, by_cols):
-        units_all = unit_codes(frame)
         y_all = frame[target].to_numpy(dtype=np.float64)
         xa_all = metric_sign(a, higher_is_better) * frame[a].to_numpy(dtype=np.float64)
-        a_cache: dict[bytes, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]] = {}
         for other in others:
             xb_all = metric_sign(other, higher_is_better) * frame[other].to_numpy(dtype=np.float64)
             keep = np.isfinite(xa_all) & np.isfinite(xb_all) & np.isfinite(y_all)
-            xa, xb, y, units = xa_all[keep], xb_all[keep], y_all[keep], units_all[keep]
-            n_units = len(np.unique(units))
+            part = frame[keep]
+            lay = layout(part, cells=cell_cols, replicate=seed_col)
+            x = np.column_stack([xa_all[keep], xb_all[keep]])
+            comb = combined_correlation(
+                x, y_all[keep], lay, method=method, n_boot=n_boot, seed=seed
+            )
             notes: list[str] = []
             if not keep.all():
                 notes.append(f"{int((~keep).sum())} rows with non-finite values dropped")
-            reason_a = _undefined_reason(xa, y, n_units)
-            reason_b = _undefined_reason(xb, y, n_units)
-            r_a = r_b = diff = low = high = p = math.nan
-            if reason_a or reason_b:
-                which = f"{a}: {reason_a}" if reason_a else f"{other}: {reason_b}"
+            r_a = r_b = diff = low = high = p = p_two = math.nan
+            if comb.reason[0] or comb.reason[1]:
+                which = f"{a}: {comb.reason[0]}" if comb.reason[0] else f"{other}: {comb.reason[1]}"
                 notes.insert(0, which)
             else:
-                r_a = _point_estimate(method, xa, y)[0]
-                r_b = _point_estimate(method, xb, y)[0]
+                r_a, r_b = float(comb.r[0]), float(comb.r[1])
                 diff = r_a - r_b
-                if n_boot > 0:
-                    cache_key = keep.tobytes()
-                    if cache_key not in a_cache:
-                        weights = row_weights(units, n_boot, seed)
-                        a_cache[cache_key] = (
-                            weights,
-                            replicate_statistics(xa, y, weights, [method])[method],
-                        )
-                    weights, boot_a = a_cache[cache_key]
-                    d = boot_a - replicate_statistics(xb, y, weights, [method])[method]
+                if comb.boot is not None:
+                    d = comb.boot[:, 0] - comb.boot[:, 1]
                     ok = d[np.isfinite(d)]
                     if ok.size:
                         low, high = percentile_ci(ok, confidence)
                         p = (1.0 + float((ok <= 0).sum())) / (1.0 + ok.size)
+                        p_other = (1.0 + float((ok >= 0).sum())) / (1.0 + ok.size)
+                        p_two = min(1.0, 2.0 * min(p, p_other))
                     if ok.size < n_boot:
                         notes.append(_undefined_note(n_boot - ok.size, n_boot))
                 else:
@@ -547,7 +576,7 @@ def compare_metrics(
                     "metric_a": a,
                     "metric_b": other,
                     "method": method,
-                    "n": len(y),
+                    "n": int(keep.sum()),
                     "r_a": r_a,
                     "r_b": r_b,
                     "difference": diff,
@@ -555,6 +584,9 @@ def compare_metrics(
                     "ci_high": high,
                     "p_value": p,
                     "note": "; ".join(notes),
+                    "p_two_sided": p_two,
+                    "n_cells": comb.n_cells,
+                    "n_seeds": comb.n_seeds,
                 }
             )
     columns = [*by_cols, *COMPARISON_COLUMNS]

@@ -8,8 +8,10 @@ bilinear forms ``c^T M c`` with the pairwise concordance matrix ``M`` in O(B n^2
 matrix product, exact in integers). With all counts 1 each statistic is scipy's point estimate
 (the tests check it, and check the replicates against scipy on explicitly resampled arrays).
 
-- :func:`generator`, :func:`resample_counts`, :func:`unit_codes`, :func:`row_weights`: who is
-  drawn how often;
+- :func:`generator`, :func:`resample_counts`, :func:`stratified_counts`, :func:`unit_codes`,
+  :func:`row_weights`: who is drawn how often;
+- :func:`pearson_replicates`: Pearson r of many metrics with one target on every replicate at
+  once (one matrix product; what the grid's 10,000-replicate tests run on);
 - :func:`replicate_statistics`: Pearson, Spearman, Kendall and the weighted tau of one (x, y)
   pair on every replicate;
 - :func:`weighted_tau`: Vigna's weighted tau of many small problems at once (source selection:
@@ -28,11 +30,14 @@ import pandas as pd
 
 __all__ = [
     "UNIT_COLUMNS",
+    "constant_replicates",
     "generator",
+    "pearson_replicates",
     "percentile_ci",
     "replicate_statistics",
     "resample_counts",
     "row_weights",
+    "stratified_counts",
     "unit_codes",
     "weighted_tau",
 ]
@@ -62,6 +67,29 @@ def resample_counts(rng: np.random.Generator, n_units: int, n_boot: int) -> npt.
     offsets = (np.arange(n_boot) * n_units)[:, None]
     flat = np.bincount((draws + offsets).ravel(), minlength=n_boot * n_units)
     return flat.reshape(n_boot, n_units).astype(np.int64)
+
+
+def stratified_counts(
+    rng: np.random.Generator, strata: npt.ArrayLike, n_boot: int
+) -> npt.NDArray[np.int64]:
+    """Counts (n_boot, n_units): each stratum's units drawn with replacement within the stratum.
+
+    Unit i belongs to stratum ``strata[i]``; a replicate keeps every stratum's size (the
+    (ways, shots) cells of a mixed suite stay the sizes they are). Strata are drawn in sorted
+    order, each with :func:`resample_counts`, so one stratum gives exactly its counts.
+
+    Examples
+    --------
+    >>> counts = stratified_counts(generator(0), [0, 0, 1, 1, 1], 4)
+    >>> counts[:, :2].sum(axis=1).tolist(), counts[:, 2:].sum(axis=1).tolist()
+    ([2, 2, 2, 2], [3, 3, 3, 3])
+    """
+    codes = np.asarray(strata)
+    out = np.zeros((n_boot, codes.size), dtype=np.int64)
+    for value in np.unique(codes):
+        members = np.flatnonzero(codes == value)
+        out[:, members] = resample_counts(rng, members.size, n_boot)
+    return out
 
 
 def unit_codes(frame: pd.DataFrame) -> npt.NDArray[np.intp]:
@@ -213,6 +241,114 @@ def _one_sided_tau(
     return np.clip(tau, -1.0, 1.0)
 
 
+def constant_replicates(
+    counts: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
+    """(B,): whether ``values`` are constant in each replicate (every draw in one tie group).
+
+    Exact, from the counts: a replicate is constant when one row holds all of its draws, or
+    when a group of tied rows does.
+
+    Examples
+    --------
+    >>> counts = np.array([[3, 0, 0], [0, 2, 1], [1, 1, 1]])
+    >>> constant_replicates(counts, np.array([1.0, 2.0, 2.0])).tolist()
+    [True, True, False]
+    """
+    total = counts.sum(axis=1)
+    return _one_row(counts, total) | _one_tie_group(counts, total, values)
+
+
+def _one_row(counts: npt.NDArray[np.int64], total: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    return np.asarray(counts.max(axis=1, initial=0) >= total, dtype=bool)
+
+
+def _one_tie_group(
+    counts: npt.NDArray[np.int64], total: npt.NDArray[np.int64], values: npt.NDArray[np.float64]
+) -> npt.NDArray[np.bool_]:
+    """Replicates whose draws all fall in one group of two or more tied rows."""
+    _, groups, sizes = np.unique(values, return_inverse=True, return_counts=True)
+    tied = np.flatnonzero(sizes[groups] > 1)
+    if not tied.size:
+        return np.zeros(len(counts), dtype=bool)
+    order = tied[np.argsort(groups[tied], kind="stable")]
+    starts = np.flatnonzero(np.r_[True, np.diff(groups[order]) != 0])
+    sums = np.add.reduceat(counts[:, order], starts, axis=1)
+    return np.asarray((sums >= total[:, None]).any(axis=1), dtype=bool)
+
+
+def _scaled(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Columns centred and divided by their largest absolute value (Pearson r is unchanged)."""
+    centred = values - values.mean(axis=0)
+    scale = np.abs(centred).max(axis=0, initial=0.0)
+    return np.asarray(centred / np.where(scale > 0, scale, 1.0), dtype=np.float64)
+
+
+def _pearson_from_sums(
+    weights: npt.NDArray[np.float64], x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """(B, M) weighted Pearson r of the columns of ``x`` (n, M) with ``y`` (n,), no checks.
+
+    The weighted sums of x, x², y, y² and xy of every replicate and column come from one
+    matrix product of the weights with the (scaled) data.
+    """
+    n_metrics = x.shape[1]
+    xs, ys = _scaled(x), _scaled(y[:, None])[:, 0]
+    design = np.column_stack([ys, ys * ys, xs, xs * xs, xs * ys[:, None]])
+    sums = weights @ design
+    n = weights.sum(axis=1)[:, None]
+    sy, syy = sums[:, :1], sums[:, 1:2]
+    sx = sums[:, 2 : 2 + n_metrics]
+    sxx = sums[:, 2 + n_metrics : 2 + 2 * n_metrics]
+    sxy = sums[:, 2 + 2 * n_metrics :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (sxy - sx * sy / n) / np.sqrt((sxx - sx * sx / n) * (syy - sy * sy / n))
+    return np.asarray(np.clip(r, -1.0, 1.0), dtype=np.float64)
+
+
+def pearson_replicates(
+    x: npt.ArrayLike, y: npt.ArrayLike, counts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """Pearson r of every column of ``x`` with ``y`` on every replicate: (B, M).
+
+    ``counts[b, i]`` is how often row ``i`` is drawn in replicate ``b``. One matrix product
+    serves every replicate and column; r is NaN where a column or ``y`` is constant in a
+    replicate (:func:`constant_replicates`). With all counts 1 each column's r is
+    :func:`scipy.stats.pearsonr`'s to rounding.
+
+    Parameters
+    ----------
+    x:
+        Metric values (finite), shape (n,) or (n, M).
+    y:
+        Target values (finite), shape (n,).
+    counts:
+        How often each row is drawn in each replicate, shape (B, n).
+
+    Returns
+    -------
+    ndarray, shape (B, M)
+
+    Examples
+    --------
+    >>> from scipy import stats
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.normal(size=(30, 2)), rng.normal(size=30)
+    >>> r = pearson_replicates(x, y, np.ones((1, 30), dtype=np.int64))
+    >>> bool(np.isclose(r[0, 1], stats.pearsonr(x[:, 1], y).statistic))
+    True
+    """
+    xs = np.asarray(x, dtype=np.float64)
+    xs = xs[:, None] if xs.ndim == 1 else xs
+    ys = np.asarray(y, dtype=np.float64)
+    r = _pearson_from_sums(counts.astype(np.float64), xs, ys)
+    total = counts.sum(axis=1)
+    bad = _one_row(counts, total) | _one_tie_group(counts, total, ys)
+    columns = [_one_tie_group(counts, total, xs[:, j]) for j in range(xs.shape[1])]
+    bad = bad[:, None] | np.column_stack(columns)
+    return np.asarray(np.where(bad, np.nan, r), dtype=np.float64)
+
+
 def replicate_statistics(
     x: npt.NDArray[np.float64],
     y: npt.NDArray[np.float64],
@@ -241,9 +377,7 @@ def replicate_statistics(
     out: dict[str, npt.NDArray[np.float64]] = {}
 
     if "pearson" in methods:
-        xs = (x - x.mean()) / (np.abs(x - x.mean()).max() or 1.0)
-        ys = (y - y.mean()) / (np.abs(y - y.mean()).max() or 1.0)
-        out["pearson"] = _weighted_corr(w, n, xs[None, :], ys[None, :])
+        out["pearson"] = _pearson_from_sums(w, x[:, None], y)[:, 0]
 
     if "spearman" in methods:
         # Average rank of a tie group = weight below it + (its weight + 1) / 2.
@@ -280,9 +414,9 @@ def weighted_tau(x: npt.ArrayLike, y: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
     Parameters
     ----------
-    x, y : array_like, shape (E, M)
-        E independent problems of M items each; an item that is NaN in x or y is left out of
-        its row.
+    x, y:
+        Shape (E, M): E independent problems of M items each; an item that is NaN in x or y
+        is left out of its row.
 
     Returns
     -------

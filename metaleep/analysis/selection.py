@@ -24,7 +24,9 @@ Per episode and metric (:func:`per_episode_selection`):
   leave-one-out mean accuracies against the episode's accuracies) are computed like a metric's.
 
 :func:`source_selection` averages these over episodes, with percentile bootstrap intervals over
-episodes.
+episodes, and says how often the metric picks its most frequent choice: a metric whose pick
+never varies (``constant_choice``, e.g. LEEP always choosing the backbone with the most source
+classes) is a static prior in disguise, however high its hit rate.
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ SELECTION_COLUMNS: tuple[str, ...] = (
     "regret_ci_high",
     "chance_regret",
     "note",
+    "top_choice",
+    "top_choice_share",
+    "constant_choice",
 )
 """Columns of :func:`source_selection`'s result after the grouping columns."""
 
@@ -157,20 +162,20 @@ def per_episode_selection(
 
     Parameters
     ----------
-    table : DataFrame
+    table:
         The study table; within a group of ``by`` there must be one row per (episode, model).
-    metrics : sequence of str, optional
+    metrics:
         Metric columns; default those of :data:`~metaleep.metrics.registry.DEFAULT_METRICS`
         present.
-    model_col : str
+    model_col:
         Column naming the candidate source model.
-    target : str
+    target:
         Column whose maximum defines the best model (post-adaptation accuracy).
-    by : sequence of str
+    by:
         Columns fixed within a comparison (dummy-label mode and adaptation by default).
-    higher_is_better : mapping str -> bool, optional
+    higher_is_better:
         Orientation of each metric (default all higher-is-better).
-    static_prior : bool
+    static_prior:
         Add the rows of the static-prior baseline (``metric = "static_prior"``): the model
         with the best mean accuracy on the group's other episodes.
 
@@ -332,11 +337,11 @@ def source_selection(
     table, metrics, model_col, target, by, higher_is_better, static_prior
         As in :func:`per_episode_selection`; the static prior's row follows the metrics' in
         each group.
-    n_boot : int
+    n_boot:
         Bootstrap replicates (0: no intervals).
-    confidence : float
+    confidence:
         Coverage of the percentile intervals.
-    seed : int
+    seed:
         Seed of the resampling.
 
     Returns
@@ -345,8 +350,10 @@ def source_selection(
         One row per (group, metric): the ``by`` columns, ``metric``, ``n_episodes``,
         ``n_models``, ``hit_rate`` (+ ``hit_ci_low``/``hit_ci_high``), ``chance_hit_rate``
         (expected hit rate of a uniformly random pick, ties included), ``tau`` (mean weighted
-        tau, + CI), ``regret`` (mean best-minus-chosen accuracy, + CI), ``chance_regret`` and
-        ``note``.
+        tau, + CI), ``regret`` (mean best-minus-chosen accuracy, + CI), ``chance_regret``,
+        ``note``, ``top_choice`` (the pick made most often; ";"-joined models for a tie),
+        ``top_choice_share`` (on what share of the episodes) and ``constant_choice`` (the pick
+        is the same single model on every episode, of two or more).
 
     Raises
     ------
@@ -458,4 +465,10 @@ def _summarise(
     if len(ep) == 0:
         notes.insert(0, "no episode with 2 scored models")
     row["note"] = "; ".join(notes)
+    picks = ep["chosen"].value_counts(sort=True) if len(ep) else pd.Series(dtype=np.int64)
+    top = str(picks.index[0]) if len(picks) else ""
+    row["top_choice"] = top
+    row["top_choice_share"] = float(picks.iloc[0] / len(ep)) if len(picks) else math.nan
+    # a pick that ties every model on every episode is no choice (the metric is undefined)
+    row["constant_choice"] = bool(len(picks) == 1 and len(ep) > 1 and ";" not in top)
     return row

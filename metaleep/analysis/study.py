@@ -262,12 +262,15 @@ def _selection(
     seed: int,
     higher_is_better: Mapping[str, bool],
 ) -> tuple[pd.DataFrame | None, str]:
-    """Source selection over the configurations several backbones share, or why not."""
+    """Source selection over the configurations several backbones share, or why not; with
+    several training seeds (a ``seed`` column), among the backbones of one seed."""
     from metaleep.analysis.selection import source_selection
 
     if "backbone" not in data.columns or data["backbone"].nunique() < 2:
         return None, ""
     by_sel = [c for c in by if c != "backbone"]
+    if "seed" in data.columns and data["seed"].nunique() > 1 and "seed" not in by_sel:
+        by_sel = ["seed", *by_sel]
     shared = (
         data[data.groupby(by_sel, dropna=False)["backbone"].transform("nunique") > 1]
         if by_sel

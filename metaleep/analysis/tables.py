@@ -81,8 +81,9 @@ def metric_columns(table: pd.DataFrame, metrics: Iterable[str] | None = None) ->
 
     Parameters
     ----------
-    table : DataFrame
-    metrics : iterable of str, optional
+    table:
+        The study table.
+    metrics:
         Explicit names, each of which must be a column. ``None`` -> those of
         :data:`DEFAULT_METRICS` present in ``table``.
 

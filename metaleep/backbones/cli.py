@@ -108,7 +108,11 @@ def train(
     test_shots: str = typer.Option("1,5", help="Shots of the meta-test episodes, e.g. 1,5."),
     test_queries: int = typer.Option(15, help="Query images per class of the meta-test episodes."),
     default: bool = typer.Option(
-        False, "--default", help="Build (or load) the default backbones instead; ignores the rest."
+        False,
+        "--default",
+        help="Train the default backbones (at --seed) into the cache instead of loading the "
+        "shipped ones; with --out, also write them there in the shipped layout. Ignores the "
+        "other training options.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     save_every: int = typer.Option(
@@ -127,15 +131,7 @@ def train(
         message = f"`--test-shots` must be integers like 1,5; got {test_shots!r}."
         raise typer.BadParameter(message) from None
     if default:
-        from metaleep.backbones.default import default_backbones
-
-        dataset, class_split = load_data("glyphs", "omniglot")
-        built = default_backbones(progress=progress, dataset=dataset, split=class_split)
-        for backbone in built.values():
-            _report(backbone)
-            _meta_test(
-                backbone, dataset, class_split, test_episodes, shots_list, test_queries, evaluate
-            )
+        _train_defaults(seed, out, progress, test_episodes, shots_list, test_queries)
         return
     if out is None:
         raise typer.BadParameter("`--out` must be a directory for the checkpoint; got None.")
@@ -186,6 +182,37 @@ def train(
         )
     _report(backbone)
     _meta_test(backbone, dataset, class_split, test_episodes, shots_list, test_queries, evaluate)
+
+
+def _train_defaults(
+    seed: int,
+    out: Path | None,
+    progress: bool,
+    test_episodes: int,
+    shots: list[int],
+    queries: int,
+) -> None:
+    """``metaleep train --default``: rebuild the default backbones of one training seed."""
+    from metaleep.backbones.default import default_backbones, ship
+    from metaleep.backbones.evaluation import evaluate
+
+    dataset, class_split = load_data("glyphs", "omniglot")
+    try:
+        built = default_backbones(
+            seed=seed, progress=progress, dataset=dataset, split=class_split, shipped=False
+        )
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--seed") from error
+    for backbone in built.values():
+        _report(backbone)
+        if out is not None:
+            typer.echo(f"{backbone.name}: shipped layout {ship(backbone, out, seed=seed)}")
+        _meta_test(backbone, dataset, class_split, test_episodes, shots, queries, evaluate)
+    typer.echo(
+        "metaleep run and metaleep grid use the backbones shipped with metaleep, not these; "
+        "pass one with --backbones NAME=PATH (a rebuilt backbone differs from the shipped one "
+        "on another machine)."
+    )
 
 
 def _report(backbone: Any) -> None:

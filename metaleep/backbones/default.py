@@ -1,11 +1,23 @@
-"""The embedded default backbones: meta-trained once per machine on the glyph background classes.
+"""The default backbones: trained once, shipped with the package, the same on every machine.
 
-:func:`default_backbone` trains with a fixed :class:`TrainConfig` per algorithm
-(:data:`DEFAULT_CONFIGS`) on :func:`metaleep.data.glyphs.load_glyphs` with the ``"omniglot"``
-split (background alphabets for training, validation alphabets for early stopping) and caches
-the result in ``cache_dir("backbones")``, keyed by the config, the data set fingerprint, the
-split and :data:`DEFAULT_REVISION`. A run that is interrupted resumes from its
-``training.pt`` on the next call.
+Each default backbone (``maml``, ``supervised``, ``protonet``) is a fixed :class:`TrainConfig`
+(:data:`DEFAULT_CONFIGS`) trained on :func:`metaleep.data.glyphs.load_glyphs` with the
+``"omniglot"`` split (background alphabets for training, validation alphabets for early
+stopping), at training seeds 0, 1 and 2 (:data:`SHIPPED_SEEDS`). The trained weights ship in
+``metaleep/backbones/weights/`` (about 1.4 MB for the nine; ``manifest.json`` records each
+file's SHA-256, its weights fingerprint, the data set, the split and how it was made), so
+``metaleep run``, ``metaleep grid`` and the tests load them and train nothing: float rounding
+differs between CPUs, and backbones trained on another machine are other backbones, with other
+figures. :func:`default_backbone` checks a shipped file against the manifest before loading
+it and refuses a damaged one, naming it.
+
+``metaleep train --default`` (:func:`default_backbone` with ``shipped=False``) still trains
+them, into ``cache_dir("backbones")``, keyed by the config (seed included), the data set
+fingerprint, the split and :data:`DEFAULT_REVISION`; an interrupted run resumes from its
+``training.pt``. With ``--out DIR`` it also writes the shipped layout (:func:`ship`): that is
+how the files in the package were made (on the 2-core x86_64 VM this project is developed on,
+torch 2.14 CPU, 1 thread). Other data than the glyphs, or a seed that is not shipped, also
+goes through the cache.
 
 The defaults are sized for a 2-core CPU: all three train in about 135 s of CPU time with one
 torch thread (measured: MAML 88 s, supervised 19 s, ProtoNet 28 s; add about 10 s to generate
@@ -14,14 +26,15 @@ with two threads on a busy shared 2-core VM, and gain only about 10 % on a quiet
 ``conv4-small`` (4 stride-2 conv blocks of 32 channels, d = 32), 5-way 1-shot tasks with 15
 queries. MAML is second-order (1 inner step, lr 0.4, 4 tasks per step, 900 steps): after
 60 s of CPU each, second-order MAML reached 84 % 5-way 1-shot meta-test accuracy, first-order
-MAML 76 %. Meta-test accuracy on the glyph test alphabets (600 episodes, 15 queries):
+MAML 76 %. Meta-test accuracy on the glyph test alphabets (600 episodes, 15 queries) of the
+shipped seed 0 (seeds 1 and 2 within 0.6 points of it):
 
 =============  ==============  ==============
 backbone       5-way 1-shot    5-way 5-shot
 =============  ==============  ==============
-maml           85.4 ± 0.7 %    94.3 ± 0.4 %
-supervised     89.0 ± 0.7 %    96.6 ± 0.3 %
-protonet       88.2 ± 0.7 %    95.5 ± 0.4 %
+maml           87.3 ± 0.7 %    95.0 ± 0.4 %
+supervised     89.2 ± 0.7 %    96.6 ± 0.3 %
+protonet       88.2 ± 0.7 %    95.4 ± 0.4 %
 =============  ==============  ==============
 
 (MAML adapted with 1 step, transductive BatchNorm; supervised and ProtoNet by nearest
@@ -35,9 +48,9 @@ import hashlib
 import json
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from metaleep._io import cache_dir
 from metaleep.backbones.checkpoint import (
@@ -59,9 +72,15 @@ __all__ = [
     "DEFAULT_ALGORITHMS",
     "DEFAULT_CONFIGS",
     "DEFAULT_REVISION",
+    "SHIPPED_SEEDS",
+    "WEIGHTS_DIR",
     "default_backbone",
     "default_backbones",
+    "default_config",
     "default_directory",
+    "ship",
+    "shipped_fingerprints",
+    "shipped_manifest",
 ]
 
 DEFAULT_REVISION = 1
@@ -117,6 +136,15 @@ DEFAULT_CONFIGS: dict[str, TrainConfig] = {
 
 DEFAULT_ALGORITHMS: tuple[str, ...] = tuple(DEFAULT_CONFIGS)
 
+SHIPPED_SEEDS: tuple[int, ...] = (0, 1, 2)
+"""Training seeds of the shipped default backbones (seed 0 is the one ``metaleep run`` uses;
+the grid takes all three as replicates of each source)."""
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+"""Where the shipped default backbones live (package data)."""
+
+MANIFEST = "manifest.json"
+
 
 def _check_name(algorithm: str) -> TrainConfig:
     if algorithm not in DEFAULT_CONFIGS:
@@ -124,6 +152,90 @@ def _check_name(algorithm: str) -> TrainConfig:
             f"`algorithm` must be one of {', '.join(DEFAULT_CONFIGS)}; got {algorithm!r}."
         )
     return DEFAULT_CONFIGS[algorithm]
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    return seed
+
+
+def default_config(algorithm: str, seed: int = 0) -> TrainConfig:
+    """The :class:`TrainConfig` of default backbone ``algorithm`` at training seed ``seed``.
+
+    Examples
+    --------
+    >>> default_config("maml", 2).seed, default_config("maml") == DEFAULT_CONFIGS["maml"]
+    (2, True)
+    """
+    return _check_name(algorithm).replace(seed=_check_seed(seed))
+
+
+def shipped_name(algorithm: str, seed: int) -> str:
+    """The stem of a shipped file: ``"<algorithm>-seed<seed>"``."""
+    return f"{algorithm}-seed{seed}"
+
+
+def shipped_manifest(directory: Path | None = None) -> dict[str, Any]:
+    """The manifest of the shipped default backbones (``{"backbones": {}}`` when none).
+
+    Each entry of ``"backbones"`` (keyed ``"<algorithm>-seed<seed>"``) holds ``file``,
+    ``sha256`` and ``bytes`` of the checkpoint file, ``weights`` (the weights fingerprint that
+    studies record), ``algorithm``, ``seed``, ``cache_key``, ``dataset``, ``split`` and the
+    versions it was made with.
+
+    Examples
+    --------
+    >>> entry = shipped_manifest()["backbones"]["maml-seed0"]
+    >>> entry["algorithm"], entry["seed"], len(entry["sha256"])
+    ('maml', 0, 64)
+    """
+    path = (WEIGHTS_DIR if directory is None else directory) / MANIFEST
+    if not path.is_file():
+        return {"backbones": {}}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is damaged ({err}); reinstall metaleep, or rebuild the default backbones "
+            "with `metaleep train --default` (they will differ from the shipped ones)."
+        ) from err
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("backbones"), dict):
+        raise CheckpointError(f"{path} is damaged (no 'backbones' table); reinstall metaleep.")
+    return manifest
+
+
+def _load_shipped(
+    algorithm: str, seed: int, entry: dict[str, Any], dataset: ImageDataset, directory: Path
+) -> Backbone:
+    """The shipped backbone of ``entry``, after checking its file against the manifest."""
+    from metaleep.backbones.protocol import weights_fingerprint
+
+    path = directory / str(entry["file"])
+    how = (
+        "reinstall metaleep (pip install --force-reinstall metaleep, or git checkout the file), "
+        "or rebuild it with `metaleep train --default` (a rebuilt backbone differs from the "
+        "shipped one)"
+    )
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path}: the shipped default {algorithm!r} backbone (seed {seed}) is missing; {how}."
+        )
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != entry["sha256"]:
+        raise CheckpointError(
+            f"{path}: the shipped default {algorithm!r} backbone (seed {seed}) is damaged: its "
+            f"SHA-256 is {digest[:16]}..., the manifest says {str(entry['sha256'])[:16]}...; "
+            f"{how}."
+        )
+    backbone = load_backbone(path, dataset=dataset)
+    expected = default_config(algorithm, seed)
+    if backbone.config != expected or weights_fingerprint(backbone.model) != entry["weights"]:
+        raise CheckpointError(
+            f"{path} does not hold the default {algorithm!r} backbone of seed {seed} that the "
+            f"manifest describes; {how}."
+        )
+    return backbone
 
 
 def cache_key(config: TrainConfig, dataset: ImageDataset, split: SplitLike) -> str:
@@ -158,10 +270,15 @@ def _glyph_data() -> tuple[ImageDataset, SplitLike]:
 
 
 def default_directory(
-    algorithm: str, dataset: ImageDataset, split: SplitLike, *, create: bool = True
+    algorithm: str,
+    dataset: ImageDataset,
+    split: SplitLike,
+    *,
+    create: bool = True,
+    seed: int = 0,
 ) -> Path:
     """Cache directory of a default backbone: ``cache_dir("backbones", "<name>-<key>")``."""
-    config = _check_name(algorithm)
+    config = default_config(algorithm, seed)
     folder = f"{algorithm}-{cache_key(config, dataset, split)}"
     return cache_dir("backbones", folder) if create else cache_dir("backbones") / folder
 
@@ -169,11 +286,13 @@ def default_directory(
 def default_backbone(
     algorithm: str = "maml",
     *,
+    seed: int = 0,
     progress: bool = True,
     dataset: ImageDataset | None = None,
     split: SplitLike | None = None,
+    shipped: bool = True,
 ) -> Backbone:
-    """A default backbone: loaded from the cache, or trained once (and cached) if absent.
+    """A default backbone: the shipped one, or one trained once into the cache.
 
     Parameters
     ----------
@@ -182,23 +301,88 @@ def default_backbone(
         0.4, with a meta-learned 5-way head: "head" dummy labels; the study adapts it with that
         inner loop), ``"supervised"`` (Z-way source classifier:
         "source" dummy labels) or ``"protonet"``.
+    seed:
+        Training seed (:data:`SHIPPED_SEEDS` are shipped; another seed is trained and cached).
     progress:
         Show a progress bar while training.
     dataset, split:
         Default: the glyph data set and its ``"omniglot"`` split (loaded here). Pass them to
-        avoid loading twice; other data gives another cache entry.
+        avoid loading twice; other data gives another (trained, cached) backbone.
+    shipped:
+        Use the shipped file when there is one for this data, split and seed (default). False
+        trains into the cache (or loads what an earlier call trained there): what
+        ``metaleep train --default`` does.
 
     Returns
     -------
     Backbone
         Named ``algorithm``, model in eval mode on the CPU.
+
+    Raises
+    ------
+    CheckpointError
+        A shipped file that is missing or does not match the package's manifest (named, with
+        what to do); it is never replaced silently.
     """
-    config = _check_name(algorithm)
+    config = default_config(algorithm, seed)
     if dataset is None or split is None:
         dataset, split = _glyph_data()
-    directory = default_directory(algorithm, dataset, split)
+    if shipped:
+        entry = shipped_manifest(WEIGHTS_DIR)["backbones"].get(shipped_name(algorithm, seed))
+        if (
+            entry is not None
+            and entry.get("dataset") == dataset.fingerprint
+            and entry.get("split") == split_fingerprint(split)
+        ):
+            return _load_shipped(algorithm, seed, entry, dataset, WEIGHTS_DIR)
+    directory = default_directory(algorithm, dataset, split, seed=seed)
     with _locked(directory):
         return _load_or_train(algorithm, config, dataset, split, directory, progress)
+
+
+def ship(backbone: Backbone, directory: str | Path, *, seed: int) -> Path:
+    """Copy a trained default backbone into ``directory`` in the shipped layout.
+
+    Writes ``<algorithm>-seed<seed>.pt`` (the ``backbone.pt`` file as it is) and adds its
+    entry to ``directory/manifest.json``: how ``metaleep/backbones/weights`` was made
+    (``metaleep train --default --seed K --out metaleep/backbones/weights``).
+    """
+    import metaleep
+    from metaleep._io import atomic_write_bytes
+    from metaleep.backbones.protocol import weights_fingerprint
+
+    if backbone.path is None or not backbone.path.is_file():
+        raise ValueError(f"`backbone` must have been saved to a file; got path {backbone.path!r}.")
+    if backbone.config != default_config(backbone.name, seed):
+        raise ValueError(
+            f"`backbone` must be the default {backbone.name!r} backbone of seed {seed}; got one "
+            "made with another configuration."
+        )
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = shipped_name(backbone.name, seed)
+    target = out / f"{stem}.pt"
+    data = backbone.path.read_bytes()
+    if backbone.path.resolve() != target.resolve():
+        atomic_write_bytes(target, data)
+    manifest = shipped_manifest(out)
+    manifest["backbones"][stem] = {
+        "file": target.name,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "weights": weights_fingerprint(backbone.model),
+        "algorithm": backbone.name,
+        "seed": seed,
+        "cache_key": backbone.path.parent.name.rpartition("-")[2],
+        "dataset": backbone.dataset_fingerprint,
+        "split": dict(backbone.split),
+        "revision": DEFAULT_REVISION,
+        "metaleep": metaleep.__version__,
+    }
+    manifest["backbones"] = dict(sorted(manifest["backbones"].items()))
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    atomic_write_bytes(out / MANIFEST, text.encode("utf-8"))
+    return target
 
 
 @contextlib.contextmanager
@@ -291,9 +475,11 @@ def _load_or_train(
 def default_backbones(
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS,
     *,
+    seed: int = 0,
     progress: bool = True,
     dataset: ImageDataset | None = None,
     split: SplitLike | None = None,
+    shipped: bool = True,
 ) -> dict[str, Backbone]:
     """:func:`default_backbone` for each of ``algorithms`` (data loaded once)."""
     for algorithm in algorithms:
@@ -301,5 +487,19 @@ def default_backbones(
     if dataset is None or split is None:
         dataset, split = _glyph_data()
     return {
-        a: default_backbone(a, progress=progress, dataset=dataset, split=split) for a in algorithms
+        a: default_backbone(
+            a, seed=seed, progress=progress, dataset=dataset, split=split, shipped=shipped
+        )
+        for a in algorithms
     }
+
+
+def shipped_fingerprints(seeds: Sequence[int] = SHIPPED_SEEDS) -> dict[str, dict[str, str]]:
+    """``{"seed<k>": {algorithm: weights fingerprint}}`` of the shipped backbones (from the
+    manifest; what figures stamp beside the commit)."""
+    entries = shipped_manifest()["backbones"].values()
+    out: dict[str, dict[str, str]] = {}
+    for entry in sorted(entries, key=lambda e: (e["seed"], e["algorithm"])):
+        if entry["seed"] in seeds:
+            out.setdefault(f"seed{entry['seed']}", {})[entry["algorithm"]] = entry["weights"]
+    return out

@@ -1,5 +1,5 @@
 """Transferability metrics, per episode and batched: LEEP, NCE, H-score, LogME, N-LEEP, and the
-metrics that came after LEEP (shrinkage H-score, GBC, TransRate, SFDA), plus a free baseline.
+metrics that came after LEEP (shrinkage H-score, GBC, TransRate, SFDA), plus two free baselines.
 
 Each metric has one module with one batched core, declared with
 :func:`metaleep.metrics.spec.define_metric`, from which derive a per-episode function returning
@@ -19,10 +19,12 @@ gbc                :func:`gbc_score`                :func:`gbc_score_batch`     
 transrate          :func:`transrate_score`          :func:`transrate_score_batch`          features
 sfda               :func:`sfda_score`               :func:`sfda_score_batch`               features
 centroid_loo       :func:`centroid_loo_score`       :func:`centroid_loo_score_batch`       features
+cosine_spread      :func:`cosine_spread_score`      :func:`cosine_spread_score_batch`      features
 =================  ===============================  =====================================  ========
 
-``centroid_loo`` is not a transferability metric but the baseline one should beat: the support
-set's nearest-centroid leave-one-out accuracy.
+``centroid_loo`` and ``cosine_spread`` are not transferability metrics but the baselines one
+should beat: the support set's nearest-centroid leave-one-out accuracy (0 in 1-shot episodes),
+and the label-free mean cosine distance between its embeddings (defined at 1 shot).
 
 Inputs may be numpy arrays, torch tensors (CPU or CUDA: computed on the tensor's device) or
 nested lists; computation is in float64; every score is higher-is-better. Batched inputs are
@@ -37,8 +39,8 @@ LEEP = NCE = 0; logits are accepted with ``from_logits=True`` and handled in log
 Probability rows must be finite, non-negative and sum to 1 within a tolerance of
 ``max(PROBS_ATOL, 2 eps sqrt(Z))`` (:data:`PROBS_ATOL` = 1e-6; eps of the input dtype), so float32
 and float16 softmaxes over many labels pass.
-Every metric needs at least one sample per episode; H-score, shrinkage H-score, N-LEEP and
-``centroid_loo`` at least two. Bad input
+Every metric needs at least one sample per episode; H-score, shrinkage H-score, N-LEEP,
+``centroid_loo`` and ``cosine_spread`` at least two. Bad input
 raises ``TypeError``/``ValueError`` with the message ``"`name` must be <expected>; got
 <actual>."``, never a silent NaN; ``validate=False`` skips the value checks (finiteness,
 probability rows) for speed.
@@ -67,6 +69,7 @@ from metaleep.metrics.nleep import nleep_score, nleep_score_batch
 from metaleep.metrics.registry import METRICS, MetricSpec, get_metric
 from metaleep.metrics.sfda import sfda_score, sfda_score_batch
 from metaleep.metrics.shrinkage_hscore import shrinkage_h_score, shrinkage_h_score_batch
+from metaleep.metrics.spread import cosine_spread_score, cosine_spread_score_batch
 from metaleep.metrics.transrate import transrate_score, transrate_score_batch
 
 __all__ = [
@@ -75,6 +78,8 @@ __all__ = [
     "MetricSpec",
     "centroid_loo_score",
     "centroid_loo_score_batch",
+    "cosine_spread_score",
+    "cosine_spread_score_batch",
     "gbc_score",
     "gbc_score_batch",
     "get_metric",

@@ -28,6 +28,7 @@ from metaleep.metrics import (
     nleep,
     sfda,
     shrinkage_hscore,
+    spread,
     transrate,
 )
 from metaleep.metrics._validation import message
@@ -55,11 +56,12 @@ METRICS: dict[str, MetricSpec] = {
         transrate.SPEC,
         sfda.SPEC,
         centroid.SPEC,
+        spread.SPEC,
     )
 }
 """Every metric by name, in a fixed order: leep, nce, h_score, logme, nleep, shrinkage_h_score,
-gbc, transrate, sfda and the free baseline centroid_loo. A new metric is one line here (its
-module declares it with :func:`metaleep.metrics.spec.define_metric`)."""
+gbc, transrate, sfda and the free baselines centroid_loo and cosine_spread. A new metric is one
+line here (its module declares it with :func:`metaleep.metrics.spec.define_metric`)."""
 
 DEFAULT_METRICS: tuple[str, ...] = (
     "leep",
@@ -72,10 +74,12 @@ DEFAULT_METRICS: tuple[str, ...] = (
     "transrate",
     "sfda",
     "centroid_loo",
+    "cosine_spread",
 )
 """The metrics a study computes by default (``metaleep run``; the table's metric columns when
 none are named), in this order: LEEP, the paper's baselines, the metrics after LEEP and the
-free ``centroid_loo`` baseline."""
+free baselines ``centroid_loo`` (label-using, 0 at 1 shot) and ``cosine_spread`` (label-free,
+defined at 1 shot)."""
 
 
 def get_metric(name: str) -> MetricSpec:
@@ -96,7 +100,7 @@ def get_metric(name: str) -> MetricSpec:
     Traceback (most recent call last):
     ...
     ValueError: `name` must be one of 'leep', 'nce', 'h_score', 'logme', 'nleep',
-    'shrinkage_h_score', 'gbc', 'transrate', 'sfda', 'centroid_loo'; got 'leap'.
+    'shrinkage_h_score', 'gbc', 'transrate', 'sfda', 'centroid_loo', 'cosine_spread'; got 'leap'.
     """
     if not isinstance(name, str):
         raise TypeError(message("name", "a metric name (str)", name))

@@ -29,6 +29,8 @@ from metaleep.analysis.grid import (
     DIMENSIONS,
     SETTING,
     GridAnalysis,
+    regime_findings,
+    regime_table,
     selection_summary,
     wins_table,
 )
@@ -39,13 +41,16 @@ if TYPE_CHECKING:
 
     from metaleep.report.document import Document
 
-
 __all__ = [
     "GRID_SECTIONS",
     "GridPage",
+    "added_section",
+    "cells_section",
     "grid_headline",
     "heatmap_figure",
     "leave_out_figure",
+    "regime_section",
+    "robustness_section",
     "setting_label",
     "settings_frame",
     "wins_figure",
@@ -83,13 +88,13 @@ GridSection = Callable[["Document", GridPage], None]
 
 
 def setting_label(row: Mapping[str, object]) -> str:
-    """``target / source / dummy / transfer`` of a setting row.
+    """``target / regime / source / dummy / transfer`` of a setting row.
 
     Examples
     --------
-    >>> setting_label({"target": "glyphs-5w1s", "backbone": "maml", "dummy": "head",
-    ...                "adaptation": "anil"})
-    'glyphs-5w1s / maml / head / anil'
+    >>> setting_label({"target": "glyphs-5w1s", "regime": "1-shot", "backbone": "maml",
+    ...                "dummy": "head", "adaptation": "anil"})
+    'glyphs-5w1s / 1-shot / maml / head / anil'
     """
     return " / ".join(str(row[c]) for c in SETTING)
 
@@ -255,49 +260,23 @@ def settings_frame(analysis: GridAnalysis) -> pd.DataFrame:
 
 
 def grid_headline(analysis: GridAnalysis, *, markup: bool = True) -> list[str]:
-    """The grid in two or three sentences: the metric with most wins, how many significant and
-    how stable, the runners-up, and the free baseline's count."""
-    from metaleep.analysis.baseline import BASELINES
+    """The grid in words, one paragraph per regime (1-shot, >= 2-shot): how many settings and
+    distinct comparisons, which metric has the highest r how often, how many wins survive the
+    selection-aware test, who has no r, how the rank coefficients change the winners and the
+    training seed's share of the intervals
+    (:func:`~metaleep.analysis.grid.regime_findings`)."""
+    from metaleep.analysis.grid import regime_findings
     from metaleep.report.plots import metric_label
 
-    wins = analysis.wins.sort_values("wins", ascending=False, kind="stable")
-    n = int(wins["n_settings"].max()) if len(wins) else 0
-    if not n:
+    findings = regime_findings(
+        analysis.wins_by_regime, analysis.counts, alpha=analysis.alpha, label=metric_label
+    )
+    if not findings:
         return ["No metric has a correlation with accuracy in any setting."]
     bold = (lambda t: f"**{t}**") if markup else (lambda t: t)
-    top = wins.iloc[0]
-    name = metric_label(str(top["metric"]))
-    tied = [metric_label(m) for m in analysis.top]
-    if len(tied) > 1:
-        lead = f"{' and '.join(tied)} tie for most wins: {int(top['wins'])} of {n} settings each"
-    else:
-        lead = (
-            f"{name} correlates best with post-adaptation accuracy in {int(top['wins'])} of "
-            f"{n} settings ({int(top['significant_wins'])} significantly)"
-        )
-    sentences = [
-        f"{bold(lead)}; it tops the grid in {100 * float(top['top_share']):.0f} % of "
-        f"{analysis.n_boot} episode resamples (wins there: {float(top['boot_low']):.0f} to "
-        f"{float(top['boot_high']):.0f})."
+    return [
+        f"{bold(f'{regime} episodes.')} " + " ".join(lines) for regime, lines in findings.items()
     ]
-    others = wins.iloc[1:]
-    others = others[(others["wins"] > 0) & ~others["metric"].isin(BASELINES)]
-    if len(others):
-        sentences.append(
-            "Next: "
-            + ", ".join(f"{metric_label(str(m))} {int(k)}" for m, k in zip(others["metric"],
-                                                                          others["wins"],
-                                                                          strict=True))
-            + "."
-        )  # fmt: skip
-    for rec in wins[wins["metric"].isin(BASELINES)].to_dict("records"):
-        base = metric_label(str(rec["metric"])).removesuffix(" (baseline)")
-        sentences.append(
-            f"The free baseline {base} is best in {int(rec['wins'])} of {n} settings "
-            f"({int(rec['significant_wins'])} significantly): a metric earns its cost only "
-            "where it beats it."
-        )
-    return sentences
 
 
 def _findings(analysis: GridAnalysis) -> list[str]:
@@ -490,11 +469,114 @@ def _words(value: object) -> str:
     return str(value)
 
 
+def regime_section(doc: Document, page: GridPage) -> None:
+    """The headline by regime: 1-shot and >=2-shot settings apart, in words and as tables."""
+    analysis = page.analysis
+    from metaleep.report.plots import metric_label
+
+    if analysis.wins_by_regime.empty:
+        return
+    doc.heading("Wins by regime")
+    doc.paragraph(
+        "1-shot episodes and episodes of 2 or more shots are different contests: at 1 shot "
+        "the label-using baselines (centroid LOO, H-score, SFDA, GBC) are constant and have no "
+        "r, and the label-free cosine spread is LEEP's free competitor. 'distinct' counts "
+        "identical comparisons (the same metric values against the same accuracies, e.g. a "
+        "feature metric under two dummy-label modes) once."
+    )
+    findings = regime_findings(
+        analysis.wins_by_regime, analysis.counts, alpha=analysis.alpha, label=metric_label
+    )
+    for regime, lines in findings.items():
+        doc.paragraph(f"{regime}:")
+        doc.bullets(lines)
+        table = regime_table(analysis, regime)
+        table["metric"] = [metric_label(m) for m in table["metric"]]
+        doc.table(table, f"{regime} settings: best in k of N, per metric.")
+
+
+def robustness_section(doc: Document, page: GridPage) -> None:
+    """Wins under Pearson, Spearman and Kendall side by side, and where the winner changes."""
+    analysis = page.analysis
+    from metaleep.report.plots import metric_label
+
+    rob = analysis.robustness
+    if rob.empty:
+        return
+    doc.heading("Wins under Pearson, Spearman and Kendall")
+    wide = rob.pivot_table(
+        index="metric", columns="regime", values=["pearson", "spearman", "kendall"], sort=False
+    )
+    wide.columns = [f"{column[1]}: {column[0]}" for column in wide.columns]
+    wide = wide.reindex(analysis.metrics).reset_index()
+    wide["metric"] = [metric_label(m) for m in wide["metric"]]
+    doc.table(wide, "Settings won under each coefficient (point estimates), per regime.")
+    s = analysis.settings
+    changed = s[
+        (s["winner"] != "")
+        & ((s["winner_spearman"] != s["winner"]) | (s["winner_kendall"] != s["winner"]))
+    ]
+    if len(changed):
+        cols = [*SETTING, "winner", "winner_spearman", "winner_kendall"]
+        doc.details(
+            f"The {len(changed)} settings whose winner changes with the coefficient",
+            changed[cols],
+        )
+
+
+def added_section(doc: Document, page: GridPage) -> None:
+    """The R^2 each metric adds over the design's controls and over the free baselines."""
+    analysis = page.analysis
+    from metaleep.report.plots import metric_label
+
+    added = analysis.added
+    if added.empty:
+        return
+    doc.heading("What a metric adds")
+    doc.paragraph(
+        "Per target and regime, accuracy regressed on the controls (fixed effects of the "
+        "(ways, shots) cell, the source x transfer pair and the source x seed network), each "
+        "source with its own dummy labels: the R^2 a metric adds over the controls, and over "
+        "the controls plus the free baselines (centroid LOO and cosine spread)."
+    )
+    mean = (
+        added.groupby(["regime", "metric"], sort=False)[
+            ["added_over_controls", "added_over_baselines"]
+        ]
+        .mean()
+        .reset_index()
+    )
+    mean["metric"] = [metric_label(m) for m in mean["metric"]]
+    doc.table(mean.round(3), "Mean R^2 added over the targets of each regime.")
+    doc.details("Per target", added.round(4))
+
+
+def cells_section(doc: Document, page: GridPage) -> None:
+    """Every setting's Pearson r per (ways, shots) cell: what the combined r is made of."""
+    analysis = page.analysis
+    cells = analysis.cells
+    if cells.empty:
+        return
+    doc.heading("By (ways, shots) cell")
+    doc.paragraph(
+        "A setting's r combines its cells by Fisher z weighted by n - 3 (and its seeds); here "
+        "is each cell's own r (mean Fisher z over the seeds), blank where the metric has none."
+    )
+    index = [c for c in cells.columns if c not in ("metric", "n", "r")]
+    wide = cells.pivot_table(index=index, columns="metric", values="r", sort=False)
+    wide = wide.reindex(columns=[m for m in analysis.metrics if m in wide.columns])
+    doc.details(f"{len(wide)} (setting, cell) rows", wide.round(2).reset_index())
+
+
 GRID_SECTIONS: tuple[GridSection, ...] = (
     headline_section,
+    regime_section,
     wins_section,
     heatmap_section,
     stability_section,
+    robustness_section,
+    cells_section,
+    added_section,
     selection_section,
     settings_section,
     targets_section,
@@ -554,3 +636,8 @@ def write_grid_report(
     for name, data in doc.figures.items():
         atomic_write_bytes(out / name, data)
     return out / "report.html"
+
+
+# --------------------------------------------------------------------------------------------
+# Sections of issue 22 (regimes, robustness, what a metric adds); each draws analysis data only
+# --------------------------------------------------------------------------------------------

@@ -87,11 +87,11 @@ def format_correlation_table(
 
     Parameters
     ----------
-    corr : DataFrame
+    corr:
         Output of :func:`~metaleep.analysis.correlations.correlations`.
-    methods : sequence of str, optional
+    methods:
         Methods to keep, in this order (default: all present, in their order).
-    digits : int
+    digits:
         Decimals.
 
     Returns
@@ -949,14 +949,14 @@ def write_report(
 
     Parameters
     ----------
-    analysis : StudyAnalysis
+    analysis:
         What to show (:func:`~metaleep.analysis.study.analyse_study`); nothing is computed
         here. Its tables go to CSV files with :meth:`StudyAnalysis.write`.
-    out_dir : str or Path
+    out_dir:
         Directory to write into (created).
-    title : str
+    title:
         Page title.
-    sections : sequence of callables
+    sections:
         The page's parts in order (default :data:`SECTIONS`).
 
     Returns

@@ -47,6 +47,7 @@ _LABELS = {
     "transrate": "TransRate",
     "sfda": "SFDA",
     "centroid_loo": "centroid LOO (baseline)",
+    "cosine_spread": "cosine spread (baseline)",
     "static_prior": "static prior (baseline)",
     "leep_norm": "LEEP (normalised)",
     "nleep_norm": "N-LEEP (normalised)",
@@ -156,23 +157,23 @@ def scatter_metrics(
 
     Parameters
     ----------
-    table : DataFrame
+    table:
         Rows to plot (typically one (backbone, dummy, adaptation) group of the study table).
-    metrics : sequence of str, optional
+    metrics:
         Metric columns; default those of :data:`~metaleep.metrics.registry.DEFAULT_METRICS`
         present.
-    target : str
+    target:
         Column on the y axis.
-    hue : str, optional
+    hue:
         Column whose values colour the points (e.g. ``"ways"``), with a legend.
-    correlations : DataFrame or mapping, optional
+    correlations:
         Where the title's r and CI come from: the output of
         :func:`~metaleep.analysis.correlations.correlations` restricted to this group (its Pearson
         rows are used), or a mapping ``metric -> (r, ci_low, ci_high)``. Default: Pearson r
         from scipy, no CI.
-    title : str, optional
+    title:
         Figure title.
-    ncols : int
+    ncols:
         Panels per row.
 
     Returns
@@ -265,22 +266,22 @@ def scatter_grid(
 
     Parameters
     ----------
-    table : DataFrame
+    table:
         Rows to plot.
-    rows : sequence of str
+    rows:
         Columns whose distinct value combinations are the rows of the grid (sorted).
-    metrics : sequence of str, optional
+    metrics:
         Metric columns (the grid's columns); default those of
         :data:`~metaleep.metrics.registry.DEFAULT_METRICS` present.
-    target : str
+    target:
         Column on the y axes.
-    correlations : DataFrame, optional
+    correlations:
         :func:`~metaleep.analysis.correlations.correlations` output holding the ``rows``
         columns; each panel's r and CI come from its configuration's Pearson row (default:
         scipy, no CI).
-    title : str, optional
+    title:
         Figure title.
-    panel : (float, float)
+    panel:
         Width and height of one panel in inches.
 
     Returns
@@ -399,11 +400,11 @@ def correlation_bars(
 
     Parameters
     ----------
-    corr : DataFrame
+    corr:
         Output of :func:`~metaleep.analysis.correlations.correlations`.
-    method : str
+    method:
         Which method's rows to draw.
-    title : str, optional
+    title:
         Axes title (default names the method).
 
     Returns
@@ -461,9 +462,9 @@ def selection_plot(selection: pd.DataFrame, *, title: str | None = None) -> Figu
 
     Parameters
     ----------
-    selection : DataFrame
+    selection:
         Output of :func:`~metaleep.analysis.selection.source_selection`.
-    title : str, optional
+    title:
         Figure title.
 
     Returns
@@ -574,15 +575,15 @@ def forest_plot(
 
     Parameters
     ----------
-    corr : DataFrame
+    corr:
         :func:`~metaleep.analysis.correlations.correlations` output.
-    best : DataFrame, optional
+    best:
         :func:`~metaleep.analysis.baseline.verdict` output (its ``best`` column is starred).
-    method : str
+    method:
         Which method's rows to draw.
-    metrics : sequence of str, optional
+    metrics:
         The rows, in order (default: every metric of ``corr``).
-    width : float
+    width:
         Figure width in inches.
 
     Returns
@@ -722,18 +723,18 @@ def best_metric_scatter(
 
     Parameters
     ----------
-    table : DataFrame
+    table:
         The study table (the rows of every group).
-    best : DataFrame
+    best:
         :func:`~metaleep.analysis.baseline.verdict` output: its grouping columns pick the rows,
         its ``best`` column the metric; groups without a best metric are left out.
-    target : str
+    target:
         Column on the y axes.
-    correlations : DataFrame, optional
+    correlations:
         Where each panel's r and CI come from (default: scipy's r, no CI).
-    ncols : int
+    ncols:
         Panels per row.
-    width : float
+    width:
         Figure width in inches.
 
     Returns

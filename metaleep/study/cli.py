@@ -235,6 +235,11 @@ def run(
     ),
     out: Annotated[Path, typer.Option(help="Study directory (resumable).")] = _DEFAULT_OUT,
     seed: int = typer.Option(StudyConfig.seed, help="Seed of the stochastic parts."),
+    seeds: str = typer.Option(
+        "0",
+        help="Training seeds of the default backbones, e.g. 0,1,2 (shipped: 0, 1, 2): the "
+        "study runs once per seed (OUT/seed-K) and analyses the seeds as replicates.",
+    ),
     temperature: float = typer.Option(
         0.0, help="Temperature of the prototypes dummy labels (0: scale-free default)."
     ),
@@ -294,6 +299,13 @@ def run(
         )
         sampling = Sampling(ways, shots, queries or None, min_images or None)
         config.resolved_device()
+        from metaleep.study.seeds import check_seeds
+
+        try:
+            parsed = [int(k) for k in _split(seeds)]
+        except ValueError:
+            raise ValueError(f"`--seeds` must be integers like 0,1,2; got {seeds!r}.") from None
+        training_seeds = check_seeds(parsed, config.backbones, "--seeds")
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
@@ -310,18 +322,32 @@ def run(
 
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        result = run_study(
-            config,
-            out_dir=out,
-            ways=sampling.ways,
-            shots=sampling.shots,
-            queries=sampling.queries,
-            min_images=sampling.min_images,
-            progress=progress,
-            overwrite=overwrite,
-            n_boot=n_boot,
-            executor=chunk_executor,
-        )
+        if len(training_seeds) > 1 or training_seeds != (0,):
+            from metaleep.study.seeds import run_seeded_study
+
+            result = run_seeded_study(
+                config,
+                training_seeds,
+                out_dir=out,
+                sampling=sampling,
+                progress=progress,
+                overwrite=overwrite,
+                n_boot=n_boot,
+                executor=chunk_executor,
+            )
+        else:
+            result = run_study(
+                config,
+                out_dir=out,
+                ways=sampling.ways,
+                shots=sampling.shots,
+                queries=sampling.queries,
+                min_images=sampling.min_images,
+                progress=progress,
+                overwrite=overwrite,
+                n_boot=n_boot,
+                executor=chunk_executor,
+            )
     except KeyboardInterrupt as error:
         _interrupted(error)
         raise  # not reached: _interrupted ends the process

@@ -6,9 +6,12 @@ dummy-label modes, transfer types (adaptations) and targets in a TOML file
 (:func:`~metaleep.study.grid_config.load_grid`; ``metaleep/study/grids/default.toml`` and
 ``quick.toml`` ship with the package, copy one to edit it); :func:`run_grid` runs it:
 
-- each target is **one resumable study** (:func:`~metaleep.study.runner.run_study`) with every
-  source, dummy mode and feature- or MAML-based transfer, so each backbone's outputs on the
-  target are computed once and shared by all of its settings there;
+- each target is **one resumable study** (:func:`~metaleep.study.runner.run_study`) per
+  training seed of the sources (``seeds``: the default backbones ship at seeds 0, 1 and 2),
+  with every source, dummy mode and feature- or MAML-based transfer, so each backbone's outputs
+  on the target are computed once and shared by all of its settings there. The seeds are
+  replicates of one source: the table's ``seed`` column tells them apart, the source keeps
+  its name, and the analysis resamples seeds and episodes together;
 - fine-tuning, the expensive transfer type (a copy of the network trained 100 SGD steps per
   episode), runs as a second study on the first ``finetune_episodes`` episodes of the target.
   A backbone whose head does not fit the episode (the supervised source classifier's 762-way
@@ -20,7 +23,8 @@ dummy-label modes, transfer types (adaptations) and targets in a TOML file
   rendered by :mod:`metaleep.report.grid_page`.
 
 Everything is written as it goes (``targets/<name>/`` holds each target's study and its own
-report); running the same grid again in the same folder resumes.
+report, ``targets/<name>/seed-<k>/`` each seed's when the grid has several); running the same
+grid again in the same folder resumes.
 
 The grid itself is declared by a :class:`~metaleep.study.grid_config.GridConfig`
 (:func:`~metaleep.study.grid_config.load_grid` reads a TOML file).
@@ -168,17 +172,27 @@ def run_grid(
     chunks_before = _count_chunks(out)
 
     notes: list[str] = []
-    loaded: list[StudyBackbone] | None = list(backbones) if backbones is not None else None
+    seeds = config.seeds
+    if backbones is not None and len(seeds) > 1:
+        raise ValueError(
+            f"`backbones` must come with one training seed (grid.seeds = [0]); got seeds "
+            f"{list(seeds)} (ready backbones have no seeds to choose)."
+        )
+    loaded: dict[int, list[StudyBackbone]] = (
+        {seeds[0]: list(backbones)} if backbones is not None else {}
+    )
     frames: list[pd.DataFrame] = []
     reports: dict[str, str] = {}
-    bar = tqdm(config.targets, desc="targets", disable=not progress)
-    for target in bar:
-        bar.set_postfix_str(target.name)
+    bar = tqdm(
+        [(t, k) for t in config.targets for k in seeds], desc="targets", disable=not progress
+    )
+    for target, seed in bar:
+        bar.set_postfix_str(target.name if len(seeds) == 1 else f"{target.name} seed {seed}")
         transfers = config.transfers_of(target)
         cheap = tuple(t for t in transfers if t != "finetune")
         base = StudyConfig(
             suite=target.suite,
-            backbones=config.sources if loaded is None else tuple(b.name for b in loaded),
+            backbones=config.sources if seed not in loaded else tuple(b.name for b in loaded[seed]),
             dummies=config.dummies,
             adaptations=cheap or ("prototype",),
             metrics=config.metrics,
@@ -188,21 +202,24 @@ def run_grid(
             data=target.data,
         )
         dataset = dataset_for(base)
-        if loaded is None:
-            loaded = load_backbones(config.sources, dataset, progress=progress)
-            base = replace(base, backbones=tuple(b.name for b in loaded))
+        if seed not in loaded:
+            loaded[seed] = load_backbones(config.sources, dataset, progress=progress, seed=seed)
+            base = replace(base, backbones=tuple(b.name for b in loaded[seed]))
+        sources = loaded[seed]
         suite = load_suite(target.suite, dataset)
         folder = out / "targets" / target.name
+        if len(seeds) > 1:
+            folder = folder / f"seed-{seed}"
         study = run_study(
             base,
             out_dir=folder,
             dataset=dataset,
             suite=suite,
-            backbones=loaded,
-            analyse=config.target_reports,
+            backbones=sources,
+            analyse=config.target_reports and seed == seeds[0],
             progress=progress,
             overwrite=overwrite,
-            n_boot=config.n_boot,
+            n_boot=min(config.n_boot, 1000) or 1,
         )
         if study.report is not None:
             reports[target.name] = os.path.relpath(study.report, out)
@@ -216,12 +233,13 @@ def run_grid(
             n_tune = min(config.finetune_episodes, base.episodes or len(suite.episodes))
             ways = _ways_of(suite, n_tune)
             if len(ways) != 1:
-                notes.append(
-                    f"{target.name}: fine-tuning skipped (episodes of {len(ways)} numbers of "
-                    "ways; one fresh head cannot serve them)"
-                )
+                if seed == seeds[0]:
+                    notes.append(
+                        f"{target.name}: fine-tuning skipped (episodes of {len(ways)} numbers "
+                        "of ways; one fresh head cannot serve them)"
+                    )
             else:
-                variants = [b.with_head(ways[0], dataset) for b in loaded]
+                variants = [b.with_head(ways[0], dataset) for b in sources]
                 tuned = run_study(
                     replace(
                         base,
@@ -240,6 +258,7 @@ def run_grid(
                 )
                 parts.append(_finetune_rows(main, tuned.table))
         frame = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+        frame.insert(0, "seed", seed)
         frame.insert(0, "target", target.name)
         frames.append(frame)
     bar.close()
@@ -249,25 +268,16 @@ def run_grid(
         table, metrics=config.metrics, n_boot=config.n_boot, seed=config.seed, alpha=config.alpha
     )
     analysis.write(out)
-    path = None
     seconds = time.perf_counter() - started
-    if report:
-        from metaleep.report.grid_page import write_grid_report
-
-        path = write_grid_report(
-            analysis,
-            out,
-            config=config.to_dict(),
-            target_reports=reports,
-            notes=notes,
-            seconds=seconds,
-        )
+    prints = {f"seed{k}": {b.name: b.fingerprint for b in sources} for k, sources in loaded.items()}
     # Each call's wall time and how many result chunks it computed: the time a grid took is
     # the sum over the calls that computed something (a rerun that only re-analyses adds 0).
+    # Recorded before the report, so that a report that fails loses no measurement.
     runs.append({"seconds": round(seconds, 1), "new_chunks": _count_chunks(out) - chunks_before})
     summary = {
         "config": identity,
         "command": command or "run_grid(...)",
+        "backbone_fingerprints": prints,  # what the README's figures stamp beside the commit
         "notes": notes,
         "seconds": round(sum(r["seconds"] for r in runs if r["new_chunks"] > 0), 1),
         "runs": runs,
@@ -275,4 +285,16 @@ def run_grid(
         "target_reports": reports,
     }
     atomic_write_bytes(out / "grid.json", json.dumps(summary, indent=2).encode("utf-8"))
+    path = None
+    if report:
+        from metaleep.report.grid_page import write_grid_report
+
+        path = write_grid_report(
+            analysis,
+            out,
+            config={**config.to_dict(), "backbone_fingerprints": prints},
+            target_reports=reports,
+            notes=notes,
+            seconds=seconds,
+        )
     return GridResult(config, table, analysis, out, path, seconds, notes)

@@ -85,7 +85,7 @@ def _print_grid(result: GridResult, *, full: bool) -> None:
 
     import pandas as pd
 
-    from metaleep.analysis.grid import wins_table
+    from metaleep.analysis.grid import regime_table
     from metaleep.report.grid_page import grid_headline, settings_frame
 
     width = min(shutil.get_terminal_size((100, 24)).columns, 100)
@@ -95,12 +95,13 @@ def _print_grid(result: GridResult, *, full: bool) -> None:
         f"{result.seconds:.1f} s -> {result.out_dir}\n"
     )
     for sentence in grid_headline(analysis, markup=False):
-        typer.echo(textwrap.fill(sentence, width=width))
+        typer.echo(textwrap.fill(sentence, width=width) + "\n")
     with pd.option_context("display.width", 1000, "display.max_columns", 100):
-        typer.echo("\nBest in k of N settings (Pearson r with accuracy):")
-        typer.echo(wins_table(analysis).to_string(index=False))
+        for regime in analysis.wins_by_regime["regime"].unique():
+            typer.echo(f"{regime} episodes: best in k of N settings (Pearson r within cells):")
+            typer.echo(regime_table(analysis, str(regime)).to_string(index=False) + "\n")
         if full:
-            typer.echo("\nEvery setting: accuracy and Pearson r [95 % CI]:")
+            typer.echo("Every setting: accuracy and Pearson r [95 % CI]:")
             typer.echo(settings_frame(analysis).to_string(index=False))
     for note in result.notes:
         typer.echo(textwrap.fill(f"note: {note}", width=width, subsequent_indent="  "))

@@ -27,6 +27,7 @@ from typing import Any
 
 from metaleep.study.config import DEFAULT_METRICS, option_names
 from metaleep.study.outputs import DUMMY_MODES
+from metaleep.study.seeds import check_seeds
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -61,6 +62,7 @@ _GRID_KEYS = (
     "finetune_episodes",
     "chunk_size",
     "seed",
+    "seeds",
     "n_boot",
     "alpha",
     "target_reports",
@@ -155,10 +157,16 @@ class GridConfig:
         Episodes per stored chunk of each study.
     seed:
         Seed of every study and of the bootstrap.
+    seeds:
+        Training seeds of the sources: each target is run once per seed, and the seeds are
+        replicates of each source in the analysis (the default backbones ship at seeds 0, 1
+        and 2). More than one seed needs every source to be a default backbone.
     n_boot:
-        Bootstrap resamples (confidence intervals, significance, stability).
+        Bootstrap replicates (confidence intervals, tests of the winners, stability); at least
+        10,000 for the tests to reach Benjamini-Hochberg's thresholds.
     alpha:
-        Level of the paired-bootstrap significance of a win.
+        False discovery rate of the significant wins (Benjamini-Hochberg over the grid's
+        distinct selection-aware tests).
     target_reports:
         Write each target study's own report (correlations with 4 methods, scatter plots);
         about 10 s a target.
@@ -175,7 +183,8 @@ class GridConfig:
     finetune_episodes: int = 30
     chunk_size: int = 100
     seed: int = 0
-    n_boot: int = 1000
+    seeds: tuple[int, ...] = (0,)
+    n_boot: int = 10_000
     alpha: float = 0.05
     target_reports: bool = True
     name: str = "grid"
@@ -210,6 +219,7 @@ class GridConfig:
         _positive_int(self.finetune_episodes, "grid.finetune_episodes")
         _positive_int(self.chunk_size, "grid.chunk_size")
         _positive_int(self.seed, "grid.seed", 0)
+        object.__setattr__(self, "seeds", check_seeds(self.seeds, self.sources, "grid.seeds"))
         _positive_int(self.n_boot, "grid.n_boot", 0)
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float):
             raise TypeError(f"`grid.alpha` must be a number in (0, 1); got {self.alpha!r}.")
@@ -263,7 +273,7 @@ def grid_from_dict(data: Mapping[str, Any]) -> GridConfig:
     Traceback (most recent call last):
     ...
     ValueError: `grid.sorces` must be a known key (name, sources, dummies, transfers, metrics, \
-episodes, finetune_episodes, chunk_size, seed, n_boot, alpha, target_reports); got 'sorces'.
+episodes, finetune_episodes, chunk_size, seed, seeds, n_boot, alpha, target_reports); got 'sorces'.
     """
     if not isinstance(data, Mapping):
         raise TypeError(f"`config` must be a table of [grid] and [[targets]]; got {data!r}.")
@@ -306,7 +316,7 @@ episodes, finetune_episodes, chunk_size, seed, n_boot, alpha, target_reports); g
             )
         )
     options = dict(grid)
-    for key in ("sources", "dummies", "transfers", "metrics"):
+    for key in ("sources", "dummies", "transfers", "metrics", "seeds"):
         if key in options and isinstance(options[key], list):
             options[key] = tuple(options[key])
     return GridConfig(targets=tuple(targets), **options)

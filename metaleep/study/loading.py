@@ -3,8 +3,9 @@
 Backbones are named by specs (``--backbones``, :attr:`StudyConfig.backbones`), each optionally
 labelled ``NAME=SPEC``:
 
-- a default backbone (``maml``, ``fomaml``, ``anil``, ``protonet``, ``supervised``): trained on
-  the glyph background alphabets once per machine, then loaded from the cache;
+- a default backbone (``maml``, ``protonet``, ``supervised``): trained on the glyph background
+  alphabets and shipped with the package (:mod:`metaleep.backbones.default`; training seed 0,
+  or the ``seed`` a grid asks for);
 - a checkpoint: a ``metaleep train`` backbone (``backbone.pt`` or its directory, or a snapshot)
   or a ``metaleep export`` file; a folder of checkpoint files (``snapshots/``) stands for each;
 - a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``
@@ -183,27 +184,32 @@ def split_spec(text: str) -> tuple[str | None, str]:
 
 
 def load_backbones(
-    specs: Sequence[str], dataset: ImageDataset | None = None, *, progress: bool = True
+    specs: Sequence[str],
+    dataset: ImageDataset | None = None,
+    *,
+    progress: bool = True,
+    seed: int = 0,
 ) -> list[StudyBackbone]:
     """Backbones by spec (see the module docstring) for a study on ``dataset``.
 
     Names must be distinct: give ``NAME=SPEC`` to tell apart two of the same name (e.g. two
-    checkpoints of one training run).
+    checkpoints of one training run). ``seed`` is the training seed of the default backbones
+    (other specs have none).
     """
-    backbones = [b for b, _ in _load(list(specs), dataset, progress)]
+    backbones = [b for b, _ in _load(list(specs), dataset, progress, seed)]
     check_names(backbones, specs)
     return backbones
 
 
 def _load(
-    items: Sequence[Any], dataset: ImageDataset | None, progress: bool
+    items: Sequence[Any], dataset: ImageDataset | None, progress: bool, seed: int = 0
 ) -> list[tuple[StudyBackbone, str]]:
     """Each spec or object as a backbone, with the fingerprint of the data it was trained on
     (``""`` when unknown), so that the target data can be bound as its source later."""
     out: list[tuple[StudyBackbone, str]] = []
     for position, item in enumerate(items):
         if isinstance(item, str):
-            out += [_backbone_for(text, dataset, progress) for text in _expand(item)]
+            out += [_backbone_for(text, dataset, progress, seed) for text in _expand(item)]
         else:
             out.append((_as_backbone(item, position), ""))
     return out
@@ -235,7 +241,7 @@ def check_names(backbones: Sequence[StudyBackbone], specs: Sequence[Any] | None 
 
 
 def _backbone_for(
-    text: str, dataset: ImageDataset | None, progress: bool
+    text: str, dataset: ImageDataset | None, progress: bool, seed: int = 0
 ) -> tuple[StudyBackbone, str]:
     from metaleep.backbones.default import DEFAULT_CONFIGS, DEFAULT_SPLIT, default_backbone
 
@@ -250,7 +256,7 @@ def _backbone_for(
         else:
             glyphs = load_dataset("glyphs")
         split = get_split(glyphs, DEFAULT_SPLIT)
-        trained = default_backbone(spec, progress=progress, dataset=glyphs, split=split)
+        trained = default_backbone(spec, seed=seed, progress=progress, dataset=glyphs, split=split)
         backbone = study_backbone(trained, source_data=glyphs, origin="default")
     elif Path(spec).exists():
         backbone, wanted = _checkpoint(Path(spec), dataset)

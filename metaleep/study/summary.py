@@ -26,8 +26,11 @@ def analyse_and_report(
 
     LEEP is used raw when every group has one number of ways, normalised (``1 + LEEP / log N``)
     when a group mixes several; the correlation table's ``metric`` column says which
-    (``leep`` or ``leep_norm``), and so does the report. The analysis is written (CSVs,
-    ``analysis.json``) before the report is drawn, so a failing figure loses no number.
+    (``leep`` or ``leep_norm``), and so does the report. Correlations are within each
+    (ways, shots) cell and training seed (a ``seed`` column: :mod:`metaleep.study.seeds`),
+    combined; with several seeds, source selection compares the backbones of one seed. The
+    analysis is written (CSVs, ``analysis.json``) before the report is drawn, so a failing
+    figure loses no number.
     """
     from metaleep.analysis.study import analyse_study
     from metaleep.report.page import write_report

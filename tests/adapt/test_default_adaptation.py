@@ -1,7 +1,7 @@
 """The adaptations on the default MAML backbone: ANIL converges, MAML is adapted as trained.
 
-Uses ``default_backbone("maml")`` (trained once per machine into the cache, about 1-2 minutes
-on 2 cores, then loaded) and the real glyph data set.
+Uses ``default_backbone("maml")`` (the shipped backbone: nothing is trained) and the real
+glyph data set.
 """
 
 from __future__ import annotations

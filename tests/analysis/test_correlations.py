@@ -299,8 +299,16 @@ def test_leep_form_option() -> None:
     assert auto.metric.tolist() == ["leep_norm", "nce"]
     raw = correlations(table, metrics=["leep"], by=(), methods=["pearson"], n_boot=10)
     assert raw.metric.tolist() == ["leep"]
-    expected = stats.pearsonr(1 + table.leep / np.log(table.ways), table.accuracy).statistic
-    assert auto.r[0] == pytest.approx(expected)
+    # Never pooled over the two numbers of ways: within each, combined by Fisher z (n - 3).
+    z, w = [], []
+    for _, part in table.groupby("ways"):
+        z.append(np.arctanh(stats.pearsonr(part.leep, part.accuracy).statistic))
+        w.append(len(part) - 3)
+    expected = np.tanh(np.average(z, weights=w))
+    assert auto.r[0] == pytest.approx(expected) == raw.r[0]
+    assert auto.combination[0] == "within 2 (ways, shots) cells, Fisher z weighted by n - 3"
+    pooled = stats.pearsonr(1 + table.leep / np.log(table.ways), table.accuracy).statistic
+    assert abs(auto.r[0] - pooled) > 1e-3
     # Within one number of ways the normalised form is affine: same correlation as raw.
     per_ways_norm = correlations(
         table, metrics=["leep"], by=("ways",), methods=["pearson"], n_boot=10, leep="normalised"

@@ -225,3 +225,23 @@ def test_static_prior_ties_are_split() -> None:
     per = per_episode_selection(pd.DataFrame(rows), by=(), static_prior=True)
     prior = per[per.metric == "static_prior"].sort_values("episode")
     np.testing.assert_allclose(prior["hit"], [0.5, 1.0, 0.0])
+
+
+def test_a_pick_that_never_varies_is_flagged_and_a_perpetual_tie_is_not() -> None:
+    rng = np.random.default_rng(11)
+    acc = rng.uniform(size=(20, 3))
+    t = pd.DataFrame(
+        {
+            "episode": np.repeat(np.arange(20), 3),
+            "backbone": np.tile(["a", "b", "c"], 20),
+            "accuracy": acc.ravel(),
+            "leep": np.tile([5.0, 1.0, 0.0], 20) + 0.1 * acc.ravel(),  # always "a"
+            "nce": acc.ravel(),  # follows accuracy: varies
+            "h_score": 4.0,  # ties every model: no choice at all
+        }
+    )
+    s = source_selection(t, by=(), n_boot=0, static_prior=True).set_index("metric")
+    assert s.loc["leep", "constant_choice"] and s.loc["leep", "top_choice"] == "a"
+    assert s.loc["leep", "top_choice_share"] == 1.0
+    assert not s.loc["nce", "constant_choice"] and s.loc["nce", "top_choice_share"] < 1.0
+    assert not s.loc["h_score", "constant_choice"] and s.loc["h_score", "top_choice"] == "a;b;c"

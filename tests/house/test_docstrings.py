@@ -37,17 +37,6 @@ GOOGLE = re.compile(
 )
 TYPED_ENTRY = re.compile(r"^[\w*, ]+ : \S")
 
-PENDING_TYPED = {
-    "analysis/correlations.py",
-    "analysis/resample.py",
-    "analysis/selection.py",
-    "analysis/tables.py",
-    "report/page.py",
-    "report/plots.py",
-}
-"""Files whose Parameters entries still read ``name : type``: rewritten on other branches at the
-time of writing (issue 19); convert them and take them out of this set."""
-
 
 def _docstrings() -> list[tuple[str, str, str]]:
     """``(file, object, docstring)`` of every module, class and function of metaleep."""
@@ -76,11 +65,7 @@ def _problems(rel: str, name: str, doc: str) -> list[str]:
             continue
         if GOOGLE.match(line) and not underlined:
             found.append(f"{rel}:{name}: Google-style section {line.strip()!r}")
-        if (
-            section in ("Parameters", "Attributes")
-            and TYPED_ENTRY.match(line)
-            and rel not in PENDING_TYPED
-        ):
+        if section in ("Parameters", "Attributes") and TYPED_ENTRY.match(line):
             found.append(
                 f"{rel}:{name}: entry {line.strip()!r} (write `name:`; the type is annotated)"
             )

@@ -402,6 +402,20 @@ def centroid_loo_ref(features: np.ndarray, labels: np.ndarray) -> float:
     return correct / n
 
 
+def cosine_spread_ref(features: np.ndarray) -> float:
+    """Mean over pairs i < j of 1 - cos(f_i, f_j), by explicit loops (zero rows: cosine 0)."""
+    n = len(features)
+    total, pairs = 0.0, 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = features[i], features[j]
+            na, nb = math.sqrt(float(a @ a)), math.sqrt(float(b @ b))
+            cos = 0.0 if na == 0 or nb == 0 else float(a @ b) / (na * nb)
+            total += 1.0 - cos
+            pairs += 1
+    return total / pairs
+
+
 EXPECTED_AFTER_LEEP = {
     "V1": {
         "shrinkage_h_score": 3.195533430153196,

@@ -14,7 +14,7 @@ from metaleep.metrics import get_metric
 
 from .reference import random_episode
 
-NEW = ["shrinkage_h_score", "gbc", "transrate", "sfda", "centroid_loo"]
+NEW = ["shrinkage_h_score", "gbc", "transrate", "sfda", "centroid_loo", "cosine_spread"]
 VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("shrinkage_h_score", {}),
     ("gbc", {}),
@@ -23,6 +23,7 @@ VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("transrate", {"variant": "tllib"}),
     ("sfda", {}),
     ("centroid_loo", {}),
+    ("cosine_spread", {}),
 ]
 VARIANT_IDS = [
     f"{name}-{'-'.join(map(str, opts.values())) or 'default'}" for name, opts in VARIANTS

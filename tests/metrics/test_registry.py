@@ -26,6 +26,7 @@ def test_keys_and_order() -> None:
         "transrate",
         "sfda",
         "centroid_loo",
+        "cosine_spread",
     ]
     for name, spec in METRICS.items():
         assert spec.name == name
@@ -47,6 +48,7 @@ def test_input_kinds() -> None:
         "transrate": "features",
         "sfda": "features",
         "centroid_loo": "features",
+        "cosine_spread": "features",
     }
 
 
@@ -98,7 +100,7 @@ def test_spec_is_frozen() -> None:
 
 def test_unknown_name_lists_the_valid_ones() -> None:
     names = "'leep', 'nce', 'h_score', 'logme', 'nleep', 'shrinkage_h_score', 'gbc', 'transrate'"
-    msg = f"`name` must be one of {names}, 'sfda', 'centroid_loo'; got 'LEEP'."
+    msg = f"`name` must be one of {names}, 'sfda', 'centroid_loo', 'cosine_spread'; got 'LEEP'."
     with pytest.raises(ValueError, match="^" + re.escape(msg) + "$"):
         get_metric("LEEP")
     with pytest.raises(TypeError, match=re.escape("`name` must be a metric name (str); got 3.")):

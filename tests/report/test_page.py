@@ -229,6 +229,9 @@ def test_normalised_leep_and_one_shot_notes(report_dir: Path) -> None:
     assert "H-score is constant on the 1-shot episodes of 4 of 4 groups" in md
     assert "Results per number of ways, per number of shots" in md
     assert "LEEP (normalised) vs NCE" in md
+    # H-score is C - 1 in each 1-shot (ways, shots) cell: no r there, though its level follows
+    # the ways (a pooled r would correlate the design); the 5-shot cells give the groups an r
+    assert "n/a (constant metric)" in md
 
 
 def test_raw_leep_single_backbone_no_selection(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ def test_shipped_grids_load_and_name_existing_suites(name):
 
 def test_default_grid_declares_the_issue_targets_and_at_least_24_settings():
     grid = load_grid("default")
+    assert grid.seeds == (0, 1, 2) and grid.n_boot >= 10_000  # seeds as a variance source
     suites = {t.suite for t in grid.targets}
     assert suites == {
         "glyphs-5w1s",
@@ -74,8 +75,8 @@ def test_a_file_is_read_and_defaults_fill_the_rest(tmp_path):
             _grid(sorces=["maml"]),
             ValueError,
             "`grid.sorces` must be a known key (name, sources, dummies, transfers, metrics, "
-            "episodes, finetune_episodes, chunk_size, seed, n_boot, alpha, target_reports); "
-            "got 'sorces'.",
+            "episodes, finetune_episodes, chunk_size, seed, seeds, n_boot, alpha, "
+            "target_reports); got 'sorces'.",
         ),
         (
             {"grid": {}, "targets": [{"suite": "glyphs-5w1s", "way": 5}]},
@@ -119,6 +120,22 @@ def test_a_file_is_read_and_defaults_fill_the_rest(tmp_path):
         ),
         (_grid(sources=3), TypeError, "`grid.sources` must be one or more names; got 3."),
         (_grid(alpha=1.5), ValueError, "`grid.alpha` must be a number in (0, 1); got 1.5."),
+        (
+            _grid(seeds=[0, 0]),
+            ValueError,
+            "`grid.seeds` must be one or more distinct integers >= 0; got (0, 0).",
+        ),
+        (
+            _grid(seeds=[0, -1]),
+            ValueError,
+            "`grid.seeds` must be one or more distinct integers >= 0; got (0, -1).",
+        ),
+        (
+            _grid(seeds=[0, 1], sources=["maml", "mine=runs/a"]),
+            ValueError,
+            "`grid.seeds` must be one seed when a source is not a default backbone (maml, "
+            "supervised, protonet); got [0, 1] with mine=runs/a.",
+        ),
         (
             _grid(target_reports="yes"),
             TypeError,

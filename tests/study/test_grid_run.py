@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -39,20 +40,24 @@ def test_grid_end_to_end_then_resume(tiny_backbones, tmp_path):
     args = ["grid", "--config", str(config), "--out", str(out), "--no-progress"]
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert "Best in k of N settings" in first.output
+    assert "best in k of N settings" in first.output
     assert "mixed: fine-tuning skipped" in first.output
 
     table = pd.read_csv(out / "table.csv")
     settings = pd.read_csv(out / "settings.csv")
-    keys = ["target", "backbone", "dummy", "adaptation"]
-    assert len(settings) == table.groupby(keys).ngroups
+    assert (table.seed == 0).all()  # one training seed: the ready checkpoints'
+    # a setting is (target, regime, source, dummy, transfer): the mixed target splits in two
+    regimes = table.assign(regime=np.where(table.shots == 1, "1-shot", ">=2-shot"))
+    keys = ["target", "regime", "backbone", "dummy", "adaptation"]
+    assert len(settings) == regimes.groupby(keys).ngroups
+    assert set(settings[settings.target == "mixed"].regime) == {"1-shot", ">=2-shot"}
     combos = set(map(tuple, settings[keys].to_numpy()))
     # the tiny MAML backbone (5-way head) on 5-way episodes: its head, MAML, fine-tuning
-    assert ("g5", "maml", "head", "maml") in combos
-    assert ("g5", "supervised", "source", "finetune") in combos
-    assert ("g5", "protonet", "prototypes", "finetune") in combos
+    assert ("g5", "1-shot", "maml", "head", "maml") in combos
+    assert ("g5", "1-shot", "supervised", "source", "finetune") in combos
+    assert ("g5", "1-shot", "protonet", "prototypes", "finetune") in combos
     # mixed ways: no head dummy / MAML setting spans every episode, and no fine-tuning
-    assert not any(t == "mixed" and a == "finetune" for t, _, _, a in combos)
+    assert not any(t == "mixed" and a == "finetune" for t, _, _, _, a in combos)
     tuned = table[table.adaptation == "finetune"]
     assert sorted(tuned.episode.unique()) == [0, 1, 2]
     # fine-tune rows carry the main study's metric values of the same episode and dummy
@@ -125,5 +130,6 @@ def test_run_grid_with_ready_backbones(toy_study, tmp_path):
     assert (
         len(result.analysis.settings)
         == result.table.groupby(["target", "backbone", "dummy", "adaptation"]).ngroups
-    )
+    )  # one regime (2 shots)
+    assert (result.table.seed == 0).all()
     assert result.report is not None and result.report.is_file()
