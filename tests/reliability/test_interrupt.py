@@ -45,7 +45,15 @@ def _run(out: Path, backbone: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=default_sigint,
     )
+
+
+def default_sigint() -> None:
+    """SIGINT back to its default in the child: a background job of a non-interactive shell
+    (``bash -c 'make test & wait'``) starts with SIGINT ignored, and Python keeps an ignored
+    SIGINT ignored, so the Ctrl-C this test sends would never reach the study."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, -15)])
