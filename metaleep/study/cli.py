@@ -32,6 +32,7 @@ _FLAGS = {
     "seed": "--seed",
     "device": "--device",
     "n_boot": "--n-boot",
+    "trust_code": "--trust-factory",
 }
 """Names of the configuration's fields (as library messages give them) -> their CLI options."""
 
@@ -150,6 +151,16 @@ def _backbones_option(default: str) -> Any:
     )
 
 
+def _trust_option() -> Any:
+    return typer.Option(
+        False,
+        "--trust-factory",
+        help="Let metaleep export files in --backbones run the factory (Python code) they "
+        "record to build their model. Without it such a file is refused unless you name the "
+        "factory: FILE.py:CALLABLE@export.pt.",
+    )
+
+
 def _data_option() -> Any:
     return typer.Option(
         None, help=f"Target data NAME[:ROOT]: {DATA_HELP} Default: the suite's data."
@@ -262,6 +273,7 @@ def run(
     workers: int = typer.Option(
         0, help="With --executor ray: worker processes (0: one per CPU of the cluster)."
     ),
+    trust_factory: bool = _trust_option(),
 ) -> None:
     """Run (or resume) the meta-transfer study: metrics vs post-adaptation accuracy."""
     from metaleep.report.page import format_correlation_table
@@ -283,6 +295,7 @@ def run(
             temperature=temperature or None,
             seed=seed,
             device=device,
+            trust_code=trust_factory,
         )
         config.resolved_device()
         check_adaptations(config.adaptations, flag="--adaptations")
@@ -375,6 +388,7 @@ def score(
     device: str = typer.Option(StudyConfig.device, help="cpu, cuda, cuda:N or auto."),
     threads: int = typer.Option(1, help="torch intra-op threads (0: torch's default)."),
     progress: bool = typer.Option(True, help="Show progress bars."),
+    trust_factory: bool = _trust_option(),
 ) -> None:
     """Score backbones on a suite without adapting: per-episode metrics, summary, ranking."""
     import pandas as pd
@@ -415,6 +429,7 @@ def score(
             seed=seed,
             device=device,
             progress=progress,
+            trust_code=trust_factory,
         )
         summary, ranking = summarize_scores(table, metrics=metric_names, rank_by=rank_by)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:

@@ -71,6 +71,11 @@ class StudyConfig:
     data:
         The target data set, ``NAME[:ROOT]`` (:mod:`metaleep.data.spec`); ``None``: the data
         set the suite names (glyphs or digits).
+    trust_code:
+        Let ``metaleep export`` files among ``backbones`` run the factory they record to
+        build their model (``--trust-factory``): code read from a file. Off, such an export is
+        refused unless its factory is named (``FILE.py:CALLABLE@export.pt``). Not part of
+        what the study computed (not in its identity).
     """
 
     suite: str = "glyphs-5w5s"
@@ -84,6 +89,7 @@ class StudyConfig:
     seed: int = 0
     device: str = "cpu"
     data: str | None = None
+    trust_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +132,8 @@ class StudyConfig:
         ):
             raise ValueError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
 
+        if not isinstance(self.trust_code, bool):
+            raise TypeError(f"`trust_code` must be True or False; got {self.trust_code!r}.")
         if self.data is not None:
             from metaleep.data.spec import parse_data
 

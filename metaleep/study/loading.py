@@ -6,9 +6,11 @@ labelled ``NAME=SPEC``:
 - a default backbone (``maml``, ``fomaml``, ``anil``, ``protonet``, ``supervised``): trained on
   the glyph background alphabets once per machine, then loaded from the cache;
 - a checkpoint: a ``metaleep train`` backbone (``backbone.pt`` or its directory, or a snapshot)
-  or a ``metaleep export`` file; a folder of checkpoint files (``snapshots/``) stands for each;
-- a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``
-  (see :func:`metaleep.backbones.wrap.load_factory`).
+  or a ``metaleep export`` file; a folder of checkpoint files (``snapshots/``) stands for each.
+  An export's model is built by the factory it records, code that runs only with
+  ``trust_code`` (``--trust-factory``); or name it: ``FILE.py:CALLABLE@export.pt``;
+- a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``, a
+  state dict or an export (see :func:`metaleep.backbones.wrap.load_factory`).
 
 Any backbone runs on any data: one trained on other data than the study's is scored
 cross-domain (its ``prototypes`` dummy labels are computed on its own source data when that is
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metaleep.backbones.checkpoint import read_checkpoint
 from metaleep.backbones.protocol import StudyBackbone
 from metaleep.backbones.wrap import source_data_for, study_backbone
 from metaleep.study.config import StudyConfig
@@ -68,14 +71,22 @@ def split_spec(text: str) -> tuple[str | None, str]:
 
 
 def load_backbones(
-    specs: Sequence[str], dataset: ImageDataset, *, progress: bool = True
+    specs: Sequence[str],
+    dataset: ImageDataset,
+    *,
+    progress: bool = True,
+    trust_code: bool = False,
 ) -> list[StudyBackbone]:
     """Backbones by spec (see the module docstring) for a study on ``dataset``.
 
     Names must be distinct: give ``NAME=SPEC`` to tell apart two of the same name (e.g. two
-    checkpoints of one training run).
+    checkpoints of one training run). ``trust_code``: exports may run the factory they record.
     """
-    backbones = [_backbone_for(item, dataset, progress) for spec in specs for item in _expand(spec)]
+    backbones = [
+        _backbone_for(item, dataset, progress, trust_code)
+        for spec in specs
+        for item in _expand(spec)
+    ]
     check_names(backbones, specs)
     return backbones
 
@@ -104,7 +115,9 @@ def check_names(backbones: Sequence[StudyBackbone], specs: Sequence[str] | None 
         )
 
 
-def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBackbone:
+def _backbone_for(
+    text: str, dataset: ImageDataset, progress: bool, trust_code: bool = False
+) -> StudyBackbone:
     from dataclasses import replace
 
     from metaleep.backbones.default import DEFAULT_CONFIGS, DEFAULT_SPLIT, default_backbone
@@ -119,11 +132,19 @@ def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBack
         trained = default_backbone(spec, progress=progress, dataset=glyphs, split=split)
         backbone = study_backbone(trained, source_data=glyphs, origin="default")
     elif Path(spec).exists():
-        backbone = _checkpoint(Path(spec), dataset)
+        backbone = _checkpoint(Path(spec), dataset, trust_code)
     elif ":" in spec:
+        from metaleep.backbones.export import is_checkpoint, load_wrapped
         from metaleep.backbones.wrap import load_factory
 
-        backbone = load_factory(spec, name=name or spec.rpartition(":")[2].partition("@")[0])
+        target, _, weights = spec.partition("@")
+        if weights and is_checkpoint(Path(weights).expanduser()):
+            # FACTORY@export.pt: the user names the code that builds the export's model.
+            header, _ = read_checkpoint(Path(weights).expanduser())
+            source = source_data_for(str(header.get("dataset", "")), dataset)
+            backbone = load_wrapped(Path(weights).expanduser(), factory=target, source_data=source)
+        else:
+            backbone = load_factory(spec, name=name or spec.rpartition(":")[2].partition("@")[0])
     else:
         raise ValueError(
             f"`backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}), "
@@ -134,8 +155,8 @@ def _backbone_for(text: str, dataset: ImageDataset, progress: bool) -> StudyBack
     return replace(backbone, name=name) if name else backbone
 
 
-def _checkpoint(path: Path, dataset: ImageDataset) -> StudyBackbone:
-    from metaleep.backbones.checkpoint import BACKBONE_FILE, load_backbone, read_checkpoint
+def _checkpoint(path: Path, dataset: ImageDataset, trust_code: bool = False) -> StudyBackbone:
+    from metaleep.backbones.checkpoint import BACKBONE_FILE, load_backbone
 
     file = path / BACKBONE_FILE if path.is_dir() and (path / BACKBONE_FILE).is_file() else path
     if file.is_file():
@@ -144,7 +165,7 @@ def _checkpoint(path: Path, dataset: ImageDataset) -> StudyBackbone:
             from metaleep.backbones.export import load_wrapped
 
             source = source_data_for(str(header.get("dataset", "")), dataset)
-            return load_wrapped(file, source_data=source)
+            return load_wrapped(file, source_data=source, trust_code=trust_code)
     trained = load_backbone(path)
     return study_backbone(
         trained, source_data=source_data_for(trained.dataset_fingerprint, dataset)
@@ -170,7 +191,9 @@ def load_study_inputs(
     else:
         validate_against(suite, dataset)
     if backbones is None:
-        backbones = load_backbones(config.backbones, dataset, progress=progress)
+        backbones = load_backbones(
+            config.backbones, dataset, progress=progress, trust_code=config.trust_code
+        )
     else:
         backbones = [_as_backbone(b, i) for i, b in enumerate(backbones)]
     check_names(backbones)

@@ -503,8 +503,10 @@ def run_study(
         episodes = suite.episodes[: config.episodes] if config.episodes else suite.episodes
         check_study(config, dataset, episodes, backbones)
         backbones = [b.on(device) for b in backbones]
+        settings = config.to_dict()
+        settings.pop("trust_code")  # how backbones may be loaded, not what was computed
         identity = {
-            **config.to_dict(),
+            **settings,
             # The backbones that run (a caller's own, not the configuration's default names).
             "backbones": [b.name for b in backbones],
             "dataset": dataset.fingerprint,

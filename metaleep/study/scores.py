@@ -41,6 +41,7 @@ def score(
     seed: int = 0,
     device: str = "cpu",
     progress: bool = False,
+    trust_code: bool = False,
 ) -> pd.DataFrame:
     """Metric values of each backbone on each episode's support set, without adaptation.
 
@@ -62,6 +63,9 @@ def score(
         As for :class:`~metaleep.study.config.StudyConfig`.
     progress:
         Show a progress bar over backbones.
+    trust_code:
+        Let ``metaleep export`` files among ``backbones`` run the factory they record
+        (:attr:`~metaleep.study.config.StudyConfig.trust_code`).
 
     Returns
     -------
@@ -93,6 +97,7 @@ def score(
         seed=seed,
         device=device,
         data=data,
+        trust_code=trust_code,
     )
     loaded_suite = suite if isinstance(suite, SuiteType) else None
     dataset, loaded, study_backbones = load_study_inputs(
