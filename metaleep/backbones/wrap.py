@@ -474,8 +474,7 @@ def load_factory(spec: str, *, name: str) -> StudyBackbone:
             state = load_tensors(os.fspath(path))
         except ValueError as error:
             raise ValueError(
-                f"`--backbones` weights must be a state dict of tensors; got {weights!r}: "
-                f"{error}."
+                f"`--backbones` weights must be a state dict of tensors; got {weights!r}: {error}."
             ) from None
         if (
             isinstance(state, dict)

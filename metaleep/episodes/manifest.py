@@ -224,6 +224,38 @@ class Suite:
             "command": self.command,
         }
 
+    def episode_digests(self) -> dict[int, str]:
+        """SHA-256 of each episode's manifest row, by episode index: what the episode is
+        (index, spec, classes, support and query images, alphabets), to bind results to it.
+
+        Examples
+        --------
+        >>> ep = Episode.from_indices(0, [3, 1], [[30], [10]], [[31, 32], [11, 12]])
+        >>> suite = Suite(name="tiny", dataset_id="toy", dataset_version="v1", split="all",
+        ...               part="all", seed=0, pool=np.array([1, 3]),
+        ...               specs=(EpisodeSpec(ways=2, shots=1, queries=2),), episodes=(ep,))
+        >>> {i: d[:12] for i, d in suite.episode_digests().items()}
+        {0: '6d29789ccfc5'}
+        """
+        return {
+            ep.index: hashlib.sha256(row.encode("ascii")).hexdigest()
+            for ep, row in zip(self.episodes, _rows(self), strict=True)
+        }
+
+    def recipe(self) -> dict[str, Any]:
+        """What draws the suite's episodes, except how many: name, data set, split and part,
+        seed and class pool (a digest of its ids). Two suites with the same recipe sampled by
+        metaleep have the same episode i (episode i depends only on the seed and i), so a
+        study of one extends to more episodes of the other."""
+        pool = hashlib.sha256(" ".join(map(str, self.pool.tolist())).encode()).hexdigest()
+        return {
+            "name": self.name,
+            "data": self.fingerprint,
+            "split": f"{self.split}/{self.part}",
+            "seed": self.seed,
+            "pool": pool[:16],
+        }
+
     def regenerate_hint(self, path: str | os.PathLike[str] | None = None) -> str:
         """The command that rewrites this suite's file."""
         command = self.command or _DEFAULT_COMMAND
@@ -237,22 +269,30 @@ def _ints(values: np.ndarray) -> str:
     return " ".join(str(v) for v in np.asarray(values).tolist())
 
 
+def _row(ep: Episode, spec: EpisodeSpec, alphabets: tuple[str, ...]) -> str:
+    fields = [
+        str(ep.index),
+        str(spec.ways),
+        str(spec.shots),
+        str(spec.queries),
+        spec.alphabets,
+        _ints(ep.classes),
+        _ints(ep.support),
+        _ints(ep.query),
+        "|".join(alphabets),
+    ]
+    return ",".join(fields)
+
+
+def _rows(suite: Suite) -> list[str]:
+    return [
+        _row(ep, spec, alphabets)
+        for ep, spec, alphabets in zip(suite.episodes, suite.specs, suite.alphabets, strict=True)
+    ]
+
+
 def _body(suite: Suite) -> bytes:
-    lines = [",".join(COLUMNS)]
-    for ep, spec, alphabets in zip(suite.episodes, suite.specs, suite.alphabets, strict=True):
-        fields = [
-            str(ep.index),
-            str(spec.ways),
-            str(spec.shots),
-            str(spec.queries),
-            spec.alphabets,
-            _ints(ep.classes),
-            _ints(ep.support),
-            _ints(ep.query),
-            "|".join(alphabets),
-        ]
-        lines.append(",".join(fields))
-    return ("\n".join(lines) + "\n").encode("ascii")
+    return ("\n".join([",".join(COLUMNS), *_rows(suite)]) + "\n").encode("ascii")
 
 
 def _header(suite: Suite) -> dict[str, Any]:

@@ -212,13 +212,13 @@ def test_a_directory_in_place_of_a_cached_backbone_is_rebuilt(tiny_default):
 
 def test_bit_flips_in_a_result_chunk_are_never_read(tmp_path, capsys):
     rows = pd.DataFrame({"episode": [0, 0, 1, 1], "adaptation": ["a", "b"] * 2, "leep": 0.25})
-    with ResultStore(tmp_path / "study", {"suite": "t"}, plan=[[0, 1]]) as store:
+    with ResultStore(tmp_path / "study", {"suite": "t"}) as store:
         store.write_chunk(0, rows)
     path = store.chunk_path(0)
     original = path.read_bytes()
     for flipped in _flips(original, seed=3):
         path.write_bytes(flipped)
         with pytest.raises(StoreError, match=f"^result chunk {path} is damaged"):
-            ResultStore(tmp_path / "study", {"suite": "t"}, plan=[[0, 1]])
+            ResultStore(tmp_path / "study", {"suite": "t"})
     with capsys.disabled():
         print(f"\nresult chunks: {FLIPS} of {FLIPS} bit flips refused")

@@ -70,7 +70,7 @@ def export(tmp_path: Path) -> Path:
 def _rewrite_factory(export: Path, factory: str, out: Path) -> Path:
     """The export with its recorded factory replaced, checksum recomputed (what an attacker
     who edits the file does)."""
-    header, payload = read_checkpoint(export)
+    _, payload = read_checkpoint(export)
     payload["factory"] = factory
     return write_checkpoint(out, payload, kind="wrapped")
 
@@ -83,9 +83,7 @@ def _score(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize("kind", ["file", "interact", "exit"])
-def test_an_export_with_a_rewritten_factory_runs_nothing_without_the_opt_in(
-    export, tmp_path, kind
-):
+def test_an_export_with_a_rewritten_factory_runs_nothing_without_the_opt_in(export, tmp_path, kind):
     marker = tmp_path / "ran"
     if kind == "file":
         evil = tmp_path / "elsewhere" / "evil.py"
