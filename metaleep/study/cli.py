@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +14,12 @@ import typer
 from metaleep.data.spec import DATA_HELP
 from metaleep.study.checks import check_adaptations
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
+from metaleep.study.out_dir import StoreError, StudyLock
+from metaleep.study.signals import exit_interrupted, terminate_as_interrupt
+from metaleep.study.store import STUDY_LAYOUT, SUITE_FILE
 
 if TYPE_CHECKING:
+    from metaleep.episodes.manifest import Suite
     from metaleep.study.runner import Executor
 
 _DEFAULT_OUT = Path("runs/default")
@@ -33,6 +38,7 @@ _FLAGS = {
     "device": "--device",
     "n_boot": "--n-boot",
     "trust_code": "--trust-factory",
+    "out_dir": "--out",
 }
 """Names of the configuration's fields (as library messages give them) -> their CLI options."""
 
@@ -57,12 +63,11 @@ def _check_options(
     data: str | None,
     backbones: tuple[str, ...],
     threads: int,
-    n_boot: int,
+    n_boot: int = 1,
 ) -> None:
     """The options the configuration does not check, checked before anything is loaded."""
-    from metaleep.backbones.default import DEFAULT_CONFIGS
     from metaleep.episodes.suites import STANDARD_SUITES
-    from metaleep.study.loading import split_spec
+    from metaleep.study.loading import check_specs
 
     if suite is not None and suite not in STANDARD_SUITES and not Path(suite).is_file():
         raise ValueError(
@@ -73,46 +78,11 @@ def _check_options(
         from metaleep.data.spec import parse_data
 
         parse_data(data)
-    unknown = []
-    for text in backbones:
-        _, spec = split_spec(text)
-        target = spec.partition("@")[0].rpartition(":")[0]
-        is_factory = bool(target) and (not target.endswith(".py") or Path(target).is_file())
-        if spec not in DEFAULT_CONFIGS and not Path(spec).exists() and not is_factory:
-            unknown.append(text)
-    if unknown:
-        raise ValueError(
-            f"`--backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}), "
-            "existing checkpoint paths, or factories FILE.py:CALLABLE / package.module:CALLABLE "
-            f"(optionally @WEIGHTS.pt), each optionally as NAME=SPEC; got {', '.join(unknown)}."
-        )
+    check_specs(backbones)
     if threads < 0:
         raise ValueError(f"`--threads` must be >= 0 (0: torch's default); got {threads!r}.")
     if n_boot < 1:
         raise ValueError(f"`--n-boot` must be a positive integer; got {n_boot!r}.")
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the study is, so that it stops like after Ctrl-C."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
-def _interrupted(error: KeyboardInterrupt) -> None:
-    """Say how far an interrupted study got, then end as the signal would have."""
-    import os
-    import signal
-
-    what = str(error) if str(error) else "interrupted; run the same command to resume."
-    typer.echo(f"metaleep run: {what}", err=True)
-    sys.stderr.flush()
-    terminated = isinstance(error, _Terminated) or isinstance(error.__cause__, _Terminated)
-    if terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)  # exit status 143 (killed by SIGTERM), as before
-    raise typer.Exit(130)
 
 
 def _executor(kind: str, address: str, workers: int) -> Executor | None:
@@ -177,17 +147,23 @@ def resolve_suite(
     episodes: int,
     seed: int,
     out: Path,
+    overwrite: bool = False,
+    lock: StudyLock | None = None,
 ) -> tuple[str, int | None]:
     """The suite a study runs, and how many of its episodes (None: all).
 
     ``--suite`` names one; else ``--data`` without ``--suite`` samples ``--episodes``
     ``--ways``-way ``--shots``-shot episodes (seed ``--seed``) into ``OUT/suite.csv``, the
-    study's own manifest; else the default suite.
+    study's own manifest; else the default suite. A ``suite.csv`` already there of the same
+    recipe is kept when it is at least as long (episode i depends only on the seed and i) and
+    replaced by the longer one otherwise, so a study extends to more episodes; one of another
+    recipe or content is replaced only with ``overwrite`` (the study is then recomputed).
+    ``lock``: the directory's lock when the caller holds it (else one is taken to write).
     """
     if suite is not None or data is None:
         return suite or StudyConfig.suite, episodes or None
     from metaleep.data.spec import load_data, parse_data
-    from metaleep.episodes.manifest import read_manifest, write_manifest
+    from metaleep.episodes.manifest import ManifestError, read_manifest, write_manifest
     from metaleep.episodes.spec import EpisodeSpec
     from metaleep.episodes.suites import ALL_CLASSES, SuiteRecipe, build_suite
 
@@ -206,19 +182,45 @@ def resolve_suite(
         description=f"{spec.name} episodes from {split}/{part} of {parsed.name}, sampled by "
         "metaleep run",
     )
-    path = Path(out) / "suite.csv"
+    path = Path(out) / SUITE_FILE
     built = build_suite(recipe, load_data(parsed))
-    if path.is_file() and (Path(out) / "study.json").is_file():
-        stored = read_manifest(path)
-        if stored.fingerprint != built.fingerprint or list(stored.episodes) != list(built.episodes):
-            raise ValueError(
-                f"`--out` {out} holds a suite of other episodes ({path}); use another --out, "
-                "or --suite to run that one."
-            )
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with lock if lock is not None else StudyLock(out, STUDY_LAYOUT) as held:
+        if os.path.lexists(path):
+            try:
+                stored = read_manifest(path)
+            except ManifestError:
+                if not overwrite:
+                    raise
+                stored = None
+            if stored is not None and _extends(stored, built):
+                if len(stored) >= len(built):
+                    return str(path), count
+            elif stored is not None and not overwrite:
+                raise ValueError(
+                    f"`--out` {out} holds a suite of other episodes ({path}: "
+                    f"{_describe(stored)}; this command samples {_describe(built)}); use "
+                    "--overwrite to replace it (its study is then recomputed), another --out, "
+                    f"or --suite {path} to run that one."
+                )
+        assert held.outputs is not None
+        held.outputs.record(SUITE_FILE)
         write_manifest(built, path)
-    return str(path), None
+    return str(path), count
+
+
+def _extends(stored: Suite, built: Suite) -> bool:
+    """Whether two suites are of one recipe with the same first episodes (one extends the
+    other)."""
+    if stored.recipe() != built.recipe():
+        return False
+    mine, theirs = stored.episode_digests(), built.episode_digests()
+    common = set(mine) & set(theirs)
+    return all(mine[e] == theirs[e] for e in common) and bool(common)
+
+
+def _describe(suite: Suite) -> str:
+    specs = ", ".join(suite.spec_counts())
+    return f"{len(suite)} episodes {specs} of {suite.fingerprint}, seed {suite.seed}"
 
 
 def run(
@@ -257,7 +259,9 @@ def run(
     ),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for confidence intervals."),
     overwrite: bool = typer.Option(
-        False, help="Discard results of a different configuration found in --out."
+        False,
+        help="Discard metaleep's results (and their report) of another configuration or suite "
+        "found in --out; files metaleep did not write are never touched.",
     ),
     progress: bool = typer.Option(True, help="Show progress bars."),
     executor: str = typer.Option(
@@ -278,7 +282,6 @@ def run(
     """Run (or resume) the meta-transfer study: metrics vs post-adaptation accuracy."""
     from metaleep.report.page import format_correlation_table
     from metaleep.study.runner import run_study
-    from metaleep.study.store import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -299,50 +302,44 @@ def run(
         )
         config.resolved_device()
         check_adaptations(config.adaptations, flag="--adaptations")
-        # Only a valid configuration samples its suite into --out.
-        suite_name, first = resolve_suite(
-            suite,
-            data,
-            ways=ways,
-            shots=shots,
-            queries=queries,
-            episodes=episodes,
-            seed=seed,
-            out=out,
-        )
-        config = replace(config, suite=suite_name, episodes=first)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
-        raise typer.Exit(2) from error
-    try:
         chunk_executor = _executor(executor, ray_address, workers)
-    except (ValueError, ImportError) as error:
-        typer.echo(f"metaleep run: {error}", err=True)
+        # Only a valid configuration touches --out: checked, then the suite sampled into it.
+        with StudyLock(out, STUDY_LAYOUT) as lock:
+            suite_name, first = resolve_suite(
+                suite,
+                data,
+                ways=ways,
+                shots=shots,
+                queries=queries,
+                episodes=episodes,
+                seed=seed,
+                out=out,
+                overwrite=overwrite,
+                lock=lock,
+            )
+        config = replace(config, suite=suite_name, episodes=first)
+    except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
+        typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    import signal
-
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        result = run_study(
-            config,
-            out_dir=out,
-            progress=progress,
-            overwrite=overwrite,
-            n_boot=n_boot,
-            executor=chunk_executor,
-        )
+        with terminate_as_interrupt():
+            result = run_study(
+                config,
+                out_dir=out,
+                progress=progress,
+                overwrite=overwrite,
+                n_boot=n_boot,
+                executor=chunk_executor,
+            )
     except KeyboardInterrupt as error:
-        _interrupted(error)
-        raise  # not reached: _interrupted ends the process
+        exit_interrupted("run", error)
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
         typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     table = result.table
     typer.echo(
         f"\n{table['episode'].nunique()} episodes, {len(table)} rows, "
@@ -393,15 +390,12 @@ def score(
     """Score backbones on a suite without adapting: per-episode metrics, summary, ranking."""
     import pandas as pd
 
+    from metaleep.study.scores import SCORE_LAYOUT, summarize_scores, write_scores
     from metaleep.study.scores import score as score_backbones
-    from metaleep.study.scores import summarize_scores
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     try:
+        _check_options(suite, data, _split(backbones), threads)
         metric_names = _split(metrics)
         rank_by = rank_by or (metric_names[0] if metric_names else "")
         if rank_by not in metric_names:
@@ -409,36 +403,41 @@ def score(
                 f"`--rank-by` must be one of --metrics ({', '.join(metric_names)}); "
                 f"got {rank_by!r}."
             )
-        suite_name, first = resolve_suite(
-            suite,
-            data,
-            ways=ways,
-            shots=shots,
-            queries=queries,
-            episodes=episodes,
-            seed=seed,
-            out=out,
-        )
-        table = score_backbones(
-            list(_split(backbones)),
-            suite_name,
-            data=data,
-            metrics=metric_names,
-            dummies=_split(dummies),
-            episodes=first,
-            seed=seed,
-            device=device,
-            progress=progress,
-            trust_code=trust_factory,
-        )
-        summary, ranking = summarize_scores(table, metrics=metric_names, rank_by=rank_by)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        typer.echo(f"metaleep score: {error}", err=True)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        # --out checked before any work, and held: nothing foreign where the scores go.
+        with StudyLock(out, SCORE_LAYOUT) as lock:
+            suite_name, first = resolve_suite(
+                suite,
+                data,
+                ways=ways,
+                shots=shots,
+                queries=queries,
+                episodes=episodes,
+                seed=seed,
+                out=out,
+                lock=lock,
+            )
+            table = score_backbones(
+                list(_split(backbones)),
+                suite_name,
+                data=data,
+                metrics=metric_names,
+                dummies=_split(dummies),
+                episodes=first,
+                seed=seed,
+                device=device,
+                progress=progress,
+                trust_code=trust_factory,
+            )
+            summary, ranking = summarize_scores(table, metrics=metric_names, rank_by=rank_by)
+            assert lock.outputs is not None
+            lock.outputs.publish(lambda folder: write_scores(folder, table, summary, ranking))
+    except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
+        typer.echo(f"metaleep score: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
-    out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "scores.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
-    ranking.to_csv(out / "ranking.csv", index=False)
     typer.echo(
         f"\n{table['episode'].nunique()} episodes, {table['backbone'].nunique()} backbones -> "
         f"{out / 'scores.csv'}, {out / 'summary.csv'}, {out / 'ranking.csv'}"

@@ -70,6 +70,37 @@ def split_spec(text: str) -> tuple[str | None, str]:
     return None, text.strip()
 
 
+def check_specs(specs: Sequence[str]) -> None:
+    """Every backbone spec names something that exists, checked before anything is loaded:
+    a default backbone, an existing checkpoint path, or a factory whose file exists (a module
+    factory is checked when it is imported). ``ValueError`` naming all the others.
+
+    Examples
+    --------
+    >>> check_specs(["maml", "mine=models.py:build"])
+    Traceback (most recent call last):
+    ...
+    ValueError: `backbones` must name default backbones (maml, supervised, protonet), existing \
+checkpoint paths, or factories FILE.py:CALLABLE / package.module:CALLABLE (optionally \
+@WEIGHTS.pt), each optionally as NAME=SPEC; got mine=models.py:build.
+    """
+    from metaleep.backbones.default import DEFAULT_CONFIGS
+
+    unknown = []
+    for text in specs:
+        _, spec = split_spec(text)
+        target = spec.partition("@")[0].rpartition(":")[0]
+        is_factory = bool(target) and (not target.endswith(".py") or Path(target).is_file())
+        if spec not in DEFAULT_CONFIGS and not Path(spec).exists() and not is_factory:
+            unknown.append(text)
+    if unknown:
+        raise ValueError(
+            f"`backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}), "
+            "existing checkpoint paths, or factories FILE.py:CALLABLE / package.module:CALLABLE "
+            f"(optionally @WEIGHTS.pt), each optionally as NAME=SPEC; got {', '.join(unknown)}."
+        )
+
+
 def load_backbones(
     specs: Sequence[str],
     dataset: ImageDataset,

@@ -10,22 +10,40 @@ mean score with a 95 % confidence interval and the ranking.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
+from metaleep.study.out_dir import Layout
 from metaleep.study.outputs import DUMMY_MODES
+from metaleep.study.store import SUITE_FILE
 
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.manifest import Suite
 
-__all__ = ["SCORE_KEYS", "score", "summarize_scores"]
+__all__ = ["SCORE_FILES", "SCORE_KEYS", "SCORE_LAYOUT", "score", "summarize_scores", "write_scores"]
 
 SCORE_KEYS = ("episode", "backbone", "dummy")
 """Columns that identify a row of the scores table."""
+SCORE_FILES = ("scores.csv", "summary.csv", "ranking.csv")
+"""What ``metaleep score`` writes in its ``--out``."""
+SCORE_LAYOUT = Layout(files=(*SCORE_FILES, SUITE_FILE))
+"""``metaleep score``'s output directory (:mod:`metaleep.study.out_dir`): the scores and the
+suite it sampled."""
+
+
+def write_scores(
+    folder: str | Path, table: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFrame
+) -> None:
+    """Write ``scores.csv``, ``summary.csv`` and ``ranking.csv`` (:data:`SCORE_FILES`)."""
+    from metaleep._io import atomic_write_bytes
+
+    for name, frame in zip(SCORE_FILES, (table, summary, ranking), strict=True):
+        atomic_write_bytes(Path(folder) / name, frame.to_csv(index=False).encode("utf-8"))
 
 
 def score(

@@ -186,7 +186,7 @@ def test_export_then_use_the_checkpoint(factory: Path, tmp_path: Path) -> None:
         (["run", "--data", "imagefolder"], "`--data` must be NAME:ROOT for imagefolder"),
         (["run", "--backbones", "nosuch"], "`--backbones` must name default backbones"),
         (["run", "--backbones", "a=x.py:f"], "`--backbones` must name default backbones"),
-        (["score", "--backbones", "a=x.py:f"], "factory file must exist"),
+        (["score", "--backbones", "a=x.py:f"], "`--backbones` must name default backbones"),
         (["score", "--rank-by", "nce", "--metrics", "leep"], "`--rank-by` must be one of"),
         (["export", "nosuch.module:f"], "factory module must be importable"),
     ],
@@ -213,4 +213,4 @@ def test_duplicate_names_are_refused(tiny_backbones: dict[str, str], tmp_path: P
         ],
     )
     assert result.exit_code == 2
-    assert "`backbones` must have distinct names; got protonet more than once" in result.output
+    assert "`--backbones` must have distinct names; got protonet more than once" in result.output
