@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from metaleep._io import atomic_write_bytes
+from metaleep._text import printable
 from metaleep.episodes.spec import ALPHABET_RULES, AlphabetRule, Episode, EpisodeSpec
 
 if TYPE_CHECKING:
@@ -143,15 +144,22 @@ class Suite:
             )
         for key in ("name", "split", "part", "dataset_id", "dataset_version"):
             value = getattr(self, key)
-            if not isinstance(value, str) or not value or set(value) & _FORBIDDEN - {","}:
+            if (
+                not isinstance(value, str)
+                or not value
+                or set(value) & _FORBIDDEN - {","}
+                or not value.isprintable()
+            ):
                 raise ValueError(
-                    f'`{key}` must be a non-empty string without | # " or newlines; got {value!r}.'
+                    f'`{key}` must be a non-empty string without | # " or control characters; '
+                    f"got {value!r}."
                 )
         for row in self.alphabets:
-            bad = [a for a in row if not a or set(a) & _FORBIDDEN]
+            bad = [a for a in row if not a or set(a) & _FORBIDDEN or not a.isprintable()]
             if bad:
                 raise ValueError(
-                    f'`alphabets` must be names without , | # " or newlines; got {bad[0]!r}.'
+                    '`alphabets` must be names without , | # " or control characters; '
+                    f"got {bad[0]!r}."
                 )
         indices = [ep.index for ep in self.episodes]
         if len(set(indices)) != n:
@@ -360,11 +368,22 @@ def _fail(path: Path, problem: str, command: str | None = None) -> ManifestError
     return ManifestError(f"Manifest {path}: {problem}. Regenerate it with {hint}.")
 
 
+MAX_INDEX = 2**31 - 1
+"""The largest episode index, class id or image index a manifest may hold (numbers beyond
+would wrap in int64 tables or overflow; no data set or suite comes near)."""
+
+
 def _parse_ints(text: str, what: str, row: int, path: Path, command: str) -> np.ndarray:
     try:
-        return np.array([int(t) for t in text.split(" ")] if text else [], dtype=np.int64)
+        values = [int(t) for t in text.split(" ")] if text else []
     except ValueError as e:
         raise _fail(path, f"row {row}: `{what}` must be space-separated integers", command) from e
+    bad = next((v for v in values if not 0 <= v <= MAX_INDEX), None)
+    if bad is not None:
+        raise _fail(
+            path, f"row {row}: `{what}` must be integers in 0..{MAX_INDEX}; got {bad}", command
+        )
+    return np.array(values, dtype=np.int64)
 
 
 def read_manifest(path: str | os.PathLike[str], *, dataset: ImageDataset | None = None) -> Suite:
@@ -429,6 +448,11 @@ def read_manifest(path: str | os.PathLike[str], *, dataset: ImageDataset | None 
             raise _fail(path, f"row {number} has {len(cells)} fields, not {len(COLUMNS)}", command)
         try:
             index, ways, shots, queries = (int(c) for c in cells[:4])
+            for name, value in (("episode", index), ("ways", ways), ("shots", shots)):
+                if not 0 <= value <= MAX_INDEX:
+                    raise ValueError(f"`{name}` must be in 0..{MAX_INDEX}; got {value}.")
+            if not 0 <= queries <= MAX_INDEX:
+                raise ValueError(f"`queries` must be in 0..{MAX_INDEX}; got {queries}.")
             rule = cells[4]
             if rule not in ALPHABET_RULES:
                 raise ValueError(f"`alphabet_rule` must be one of {ALPHABET_RULES}; got {rule!r}.")
@@ -450,6 +474,13 @@ def read_manifest(path: str | os.PathLike[str], *, dataset: ImageDataset | None 
         specs.append(spec)
         alphabets.append(tuple(cells[8].split("|")) if cells[8] else ())
     try:
+        seed, pool = header["seed"], header["pool"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ValueError(f"`seed` must be an integer in 0..2**63-1; got {seed!r}")
+        if not isinstance(pool, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= MAX_INDEX for c in pool
+        ):
+            raise ValueError(f"`pool` must be a list of class ids in 0..{MAX_INDEX}")
         suite = Suite(
             name=str(header["name"]),
             dataset_id=str(header["dataset_id"]),
@@ -464,8 +495,8 @@ def read_manifest(path: str | os.PathLike[str], *, dataset: ImageDataset | None 
             description=str(header.get("description", "")),
             command=str(header.get("command", "")),
         )
-    except (KeyError, TypeError, ValueError) as e:
-        raise _fail(path, f"bad header ({e})", command) from e
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise _fail(path, f"bad header ({printable(e, 200)})", command) from e
     if suite.spec_counts() != header.get("specs"):
         raise _fail(path, "the header's spec counts do not match the rows", command)
     used = [ep.classes for ep in episodes]

@@ -224,9 +224,11 @@ def _in_keys(message: str, target: str | None) -> str:
     for key in ("n_boot", "episodes", "chunk_size", "seed", "metrics", "dummies"):
         names[key] = f"grid.{key}"
     names["adaptations"] = "grid.transfers"
-    if target is not None:
-        for key in ("data", "--data", "suite", "--suite", "name_or_path"):
-            names[key] = f"targets.{target}.{key.lstrip('-').replace('name_or_path', 'suite')}"
+    if target is not None:  # the suite's file (`path`), the data's folder (`root`)
+        for key in ("suite", "--suite", "name_or_path", "path"):
+            names[key] = f"targets.{target}.suite"
+        for key in ("data", "--data", "root"):
+            names[key] = f"targets.{target}.data"
     for name, key in names.items():
         message = message.replace(f"`{name}`", f"`{key}`")
     return message

@@ -46,8 +46,12 @@ def exit_interrupted(command: str, error: KeyboardInterrupt) -> NoReturn:
     what = str(error) if str(error) else "interrupted; run the same command to resume."
     typer.echo(f"metaleep {command}: {what}", err=True)
     sys.stderr.flush()
-    causes = [error, error.__cause__, error.__context__]
-    if any(isinstance(c, Terminated) for c in causes):
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:  # the study's, then the grid's, wrapping
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(c, Terminated) for c in chain):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)  # exit status 143 (killed by SIGTERM), as before
     raise typer.Exit(130)

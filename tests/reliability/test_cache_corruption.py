@@ -222,3 +222,19 @@ def test_bit_flips_in_a_result_chunk_are_never_read(tmp_path, capsys):
             ResultStore(tmp_path / "study", {"suite": "t"})
     with capsys.disabled():
         print(f"\nresult chunks: {FLIPS} of {FLIPS} bit flips refused")
+
+
+def test_the_cache_lock_refuses_a_link_and_truncates_nothing(tiny_default, tmp_path):
+    """#20: the cache's ``.lock`` as a symbolic link truncated the file it pointed to; it is
+    refused now, like the study lock, and the file is left whole."""
+    from metaleep.backbones.default import default_directory
+
+    toy, split, _ = tiny_default
+    victim = tmp_path / "thesis.tex"
+    victim.write_text("years of work")
+    directory = default_directory("protonet", toy, split)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ".lock").symlink_to(victim)
+    with pytest.raises(ValueError, match=r"must hold a regular lock file at .*; got a symbolic"):
+        default_backbone("protonet", progress=False, dataset=toy, split=split)
+    assert victim.read_text() == "years of work"
