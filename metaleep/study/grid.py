@@ -43,7 +43,7 @@ import pandas as pd
 
 from metaleep._io import atomic_write_bytes
 from metaleep.study.grid_config import GridConfig
-from metaleep.study.out_dir import Layout, StudyLock, is_regular_file, read_json
+from metaleep.study.out_dir import Layout, StudyLock, peek_json, read_json
 
 if TYPE_CHECKING:
     from metaleep.analysis.grid import GridAnalysis
@@ -164,11 +164,7 @@ GRID_FILES = (
 
 def _legacy_grid(root: Path) -> tuple[str, ...]:
     """What a metaleep that kept no record wrote in a grid folder (with a ``grid.json``)."""
-    path = root / "grid.json"
-    try:
-        saved = json.loads(path.read_text()) if is_regular_file(path) else None
-    except (OSError, ValueError, RecursionError):
-        return ()
+    saved = peek_json(root / "grid.json")
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
         return ()
     return (*GRID_FILES, "grid_heatmap.png", "grid_stability.png")

@@ -52,6 +52,7 @@ __all__ = [
     "StudyLock",
     "check_out_dir",
     "is_regular_file",
+    "peek_json",
     "read_json",
 ]
 
@@ -106,6 +107,15 @@ def read_json(path: Path, what: str) -> Any:
         raise StoreError(
             f"{path} is unreadable ({problem}); it should hold {what}: delete it to start over."
         ) from None
+
+
+def peek_json(path: Path) -> Any:
+    """The JSON value in ``path`` if it is a readable regular file of JSON, else None (for
+    recognising a file; :func:`read_json` when it must be there)."""
+    try:
+        return read_json(path, "JSON")
+    except StoreError:
+        return None
 
 
 def check_out_dir(path: str | os.PathLike[str]) -> Path:

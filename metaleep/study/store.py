@@ -58,6 +58,7 @@ from metaleep.study.out_dir import (
     StoreError,
     StudyLock,
     is_regular_file,
+    peek_json,
 )
 
 __all__ = [
@@ -156,11 +157,7 @@ def _in_chunk_format(path: Path) -> bool:
 def _legacy_study(root: Path) -> tuple[str, ...]:
     """The files a metaleep that kept no record wrote in a study directory: recognised by an
     intact ``study.json`` (its configuration hashes to its recorded hash)."""
-    path = root / CONFIG_FILE
-    try:
-        saved = json.loads(path.read_text()) if is_regular_file(path) else None
-    except (OSError, ValueError, RecursionError):
-        return ()
+    saved = peek_json(root / CONFIG_FILE)
     if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
         return ()
     if saved.get("config_hash") != _digest(_config_text(saved["config"]))[:16]:
