@@ -295,7 +295,7 @@ def export_factory_rewritten(run: Runner, work: Path, tiny: dict[str, str]) -> d
         _rewrite_factory(export, factory, forged)
         marker.unlink(missing_ok=True)
         done = _score(run, str(forged), work / "scores")
-        interactive = factory == "code:interact" and "Python" in done.stderr
+        interactive = factory == "code:interact" and 'Type "help"' in done.stderr  # a console
         quiet_exit = factory == "sys:exit" and done.returncode == 0 and not done.stdout
         ran += int(marker.exists() or interactive or quiet_exit)
     return {"code run": ran}
