@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -184,7 +185,9 @@ def resolve_suite(
     )
     path = Path(out) / SUITE_FILE
     built = build_suite(recipe, load_data(parsed))
-    with lock if lock is not None else StudyLock(out, STUDY_LAYOUT) as held:
+    # The caller's lock stays the caller's (held after this call); else one for the write.
+    held_lock = contextlib.nullcontext(lock) if lock is not None else StudyLock(out, STUDY_LAYOUT)
+    with held_lock as held:
         if os.path.lexists(path):
             try:
                 stored = read_manifest(path)

@@ -275,10 +275,13 @@ class Outputs:
         return name in self.files and self._reachable(name) and is_regular_file(self.root / name)
 
     def _reachable(self, name: str) -> bool:
-        """Every folder on the way to ``name`` is a real directory (no link out)."""
+        """Every folder on the way to ``name`` is a real directory (no link out) or absent
+        (metaleep creates it)."""
         folder = self.root
         for part in PurePosixPath(name).parts[:-1]:
             folder = folder / part
+            if not os.path.lexists(folder):
+                return True
             if not _is_real_dir(folder):
                 return False
         return True

@@ -256,3 +256,23 @@ def test_a_deeply_nested_study_json_is_refused_clearly(tmp_path, tiny_backbones)
     assert code == 2, output
     assert f"{out / 'study.json'} is unreadable (too deep)" in output
     assert "Traceback" not in output
+
+
+def test_score_holds_its_out_while_it_scores(tmp_path, monkeypatch):
+    """A second process (or call) cannot write the same --out while scores are computed."""
+    from metaleep.study import scores
+
+    out = tmp_path / "scores"
+    seen = []
+
+    def probe(*args: object, **kwargs: object) -> None:
+        with pytest.raises(StoreError, match="is in use by another metaleep process"):
+            StudyLock(out).acquire()
+        seen.append(True)
+        raise ValueError("`probe` must stop here; got the lock held.")
+
+    monkeypatch.setattr(scores, "score", probe)
+    args = ["score", "--data", "digits", "--episodes", "2", "--out", str(out), "--no-progress"]
+    result = CliRunner().invoke(app, args)  # --data: its suite sampled into --out first
+    assert seen == [True], result.output
+    assert (out / "suite.csv").is_file()

@@ -408,3 +408,29 @@ def test_a_directory_in_use_by_another_process_is_refused_and_never_overwritten(
         assert store.finished_chunks() == [0, 1, 2]
         assert json.loads((tmp_path / OWNER_FILE).read_text())["pid"] == os.getpid()
     assert not (tmp_path / OWNER_FILE).exists()
+
+
+def test_publish_moves_new_outputs_into_place_and_records_them(tmp_path):
+    from metaleep.study.out_dir import Layout, Outputs
+
+    outputs = Outputs(tmp_path, Layout(files=()))
+
+    def write(folder):
+        (folder / "figures").mkdir()
+        (folder / "figures" / "a.png").write_bytes(b"png")
+        (folder / "report.html").write_text("report")
+        return "done"
+
+    assert outputs.publish(write) == "done"
+    assert (tmp_path / "figures" / "a.png").read_bytes() == b"png"
+    assert outputs.files == {"figures/a.png", "report.html"}
+    assert not list(tmp_path.glob(".metaleep-staging*"))
+    assert outputs.publish(write) == "done"  # its own files: replaced
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "figures" / "a.png").unlink()
+    (tmp_path / "figures").rmdir()
+    (tmp_path / "figures").symlink_to(elsewhere)  # a link where a folder goes: never through
+    with pytest.raises(StoreError, match=re.escape(f"its own: {tmp_path / 'figures' / 'a.png'}")):
+        outputs.publish(write)
+    assert list(elsewhere.iterdir()) == []
