@@ -17,16 +17,20 @@ torch's own elementwise kernels and reductions (``sum``, ``softmax``, ``logsumex
 compute each output from its own row, wherever the row is. The two primitives here remove the
 cause for the rest:
 
-- :func:`matmul`: one ``bmm`` on copies laid out so that every matrix of every operand and of
-  the result starts on a 64-byte boundary, as a matrix alone does, with at least two columns
-  (a zero column added to a matrix-vector product, then dropped). Checked on 3,072 shapes x
-  batch sizes (float64 and float32, batches of 2 to 600): each matrix's product equal, bit
-  for bit, to its product alone.
+- :func:`matmul`: one ``bmm`` on zero-padded copies whose every matrix (of both factors and
+  of the product) fills a whole number of 64-byte blocks, so that in a contiguous batch each
+  starts on a boundary, as a matrix alone does; a product with one column gets a second (a
+  matrix-vector product alone takes another path). The padding depends on one matrix's shape,
+  never on the batch, and its zero rows and columns are dropped. Checked on 1,536 shapes x
+  batch sizes (batches of 2 to 64) and the study's shapes in batches of up to 600: each
+  matrix's product equal, bit for bit, to its product alone.
 - :func:`per_matrix`: any per-matrix function (a factorisation, a solve) called on each matrix
   alone, on fresh copies: torch's batched LAPACK calls copy the batch into one buffer, whose
   matrices start where they fall.
 
-The copies cost little beside the products; the per-matrix calls a few microseconds each.
+The padded products cost up to twice the bare ``bmm`` on the study's small matrices (a 5-way
+head's logits: 0.44 ms against 0.23 for 200 episodes); the per-matrix calls a few
+microseconds each.
 """
 
 from __future__ import annotations
@@ -50,14 +54,16 @@ def _fresh(matrix: torch.Tensor) -> torch.Tensor:
     return matrix.clone(memory_format=torch.contiguous_format)
 
 
-def _aligned_empty(count: int, rows: int, columns: int, like: torch.Tensor) -> torch.Tensor:
-    """``(count, rows, columns)`` uninitialised, each matrix contiguous and starting on a
-    64-byte boundary (the batch stride rounded up to a whole number of boundaries)."""
-    quantum = max(1, _ALIGNMENT // like.element_size())
-    step = -(-(rows * columns) // quantum) * quantum
-    buffer = like.new_empty(count * step + quantum)
-    offset = (-(buffer.data_ptr() // like.element_size())) % quantum
-    return buffer.as_strided((count, rows, columns), (step, columns, 1), offset)
+def _padded(rows: int, inner: int, columns: int, quantum: int) -> tuple[int, int]:
+    """Rows and columns, at least the given ones (columns at least 2), such that a left factor
+    ``(rows, inner)``, a right one ``(inner, columns)`` and the product ``(rows, columns)`` each
+    fill a whole number of 64-byte blocks (``quantum`` values)."""
+    columns = max(columns, 2)
+    while (inner * columns) % quantum:
+        columns += 1
+    while (rows * inner) % quantum or (rows * columns) % quantum:
+        rows += 1
+    return rows, columns
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -95,16 +101,13 @@ def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             f"{tuple(b.shape)}."
         )
     flat_a, flat_b = a.reshape(-1, m, k), b.reshape(-1, k, n)
-    count, width = flat_a.shape[0], max(n, 2)
-    left = _aligned_empty(count, m, k, a)
-    left.copy_(flat_a)
-    right = _aligned_empty(count, k, width, a)
-    if width != n:
-        right[:, :, n:].zero_()
-    right[:, :, :n].copy_(flat_b)
-    out = _aligned_empty(count, m, width, a)
-    torch.bmm(left, right, out=out)
-    return out[:, :, :n].contiguous().view(*batch, m, n)
+    quantum = max(1, _ALIGNMENT // a.element_size())
+    rows, columns = _padded(m, k, n, quantum)
+    left = a.new_zeros((flat_a.shape[0], rows, k))  # new storage starts on a boundary
+    left[:, :m] = flat_a
+    right = a.new_zeros((flat_b.shape[0], k, columns))
+    right[:, :, :n] = flat_b
+    return torch.bmm(left, right)[:, :m, :n].contiguous().view(*batch, m, n)
 
 
 @overload
