@@ -96,12 +96,19 @@ def count_cases(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(scope="module", autouse=True)
 def warm_up() -> None:
-    """First calls import torch/scikit-learn paths; keep that out of the deadlines."""
+    """First calls import torch/scikit-learn paths and compile the numba kernels; keep that
+    out of the deadlines."""
     rng = np.random.default_rng(0)
     probs, features, labels = _softmax(rng.normal(size=(6, 3))), rng.normal(size=(6, 4)), [0, 1] * 3
     for spec in METRICS.values():
-        spec.score(probs if spec.input_kind == "probs" else features, labels)
-        spec.score_batch([probs if spec.input_kind == "probs" else features], [labels])
+        x = probs if spec.input_kind == "probs" else features
+        spec.score(x, labels)
+        spec.score_batch([x], [labels])
+        if "kernel" in spec.options:
+            # The fused kernels compile on first use (about 7 s with a cold numba cache,
+            # NUMBA_CACHE_DIR empty): here, not inside a property's deadline.
+            spec.score(x, labels, kernel=True)
+            spec.score_batch([x], [labels], kernel=True)
 
 
 # ----------------------------------------------------------------------------- references

@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import torch
 
+from metaleep._exact import matmul, per_matrix
 from metaleep.adapt.common import (
     BatchAdaptationResult,
     EpisodeTensors,
@@ -108,7 +109,7 @@ def _auto_step(support: torch.Tensor, weight_decay: float) -> torch.Tensor:
     """Per-episode step 1 / L, L = sigma_max([X, 1])^2 / (2 n_s) + weight_decay; shape (E,)."""
     ones = torch.ones(*support.shape[:2], 1, dtype=support.dtype, device=support.device)
     augmented = torch.cat([support, ones], dim=-1)
-    sigma = torch.linalg.matrix_norm(augmented, ord=2)
+    sigma = per_matrix(lambda m: torch.linalg.matrix_norm(m, ord=2), augmented)
     return 1.0 / (sigma.square() / (2 * support.shape[1]) + weight_decay)
 
 
@@ -139,6 +140,7 @@ def _retrain_head_core(
     # kernels, _gradient_step), not by bmm: bmm's CPU kernels sum in another order for odd
     # batch sizes and for one episode (seen with N = 5, float32 and float64), which would make
     # an episode's head depend on how many episodes share its call (the study's chunking).
+    # The logits are products of metaleep._exact.matmul for the same reason.
     ones = torch.ones(episodes, n_support, 1, dtype=support.dtype, device=support.device)
     augmented = torch.cat([support, ones], dim=-1)  # (E, n_s, d + 1)
     scaled = augmented * (step / n_support).view(episodes, 1, 1)
@@ -148,12 +150,12 @@ def _retrain_head_core(
     if config.weight_decay:
         shrink = torch.ones(episodes, 1, dim + 1, dtype=support.dtype, device=support.device)
         shrink[:, :, :dim] -= (step * float(config.weight_decay)).view(episodes, 1, 1)
-    start_logits = torch.bmm(augmented, head.transpose(1, 2))
+    start_logits = matmul(augmented, head.transpose(1, 2))
     # Accelerated: the step is taken from the extrapolated point Y_k (``point``), and
     # Y_{k+1} = H_{k+1} + k / (k + 3) (H_{k+1} - H_k) (k from 0: Nesterov's (k-1)/(k+2)).
     point = head.clone() if config.accelerated else head
     for k in range(config.steps):
-        logits = start_logits if k == 0 else torch.bmm(augmented, point.transpose(1, 2))
+        logits = start_logits if k == 0 else matmul(augmented, point.transpose(1, 2))
         residual = torch.softmax(logits, dim=-1)
         residual.sub_(onehot)  # (E, n_s, N)
         if not config.accelerated:
@@ -165,10 +167,8 @@ def _retrain_head_core(
         _gradient_step(new, residual, scaled)
         point = new + (k / (k + 3)) * (new - head)
         head = new
-    query_logits = torch.baddbmm(
-        head[:, :, dim].unsqueeze(1), query, head[:, :, :dim].transpose(1, 2)
-    )
-    support_logits = torch.bmm(augmented, head.transpose(1, 2))
+    query_logits = matmul(query, head[:, :, :dim].transpose(1, 2)) + head[:, :, dim].unsqueeze(1)
+    support_logits = matmul(augmented, head.transpose(1, 2))
     return score_logits_batch(query_logits, query_y).with_support(
         support_logits, support_y, start_logits
     )

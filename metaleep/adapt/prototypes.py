@@ -7,16 +7,19 @@ classifies by the nearest prototype computes them here: the ``prototype`` adapta
 (:mod:`metaleep.backbones.training`, :mod:`metaleep.backbones.evaluation`) and the
 ``prototypes`` dummy labels of the study (:mod:`metaleep.study.outputs`).
 
-The squared distance is expanded, ``‖x‖² - 2 x·c + ‖c‖²``, as one batched matrix product
-(``torch.baddbmm``) and clamped at 0 (rounding can make the expansion slightly negative for a
-point on a prototype). Its rounding error is about ``eps * (‖x‖² + ‖c‖²)``, not relative to the
-distance: points much closer to each other than to the origin lose digits. Both functions take
-one set of points (2-D tensors) or E of them (3-D, a leading episode axis).
-"""
+The squared distance is expanded, ``‖x‖² - 2 x·c + ‖c‖²``, with one batched matrix product
+(:func:`metaleep._exact.matmul`: each episode's product is the same bits whatever else is in the
+batch, so results do not depend on ``--chunk-size``) and clamped at 0 (rounding can make the
+expansion slightly negative for a point on a prototype). Its rounding error is about ``eps *
+(‖x‖² + ‖c‖²)``, not relative to the distance: points much closer to each other than to the
+origin lose digits. Both functions take one set of points (2-D tensors) or E of them (3-D, a
+leading episode axis)."""
 
 from __future__ import annotations
 
 import torch
+
+from metaleep._exact import matmul
 
 __all__ = ["class_means", "prototype_logits"]
 
@@ -57,7 +60,7 @@ def class_means(
             f"`{name}` must hold every class 0..{ways - 1} in every episode; "
             f"got no example of class {label} in episode {episode}."
         )
-    means = torch.bmm(onehot.transpose(1, 2), feats) / counts.unsqueeze(-1)  # (E, N, d)
+    means = matmul(onehot.transpose(1, 2), feats) / counts.unsqueeze(-1)  # (E, N, d)
     return means[0] if single else means
 
 
@@ -84,11 +87,7 @@ def prototype_logits(
     single = points.ndim == 2
     x = _batched(points, "points")
     c = _batched(prototypes, "prototypes")
-    distances = torch.baddbmm(
-        x.square().sum(dim=-1, keepdim=True) + c.square().sum(dim=-1).unsqueeze(1),
-        x,
-        c.transpose(1, 2),
-        alpha=-2.0,
-    ).clamp_(min=0.0)
+    norms = x.square().sum(dim=-1, keepdim=True) + c.square().sum(dim=-1).unsqueeze(1)
+    distances = (norms - 2.0 * matmul(x, c.transpose(1, 2))).clamp_(min=0.0)
     logits = distances.neg_() if temperature == 1 else distances.div_(-temperature)
     return logits[0] if single else logits

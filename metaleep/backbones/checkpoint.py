@@ -50,6 +50,7 @@ __all__ = [
     "CheckpointError",
     "SplitLike",
     "load_backbone",
+    "load_tensors",
     "read_checkpoint",
     "split_fingerprint",
     "write_checkpoint",
@@ -144,7 +145,6 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     CheckpointError
         The file is missing, not a metaleep checkpoint, truncated or corrupted.
     """
-    import torch
 
     file = Path(path)
     if not file.is_file():
@@ -180,10 +180,55 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             "training.pt)."
         )
     try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as err:  # a payload that hashes right but does not unpickle
-        raise CheckpointError(f"{file} could not be read by torch.load: {err}") from err
+        payload = load_tensors(io.BytesIO(data))
+    except ValueError as err:  # a payload that hashes right but does not unpickle
+        raise CheckpointError(f"{file}: {err}; it was not written by metaleep.") from err
     return header, payload
+
+
+def load_tensors(source: str | os.PathLike[str] | io.BytesIO) -> Any:
+    """``torch.load(source, weights_only=True)`` on the CPU: tensors and plain values only.
+
+    A file that holds anything else (a pickled object, a pickle "gadget" that would run code)
+    raises ``ValueError`` in one line naming what torch refused, never a traceback from the
+    unpickler.
+
+    Examples
+    --------
+    >>> import io, os, pickle
+    >>> class Gadget:
+    ...     def __reduce__(self):
+    ...         return (os.system, ("echo owned",))
+    >>> load_tensors(io.BytesIO(pickle.dumps({"weight": Gadget()}, protocol=2)))
+    Traceback (most recent call last):
+    ...
+    ValueError: torch.load(weights_only=True) refuses it (a pickled object, not only tensors: \
+Trying to load unsupported GLOBAL posix.system whose module posix is blocked.)
+    """
+    import pickle
+    import warnings
+
+    import torch
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's note on the pickle protocol
+            return torch.load(source, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
+        text = str(error)
+        _, found, rest = text.partition("WeightsUnpickler error:")
+        boilerplate = ("Weights only", "Please file an issue", "Check the documentation")
+        lines = [
+            line.strip()
+            for line in (rest if found else text).splitlines()
+            if line.strip() and not line.strip().startswith(boilerplate)
+        ]
+        reason = lines[0] if lines else type(error).__name__
+        shown = reason if len(reason) <= 120 else reason[:117] + "..."
+        raise ValueError(
+            "torch.load(weights_only=True) refuses it (a pickled object, not only tensors: "
+            f"{shown})"
+        ) from None
 
 
 @dataclass(eq=False)

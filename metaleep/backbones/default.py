@@ -47,6 +47,8 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -394,7 +396,23 @@ def _locked(directory: Path) -> Iterator[None]:
     except ImportError:  # pragma: no cover - Windows: no lock
         yield
         return
-    with open(directory / ".lock", "w") as handle:
+    path = directory / ".lock"
+    # Never through a link (the study lock refuses links too): opening a link with "w" would
+    # truncate whatever file it points to.
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as error:
+        raise ValueError(
+            f"`METALEEP_CACHE_DIR` must hold a regular lock file at {path}; got "
+            f"{'a symbolic link' if path.is_symlink() else 'something else'} "
+            f"({error.strerror or error}): remove it and rerun."
+        ) from None
+    with os.fdopen(fd, "r+") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(
+                f"`METALEEP_CACHE_DIR` must hold a regular lock file at {path}; got another "
+                "kind of file: remove it and rerun."
+            )
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

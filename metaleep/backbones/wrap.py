@@ -450,16 +450,32 @@ def load_factory(spec: str, *, name: str) -> StudyBackbone:
     The callable is called without arguments and returns an ``nn.Module`` (wrapped by
     :func:`from_module`) or a ``StudyBackbone`` (e.g. ``from_module(...)`` with the settings
     it needs). ``@WEIGHTS`` is a state dict file loaded with ``torch.load(weights_only=True)``
-    into the module before wrapping.
+    into the module before wrapping (a file holding anything but tensors is refused in one
+    line; a metaleep export goes to :func:`metaleep.backbones.export.load_wrapped`).
     """
+    from metaleep.backbones.checkpoint import MAGIC, load_tensors
+
     target, _, weights = spec.partition("@")
+    path = Path(weights).expanduser()
+    if weights:
+        if not path.is_file():
+            raise FileNotFoundError(f"`--backbones` weights file must exist; got {weights!r}.")
+        with open(path, "rb") as handle:
+            if handle.read(len(MAGIC)) == MAGIC:
+                raise ValueError(
+                    f"`--backbones` weights must be a state dict file; got the metaleep "
+                    f"checkpoint {weights!r} (load an export with "
+                    f"metaleep.backbones.load_wrapped({weights!r}, factory={target!r}))."
+                )
     fn = _import_callable(target)
     made = fn()
     if weights:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"`--backbones` weights file must exist; got {weights!r}.")
-        state = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        try:
+            state = load_tensors(os.fspath(path))
+        except ValueError as error:
+            raise ValueError(
+                f"`--backbones` weights must be a state dict of tensors; got {weights!r}: {error}."
+            ) from None
         if (
             isinstance(state, dict)
             and "state_dict" in state

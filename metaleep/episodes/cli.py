@@ -10,6 +10,7 @@ import numpy as np
 import typer
 
 from metaleep._cli import command, fail, flag_names, in_flags
+from metaleep._text import printable
 from metaleep.data import spec as data_spec
 from metaleep.data.folder import chosen_options, options_text
 from metaleep.data.spec import DATA_HELP, load_data, parse_data
@@ -173,7 +174,7 @@ def show(
         if key == "alphabets" and len(value) > 8:
             top = sorted(value.items(), key=lambda kv: (-kv[1], kv[0]))[:8]
             value = f"{len(value)} alphabets; most used: " + ", ".join(f"{a} {n}" for a, n in top)
-        typer.echo(f"{key + ':':24s}{value}")
+        typer.echo(f"{key + ':':24s}{printable(value, 2000)}")  # a manifest is anyone's file
     if head > 0:
         typer.echo("")
         rows = zip(loaded.episodes, loaded.specs, loaded.alphabets, strict=True)

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from metaleep._io import atomic_write_bytes
+from metaleep._text import printable
 from metaleep.episodes.spec import ALPHABET_RULES, AlphabetRule, Episode, EpisodeSpec
 
 if TYPE_CHECKING:
@@ -143,15 +144,22 @@ class Suite:
             )
         for key in ("name", "split", "part", "dataset_id", "dataset_version"):
             value = getattr(self, key)
-            if not isinstance(value, str) or not value or set(value) & _FORBIDDEN - {","}:
+            if (
+                not isinstance(value, str)
+                or not value
+                or set(value) & _FORBIDDEN - {","}
+                or not value.isprintable()
+            ):
                 raise ValueError(
-                    f'`{key}` must be a non-empty string without | # " or newlines; got {value!r}.'
+                    f'`{key}` must be a non-empty string without | # " or control characters; '
+                    f"got {value!r}."
                 )
         for row in self.alphabets:
-            bad = [a for a in row if not a or set(a) & _FORBIDDEN]
+            bad = [a for a in row if not a or set(a) & _FORBIDDEN or not a.isprintable()]
             if bad:
                 raise ValueError(
-                    f'`alphabets` must be names without , | # " or newlines; got {bad[0]!r}.'
+                    '`alphabets` must be names without , | # " or control characters; '
+                    f"got {bad[0]!r}."
                 )
         indices = [ep.index for ep in self.episodes]
         if len(set(indices)) != n:
@@ -224,6 +232,38 @@ class Suite:
             "command": self.command,
         }
 
+    def episode_digests(self) -> dict[int, str]:
+        """SHA-256 of each episode's manifest row, by episode index: what the episode is
+        (index, spec, classes, support and query images, alphabets), to bind results to it.
+
+        Examples
+        --------
+        >>> ep = Episode.from_indices(0, [3, 1], [[30], [10]], [[31, 32], [11, 12]])
+        >>> suite = Suite(name="tiny", dataset_id="toy", dataset_version="v1", split="all",
+        ...               part="all", seed=0, pool=np.array([1, 3]),
+        ...               specs=(EpisodeSpec(ways=2, shots=1, queries=2),), episodes=(ep,))
+        >>> {i: d[:12] for i, d in suite.episode_digests().items()}
+        {0: '6d29789ccfc5'}
+        """
+        return {
+            ep.index: hashlib.sha256(row.encode("ascii")).hexdigest()
+            for ep, row in zip(self.episodes, _rows(self), strict=True)
+        }
+
+    def recipe(self) -> dict[str, Any]:
+        """What draws the suite's episodes, except how many: name, data set, split and part,
+        seed and class pool (a digest of its ids). Two suites with the same recipe sampled by
+        metaleep have the same episode i (episode i depends only on the seed and i), so a
+        study of one extends to more episodes of the other."""
+        pool = hashlib.sha256(" ".join(map(str, self.pool.tolist())).encode()).hexdigest()
+        return {
+            "name": self.name,
+            "data": self.fingerprint,
+            "split": f"{self.split}/{self.part}",
+            "seed": self.seed,
+            "pool": pool[:16],
+        }
+
     def regenerate_hint(self, path: str | os.PathLike[str] | None = None) -> str:
         """The command that rewrites this suite's file."""
         command = self.command or _DEFAULT_COMMAND
@@ -237,22 +277,30 @@ def _ints(values: np.ndarray) -> str:
     return " ".join(str(v) for v in np.asarray(values).tolist())
 
 
+def _row(ep: Episode, spec: EpisodeSpec, alphabets: tuple[str, ...]) -> str:
+    fields = [
+        str(ep.index),
+        str(spec.ways),
+        str(spec.shots),
+        str(spec.queries),
+        spec.alphabets,
+        _ints(ep.classes),
+        _ints(ep.support),
+        _ints(ep.query),
+        "|".join(alphabets),
+    ]
+    return ",".join(fields)
+
+
+def _rows(suite: Suite) -> list[str]:
+    return [
+        _row(ep, spec, alphabets)
+        for ep, spec, alphabets in zip(suite.episodes, suite.specs, suite.alphabets, strict=True)
+    ]
+
+
 def _body(suite: Suite) -> bytes:
-    lines = [",".join(COLUMNS)]
-    for ep, spec, alphabets in zip(suite.episodes, suite.specs, suite.alphabets, strict=True):
-        fields = [
-            str(ep.index),
-            str(spec.ways),
-            str(spec.shots),
-            str(spec.queries),
-            spec.alphabets,
-            _ints(ep.classes),
-            _ints(ep.support),
-            _ints(ep.query),
-            "|".join(alphabets),
-        ]
-        lines.append(",".join(fields))
-    return ("\n".join(lines) + "\n").encode("ascii")
+    return ("\n".join([",".join(COLUMNS), *_rows(suite)]) + "\n").encode("ascii")
 
 
 def _header(suite: Suite) -> dict[str, Any]:
@@ -320,11 +368,22 @@ def _fail(path: Path, problem: str, command: str | None = None) -> ManifestError
     return ManifestError(f"Manifest {path}: {problem}. Regenerate it with {hint}.")
 
 
+MAX_INDEX = 2**31 - 1
+"""The largest episode index, class id or image index a manifest may hold (numbers beyond
+would wrap in int64 tables or overflow; no data set or suite comes near)."""
+
+
 def _parse_ints(text: str, what: str, row: int, path: Path, command: str) -> np.ndarray:
     try:
-        return np.array([int(t) for t in text.split(" ")] if text else [], dtype=np.int64)
+        values = [int(t) for t in text.split(" ")] if text else []
     except ValueError as e:
         raise _fail(path, f"row {row}: `{what}` must be space-separated integers", command) from e
+    bad = next((v for v in values if not 0 <= v <= MAX_INDEX), None)
+    if bad is not None:
+        raise _fail(
+            path, f"row {row}: `{what}` must be integers in 0..{MAX_INDEX}; got {bad}", command
+        )
+    return np.array(values, dtype=np.int64)
 
 
 def read_manifest(path: str | os.PathLike[str], *, dataset: ImageDataset | None = None) -> Suite:
@@ -389,6 +448,11 @@ def read_manifest(path: str | os.PathLike[str], *, dataset: ImageDataset | None 
             raise _fail(path, f"row {number} has {len(cells)} fields, not {len(COLUMNS)}", command)
         try:
             index, ways, shots, queries = (int(c) for c in cells[:4])
+            for name, value in (("episode", index), ("ways", ways), ("shots", shots)):
+                if not 0 <= value <= MAX_INDEX:
+                    raise ValueError(f"`{name}` must be in 0..{MAX_INDEX}; got {value}.")
+            if not 0 <= queries <= MAX_INDEX:
+                raise ValueError(f"`queries` must be in 0..{MAX_INDEX}; got {queries}.")
             rule = cells[4]
             if rule not in ALPHABET_RULES:
                 raise ValueError(f"`alphabet_rule` must be one of {ALPHABET_RULES}; got {rule!r}.")
@@ -410,6 +474,13 @@ def read_manifest(path: str | os.PathLike[str], *, dataset: ImageDataset | None 
         specs.append(spec)
         alphabets.append(tuple(cells[8].split("|")) if cells[8] else ())
     try:
+        seed, pool = header["seed"], header["pool"]
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+            raise ValueError(f"`seed` must be an integer in 0..2**63-1; got {seed!r}")
+        if not isinstance(pool, list) or not all(
+            isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= MAX_INDEX for c in pool
+        ):
+            raise ValueError(f"`pool` must be a list of class ids in 0..{MAX_INDEX}")
         suite = Suite(
             name=str(header["name"]),
             dataset_id=str(header["dataset_id"]),
@@ -424,8 +495,8 @@ def read_manifest(path: str | os.PathLike[str], *, dataset: ImageDataset | None 
             description=str(header.get("description", "")),
             command=str(header.get("command", "")),
         )
-    except (KeyError, TypeError, ValueError) as e:
-        raise _fail(path, f"bad header ({e})", command) from e
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise _fail(path, f"bad header ({printable(e, 200)})", command) from e
     if suite.spec_counts() != header.get("specs"):
         raise _fail(path, "the header's spec counts do not match the rows", command)
     used = [ep.classes for ep in episodes]

@@ -25,7 +25,9 @@ def singular_values_and_vectors(matrix: torch.Tensor) -> tuple[torch.Tensor, tor
     -----
     Works on the matrix itself, never on ``matrixᵀ matrix`` (which would square its condition
     number and turn rounding noise into spurious eigenvalues). Tall matrices (n > d) go through
-    a QR factorisation first, so that no ``(n, d)`` factor ``u`` is formed.
+    a QR factorisation first, so that no ``(n, d)`` factor ``u`` is formed. Each matrix is
+    factorised alone (:func:`metaleep._exact.per_matrix`): the batched LAPACK calls give a
+    matrix other bits at other positions of the batch.
 
     Examples
     --------
@@ -34,10 +36,17 @@ def singular_values_and_vectors(matrix: torch.Tensor) -> tuple[torch.Tensor, tor
     >>> s.tolist()
     [[4.0, 3.0]]
     """
+    from metaleep._exact import per_matrix
+
     n, d = matrix.shape[-2:]
-    if n > d:
-        matrix = torch.linalg.qr(matrix, mode="r")[1]
-    _, s, vh = torch.linalg.svd(matrix, full_matrices=False)
+
+    def factorise(one: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if n > d:
+            one = torch.linalg.qr(one, mode="r")[1]
+        _, s, vh = torch.linalg.svd(one, full_matrices=False)
+        return s, vh
+
+    s, vh = per_matrix(factorise, matrix)
     return s, vh
 
 

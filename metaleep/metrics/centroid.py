@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from metaleep._exact import matmul
 from metaleep.metrics.spec import define_metric
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def _centroid_loo_core(ep: Episodes, **_options: Any) -> torch.Tensor:
     dist = (
         x.square().sum(2)[..., None]
         + centroids.square().sum(2)[:, None, :]
-        - 2.0 * torch.bmm(x, centroids.transpose(1, 2))
+        - 2.0 * matmul(x, centroids.transpose(1, 2))
     ).clamp_min(0.0)
     own_count = counts.gather(1, ep.codes)  # (E, n)
     factor = torch.where(own_count > 1, own_count / (own_count - 1.0).clamp_min(1.0), math.inf)

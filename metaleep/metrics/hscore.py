@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from metaleep._exact import matmul
 from metaleep.metrics.spec import define_metric
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ def _h_score_core(ep: Episodes, **_options: Any) -> torch.Tensor:
     noise = 8.0 * torch.finfo(feats.dtype).eps * math.sqrt(n_rows * dim)
     keep = (s > math.sqrt(RCOND) * s[:, :1]) & (s > noise)
     inv_s = torch.where(keep, s.reciprocal(), 0.0)  # 1/0 = inf is never kept
-    projected = torch.bmm(between, vh.transpose(1, 2)) * inv_s[:, None, :]  # (E, C, k)
+    projected = matmul(between, vh.transpose(1, 2)) * inv_s[:, None, :]  # (E, C, k)
     return projected.square().sum((1, 2))
 
 
@@ -94,8 +95,8 @@ SPEC = define_metric(
     1.0
     """,
     batch_notes="""
-    One batched SVD of the centred ``(E, n, d)`` features (after a batched QR when n > d) and
-    one ``index_add_`` for the class sums.
+    One SVD per episode of the centred ``(E, n, d)`` features (after a QR when n > d) and one
+    ``index_add_`` for the class sums; each episode's value is the same in any batch.
     """,
     batch_examples="""
     >>> feats = [[[0.0, 1.0], [0.0, -1.0], [2.0, 1.0], [2.0, -1.0]]] * 2

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
+from metaleep._exact import matmul
 from metaleep.metrics.spec import FROM_LOGITS, VALIDATE, Option, define_metric
 
 if TYPE_CHECKING:
@@ -34,7 +35,8 @@ __all__ = ["leep_score", "leep_score_batch"]
 Strategy = Literal["auto", "torch", "kernel", "dense", "sparse", "gather"]
 
 _DENSE_MAX_CODES = 16
-"""``auto`` uses the dense expected-prediction pass when C <= min(16, Z), else the sparse one."""
+"""``auto`` uses the dense expected-prediction pass when C <= min(16, Z), else the gathered
+dot products."""
 
 KERNEL_MIN_VALUES = 1 << 20
 """``auto`` uses the fused CPU kernel from this many probabilities (E * n * Z) up. Below, torch
@@ -79,10 +81,11 @@ def leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -
     passes, the joint (one ``index_add_`` of the rows into an (E*C + 1, Z) table) then the
     expected prediction: ``"dense"`` (batched matmul against all C classes, then a gather),
     ``"sparse"`` (a sampled sparse product computing one dot product per row) or ``"gather"``
-    (the same dot products on gathered chunks of rows: the fallback where sampled products
-    are unavailable). ``"auto"`` picks the kernel for large inputs on the CPU
-    (:data:`KERNEL_MIN_VALUES`), else dense when C <= min(16, Z), else sparse; ``"torch"``
-    picks like ``"auto"`` without the kernel. When ``ep``
+    (the same dot products on gathered chunks of rows). ``"auto"`` picks the kernel for large
+    inputs on the CPU (:data:`KERNEL_MIN_VALUES`), else dense when C <= min(16, Z), else
+    gather; ``"torch"`` picks like ``"auto"`` without the kernel. The kernel, dense and gather
+    give each episode the same bits in any batch (:mod:`metaleep._exact`); the sampled sparse
+    product (MKL) does not promise that and is never picked on its own. When ``ep``
     defers the probability checks, every strategy computes the row sums and the minimum in
     its own passes and runs them.
     """
@@ -102,6 +105,8 @@ def leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -
 
     if strategy in ("auto", "torch"):
         dense = n_codes <= min(_DENSE_MAX_CODES, n_src)
+        if not dense:
+            strategy = "gather"
     else:
         dense = strategy == "dense"
     # Joint (unnormalised: the 1/n cancels in P(y|z)), one read of probs: rows added into an
@@ -125,7 +130,7 @@ def leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -
         rhs = cond
         if check and not fused and minimum is not None:
             # Checked before the product, so that the row sums are freed before it exists.
-            sums = torch.mv(flat, flat.new_ones(n_src)).view(n_ep, n_rows)
+            sums = flat.sum(1).view(n_ep, n_rows)
             if ep.valid is not None:
                 sums = torch.where(ep.valid, sums, 1.0)
             ep.check_probs(sums, minimum)
@@ -135,7 +140,7 @@ def leep_core(ep: Episodes, *, from_logits: bool, strategy: Strategy = "auto") -
             rhs = table.new_empty((n_ep, n_codes + 1, n_src))
             rhs[:, :n_codes] = cond
             rhs[:, n_codes].fill_(1.0)
-        expected = torch.bmm(probs, rhs.transpose(1, 2))
+        expected = matmul(probs, rhs.transpose(1, 2))
         pred = expected.gather(2, ep.codes[:, :, None]).squeeze(2)  # (E, n)
         if fused:
             row_sums = expected[:, :, n_codes]
@@ -190,7 +195,9 @@ def _softmax(logits: torch.Tensor) -> torch.Tensor:
 
     ``exp(logits - max)`` normalised by its row sums: the largest term of each row is 1, so
     nothing overflows, and a row sum is at least 1. On short rows the row max and row sums are
-    a reduction and a matrix-vector product, several times faster there than torch's kernel.
+    two reductions, several times faster there than torch's kernel (row sums by a
+    matrix-vector product would be faster still, but MKL's give a row other bits at other
+    positions of the batch).
     """
     import torch
 
@@ -199,9 +206,7 @@ def _softmax(logits: torch.Tensor) -> torch.Tensor:
         return torch.softmax(logits, dim=-1)
     probs = logits - torch.amax(logits, dim=-1, keepdim=True)
     probs.exp_()
-    flat = probs.view(-1, n_src)
-    row_sums = torch.mv(flat, flat.new_ones(n_src))
-    flat.div_(row_sums[:, None])
+    probs.div_(probs.sum(-1, keepdim=True))
     return probs
 
 
@@ -272,16 +277,15 @@ def _sampled_expected_prediction(
             columns = columns.view(n_valid, per_row)[:, 0]
     pred = flat.new_empty(n_valid)
     sums = flat.new_empty(n_valid) if row_sums else None
-    ones = flat.new_ones(n_src)
     chunk = max(1, (1 << 20) // n_src)
     for start in range(0, n_valid, chunk):
         stop = min(start + chunk, n_valid)
         part = flat[start:stop] if rows is None else flat.index_select(0, rows[start:stop])
         block = table.index_select(0, columns[start:stop])
         block.mul_(part)
-        torch.mv(block, ones, out=pred[start:stop])
+        torch.sum(block, 1, out=pred[start:stop])
         if sums is not None:
-            torch.mv(part, ones, out=sums[start:stop])
+            torch.sum(part, 1, out=sums[start:stop])
     return pred, sums, episode_of_row
 
 
@@ -352,8 +356,8 @@ SPEC = define_metric(
     first call in a process takes about 0.4 s more (numba's start-up). Smaller inputs, and
     CUDA tensors, go through torch ops in two passes: one ``index_add_`` of the rows into an
     (E, C, Z) table, then a batched matmul against [P(y | z)ᵀ | 1] and a gather when
-    C <= min(16, Z), otherwise a sampled sparse product (``torch.sparse.sampled_addmm``)
-    that computes only the needed dot products.
+    C <= min(16, Z), otherwise only the needed dot products, on gathered rows. Either way an
+    episode's value does not depend on the other episodes of the batch.
     ``from_logits=True`` adds the probabilities as one temporary of the input's size (a
     softmax: exp-bound, several reads' worth).
     """,

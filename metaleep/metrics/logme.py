@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from metaleep._exact import matmul
 from metaleep.metrics.spec import define_metric
 
 if TYPE_CHECKING:
@@ -75,7 +76,7 @@ def _logme_core(ep: Episodes, **_options: Any) -> torch.Tensor:
     class_sums.index_add_(0, ep.groups, feats.view(n_ep * n_rows, dim))
     class_sums = class_sums[: n_ep * ep.n_codes].view(n_ep, ep.n_codes, dim)
     inv_s = torch.where(keep, s.reciprocal(), 0.0)
-    x2 = (torch.bmm(class_sums, vh.transpose(1, 2)) * inv_s[:, None, :]).square()  # (E, C, k)
+    x2 = (matmul(class_sums, vh.transpose(1, 2)) * inv_s[:, None, :]).square()  # (E, C, k)
     residual0 = (counts - x2.sum(2)).clamp_min(0.0)  # part of ‖y‖² outside the kept span
 
     alpha = torch.ones_like(counts)

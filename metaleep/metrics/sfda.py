@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from metaleep._exact import matmul, per_matrix
 from metaleep.metrics.spec import define_metric
 
 if TYPE_CHECKING:
@@ -63,14 +64,13 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
 
 def largest_eigenvalue(matrix: torch.Tensor) -> torch.Tensor:
     """The reference's ``iterative_A``: three power iterations from ``matrix @ 1``, ``(E,)``."""
-    import torch
 
     x = matrix.sum(2)
     y = x
     for _ in range(POWER_ITERATIONS):
-        y = _unit(torch.bmm(matrix, x[..., None])[..., 0])
-        x = _unit(torch.bmm(matrix, y[..., None])[..., 0])
-    return (x * torch.bmm(matrix, y[..., None])[..., 0]).sum(1)
+        y = _unit(matmul(matrix, x[..., None])[..., 0])
+        x = _unit(matmul(matrix, y[..., None])[..., 0])
+    return (x * matmul(matrix, y[..., None])[..., 0]).sum(1)
 
 
 def _lda_probabilities(
@@ -93,7 +93,7 @@ def _lda_probabilities(
     within = x - means.gather(1, ep.codes[..., None].expand(-1, -1, dim))
     if ep.valid is not None:
         within = within * ep.valid[..., None]
-    scatter = torch.bmm(within.transpose(1, 2), within) / n[:, None, None]  # S_w
+    scatter = matmul(within.transpose(1, 2), within) / n[:, None, None]  # S_w
     if shrinkage is None:
         largest = largest_eigenvalue(scatter) * scale.square()  # may overflow to inf: s = 1e-10
         shrinkage = torch.exp(-5.0 * largest).clamp_min(MIN_SHRINKAGE)
@@ -105,10 +105,10 @@ def _lda_probabilities(
     shrunk = shrunk + (shrinkage * torch.where(flat, 1.0, mu))[:, None, None] * torch.eye(
         dim, dtype=x.dtype, device=x.device
     )
-    coef = torch.linalg.solve(shrunk, means.transpose(1, 2)).transpose(1, 2)  # (E, C, d)
+    coef = per_matrix(torch.linalg.solve, shrunk, means.transpose(1, 2)).transpose(1, 2)
     log_prior = torch.where(present, (counts / n[:, None]).clamp_min(1e-300).log(), -math.inf)
     intercept = -0.5 * (means * coef).sum(2) + log_prior
-    scores = torch.bmm(x, coef.transpose(1, 2)) + intercept[:, None, :]
+    scores = matmul(x, coef.transpose(1, 2)) + intercept[:, None, :]
     if bool(flat.any()):
         # The limit of a vanishing within-class variance (B -> 0 I): the nearest class means
         # (every sample equals its own class mean here), weighted by their priors.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from metaleep._exact import matmul
 from metaleep.metrics.spec import define_metric
 
 if TYPE_CHECKING:
@@ -50,9 +51,9 @@ def ledoit_wolf_shrinkage(centred: torch.Tensor, sizes: torch.Tensor) -> torch.T
     mu = total / (n * dim)
     beta_sum = sq_norms.square().sum(1)
     if centred.shape[1] <= dim:
-        gram = torch.bmm(centred, centred.transpose(1, 2))
+        gram = matmul(centred, centred.transpose(1, 2))
     else:
-        gram = torch.bmm(centred.transpose(1, 2), centred)
+        gram = matmul(centred.transpose(1, 2), centred)
     delta_sum = gram.square().sum((1, 2)) / n.square()
     beta = (beta_sum / n - delta_sum) / (dim * n)
     delta = (delta_sum - 2.0 * mu * total / n + dim * mu.square()) / dim
@@ -88,7 +89,7 @@ def _shrinkage_h_core(ep: Episodes, **_options: Any) -> torch.Tensor:
     noise = 8.0 * torch.finfo(feats.dtype).eps * math.sqrt(n_rows * dim)
     keep = (eig > RCOND * largest[:, None]) & ((s > noise) | (alpha > 0)[:, None])
     inv = torch.where(keep, 1.0 / torch.where(keep, eig, 1.0), 0.0)
-    projected = torch.bmm(between, vh.transpose(1, 2)).square()  # (E, C, k)
+    projected = matmul(between, vh.transpose(1, 2)).square()  # (E, C, k)
     trace = (projected.sum(1) * inv).sum(1)
     return (1.0 - alpha) * trace / (n - 1.0)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from metaleep._exact import matmul, per_matrix
 from metaleep.metrics._validation import message
 from metaleep.metrics.spec import VALIDATE, Option, define_metric
 
@@ -80,11 +81,11 @@ def _gram_eigenvalues(z: torch.Tensor) -> torch.Tensor:
     import torch
 
     if z.shape[1] <= z.shape[2]:
-        gram = torch.bmm(z, z.transpose(1, 2))
+        gram = matmul(z, z.transpose(1, 2))
     else:
-        gram = torch.bmm(z.transpose(1, 2), z)
+        gram = matmul(z.transpose(1, 2), z)
     _check_finite_gram(gram, z)
-    return torch.linalg.eigvalsh(gram).clamp_min(0.0)
+    return per_matrix(torch.linalg.eigvalsh, gram).clamp_min(0.0)
 
 
 def _log_det_rates(blocks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -97,18 +98,18 @@ def _log_det_rates(blocks: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     import torch
 
     if blocks.shape[1] <= blocks.shape[2]:
-        gram = torch.bmm(blocks, blocks.transpose(1, 2))
+        gram = matmul(blocks, blocks.transpose(1, 2))
     else:
-        gram = torch.bmm(blocks.transpose(1, 2), blocks)
+        gram = matmul(blocks.transpose(1, 2), blocks)
     _check_finite_gram(gram, blocks)
     eye = torch.eye(gram.shape[1], dtype=gram.dtype, device=gram.device)
-    factor, info = torch.linalg.cholesky_ex(eye + scale[:, None, None] * gram)
+    factor, info = per_matrix(torch.linalg.cholesky_ex, eye + scale[:, None, None] * gram)
     rates = 2.0 * torch.log(torch.diagonal(factor, dim1=1, dim2=2)).sum(1)
     failed = info != 0
     if bool(failed.any()):
         # Rounding made I + scale·G indefinite (huge features: the noise of G's zero
         # eigenvalues exceeds 1 / scale): its eigenvalues, those at rounding level taken as 0.
-        eig = torch.linalg.eigvalsh(gram[failed])
+        eig = per_matrix(torch.linalg.eigvalsh, gram[failed])
         floor = gram.shape[1] * torch.finfo(gram.dtype).eps * eig.amax(1, keepdim=True)
         eig = torch.where(eig > floor, eig, 0.0)
         rates[failed] = torch.log1p(scale[failed][:, None] * eig).sum(1)

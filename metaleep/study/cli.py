@@ -12,6 +12,9 @@ import typer
 from metaleep._cli import fail, flag_names, in_flags
 from metaleep.data.spec import DATA_HELP
 from metaleep.study.config import DEFAULT_METRICS, DEFAULT_SUITE, Sampling, StudyConfig
+from metaleep.study.out_dir import StoreError, StudyLock
+from metaleep.study.signals import exit_interrupted, terminate_as_interrupt
+from metaleep.study.store import STUDY_LAYOUT
 
 if TYPE_CHECKING:
     from metaleep.study.runner import Executor, StudyResult
@@ -38,6 +41,8 @@ _FLAGS = {
     "image_size": "--image-size",
     "bad_files": "--bad-files",
     "source_data": "--source-data",
+    "trust_code": "--trust-factory",
+    "out_dir": "--out",
 }
 """Names of the configuration's fields (as library messages give them) -> their CLI options."""
 
@@ -68,12 +73,11 @@ def _check_options(
     data: str | None,
     backbones: tuple[str, ...],
     threads: int,
-    n_boot: int,
+    n_boot: int = 1,
 ) -> None:
     """The options the configuration does not check, checked before anything is loaded."""
-    from metaleep.backbones.default import DEFAULT_CONFIGS
     from metaleep.episodes.suites import STANDARD_SUITES
-    from metaleep.study.loading import split_spec
+    from metaleep.study.loading import check_specs
 
     if suite is not None and suite not in STANDARD_SUITES and not Path(suite).is_file():
         raise ValueError(
@@ -84,46 +88,11 @@ def _check_options(
         from metaleep.data.spec import parse_data
 
         parse_data(data)
-    unknown = []
-    for text in backbones:
-        _, spec = split_spec(text)
-        target = spec.partition("@")[0].rpartition(":")[0]
-        is_factory = bool(target) and (not target.endswith(".py") or Path(target).is_file())
-        if spec not in DEFAULT_CONFIGS and not Path(spec).exists() and not is_factory:
-            unknown.append(text)
-    if unknown:
-        raise ValueError(
-            f"`--backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}), "
-            "existing checkpoint paths, or factories FILE.py:CALLABLE / package.module:CALLABLE "
-            f"(optionally @WEIGHTS.pt), each optionally as NAME=SPEC; got {', '.join(unknown)}."
-        )
+    check_specs(backbones)
     if threads < 0:
         raise ValueError(f"`--threads` must be >= 0 (0: torch's default); got {threads!r}.")
     if n_boot < 1:
         raise ValueError(f"`--n-boot` must be a positive integer; got {n_boot!r}.")
-
-
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the study is, so that it stops like after Ctrl-C."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise _Terminated
-
-
-def _interrupted(error: KeyboardInterrupt) -> None:
-    """Say how far an interrupted study got, then end as the signal would have."""
-    import os
-    import signal
-
-    what = str(error) if str(error) else "interrupted; run the same command to resume."
-    typer.echo(f"metaleep run: {what}", err=True)
-    sys.stderr.flush()
-    terminated = isinstance(error, _Terminated) or isinstance(error.__cause__, _Terminated)
-    if terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)  # exit status 143 (killed by SIGTERM), as before
-    raise typer.Exit(130)
 
 
 def _executor(kind: str, address: str, workers: int) -> Executor | None:
@@ -159,6 +128,16 @@ def _backbones_option(default: str) -> Any:
         "protonet, supervised; trained on glyphs, cross-domain elsewhere), "
         "checkpoints (metaleep train / metaleep export), or factories FILE.py:CALLABLE / "
         "package.module:CALLABLE, optionally @WEIGHTS.pt.",
+    )
+
+
+def _trust_option() -> Any:
+    return typer.Option(
+        False,
+        "--trust-factory",
+        help="Let metaleep export files in --backbones run the factory (Python code) they "
+        "record to build their model. Without it such a file is refused unless you name the "
+        "factory: FILE.py:CALLABLE@export.pt.",
     )
 
 
@@ -252,7 +231,9 @@ def run(
     ),
     n_boot: int = typer.Option(1000, help="Bootstrap resamples for confidence intervals."),
     overwrite: bool = typer.Option(
-        False, help="Discard results of a different configuration found in --out."
+        False,
+        help="Discard metaleep's results (and their report) of another configuration or suite "
+        "found in --out; files metaleep did not write are never touched.",
     ),
     progress: bool = typer.Option(True, help="Show progress bars."),
     table: bool = typer.Option(
@@ -273,10 +254,10 @@ def run(
     workers: int = typer.Option(
         0, help="With --executor ray: worker processes (0: one per CPU of the cluster)."
     ),
+    trust_factory: bool = _trust_option(),
 ) -> None:
     """Run (or resume) the meta-transfer study: metrics vs post-adaptation accuracy."""
     from metaleep.study.runner import run_study
-    from metaleep.study.store import StoreError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -296,66 +277,62 @@ def run(
             image_size=image_size or None,
             bad_files=bad_files,
             source_data=tuple(source_data or ()),
+            trust_code=trust_factory,
         )
         sampling = Sampling(ways, shots, queries or None, min_images or None)
         config.resolved_device()
-        from metaleep.study.seeds import check_seeds
+        from metaleep.study.seeds import SEEDED_LAYOUT, check_seeds
 
         try:
             parsed = [int(k) for k in _split(seeds)]
         except ValueError:
             raise ValueError(f"`--seeds` must be integers like 0,1,2; got {seeds!r}.") from None
         training_seeds = check_seeds(parsed, config.backbones, "--seeds")
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
-        typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
-        raise typer.Exit(2) from error
-    try:
+        seeded = len(training_seeds) > 1 or training_seeds != (0,)
         chunk_executor = _executor(executor, ray_address, workers)
-    except (ValueError, ImportError) as error:
-        typer.echo(f"metaleep run: {error}", err=True)
+        # Only a valid configuration touches --out, and it is checked before any work.
+        with StudyLock(out, SEEDED_LAYOUT if seeded else STUDY_LAYOUT):
+            pass
+    except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
+        typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    import signal
-
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        if len(training_seeds) > 1 or training_seeds != (0,):
-            from metaleep.study.seeds import run_seeded_study
+        with terminate_as_interrupt():
+            if seeded:
+                from metaleep.study.seeds import run_seeded_study
 
-            result = run_seeded_study(
-                config,
-                training_seeds,
-                out_dir=out,
-                sampling=sampling,
-                progress=progress,
-                overwrite=overwrite,
-                n_boot=n_boot,
-                executor=chunk_executor,
-            )
-        else:
-            result = run_study(
-                config,
-                out_dir=out,
-                ways=sampling.ways,
-                shots=sampling.shots,
-                queries=sampling.queries,
-                min_images=sampling.min_images,
-                progress=progress,
-                overwrite=overwrite,
-                n_boot=n_boot,
-                executor=chunk_executor,
-            )
+                result = run_seeded_study(
+                    config,
+                    training_seeds,
+                    out_dir=out,
+                    sampling=sampling,
+                    progress=progress,
+                    overwrite=overwrite,
+                    n_boot=n_boot,
+                    executor=chunk_executor,
+                )
+            else:
+                result = run_study(
+                    config,
+                    out_dir=out,
+                    ways=sampling.ways,
+                    shots=sampling.shots,
+                    queries=sampling.queries,
+                    min_images=sampling.min_images,
+                    progress=progress,
+                    overwrite=overwrite,
+                    n_boot=n_boot,
+                    executor=chunk_executor,
+                )
     except KeyboardInterrupt as error:
-        _interrupted(error)
-        raise  # not reached: _interrupted ends the process
+        exit_interrupted("run", error)
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
         typer.echo(f"metaleep run: {_in_flags(str(error))}", err=True)
         raise typer.Exit(2) from error
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     _print_study(result, full=table)
 
 
@@ -444,19 +421,22 @@ def score(
     table: bool = typer.Option(
         False, "--table", help="Also print every metric's mean per backbone (summary.csv)."
     ),
+    trust_factory: bool = _trust_option(),
 ) -> None:
     """Score backbones on a suite without adapting: per-episode metrics, summary, ranking."""
     import pandas as pd
 
+    from metaleep.study.scores import (
+        SCORE_LAYOUT,
+        summarize_scores,
+        write_ranking,
+        write_scores,
+    )
     from metaleep.study.scores import score as score_backbones
-    from metaleep.study.scores import summarize_scores
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     try:
+        _check_options(suite, data, _split(backbones), threads)
         metric_names = _split(metrics)
         rank_by = rank_by or (metric_names[0] if metric_names else "")
         if rank_by not in metric_names:
@@ -464,46 +444,60 @@ def score(
                 f"`--rank-by` must be one of --metrics ({', '.join(metric_names)}); "
                 f"got {rank_by!r}."
             )
-        sources = dict(_source_pairs(source_data or []))
-        scores = score_backbones(
-            list(_split(backbones)),
-            suite,
-            data=data,
-            ways=ways,
-            shots=shots,
-            queries=queries or None,
-            min_images=min_images or None,
-            image_size=image_size or None,
-            bad_files=bad_files,
-            source_data=sources or None,
-            metrics=metric_names,
-            dummies=_split(dummies),
-            episodes=episodes or None,
-            seed=seed,
-            device=device,
-            out_dir=out,
-            progress=progress,
-        )
-        summary, ranking = summarize_scores(scores, metrics=metric_names, rank_by=rank_by)
-        against = None
-        if study is not None:
-            from metaleep.study.scores import attach_accuracy, rank_backbones
+        if threads:
+            import torch
 
-            results = study / "results.csv"
-            if not results.is_file():
-                raise FileNotFoundError(
-                    f"`--study` must be a finished study directory (with results.csv); got "
-                    f"{str(study)!r}."
-                )
-            against = rank_backbones(
-                attach_accuracy(scores, pd.read_csv(results)), metrics=metric_names
+            torch.set_num_threads(threads)
+        sources = dict(_source_pairs(source_data or []))
+        # --out checked before any work, and held: nothing foreign where the scores go.
+        with StudyLock(out, SCORE_LAYOUT) as lock:
+            scores = score_backbones(
+                list(_split(backbones)),
+                suite,
+                data=data,
+                ways=ways,
+                shots=shots,
+                queries=queries or None,
+                min_images=min_images or None,
+                image_size=image_size or None,
+                bad_files=bad_files,
+                source_data=sources or None,
+                metrics=metric_names,
+                dummies=_split(dummies),
+                episodes=episodes or None,
+                seed=seed,
+                device=device,
+                out_dir=out,
+                progress=progress,
+                trust_code=trust_factory,
+                lock=lock,
             )
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+            summary, ranking = summarize_scores(scores, metrics=metric_names, rank_by=rank_by)
+            against = None
+            if study is not None:
+                from metaleep.study.scores import attach_accuracy, rank_backbones
+
+                results = study / "results.csv"
+                if not results.is_file():
+                    raise FileNotFoundError(
+                        f"`--study` must be a finished study directory (with results.csv); "
+                        f"got {str(study)!r}."
+                    )
+                against = rank_backbones(
+                    attach_accuracy(scores, pd.read_csv(results)), metrics=metric_names
+                )
+            if lock.outputs is None:
+                raise RuntimeError("--out's lock records its outputs; got none.")
+            ranked = against
+
+            def write(folder: Path) -> None:
+                write_scores(folder, scores, summary, ranking)
+                if ranked is not None:
+                    write_ranking(folder, *ranked)
+
+            lock.outputs.publish(write)
+    except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
         raise fail("score", in_flags(str(error), flag_names(score))) from error
-    out.mkdir(parents=True, exist_ok=True)
-    scores.to_csv(out / "scores.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
-    ranking.to_csv(out / "ranking.csv", index=False)
     typer.echo(
         f"\n{scores['episode'].nunique()} episodes, {scores['backbone'].nunique()} backbones "
         f"-> {out}"
@@ -545,19 +539,15 @@ def score(
         + ("" if table else "\n" + _wrapped("--table prints every metric's mean here."))
     )
     if against is not None:
-        _show_ranking(*against, out)
+        _show_ranking(*against)
+        typer.echo(f"\n-> {out / 'backbone_means.csv'}, {out / 'rank_agreement.csv'}")
     sys.stdout.flush()
 
 
-def _show_ranking(per_backbone: Any, agreement: Any, out: Path | None) -> None:
-    """Print (and with ``out`` write) a ranking of backbones against their accuracy."""
+def _show_ranking(per_backbone: Any, agreement: Any) -> None:
+    """Print a ranking of backbones against their accuracy."""
     import pandas as pd
 
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        per_backbone.to_csv(out / "backbone_means.csv", index=False)
-        agreement.to_csv(out / "rank_agreement.csv", index=False)
-        typer.echo(f"\n-> {out / 'backbone_means.csv'}, {out / 'rank_agreement.csv'}")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         for adaptation, rows in per_backbone.groupby("adaptation", sort=True):
             wide = rows.pivot_table(
@@ -610,5 +600,13 @@ def rank(
             f"{', '.join(unknown)}."
         )
     per_backbone, agreement = rank_backbones(table, metrics=names or None)
-    _show_ranking(per_backbone, agreement, out)
+    if out is not None:
+        from metaleep.study.scores import RANK_LAYOUT, write_ranking
+
+        with StudyLock(out, RANK_LAYOUT) as lock:
+            if lock.outputs is None:
+                raise RuntimeError("--out's lock records its outputs; got none.")
+            lock.outputs.publish(lambda folder: write_ranking(folder, per_backbone, agreement))
+        typer.echo(f"\n-> {out / 'backbone_means.csv'}, {out / 'rank_agreement.csv'}")
+    _show_ranking(per_backbone, agreement)
     sys.stdout.flush()

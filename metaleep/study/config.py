@@ -86,6 +86,11 @@ class StudyConfig:
         ``NAME=SPEC`` entries giving backbone ``NAME`` the data it was trained on (a ``--data``
         spec; benchmarks read their ``train`` split): every class of it is a source class, so
         an embedding network gets ``prototypes`` dummy labels (LEEP, NCE).
+    trust_code:
+        Let ``metaleep export`` files among ``backbones`` run the factory they record to
+        build their model (``--trust-factory``): code read from a file. Off, such an export is
+        refused unless its factory is named (``FILE.py:CALLABLE@export.pt``). Not part of
+        what the study computed (not in its identity).
     """
 
     suite: str | None = None
@@ -102,6 +107,7 @@ class StudyConfig:
     image_size: str | None = None
     bad_files: str = "skip"
     source_data: tuple[str, ...] = ()
+    trust_code: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +152,8 @@ class StudyConfig:
         ):
             raise ValueError(f"`device` must be cpu, cuda, cuda:N or auto; got {self.device!r}.")
 
+        if not isinstance(self.trust_code, bool):
+            raise TypeError(f"`trust_code` must be True or False; got {self.trust_code!r}.")
         if self.data is not None:
             from metaleep.data.spec import parse_data
 

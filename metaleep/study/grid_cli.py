@@ -41,23 +41,32 @@ def grid(
     table: bool = typer.Option(
         False, "--table", help="Also print every setting's r per metric (settings.csv)."
     ),
+    trust_factory: bool = typer.Option(
+        False,
+        "--trust-factory",
+        help="Let metaleep export files among the grid's sources run the factory (Python "
+        "code) they record to build their model.",
+    ),
 ) -> None:
     """Run (or resume) a grid of transfer settings: sources x dummy labels x transfer types x
     targets, one study per target; print how often each metric correlates best."""
     from metaleep.study.grid import run_grid
     from metaleep.study.grid_config import load_grid
-    from metaleep.study.store import StoreError
+    from metaleep.study.out_dir import StoreError
+    from metaleep.study.signals import exit_interrupted, terminate_as_interrupt
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if quick and config:
         raise fail("grid", "`--quick` must not be given with --config; got both.")
     name = config or ("quick" if quick else "default")
     folder = out or Path("runs") / ("grid-quick" if name == "quick" else "grid")
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
     try:
+        if threads < 0:
+            raise ValueError(f"`--threads` must be >= 0 (0: torch's default); got {threads!r}.")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
         grid_config = load_grid(name)
         words = ["metaleep grid"]
         if quick:
@@ -66,15 +75,20 @@ def grid(
             words.append(f"--config {config}")
         if out is not None:
             words.append(f"--out {out}")
-        result = run_grid(
-            grid_config,
-            folder,
-            progress=progress,
-            overwrite=overwrite,
-            command=" ".join(words),
-        )
+        with terminate_as_interrupt():
+            result = run_grid(
+                grid_config,
+                folder,
+                progress=progress,
+                overwrite=overwrite,
+                command=" ".join(words),
+                trust_code=trust_factory,
+            )
+    except KeyboardInterrupt as error:
+        exit_interrupted("grid", error)
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
-        raise fail("grid", in_flags(str(error), flag_names(grid))) from error
+        message = in_flags(str(error), {**flag_names(grid), "out_dir": "--out"})
+        raise fail("grid", message) from error
     _print_grid(result, full=table)
 
 

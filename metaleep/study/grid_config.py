@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from metaleep._text import printable
 from metaleep.study.config import DEFAULT_METRICS, option_names
 from metaleep.study.outputs import DUMMY_MODES
 from metaleep.study.seeds import check_seeds
@@ -220,7 +221,7 @@ class GridConfig:
         _positive_int(self.chunk_size, "grid.chunk_size")
         _positive_int(self.seed, "grid.seed", 0)
         object.__setattr__(self, "seeds", check_seeds(self.seeds, self.sources, "grid.seeds"))
-        _positive_int(self.n_boot, "grid.n_boot", 0)
+        _positive_int(self.n_boot, "grid.n_boot")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, int | float):
             raise TypeError(f"`grid.alpha` must be a number in (0, 1); got {self.alpha!r}.")
         if not 0 < self.alpha < 1:
@@ -341,6 +342,15 @@ def load_grid(name_or_path: str | os.PathLike[str]) -> GridConfig:
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
-    except tomllib.TOMLDecodeError as error:
-        raise ValueError(f"`config` must be valid TOML; got {str(path)!r}: {error}.") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as error:
+        why = "nested too deep" if isinstance(error, RecursionError) else error
+        raise ValueError(
+            f"`config` must be a grid TOML file (UTF-8 text, valid TOML); got {str(path)!r}: "
+            f"{printable(why, 200)}."
+        ) from None
+    except OSError as error:
+        raise ValueError(
+            f"`config` must be a readable grid TOML file; got {str(path)!r} "
+            f"({error.strerror or error})."
+        ) from error
     return grid_from_dict(data)

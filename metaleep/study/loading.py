@@ -7,9 +7,11 @@ labelled ``NAME=SPEC``:
   alphabets and shipped with the package (:mod:`metaleep.backbones.default`; training seed 0,
   or the ``seed`` a grid asks for);
 - a checkpoint: a ``metaleep train`` backbone (``backbone.pt`` or its directory, or a snapshot)
-  or a ``metaleep export`` file; a folder of checkpoint files (``snapshots/``) stands for each;
-- a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``
-  (see :func:`metaleep.backbones.wrap.load_factory`).
+  or a ``metaleep export`` file; a folder of checkpoint files (``snapshots/``) stands for each.
+  An export's model is built by the factory it records, code that runs only with
+  ``trust_code`` (``--trust-factory``); or name it: ``FILE.py:CALLABLE@export.pt``;
+- a factory ``FILE.py:CALLABLE`` or ``package.module:CALLABLE``, optionally ``@WEIGHTS.pt``, a
+  state dict or an export (see :func:`metaleep.backbones.wrap.load_factory`).
 
 In Python, specs and objects (``StudyBackbone``, trained ``Backbone``, ``nn.Module``) mix in one
 list. Any backbone runs on any data: one trained on other data than the study's is scored
@@ -26,7 +28,9 @@ backbones declare, in the channels they take, and records that choice in the sui
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,9 +38,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from metaleep.backbones.checkpoint import read_checkpoint
 from metaleep.backbones.protocol import StudyBackbone
 from metaleep.backbones.wrap import source_data_for, study_backbone
 from metaleep.study.config import Sampling, StudyConfig
+from metaleep.study.out_dir import StudyLock
+from metaleep.study.store import STUDY_LAYOUT, SUITE_FILE
 
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
@@ -45,9 +52,6 @@ if TYPE_CHECKING:
     from metaleep.episodes.spec import Episode
 
 log = logging.getLogger(__name__)
-
-SUITE_FILE = "suite.csv"
-"""Where a study keeps the suite it sampled from its data (in its directory)."""
 
 
 @dataclass(eq=False)
@@ -183,33 +187,71 @@ def split_spec(text: str) -> tuple[str | None, str]:
     return None, text.strip()
 
 
+def check_specs(specs: Sequence[str]) -> None:
+    """Every backbone spec names something that exists, checked before anything is loaded:
+    a default backbone, an existing checkpoint path, or a factory whose file exists (a module
+    factory is checked when it is imported). ``ValueError`` naming all the others.
+
+    Examples
+    --------
+    >>> check_specs(["maml", "mine=models.py:build"])
+    Traceback (most recent call last):
+    ...
+    ValueError: `backbones` must name default backbones (maml, supervised, protonet), existing \
+checkpoint paths, or factories FILE.py:CALLABLE / package.module:CALLABLE (optionally \
+@WEIGHTS.pt), each optionally as NAME=SPEC; got mine=models.py:build.
+    """
+    from metaleep.backbones.default import DEFAULT_CONFIGS
+
+    unknown = []
+    for text in specs:
+        _, spec = split_spec(text)
+        target = spec.partition("@")[0].rpartition(":")[0]
+        is_factory = bool(target) and (not target.endswith(".py") or Path(target).is_file())
+        if spec not in DEFAULT_CONFIGS and not Path(spec).exists() and not is_factory:
+            unknown.append(text)
+    if unknown:
+        raise ValueError(
+            f"`backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}), "
+            "existing checkpoint paths, or factories FILE.py:CALLABLE / package.module:CALLABLE "
+            f"(optionally @WEIGHTS.pt), each optionally as NAME=SPEC; got {', '.join(unknown)}."
+        )
+
+
 def load_backbones(
     specs: Sequence[str],
     dataset: ImageDataset | None = None,
     *,
     progress: bool = True,
     seed: int = 0,
+    trust_code: bool = False,
 ) -> list[StudyBackbone]:
     """Backbones by spec (see the module docstring) for a study on ``dataset``.
 
     Names must be distinct: give ``NAME=SPEC`` to tell apart two of the same name (e.g. two
     checkpoints of one training run). ``seed`` is the training seed of the default backbones
-    (other specs have none).
+    (other specs have none); ``trust_code``: exports may run the factory they record.
     """
-    backbones = [b for b, _ in _load(list(specs), dataset, progress, seed)]
+    backbones = [b for b, _ in _load(list(specs), dataset, progress, seed, trust_code)]
     check_names(backbones, specs)
     return backbones
 
 
 def _load(
-    items: Sequence[Any], dataset: ImageDataset | None, progress: bool, seed: int = 0
+    items: Sequence[Any],
+    dataset: ImageDataset | None,
+    progress: bool,
+    seed: int = 0,
+    trust_code: bool = False,
 ) -> list[tuple[StudyBackbone, str]]:
     """Each spec or object as a backbone, with the fingerprint of the data it was trained on
     (``""`` when unknown), so that the target data can be bound as its source later."""
     out: list[tuple[StudyBackbone, str]] = []
     for position, item in enumerate(items):
         if isinstance(item, str):
-            out += [_backbone_for(text, dataset, progress, seed) for text in _expand(item)]
+            out += [
+                _backbone_for(text, dataset, progress, seed, trust_code) for text in _expand(item)
+            ]
         else:
             out.append((_as_backbone(item, position), ""))
     return out
@@ -241,7 +283,11 @@ def check_names(backbones: Sequence[StudyBackbone], specs: Sequence[Any] | None 
 
 
 def _backbone_for(
-    text: str, dataset: ImageDataset | None, progress: bool, seed: int = 0
+    text: str,
+    dataset: ImageDataset | None,
+    progress: bool,
+    seed: int = 0,
+    trust_code: bool = False,
 ) -> tuple[StudyBackbone, str]:
     from metaleep.backbones.default import DEFAULT_CONFIGS, DEFAULT_SPLIT, default_backbone
 
@@ -259,11 +305,19 @@ def _backbone_for(
         trained = default_backbone(spec, seed=seed, progress=progress, dataset=glyphs, split=split)
         backbone = study_backbone(trained, source_data=glyphs, origin="default")
     elif Path(spec).exists():
-        backbone, wanted = _checkpoint(Path(spec), dataset)
+        backbone, wanted = _checkpoint(Path(spec), dataset, trust_code)
     elif ":" in spec:
+        from metaleep.backbones.export import is_checkpoint, load_wrapped
         from metaleep.backbones.wrap import load_factory
 
-        backbone = load_factory(spec, name=name or spec.rpartition(":")[2].partition("@")[0])
+        target, _, weights = spec.partition("@")
+        if weights and is_checkpoint(Path(weights).expanduser()):
+            # FACTORY@export.pt: the user names the code that builds the export's model.
+            header, _ = read_checkpoint(Path(weights).expanduser())
+            source = source_data_for(str(header.get("dataset", "")), dataset)
+            backbone = load_wrapped(Path(weights).expanduser(), factory=target, source_data=source)
+        else:
+            backbone = load_factory(spec, name=name or spec.rpartition(":")[2].partition("@")[0])
     else:
         raise ValueError(
             f"`backbones` must name default backbones ({', '.join(DEFAULT_CONFIGS)}), "
@@ -274,8 +328,10 @@ def _backbone_for(
     return (replace(backbone, name=name) if name else backbone), wanted
 
 
-def _checkpoint(path: Path, dataset: ImageDataset | None) -> tuple[StudyBackbone, str]:
-    from metaleep.backbones.checkpoint import BACKBONE_FILE, load_backbone, read_checkpoint
+def _checkpoint(
+    path: Path, dataset: ImageDataset | None, trust_code: bool = False
+) -> tuple[StudyBackbone, str]:
+    from metaleep.backbones.checkpoint import BACKBONE_FILE, load_backbone
 
     file = path / BACKBONE_FILE if path.is_dir() and (path / BACKBONE_FILE).is_file() else path
     if file.is_file():
@@ -285,7 +341,7 @@ def _checkpoint(path: Path, dataset: ImageDataset | None) -> tuple[StudyBackbone
 
             recorded = str(header.get("dataset", ""))
             source = source_data_for(recorded, dataset)
-            return load_wrapped(file, source_data=source), recorded
+            return load_wrapped(file, source_data=source, trust_code=trust_code), recorded
     trained = load_backbone(path)
     source = source_data_for(trained.dataset_fingerprint, dataset)
     return study_backbone(trained, source_data=source), trained.dataset_fingerprint
@@ -373,6 +429,8 @@ def load_study_inputs(
     out_dir: str | Path | None = None,
     by: str = "metaleep run",
     progress: bool = True,
+    overwrite: bool = False,
+    lock: StudyLock | None = None,
 ) -> StudyInputs:
     """The data set, suite and backbones of ``config``; given ones are used as they are.
 
@@ -395,6 +453,8 @@ def load_study_inputs(
         The command named in a sampled suite's description.
     progress:
         Progress bars while training default backbones.
+    overwrite, lock:
+        As :func:`sample_suite` takes them.
     """
     from metaleep.episodes.manifest import validate_against
 
@@ -411,11 +471,11 @@ def load_study_inputs(
         scan = _folder_scan(config, progress) if sampled else None
         if scan is not None and (config.image_size is None or scan.mixed_colour):
             # The backbones' declared inputs decide how a sampled folder is loaded.
-            loaded = _load(items, None, progress)
+            loaded = _load(items, None, progress, trust_code=config.trust_code)
             declared = [b for b, _ in loaded]
         dataset = _target_data(config, header, declared=declared, scan=scan, progress=progress)
     if loaded is None:
-        loaded = _load(items, dataset, progress)
+        loaded = _load(items, dataset, progress, trust_code=config.trust_code)
     study_backbones = _bind_sources(loaded, dataset)
     check_names(study_backbones, items)
     study_backbones = with_source_data(study_backbones, config.source_data, source_data)
@@ -429,12 +489,18 @@ def load_study_inputs(
         suite = header
     elif sampled:
         suite, facts["sampling"] = sample_suite(
-            config, dataset, sampling or Sampling(), out_dir=out_dir, by=by
+            config,
+            dataset,
+            sampling or Sampling(),
+            out_dir=out_dir,
+            by=by,
+            overwrite=overwrite,
+            lock=lock,
         )
         config = replace(
             config,
             suite=str(Path(out_dir) / SUITE_FILE) if out_dir is not None else suite.name,
-            episodes=None,
+            episodes=facts["sampling"]["episodes"],
         )
     else:
         from metaleep.episodes.suites import load_suite
@@ -478,16 +544,22 @@ def sample_suite(
     *,
     out_dir: str | Path | None = None,
     by: str = "metaleep run",
+    overwrite: bool = False,
+    lock: StudyLock | None = None,
 ) -> tuple[Suite, dict[str, Any]]:
     """The suite sampled from ``dataset`` for a study without one, and what was decided.
 
     ``config.episodes`` episodes (600 when None) of ``sampling``'s spec with ``config.seed``;
-    written to ``OUT/suite.csv`` when ``out_dir`` is given (a study directory keeps the suite
-    it ran: rerunning the same command finds the same file; another suite there is refused).
+    written to ``OUT/suite.csv`` when ``out_dir`` is given: a study directory keeps the suite it
+    ran. A ``suite.csv`` already there of the same recipe is kept when it is at least as long
+    (episode i depends only on the seed and i; the study runs its first episodes) and replaced
+    by the longer one otherwise, so a study extends to more episodes; one of another recipe or
+    content is replaced only with ``overwrite`` (its study is then recomputed), else refused.
+    ``lock``: the directory's lock when the caller holds it (else one is taken to write).
     """
     from metaleep.data.folder import chosen_options, options_text
     from metaleep.data.spec import parse_data
-    from metaleep.episodes.manifest import read_manifest, write_manifest
+    from metaleep.episodes.manifest import ManifestError, read_manifest, write_manifest
     from metaleep.episodes.suites import ALL_CLASSES, build_suite, dropped_classes, sampled_recipe
 
     parsed = parse_data(config.data) if config.data else None
@@ -535,14 +607,45 @@ def sample_suite(
     if out_dir is None:
         return built, facts
     path = Path(out_dir) / SUITE_FILE
-    if path.is_file() and (Path(out_dir) / "study.json").is_file():
-        stored = read_manifest(path)
-        if stored.fingerprint != built.fingerprint or list(stored.episodes) != list(built.episodes):
-            raise ValueError(
-                f"`--out` {out_dir} holds a suite of other episodes ({path}); use another --out, "
-                "or --suite to run that one."
-            )
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    # The caller's lock stays the caller's (held after this call); else one for the write.
+    held_lock = (
+        contextlib.nullcontext(lock) if lock is not None else StudyLock(out_dir, STUDY_LAYOUT)
+    )
+    with held_lock as held:
+        if os.path.lexists(path):
+            try:
+                stored: Suite | None = read_manifest(path)
+            except ManifestError:
+                if not overwrite:
+                    raise
+                stored = None
+            if stored is not None and _extends(stored, built):
+                if len(stored) >= len(built):
+                    return stored, facts
+            elif stored is not None and not overwrite:
+                raise ValueError(
+                    f"`--out` {out_dir} holds a suite of other episodes ({path}: "
+                    f"{_describe(stored)}; this command samples {_describe(built)}); use "
+                    "--overwrite to replace it (its study is then recomputed), another --out, "
+                    f"or --suite {path} to run that one."
+                )
+        if held is None or held.outputs is None:
+            raise RuntimeError("a study directory's lock records its outputs; got none.")
+        held.outputs.record(SUITE_FILE)
         write_manifest(built, path)
     return built, facts
+
+
+def _extends(stored: Suite, built: Suite) -> bool:
+    """Whether two suites are of one recipe with the same first episodes (one extends the
+    other)."""
+    if stored.recipe() != built.recipe():
+        return False
+    mine, theirs = stored.episode_digests(), built.episode_digests()
+    common = set(mine) & set(theirs)
+    return all(mine[e] == theirs[e] for e in common) and bool(common)
+
+
+def _describe(suite: Suite) -> str:
+    specs = ", ".join(suite.spec_counts())
+    return f"{len(suite)} episodes {specs} of {suite.fingerprint}, seed {suite.seed}"

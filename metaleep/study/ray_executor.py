@@ -19,18 +19,27 @@ chunk it held; that chunk is given to a fresh worker, up to ``max_retries`` time
 exception raised by the study code itself is not retried (it would fail again): it is re-raised
 in the driver with its original type.
 
+A private local instance is this process's: when the driver ends normally it is shut down; when
+the driver is killed (SIGKILL, out of memory), Ray's agents (``ray::DashboardAgent``,
+``ray::RuntimeEnvAgent``) outlived it for about a minute, listening. So each private instance
+records the processes it started (pid and start time) in metaleep's cache (``ray/``), and the
+next private start ends those of a driver that is gone (:func:`reap_orphans`); a process whose
+pid was reused by another program (another start time) is never touched.
+
 Ray is an optional dependency (``pip install metaleep[ray]``): importing this module without it
 raises an ``ImportError`` that says so.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -46,7 +55,7 @@ except ImportError as _error:  # pragma: no cover - exercised by a test that hid
 
 from metaleep.study.runner import ChunkContext
 
-__all__ = ["ChunkFailedError", "RayExecutor"]
+__all__ = ["ChunkFailedError", "RayExecutor", "reap_orphans"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +127,104 @@ def _private_instance_settings() -> Iterator[None]:
                 os.environ[key] = value
         if saved_flag is not None:
             ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+
+
+# ----------------------------------------------------------------------------- orphans
+
+
+def _records_dir() -> Path:
+    from metaleep._io import cache_dir
+
+    return cache_dir("ray")
+
+
+def _started(process: Any) -> float | None:
+    try:
+        return float(process.create_time())
+    except Exception:  # psutil.Error: gone or not ours to see
+        return None
+
+
+def _record_instance() -> None:
+    """Record this driver and the processes its private Ray instance runs (its children whose
+    command line is Ray's: the driver's other children are none of this record's business)."""
+    import psutil
+
+    me = psutil.Process()
+    children = []
+    for child in me.children(recursive=True):
+        started = _started(child)
+        try:
+            command = " ".join(child.cmdline()).lower()
+        except psutil.Error:
+            continue
+        if started is not None and ("ray" in command or "gcs_server" in command):
+            children.append({"pid": child.pid, "started": started})
+    record = {"driver": me.pid, "started": _started(me), "processes": children}
+    from metaleep._io import atomic_write_bytes
+
+    atomic_write_bytes(_records_dir() / f"driver-{me.pid}.json", json.dumps(record).encode())
+
+
+def _forget_instance() -> None:
+    (_records_dir() / f"driver-{os.getpid()}.json").unlink(missing_ok=True)
+
+
+def reap_orphans() -> int:
+    """End the Ray processes that private instances of drivers now gone left running.
+
+    Reads the records in the cache's ``ray/`` folder; for each driver that no longer runs (its
+    pid gone, or taken by a process started at another time), terminates each recorded process
+    still running with its recorded start time (SIGTERM, then SIGKILL after 3 s) and removes
+    the record. Returns how many processes it ended.
+
+    Examples
+    --------
+    >>> reap_orphans() >= 0
+    True
+    """
+    import psutil
+
+    ended = 0
+    for path in sorted(_records_dir().glob("driver-*.json")):
+        try:
+            record = json.loads(path.read_text())
+            driver, started = int(record["driver"]), record.get("started")
+            processes = [(int(p["pid"]), float(p["started"])) for p in record["processes"]]
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            path.unlink(missing_ok=True)  # a record of ours that cannot be read: nothing to do
+            continue
+        try:
+            alive = _started(psutil.Process(driver)) == started
+        except psutil.Error:
+            alive = False
+        if alive:
+            continue
+        victims = []
+        for pid, when in processes:
+            try:
+                process = psutil.Process(pid)
+            except psutil.Error:
+                continue
+            if _started(process) == when:
+                victims.append(process)
+        for process in victims:
+            try:
+                process.terminate()
+            except psutil.Error:
+                pass
+        _, still = psutil.wait_procs(victims, timeout=3)
+        for process in still:
+            try:
+                process.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(still, timeout=3)
+        if victims:
+            log.info("ended %d Ray processes of driver %d, which is gone", len(victims), driver)
+        ended += len(victims)
+        path.unlink(missing_ok=True)
+    return ended
 
 
 def _positive_int(value: object, name: str, expected: str = "a positive integer") -> int:
@@ -214,6 +321,7 @@ class RayExecutor:
         self.retries = 0
         self.workers_started = 0
         self._started_ray = False
+        self._private = False
 
     def __enter__(self) -> RayExecutor:
         """Connect (or start the local instance) now, for several studies in a row."""
@@ -252,9 +360,12 @@ class RayExecutor:
                 if self.num_workers is not None
                 else os.cpu_count() or 1
             )
+            reap_orphans()
             log.info("starting a local Ray instance (127.0.0.1) with %d CPUs", cpus)
             with _private_instance_settings():
                 ray.init(address="local", num_cpus=cpus, **options)
+            self._private = True
+            _record_instance()
         else:
             log.info("connecting to the Ray cluster at %s", self.address)
             ray.init(address=self.address, **options)
@@ -302,6 +413,8 @@ class RayExecutor:
             context_ref = ray.put(context)
             count = self._worker_count(len(todo))
             workers = [self._start_worker(context_ref) for _ in range(count)]
+            if self._private:
+                _record_instance()  # the workers (and agents started since) too
             log.info("evaluating %d chunks on %d Ray workers", len(todo), len(workers))
 
             def submit(worker: Any) -> None:
@@ -369,4 +482,5 @@ class RayExecutor:
 def _shutdown() -> None:
     start = time.perf_counter()
     ray.shutdown()
+    _forget_instance()
     log.info("Ray shut down in %.1f s", time.perf_counter() - start)

@@ -7,7 +7,8 @@ batched feature-based methods in one call each; whole-network methods (MAML, fin
 them in one call too, and adapt episode by episode (MAML's lean inner loop on one copy of the
 network on a CPU, ``vmap`` over episodes on a GPU; fine-tuning a fresh copy per episode).
 Each finished chunk is stored at once (:mod:`metaleep.study.store`), so a rerun in the same
-directory resumes where the last one stopped.
+directory resumes where the last one stopped, and a rerun with more episodes of the same suite
+computes only the new ones.
 
 Only support images reach a metric: the metrics see ``episode.support`` rows and support labels,
 never the query set.
@@ -41,7 +42,7 @@ from metaleep.study.outputs import (
     parameter_dtype,
     source_prototypes,
 )
-from metaleep.study.store import ResultStore, StudyInterrupted, StudyLock
+from metaleep.study.store import STUDY_LAYOUT, ResultStore, StudyInterrupted, StudyLock
 
 if TYPE_CHECKING:
     from metaleep.adapt.common import BatchAdaptationResult
@@ -85,8 +86,18 @@ class StudyResult:
     analysis: StudyAnalysis | None = None
 
 
-def _chunks(n: int, size: int) -> list[range]:
-    return [range(start, min(start + size, n)) for start in range(0, n, size)]
+def _chunks(n: int, size: int) -> dict[int, range]:
+    return {c: range(start, min(start + size, n)) for c, start in enumerate(range(0, n, size))}
+
+
+def planned_rows(
+    config: StudyConfig, backbone: StudyBackbone, ways: int
+) -> tuple[list[str], list[str]]:
+    """The dummy modes and adaptations of ``backbone``'s rows on ``ways``-way episodes (both
+    empty when no adaptation applies there; a backbone that offers none of the requested dummy
+    modes gets rows of dummy ``none``, :func:`~metaleep.study.outputs.dummy_modes`)."""
+    methods = [a for a in config.adaptations if backbone.offers_adaptation(a, ways)]
+    return (dummy_modes(backbone, config.dummies, ways), methods) if methods else ([], [])
 
 
 @functools.cache
@@ -306,8 +317,7 @@ def evaluate_chunk(
     for ep in episodes:
         shapes.setdefault((ep.ways, ep.shots, ep.queries), []).append(ep)
     for (ways, _, _), group in shapes.items():
-        modes = dummy_modes(backbone, config.dummies, ways)
-        methods = [a for a in config.adaptations if backbone.offers_adaptation(a, ways)]
+        modes, methods = planned_rows(config, backbone, ways)
         if not methods:
             continue
         # Episode-sized matrices (N-LEEP's mixture, LogME's SVD) ran up to 170x slower with
@@ -403,6 +413,8 @@ class ChunkContext:
     ``outputs`` holds each backbone's features and dummy-label logits for every image of the
     study's episodes, computed once, in fixed batches over the sorted image indices, so that
     a chunk's rows do not depend on which other chunks are evaluated, where, or in what order.
+    ``parts`` gives each chunk number the positions (in ``episodes``) of its episodes; ``None``:
+    consecutive runs of ``config.chunk_size``.
     """
 
     config: StudyConfig
@@ -412,10 +424,13 @@ class ChunkContext:
     backbones: Sequence[StudyBackbone]
     outputs: dict[str, BackboneOutputs]
     device: str = "cpu"
+    parts: Mapping[int, Sequence[int]] | None = None
 
     @property
-    def chunks(self) -> list[range]:
-        """Episode positions of each chunk."""
+    def chunks(self) -> Mapping[int, Sequence[int]]:
+        """Episode positions of each chunk, by chunk number."""
+        if self.parts is not None:
+            return self.parts
         return _chunks(len(self.episodes), self.config.chunk_size)
 
     def evaluate(self, chunk: int) -> pd.DataFrame:
@@ -459,9 +474,11 @@ def prepare_chunks(
     device: str = "cpu",
     *,
     support_only: bool = False,
+    parts: Mapping[int, Sequence[int]] | None = None,
 ) -> ChunkContext:
     """Compute every backbone's outputs once over all images of ``episodes`` (only their
-    support images with ``support_only``: what scoring without adapting needs)."""
+    support images with ``support_only``: what scoring without adapting needs); ``parts``: the
+    chunks (see :class:`ChunkContext`)."""
     # Every reference, repeats included: compute_outputs runs each distinct image once and
     # records (and logs) how many references that serves.
     images = np.concatenate(
@@ -492,7 +509,7 @@ def prepare_chunks(
                 temperature=config.temperature or scale,
                 device=device,
             )
-    return ChunkContext(config, dataset, suite_name, episodes, backbones, outputs, device)
+    return ChunkContext(config, dataset, suite_name, episodes, backbones, outputs, device, parts)
 
 
 def run_study(
@@ -566,7 +583,6 @@ def run_study(
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
         raise ValueError(f"`n_boot` must be a positive integer; got {n_boot!r}.")
     from metaleep._optional import progress_bar as tqdm
-    from metaleep.adapt.registry import adaptation_settings
     from metaleep.study.loading import load_study_inputs
 
     config, sampling = study_options(
@@ -581,7 +597,7 @@ def run_study(
         min_images=min_images,
     )
     device = config.resolved_device()  # a GPU asked for and missing: said before any loading
-    with StudyLock(out_dir) as lock:
+    with StudyLock(out_dir, STUDY_LAYOUT) as lock:
         started = time.perf_counter()
         inputs = load_study_inputs(
             config,
@@ -592,59 +608,69 @@ def run_study(
             sampling=sampling,
             out_dir=out_dir,
             progress=progress,
+            overwrite=overwrite,
+            lock=lock,
         )
         config, dataset, suite = inputs.config, inputs.dataset, inputs.suite
-        episodes_run = inputs.episodes
-        check_study(config, dataset, episodes_run, inputs.backbones)
-        study_backbones = [b.on(device) for b in inputs.backbones]
-        identity = {
-            **config.to_dict(),
-            # The backbones that run (a caller's own, not the configuration's default names).
-            "backbones": [b.name for b in study_backbones],
-            "dataset": dataset.fingerprint,
-            "suite_name": suite.name,
-            "suite_episodes": len(episodes_run),
-            "backbone_fingerprints": {b.name: b.fingerprint for b in study_backbones},
-            "backbone_info": {b.name: b.describe(dataset) for b in study_backbones},
-            "adaptation_settings": adaptation_settings(config.adaptations, study_backbones),
-            **inputs.facts,
-        }
-        reasons = no_dummy_reasons(study_backbones, config.dummies, [e.ways for e in episodes_run])
-        if reasons:  # backbones with rows of dummy none, and why
-            identity["no_dummy"] = reasons
-        chunks = _chunks(len(episodes_run), config.chunk_size)
-        plan = [[episodes_run[i].index for i in part] for part in chunks]
-        store = ResultStore(out_dir, identity, overwrite=overwrite, plan=plan, lock=lock)
-        done = set(store.finished_chunks())
-        todo = [c for c in range(len(chunks)) if c not in done]
-        if done:
+        chosen = inputs.episodes
+        check_study(config, dataset, chosen, inputs.backbones)
+        backbones = [b.on(device) for b in inputs.backbones]
+        identity = study_identity(config, dataset, suite, backbones, inputs.facts)
+        store = ResultStore(
+            out_dir,
+            identity,
+            overwrite=overwrite,
+            episodes=suite.episode_digests(),
+            keys=TABLE_KEYS,
+            rows=expected_rows(config, backbones, suite),
+            lock=lock,
+        )
+        selected = [ep.index for ep in chosen]
+        before = len({store.stored[e] for e in selected if e in store.stored})
+        plan = store.plan(selected, config.chunk_size)
+        todo = sum(len(part) for part in plan.values())
+        if todo < len(selected):
             log.info(
-                "resuming: %d of %d chunks already stored in %s", len(done), len(chunks), out_dir
+                "resuming: %d of %d episodes already stored in %s",
+                len(selected) - todo,
+                len(selected),
+                out_dir,
             )
-        if todo:
+        if plan:
+            position = {e: i for i, e in enumerate(selected)}
+            parts = {c: [position[e] for e in part] for c, part in plan.items()}
             context = prepare_chunks(
-                config, dataset, suite.name, episodes_run, study_backbones, device
+                config, dataset, suite.name, chosen, backbones, device, parts=parts
             )
             run = (executor or InProcessExecutor()).map_chunks
-            finished = sum(len(chunks[c]) for c in done)
             bar = tqdm(
-                total=len(episodes_run), initial=finished, desc="episodes", disable=not progress
+                total=len(selected),
+                initial=len(selected) - todo,
+                desc="episodes",
+                disable=not progress,
             )
+            written = 0
             try:
-                for c, rows in run(context, todo):
+                for c, rows in run(context, list(plan)):
                     store.write_chunk(c, rows)
-                    bar.update(len(chunks[c]))
+                    written += 1
+                    bar.update(len(plan[c]))
             except KeyboardInterrupt as interrupt:
-                raise StudyInterrupted(len(store.finished_chunks()), len(chunks)) from interrupt
+                raise StudyInterrupted(before + written, before + len(plan)) from interrupt
             bar.close()
-        table = store.assemble(TABLE_KEYS)
+        table = store.assemble(TABLE_KEYS, episodes=selected)
         analysis = report = None
         if analyse and not table.empty:
             from metaleep.study.summary import analyse_and_report
 
-            analysis, report = analyse_and_report(
-                table, store.root, identity, metrics=config.metrics, n_boot=n_boot, seed=config.seed
+            # what study.json holds, and how many episodes ran and how they were sampled
+            shown = {**identity, **inputs.facts, "episodes": len(selected)}
+            analysis, written_report = store.outputs.publish(
+                lambda folder: analyse_and_report(
+                    table, folder, shown, metrics=config.metrics, n_boot=n_boot, seed=config.seed
+                )
             )
+            report = store.root / written_report.name
         return StudyResult(
             table=table,
             out_dir=store.root,
@@ -691,6 +717,76 @@ def study_options(
         min_images=min_images,
     )
     return config, sampling
+
+
+def study_identity(
+    config: StudyConfig,
+    dataset: ImageDataset,
+    suite: Suite,
+    backbones: Sequence[StudyBackbone],
+    facts: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What a study's results are a function of: its ``study.json`` and the hash in each chunk.
+
+    The configuration less how many episodes run, the chunk size and how backbones may be
+    loaded (none of which changes a row); the data set's fingerprint; the suite's recipe
+    (:meth:`~metaleep.episodes.manifest.Suite.recipe`; each chunk is bound to its episodes'
+    content as well); the backbones that run, their weights' fingerprints, what they are and
+    how each adaptation runs on them; how the data was loaded and a suite sampled from it
+    (``facts``, less the number of episodes, so that a study extends); and which backbones have
+    rows of dummy ``none``, and why.
+    """
+    from metaleep.adapt.registry import adaptation_settings
+
+    settings = config.to_dict()
+    for key in ("episodes", "chunk_size", "trust_code"):
+        settings.pop(key)
+    identity = {
+        **settings,
+        # The backbones that run (a caller's own, not the configuration's default names).
+        "backbones": [b.name for b in backbones],
+        "dataset": dataset.fingerprint,
+        "suite_recipe": suite.recipe(),
+        "backbone_fingerprints": {b.name: b.fingerprint for b in backbones},
+        "backbone_info": {b.name: b.describe(dataset) for b in backbones},
+        "adaptation_settings": adaptation_settings(config.adaptations, backbones),
+        **_lasting(facts or {}),
+    }
+    reasons = no_dummy_reasons(backbones, config.dummies, [e.ways for e in suite.episodes])
+    if reasons:  # backbones with rows of dummy none, and why
+        identity["no_dummy"] = reasons
+    return identity
+
+
+def _lasting(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """The facts of a study's inputs that do not change when it extends to more episodes."""
+    out = dict(facts)
+    sampling = out.get("sampling")
+    if isinstance(sampling, Mapping):
+        out["sampling"] = {k: v for k, v in sampling.items() if k not in ("episodes", "command")}
+    return out
+
+
+def expected_rows(
+    config: StudyConfig, backbones: Sequence[StudyBackbone], suite: Suite
+) -> Callable[[int], frozenset[tuple[str, str, str]]]:
+    """``rows(episode)``: the (backbone, dummy, adaptation) keys of every row the study writes
+    for an episode of ``suite`` (what :func:`evaluate_chunk` writes), to check stored chunks
+    for completeness."""
+    ways_of = {ep.index: ep.ways for ep in suite.episodes}
+    by_ways: dict[int, frozenset[tuple[str, str, str]]] = {}
+
+    def rows(episode: int) -> frozenset[tuple[str, str, str]]:
+        ways = ways_of[episode]
+        if ways not in by_ways:
+            keys = set()
+            for backbone in backbones:
+                modes, methods = planned_rows(config, backbone, ways)
+                keys |= {(backbone.name, m, a) for m in modes for a in methods}
+            by_ways[ways] = frozenset(keys)
+        return by_ways[ways]
+
+    return rows
 
 
 def _alphabet_lookup(dataset: ImageDataset) -> Callable[[Episode], list[str]]:

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from metaleep.study.config import DEFAULT_METRICS, StudyConfig
+from metaleep.study.out_dir import Layout, StudyLock
 from metaleep.study.outputs import DUMMY_MODES, dummy_modes, no_dummy_reasons
+from metaleep.study.store import SUITE_FILE
 
 if TYPE_CHECKING:
     from metaleep.data.base import ImageDataset
@@ -25,15 +27,49 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANY_DUMMY",
+    "RANK_FILES",
+    "RANK_LAYOUT",
+    "SCORE_FILES",
     "SCORE_KEYS",
+    "SCORE_LAYOUT",
     "attach_accuracy",
     "rank_backbones",
     "score",
     "summarize_scores",
+    "write_ranking",
+    "write_scores",
 ]
 
 SCORE_KEYS = ("episode", "backbone", "dummy")
 """Columns that identify a row of the scores table."""
+SCORE_FILES = ("scores.csv", "summary.csv", "ranking.csv")
+"""What ``metaleep score`` writes in its ``--out``."""
+RANK_FILES = ("backbone_means.csv", "rank_agreement.csv")
+"""What :func:`rank_backbones`' tables are written as (``metaleep rank``, ``score --study``)."""
+SCORE_LAYOUT = Layout(files=(*SCORE_FILES, *RANK_FILES, SUITE_FILE))
+"""``metaleep score``'s output directory (:mod:`metaleep.study.out_dir`): the scores, the
+ranking against a study's accuracy, and the suite it sampled."""
+RANK_LAYOUT = Layout(files=RANK_FILES)
+"""``metaleep rank --out``'s directory."""
+
+
+def write_scores(
+    folder: str | Path, table: pd.DataFrame, summary: pd.DataFrame, ranking: pd.DataFrame
+) -> None:
+    """Write ``scores.csv``, ``summary.csv`` and ``ranking.csv`` (:data:`SCORE_FILES`)."""
+    from metaleep._io import atomic_write_bytes
+
+    for name, frame in zip(SCORE_FILES, (table, summary, ranking), strict=True):
+        atomic_write_bytes(Path(folder) / name, frame.to_csv(index=False).encode("utf-8"))
+
+
+def write_ranking(folder: str | Path, per_backbone: pd.DataFrame, agreement: pd.DataFrame) -> None:
+    """Write :func:`rank_backbones`' tables as ``backbone_means.csv`` and
+    ``rank_agreement.csv`` (:data:`RANK_FILES`)."""
+    from metaleep._io import atomic_write_bytes
+
+    for name, frame in zip(RANK_FILES, (per_backbone, agreement), strict=True):
+        atomic_write_bytes(Path(folder) / name, frame.to_csv(index=False).encode("utf-8"))
 
 
 def score(
@@ -57,6 +93,8 @@ def score(
     device: str = "cpu",
     out_dir: str | Path | None = None,
     progress: bool = False,
+    trust_code: bool = False,
+    lock: StudyLock | None = None,
 ) -> pd.DataFrame:
     """Metric values of each backbone on each episode's support set, without adaptation.
 
@@ -94,6 +132,12 @@ def score(
         Where to keep a sampled suite (``OUT/suite.csv``); None keeps it in memory.
     progress:
         Show a progress bar over backbones.
+    trust_code:
+        Let ``metaleep export`` files among ``backbones`` run the factory they record
+        (:attr:`~metaleep.study.config.StudyConfig.trust_code`).
+    lock:
+        ``out_dir``'s lock when the caller holds it (``metaleep score`` does, for its whole
+        run); else a sampled suite's write takes one.
 
     Returns
     -------
@@ -121,6 +165,7 @@ def score(
             seed=seed,
             device=device,
             bad_files=bad_files,
+            trust_code=trust_code,
         ),
         data=data,
         episodes=episodes,
@@ -140,6 +185,7 @@ def score(
         out_dir=out_dir,
         by="metaleep score",
         progress=progress,
+        lock=lock,
     )
     config, dataset, chosen = inputs.config, inputs.dataset, inputs.episodes
     check_study(config, dataset, chosen, inputs.backbones, adapt=False)

@@ -11,19 +11,40 @@ episodes) whose ``seed_share`` says how much of each interval the seed makes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from metaleep.study.config import Sampling, StudyConfig
+from metaleep.study.out_dir import Layout, StudyLock
+from metaleep.study.store import REPORT_FILES, RESULTS_FILE
 
 if TYPE_CHECKING:
+    from metaleep.analysis.study import StudyAnalysis
+    from metaleep.data.base import ImageDataset
+    from metaleep.episodes.manifest import Suite
     from metaleep.backbones.protocol import StudyBackbone
     from metaleep.study.runner import Executor, StudyResult
 
-__all__ = ["check_seeds", "run_seeded_study"]
+__all__ = ["SEEDED_LAYOUT", "check_seeds", "run_seeded_study"]
+
+
+def _is_seed_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink()
+
+
+def _seed_folders() -> dict[str, Callable[[Path], bool]]:
+    return {f"seed-{k}": _is_seed_folder for k in range(_MAX_SEED_FOLDERS)}
+
+
+_MAX_SEED_FOLDERS = 100
+"""Seed folders a seeded study's layout knows (``seed-0`` .. ``seed-99``)."""
+
+SEEDED_LAYOUT = Layout(files=(RESULTS_FILE, *REPORT_FILES), folders=_seed_folders())
+"""A seeded study's directory (:mod:`metaleep.study.out_dir`): the stacked table, the analysis
+and report, and ``seed-<k>/``, each seed's own study directory (locked by its own study)."""
 
 
 def check_seeds(
@@ -67,6 +88,8 @@ def run_seeded_study(
     seeds: Sequence[int],
     *,
     out_dir: str | Path = "runs/study",
+    dataset: ImageDataset | None = None,
+    suite: Suite | None = None,
     backbones: dict[int, Sequence[StudyBackbone]] | None = None,
     sampling: Sampling | None = None,
     analyse: bool = True,
@@ -87,6 +110,8 @@ def run_seeded_study(
     out_dir:
         ``seed-<k>/`` holds each seed's study; ``results.csv`` (every seed, with a ``seed``
         column), ``correlations.csv`` and the report are written beside them.
+    dataset, suite:
+        Supply these to bypass loading by name (tests, notebooks, data in memory).
     backbones:
         Ready backbones per seed instead of loading ``config.backbones`` (tests, notebooks).
     sampling:
@@ -105,47 +130,67 @@ def run_seeded_study(
     started = time.perf_counter()
     # ready backbones come per seed: nothing to check of their specs
     seeds = check_seeds(seeds, config.backbones if backbones is None else ())
+    if max(seeds) >= _MAX_SEED_FOLDERS:
+        raise ValueError(
+            f"`seeds` must be below {_MAX_SEED_FOLDERS} for a seeded study's folders; got "
+            f"{list(seeds)}."
+        )
     out = Path(out_dir)
-    dataset = dataset_for(config)
-    tables = []
-    for seed in seeds:
-        ready = (
-            list(backbones[seed])
-            if backbones is not None
-            else load_backbones(config.backbones, dataset, progress=progress, seed=seed)
-        )
-        shape = sampling or Sampling()
-        result = run_study(
-            config,
-            out_dir=out / f"seed-{seed}",
-            dataset=dataset,
-            backbones=ready,
-            ways=shape.ways,
-            shots=shape.shots,
-            queries=shape.queries,
-            min_images=shape.min_images,
-            analyse=False,
-            progress=progress,
-            overwrite=overwrite,
-            n_boot=n_boot,
-            executor=executor,
-        )
-        tables.append(result.table.assign(seed=seed))
-    table = pd.concat(tables, ignore_index=True)
-    atomic_write_bytes(out / "results.csv", table.to_csv(index=False).encode("utf-8"))
-    analysis = report = None
-    if analyse and not table.empty:
-        from metaleep.study.summary import analyse_and_report
-
+    with StudyLock(out, SEEDED_LAYOUT) as lock:
+        if dataset is None:
+            dataset = dataset_for(config)
+        tables = []
+        for seed in seeds:
+            ready = (
+                list(backbones[seed])
+                if backbones is not None
+                else load_backbones(
+                    config.backbones,
+                    dataset,
+                    progress=progress,
+                    seed=seed,
+                    trust_code=config.trust_code,
+                )
+            )
+            shape = sampling or Sampling()
+            result = run_study(
+                config,
+                out_dir=out / f"seed-{seed}",
+                dataset=dataset,
+                suite=suite,
+                backbones=ready,
+                ways=shape.ways,
+                shots=shape.shots,
+                queries=shape.queries,
+                min_images=shape.min_images,
+                analyse=False,
+                progress=progress,
+                overwrite=overwrite,
+                n_boot=n_boot,
+                executor=executor,
+            )
+            tables.append(result.table.assign(seed=seed))
+        table = pd.concat(tables, ignore_index=True)
         identity = {**config.to_dict(), "seeds": list(seeds)}
-        analysis, report = analyse_and_report(
-            table, out, identity, metrics=config.metrics, n_boot=n_boot, seed=config.seed
-        )
+
+        def write(folder: Path) -> tuple[StudyAnalysis | None, Path | None]:
+            atomic_write_bytes(folder / RESULTS_FILE, table.to_csv(index=False).encode("utf-8"))
+            if not analyse or table.empty:
+                return None, None
+            from metaleep.study.summary import analyse_and_report
+
+            return analyse_and_report(
+                table, folder, identity, metrics=config.metrics, n_boot=n_boot, seed=config.seed
+            )
+
+        if lock.outputs is None:
+            raise RuntimeError("a study directory's lock records its outputs; got none.")
+        analysis, written = lock.outputs.publish(write)
     return StudyResult(
         table=table,
         out_dir=out,
         correlations=None if analysis is None else analysis.correlations,
-        report=report,
+        report=None if written is None else out / written.name,
         seconds=time.perf_counter() - started,
         analysis=analysis,
     )

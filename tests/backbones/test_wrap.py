@@ -12,6 +12,7 @@ import torchvision
 from torch import nn
 
 from metaleep.backbones import from_module, load_factory, load_wrapped, save_backbone
+from metaleep.backbones.checkpoint import CheckpointError
 from metaleep.backbones.models import build_backbone
 from metaleep.backbones.protocol import StudyBackbone
 
@@ -181,7 +182,9 @@ def test_export_round_trip(factory_file: Path, tmp_path: Path) -> None:
     with torch.no_grad():
         backbone.head.weight.add_(1.0)  # weights that the factory alone would not give
     path = save_backbone(backbone, tmp_path / "w.ckpt")
-    again = load_wrapped(path)
+    with pytest.raises(CheckpointError, match="code that loading would import and run"):
+        load_wrapped(path)  # the factory it records runs only when the user says so
+    again = load_wrapped(path, trust_code=True)
     assert isinstance(again, StudyBackbone)
     assert (again.name, again.algorithm, again.inner) == ("w", "maml", {"lr": 0.2, "steps": 3})
     from metaleep.backbones.protocol import weights_fingerprint

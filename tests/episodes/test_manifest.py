@@ -303,7 +303,7 @@ def test_suite_rejects_inconsistent_fields(suite):
     ep = suite.episodes[0]
     with pytest.raises(ValueError, match=r"^`episodes` must match their specs; episode 0 has "):
         Suite("s", "toy", "v1", "all", "all", 0, [0], (EpisodeSpec(5, 1, 3),), (ep,))
-    message = "`alphabets` must be names without , | # \" or newlines; got 'a|b'."
+    message = "`alphabets` must be names without , | # \" or control characters; got 'a|b'."
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         Suite("s", "toy", "v1", "all", "all", 0, [0], (EpisodeSpec(5, 2, 3),), (ep,), (("a|b",),))
     with pytest.raises(ValueError, match=r"^`specs` and `alphabets` must have one entry per"):

@@ -212,13 +212,29 @@ def test_a_directory_in_place_of_a_cached_backbone_is_rebuilt(tiny_default):
 
 def test_bit_flips_in_a_result_chunk_are_never_read(tmp_path, capsys):
     rows = pd.DataFrame({"episode": [0, 0, 1, 1], "adaptation": ["a", "b"] * 2, "leep": 0.25})
-    with ResultStore(tmp_path / "study", {"suite": "t"}, plan=[[0, 1]]) as store:
+    with ResultStore(tmp_path / "study", {"suite": "t"}) as store:
         store.write_chunk(0, rows)
     path = store.chunk_path(0)
     original = path.read_bytes()
     for flipped in _flips(original, seed=3):
         path.write_bytes(flipped)
         with pytest.raises(StoreError, match=f"^result chunk {path} is damaged"):
-            ResultStore(tmp_path / "study", {"suite": "t"}, plan=[[0, 1]])
+            ResultStore(tmp_path / "study", {"suite": "t"})
     with capsys.disabled():
         print(f"\nresult chunks: {FLIPS} of {FLIPS} bit flips refused")
+
+
+def test_the_cache_lock_refuses_a_link_and_truncates_nothing(tiny_default, tmp_path):
+    """#20: the cache's ``.lock`` as a symbolic link truncated the file it pointed to; it is
+    refused now, like the study lock, and the file is left whole."""
+    from metaleep.backbones.default import default_directory
+
+    toy, split, _ = tiny_default
+    victim = tmp_path / "thesis.tex"
+    victim.write_text("years of work")
+    directory = default_directory("protonet", toy, split)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / ".lock").symlink_to(victim)
+    with pytest.raises(ValueError, match=r"must hold a regular lock file at .*; got a symbolic"):
+        default_backbone("protonet", progress=False, dataset=toy, split=split)
+    assert victim.read_text() == "years of work"

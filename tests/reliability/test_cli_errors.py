@@ -125,8 +125,9 @@ def test_results_csv_replaced_by_a_directory_is_a_clear_error(tmp_path, nothing_
     result = CliRunner().invoke(app, ["run", "--out", str(out), "--no-progress"])
     assert result.exit_code == 2
     assert result.output == (
-        f"metaleep run: {out / 'results.csv'} is not a file; the study writes its table there: "
-        "move it away (or delete it) and rerun.\n"
+        f"metaleep run: {out} holds 1 file(s) metaleep did not write where it writes its own: "
+        f"{out / 'results.csv'}. metaleep never overwrites or deletes them (not even with "
+        "--overwrite): move them away, or choose another --out, and rerun.\n"
     )
 
 

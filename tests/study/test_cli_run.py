@@ -55,7 +55,8 @@ def test_run_end_to_end_then_resume(tiny_backbones, tmp_path):
         "chunk-00002.csv",
     ]
     config = json.loads((out / "study.json").read_text())["config"]
-    assert config["suite"] == "glyphs-smoke" and config["episodes"] == 12
+    assert config["suite"] == "glyphs-smoke" and config["suite_recipe"]["name"] == "glyphs-smoke"
+    assert "episodes" not in config  # more episodes extend this study (issue 21)
     assert (out / "report.html").read_text().count("data:image/png;base64,") >= 1
 
     # a rerun recomputes only the missing chunk and assembles the same table

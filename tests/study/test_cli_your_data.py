@@ -170,21 +170,24 @@ def test_export_then_use_the_checkpoint(factory: Path, tmp_path: Path) -> None:
     path = tmp_path / "mine.ckpt"
     output = _invoke("export", f"{factory}:classifier", "--out", str(path), "--name", "mine")
     assert f"wrote {path}" in output
-    out = tmp_path / "scores"
-    _invoke(
-        "score",
-        "--suite",
-        "glyphs-smoke",
-        "--backbones",
-        str(path),
-        "--metrics",
-        "nce,logme",
-        "--out",
-        str(out),
-        "--no-progress",
-    )
-    scores = pd.read_csv(out / "scores.csv")
-    assert set(scores["backbone"]) == {"mine"} and len(scores) == 20
+    # The export's factory is code: it runs when the user names it, or trusts the file.
+    for how, spec in (("named", f"{factory}:classifier@{path}"), ("trusted", str(path))):
+        out = tmp_path / how
+        _invoke(
+            "score",
+            "--suite",
+            "glyphs-smoke",
+            "--backbones",
+            spec,
+            "--metrics",
+            "nce,logme",
+            "--out",
+            str(out),
+            "--no-progress",
+            *(["--trust-factory"] if how == "trusted" else []),
+        )
+        scores = pd.read_csv(out / "scores.csv")
+        assert set(scores["backbone"]) == {"mine"} and len(scores) == 20
 
 
 @pytest.mark.parametrize(
@@ -194,7 +197,7 @@ def test_export_then_use_the_checkpoint(factory: Path, tmp_path: Path) -> None:
         (["run", "--data", "imagefolder"], "`--data` must be NAME:ROOT for imagefolder"),
         (["run", "--backbones", "nosuch"], "`--backbones` must name default backbones"),
         (["run", "--backbones", "a=x.py:f"], "`--backbones` must name default backbones"),
-        (["score", "--backbones", "a=x.py:f"], "factory file must exist"),
+        (["score", "--backbones", "a=x.py:f"], "`--backbones` must name default backbones"),
         (["score", "--rank-by", "nce", "--metrics", "leep"], "`--rank-by` must be one of"),
         (["export", "nosuch.module:f"], "factory module must be importable"),
     ],

@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 
 from metaleep._io import atomic_write
+from metaleep.study import out_dir as out_dir_module
 from metaleep.study import runner as runner_module
 from metaleep.study import store as store_module
 from metaleep.study.runner import run_study
@@ -491,7 +492,7 @@ def test_every_bit_flip_in_a_checkpoint_payload_is_caught(checkpoint, tmp_path):
 
 def test_full_disk_fails_before_any_work(script, tmp_path, counting, monkeypatch):
     full = shutil.disk_usage(tmp_path)._replace(free=10 * 2**20)
-    monkeypatch.setattr(store_module.shutil, "disk_usage", lambda path: full)
+    monkeypatch.setattr(out_dir_module.shutil, "disk_usage", lambda path: full)
     message = (
         f"output directory {tmp_path / 'study'} has only 10 MiB free; a study needs at least "
         "50 MiB. Free space or choose another --out."
@@ -604,20 +605,19 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path, script, count
 # ----------------------------------------------------------------------------- drift (#16)
 
 
-@pytest.mark.parametrize(
-    "change", [{"episodes": 4}, {"seed": 1, "metrics": ("leep", "nce")}, {"chunk_size": 3}]
-)
-def test_old_chunks_never_count_for_another_configuration(
-    script, finished, tmp_path, counting, change
-):
+def _copy_without_study_json(source: Path, out: Path) -> None:
+    shutil.copytree(source, out)
+    (out / "study.json").unlink()
+
+
+def test_old_chunks_never_count_for_another_configuration(script, finished, tmp_path, counting):
     """The issue's drift: study.json deleted (as its damaged-file message suggested), then
     another configuration: refused before any work, never adopted; --overwrite recomputes."""
     source, _ = finished
     out = tmp_path / "study"
-    shutil.copytree(source, out)
-    (out / "study.json").unlink()
+    _copy_without_study_json(source, out)
     config, dataset, suite, backbones = script["build"](episodes=6)
-    changed = replace(config, **change)
+    changed = replace(config, seed=1, metrics=("leep", "nce"))
 
     def run(**kwargs: Any) -> pd.DataFrame:
         return run_study(
@@ -646,3 +646,30 @@ def test_old_chunks_never_count_for_another_configuration(
     ).table
     pd.testing.assert_frame_equal(_drop_timings(table), _drop_timings(expected))
     assert not set(table.columns) & (set(config.metrics) - set(changed.metrics))
+
+
+@pytest.mark.parametrize("change", [{"episodes": 4}, {"chunk_size": 3}])
+def test_fewer_episodes_or_another_chunk_size_reuse_every_stored_chunk(
+    script, finished, tmp_path, counting, change
+):
+    """Neither changes a row (episode i depends only on (seed, i); #20 item 7), so neither
+    is another study: the stored chunks count, nothing is computed again."""
+    source, table = finished
+    out = tmp_path / "study"
+    _copy_without_study_json(source, out)
+    config, dataset, suite, backbones = script["build"](episodes=6)
+    resumed = run_study(
+        replace(config, **change),
+        out_dir=out,
+        dataset=dataset,
+        suite=suite,
+        backbones=backbones,
+        analyse=False,
+        progress=False,
+    ).table
+    assert counting == {"outputs": 0, "chunks": 0}
+    episodes = change.get("episodes", 6)
+    expected = table[table["episode"].isin([ep.index for ep in suite.episodes[:episodes]])]
+    pd.testing.assert_frame_equal(
+        _drop_timings(resumed), _drop_timings(expected.reset_index(drop=True))
+    )

@@ -177,8 +177,16 @@ def test_unknown_files_and_bad_toml_are_refused(tmp_path):
         load_grid("nope")
     path = tmp_path / "bad.toml"
     path.write_text("[grid\nsources = 1\n")
-    with pytest.raises(ValueError, match=r"^`config` must be valid TOML; got '.*bad\.toml'"):
+    with pytest.raises(ValueError, match=r"^`config` must be a grid TOML file \(UTF-8 text, valid"):
         load_grid(path)
+    # binary garbage and nesting beyond the parser: the file and the format named (#20)
+    for data in (bytes(range(256)) * 4, b"a = " + b"[" * 100000):
+        path.write_bytes(data)
+        with pytest.raises(ValueError) as caught:
+            load_grid(path)
+        assert str(caught.value).startswith(
+            f"`config` must be a grid TOML file (UTF-8 text, valid TOML); got '{path}': "
+        )
 
 
 def test_target_validates_on_its_own():

@@ -28,12 +28,10 @@ def _perturbed(backbones, scale: float):
     return out
 
 
-def test_seeds_run_apart_and_are_analysed_together(toy_study, tmp_path, monkeypatch):
+def test_seeds_run_apart_and_are_analysed_together(toy_study, tmp_path):
     dataset, suite, backbones = toy_study(12)
     torch.manual_seed(1)
     ready = {0: backbones, 1: _perturbed(backbones, 0.05)}
-    monkeypatch.setattr("metaleep.study.loading.dataset_for", lambda config: dataset)
-    monkeypatch.setattr("metaleep.episodes.suites.load_suite", lambda name, data: suite)
     config = StudyConfig(
         suite="toy",
         backbones=("maml", "supervised"),
@@ -42,7 +40,14 @@ def test_seeds_run_apart_and_are_analysed_together(toy_study, tmp_path, monkeypa
         chunk_size=6,
     )
     result = run_seeded_study(
-        config, [0, 1], out_dir=tmp_path / "s", backbones=ready, n_boot=50, progress=False
+        config,
+        [0, 1],
+        out_dir=tmp_path / "s",
+        dataset=dataset,
+        suite=suite,
+        backbones=ready,
+        n_boot=50,
+        progress=False,
     )
     table = result.table
     assert sorted(table.seed.unique()) == [0, 1]

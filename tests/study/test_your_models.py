@@ -304,8 +304,9 @@ def _reference(backbone, dataset, suite, metric: str) -> np.ndarray:
 
 
 def test_an_embedding_network_gets_every_feature_metric(target) -> None:
-    # H-score, LogME, N-LEEP, shrinkage H-score, GBC, TransRate, SFDA, the centroid baseline
-    assert len(FEATURE_METRICS) == 8
+    # H-score, LogME, N-LEEP, shrinkage H-score, GBC, TransRate, SFDA, the centroid and the
+    # cosine-spread baselines
+    assert len(FEATURE_METRICS) == 9
     proto = _protonet()
     suite = _suite(target, 4)
     table = score([proto], suite, dataset=target, metrics=("leep", "nce", *FEATURE_METRICS))
