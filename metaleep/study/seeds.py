@@ -23,9 +23,9 @@ from metaleep.study.store import REPORT_FILES, RESULTS_FILE
 
 if TYPE_CHECKING:
     from metaleep.analysis.study import StudyAnalysis
+    from metaleep.backbones.protocol import StudyBackbone
     from metaleep.data.base import ImageDataset
     from metaleep.episodes.manifest import Suite
-    from metaleep.backbones.protocol import StudyBackbone
     from metaleep.study.runner import Executor, StudyResult
 
 __all__ = ["SEEDED_LAYOUT", "check_seeds", "run_seeded_study"]
