@@ -114,6 +114,8 @@ def command(name: str) -> Callable[[F], F]:
 
     def decorate(function: F) -> F:
         flags = flag_names(function)
+        if "out" in flags:  # the library names an output folder `out_dir`
+            flags.setdefault("out_dir", flags["out"])
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

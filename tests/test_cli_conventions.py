@@ -126,7 +126,8 @@ def test_interruption_exits_130_and_failure_1(args, target, tmp_path):
         patch.setattr(target, interrupted)
         result = runner.invoke(app, [*args, *out])
     assert result.exit_code == 130, result.output
-    assert result.output.strip().endswith("interrupted.")
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"metaleep {args[0]}") and ": interrupted" in last, result.output
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(target, disk_full)
         result = runner.invoke(app, [*args, *out])

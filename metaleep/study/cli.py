@@ -497,7 +497,9 @@ def score(
 
             lock.outputs.publish(write)
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
-        raise fail("score", in_flags(str(error), flag_names(score))) from error
+        raise fail(
+            "score", in_flags(str(error), {**flag_names(score), "out_dir": "--out"})
+        ) from error
     typer.echo(
         f"\n{scores['episode'].nunique()} episodes, {scores['backbone'].nunique()} backbones "
         f"-> {out}"

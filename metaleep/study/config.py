@@ -202,7 +202,12 @@ def _source_entries(value: Any) -> tuple[str, ...]:
     """``NAME=SPEC`` entries, each SPEC a ``--data`` spec (roots made absolute)."""
     from metaleep.data.spec import parse_data
 
-    items = (value,) if isinstance(value, str) else tuple(value)
+    if isinstance(value, str):
+        items: tuple[Any, ...] = (value,)
+    elif isinstance(value, (list, tuple)):
+        items = tuple(value)
+    else:
+        raise TypeError(f"`source_data` must be NAME=SPEC entries (a list of str); got {value!r}.")
     out = []
     for item in items:
         name, sep, spec = str(item).partition("=")

@@ -259,20 +259,23 @@ def test_a_deeply_nested_study_json_is_refused_clearly(tmp_path, tiny_backbones)
 
 
 def test_score_holds_its_out_while_it_scores(tmp_path, monkeypatch):
-    """A second process (or call) cannot write the same --out while scores are computed."""
+    """A second process (or call) cannot write the same --out while scores are computed; the
+    suite `--data` samples is stored in --out beside the scores."""
     from metaleep.study import scores
 
     out = tmp_path / "scores"
     seen = []
+    real_score = scores.score
 
-    def probe(*args: object, **kwargs: object) -> None:
+    def probe(*args: object, **kwargs: object) -> object:
         with pytest.raises(StoreError, match="is in use by another metaleep process"):
             StudyLock(out).acquire()
         seen.append(True)
-        raise ValueError("`probe` must stop here; got the lock held.")
+        return real_score(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(scores, "score", probe)
     args = ["score", "--data", "digits", "--episodes", "2", "--out", str(out), "--no-progress"]
-    result = CliRunner().invoke(app, args)  # --data: its suite sampled into --out first
-    assert seen == [True], result.output
-    assert (out / "suite.csv").is_file()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert seen == [True]
+    assert (out / "suite.csv").is_file() and (out / "scores.csv").is_file()

@@ -98,7 +98,7 @@ def test_grid_end_to_end_then_resume(tiny_backbones, tmp_path):
     config.write_text(_toml(tiny_backbones).replace("n_boot = 40", "n_boot = 41"))
     third = runner.invoke(app, args)
     assert third.exit_code == 2
-    assert re.search(r"`out_dir` must be empty or hold the same grid; got '.*grid'", third.output)
+    assert re.search(r"`--out` must be empty or hold the same grid; got '.*grid'", third.output)
 
 
 def test_grid_cli_refuses_quick_with_config():
