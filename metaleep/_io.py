@@ -17,8 +17,9 @@ def cache_dir(*parts: str) -> Path:
     ``parts`` name a subdirectory, which is created.
 
     >>> import os
-    >>> os.environ["METALEEP_CACHE_DIR"] = "/tmp/metaleep-doctest-cache"
-    >>> str(cache_dir("glyphs"))
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"METALEEP_CACHE_DIR": "/tmp/metaleep-doctest-cache"}):
+    ...     str(cache_dir("glyphs"))
     '/tmp/metaleep-doctest-cache/glyphs'
     """
     base = os.environ.get(CACHE_ENV)

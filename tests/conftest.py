@@ -2,17 +2,22 @@
 
 torch's intra-op thread count is pinned (``METALEEP_TEST_THREADS``, default 1): tiny ops get
 up to 50x slower with 2 threads on a small shared VM. Caches go to a per-session temporary
-directory unless ``METALEEP_CACHE_DIR`` is set.
+directory, removed when the session ends, unless ``METALEEP_CACHE_DIR`` is set.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
-os.environ.setdefault("METALEEP_CACHE_DIR", tempfile.mkdtemp(prefix="metaleep-test-cache-"))
+if "METALEEP_CACHE_DIR" not in os.environ:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="metaleep-test-cache-")
+    os.environ["METALEEP_CACHE_DIR"] = _SESSION_CACHE
+    atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
 import torch
 
