@@ -402,7 +402,9 @@ def score(
     ),
     metrics: str = typer.Option(",".join(DEFAULT_METRICS), help="Metrics to compute."),
     rank_by: str = typer.Option(
-        "", help="Metric whose mean ranks the backbones (default: the first of --metrics)."
+        "",
+        help="Metric whose mean ranks the backbones (default: the first of --metrics that has "
+        "values).",
     ),
     out: Annotated[Path, typer.Option(help="Folder for scores.csv and summary.csv.")] = Path(
         "runs/scores"
@@ -438,6 +440,7 @@ def score(
     try:
         _check_options(suite, data, _split(backbones), threads)
         metric_names = _split(metrics)
+        chosen_rank = bool(rank_by)
         rank_by = rank_by or (metric_names[0] if metric_names else "")
         if rank_by not in metric_names:
             raise ValueError(
@@ -472,6 +475,9 @@ def score(
                 trust_code=trust_factory,
                 lock=lock,
             )
+            if not chosen_rank and not scores[rank_by].notna().any():
+                # e.g. LEEP for embedding networks without dummy labels: rank by a metric they have
+                rank_by = next((m for m in metric_names if scores[m].notna().any()), rank_by)
             summary, ranking = summarize_scores(scores, metrics=metric_names, rank_by=rank_by)
             against = None
             if study is not None:

@@ -379,6 +379,34 @@ def test_python_score_equals_the_cli(messy_tree: Path, protonet: Path, tmp_path:
     )
 
 
+def test_score_ranks_by_the_first_metric_a_backbone_has(
+    messy_tree: Path, protonet: Path, tmp_path: Path
+) -> None:
+    """An embedding network has no LEEP: without --rank-by the ranking takes the first of
+    --metrics that has values, not an empty LEEP ranking."""
+    out = _invoke(
+        "score",
+        "--data",
+        f"imagefolder:{messy_tree}",
+        "--ways",
+        "5",
+        "--shots",
+        "2",
+        "--episodes",
+        "4",
+        "--backbones",
+        f"proto={protonet}:protonet",
+        "--metrics",
+        "leep,nce,logme",
+        "--out",
+        str(tmp_path / "scores"),
+        "--no-progress",
+    )
+    assert "Ranking by mean logme" in out and "no backbone has" not in out
+    ranking = pd.read_csv(tmp_path / "scores" / "ranking.csv")
+    assert ranking["mean"].notna().all() and list(ranking["backbone"]) == ["proto"]
+
+
 def test_an_embedding_network_from_the_cli_gets_leep_with_its_source_data(
     image_tree: Path, messy_tree: Path, protonet: Path, tmp_path: Path
 ) -> None:
