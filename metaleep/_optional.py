@@ -3,7 +3,8 @@
 learn2learn (the ``l2l`` extra) is needed only to build learn2learn's own architectures
 (``omniglot-cnn``, ``cnn4``, ``resnet12``); metrics, studies, training of metaleep's own
 architectures and the CLI work without it. It imports gym, which prints a notice about NumPy 2
-to stderr on import: :func:`require_learn2learn` drops that notice (nothing else).
+to stderr on import: :func:`require_learn2learn` drops that notice (nothing else), and
+:func:`without_gym_notice` does the same around a user's module that imports learn2learn.
 
 ipywidgets makes tqdm's notebook bar work; without it ``tqdm.auto`` warns "IProgress not
 found" in a notebook, so :func:`progress_bar` takes the text bar there instead.
@@ -16,10 +17,11 @@ import importlib
 import io
 import sys
 import warnings
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
-__all__ = ["L2L_HINT", "progress_bar", "require_learn2learn"]
+__all__ = ["L2L_HINT", "progress_bar", "require_learn2learn", "without_gym_notice"]
 
 _GYM_NOTICE = "Gym has been unmaintained"
 """How gym's import-time notice (from the ``gym_notices`` package) begins."""
@@ -43,19 +45,28 @@ def progress_bar(*args: Any, **kwargs: Any) -> Any:
     return tqdm(*args, **kwargs)
 
 
-def _quiet_import(name: str) -> ModuleType:
-    """``import name`` with gym's NumPy-2 notice and its deprecation warnings left out; any
-    other text the import writes to stderr is passed on."""
+@contextlib.contextmanager
+def without_gym_notice() -> Iterator[None]:
+    """Run the block with gym's NumPy-2 notice and gym's deprecation warnings left out (an
+    import of learn2learn, or of a user's module that imports it); any other text the block
+    writes to stderr is passed on when it ends.
+    """
     caught = io.StringIO()
-    with contextlib.redirect_stderr(caught), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"gym(\.|$)")
-        warnings.filterwarnings("ignore", message=".*np.bool8.*", category=DeprecationWarning)
-        try:
-            return importlib.import_module(name)
-        finally:
-            text = caught.getvalue()
-            if text and not text.startswith(_GYM_NOTICE):
-                sys.stderr.write(text)
+    try:
+        with contextlib.redirect_stderr(caught), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"gym(\.|$)")
+            warnings.filterwarnings("ignore", message=".*np.bool8.*", category=DeprecationWarning)
+            yield
+    finally:  # on the real stderr again
+        text = caught.getvalue()
+        if text and not text.startswith(_GYM_NOTICE):
+            sys.stderr.write(text)
+
+
+def _quiet_import(name: str) -> ModuleType:
+    """``import name`` :func:`without_gym_notice`."""
+    with without_gym_notice():
+        return importlib.import_module(name)
 
 
 L2L_HINT = (

@@ -162,3 +162,39 @@ def test_progress_bar_is_the_text_bar_without_ipywidgets(tmp_path):
         from tqdm.auto import tqdm as auto
 
         assert isinstance(progress_bar(total=2, disable=True), auto)
+
+
+def test_without_gym_notice_drops_the_notice_and_nothing_else(capsys) -> None:
+    from metaleep._optional import without_gym_notice
+
+    with without_gym_notice():
+        print(
+            "Gym has been unmaintained since 2022 and does not support NumPy 2.0", file=sys.stderr
+        )
+    assert capsys.readouterr().err == ""
+    with without_gym_notice():
+        print("the user's own message", file=sys.stderr)
+    assert capsys.readouterr().err == "the user's own message\n"
+
+
+def test_a_model_file_importing_learn2learn_prints_no_gym_notice(tmp_path: Path) -> None:
+    """`--backbones mine.py:build` where mine.py imports learn2learn: gym's notice is not
+    printed (a fresh interpreter, so learn2learn is imported there for the first time)."""
+    pytest.importorskip("learn2learn")
+    (tmp_path / "mine.py").write_text(
+        "import learn2learn  # noqa: F401\nfrom torch import nn\n\n"
+        "def build():\n    return nn.Sequential(nn.Flatten(), nn.Linear(784, 5))\n"
+    )
+    code = (
+        "from metaleep.backbones.wrap import load_factory; load_factory('mine.py:build', name='m')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=_environment(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Gym has been unmaintained" not in result.stderr + result.stdout

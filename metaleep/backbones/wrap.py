@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from metaleep._optional import without_gym_notice
 from metaleep.backbones.protocol import (
     ALGORITHMS,
     HEAD_ALGORITHMS,
@@ -426,10 +427,12 @@ def _import_callable(spec: str) -> Callable[..., Any]:
         if loader_spec is None or loader_spec.loader is None:  # pragma: no cover - odd files
             raise ValueError(f"`--backbones` factory file must be Python; got {target!r}.")
         module = importlib.util.module_from_spec(loader_spec)
-        loader_spec.loader.exec_module(module)
+        with without_gym_notice():  # a model file that imports learn2learn
+            loader_spec.loader.exec_module(module)
     else:
         try:
-            module = importlib.import_module(target)
+            with without_gym_notice():
+                module = importlib.import_module(target)
         except ImportError as error:
             raise ValueError(
                 f"`--backbones` factory module must be importable; got {target!r} ({error})."
