@@ -29,7 +29,16 @@ from typing import Any, TypeVar
 import typer
 from typer.exceptions import Abort, Exit, TyperException
 
-__all__ = ["FAILURE", "INTERRUPTED", "USAGE", "command", "fail", "flag_names", "in_flags"]
+__all__ = [
+    "FAILURE",
+    "INTERRUPTED",
+    "USAGE",
+    "command",
+    "command_flags",
+    "fail",
+    "flag_names",
+    "in_flags",
+]
 
 USAGE = 2
 FAILURE = 1
@@ -84,6 +93,15 @@ def flag_names(function: Callable[..., Any]) -> dict[str, str]:
     return flags
 
 
+def command_flags(function: Callable[..., Any]) -> dict[str, str]:
+    """:func:`flag_names` of a command, with the library's name for an output folder,
+    `` `out_dir` ``, written as the command's ``--out`` flag when it has one."""
+    flags = flag_names(function)
+    if "out" in flags:
+        flags.setdefault("out_dir", flags["out"])
+    return flags
+
+
 def in_flags(message: str, flags: Mapping[str, str]) -> str:
     """``message`` with each `` `parameter` `` of ``flags`` written as its flag.
 
@@ -113,9 +131,7 @@ def command(name: str) -> Callable[[F], F]:
     """
 
     def decorate(function: F) -> F:
-        flags = flag_names(function)
-        if "out" in flags:  # the library names an output folder `out_dir`
-            flags.setdefault("out_dir", flags["out"])
+        flags = command_flags(function)
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from metaleep._cli import fail, flag_names, in_flags
+from metaleep._cli import command_flags, fail, in_flags
 from metaleep.data.spec import DATA_HELP
 from metaleep.study.config import DEFAULT_METRICS, DEFAULT_SUITE, Sampling, StudyConfig
 from metaleep.study.out_dir import StoreError, StudyLock
@@ -503,9 +503,7 @@ def score(
 
             lock.outputs.publish(write)
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
-        raise fail(
-            "score", in_flags(str(error), {**flag_names(score), "out_dir": "--out"})
-        ) from error
+        raise fail("score", in_flags(str(error), command_flags(score))) from error
     typer.echo(
         f"\n{scores['episode'].nunique()} episodes, {scores['backbone'].nunique()} backbones "
         f"-> {out}"
