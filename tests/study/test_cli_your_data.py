@@ -276,6 +276,17 @@ def _run_protonet(protonet: Path, out: Path, *args: str) -> str:
     )
 
 
+def _score_protonet(messy_tree: Path, protonet: Path, out: Path, *args: str) -> str:
+    """``metaleep score`` of the ProtoNet factory on the messy tree: 4 episodes of 5-way
+    2-shot, LEEP, NCE and LogME."""
+    return _invoke(
+        "score",
+        *("--data", f"imagefolder:{messy_tree}", "--ways", "5", "--shots", "2"),
+        *("--episodes", "4", "--backbones", f"proto={protonet}:protonet", *args),
+        *("--metrics", "leep,nce,logme", "--out", str(out), "--no-progress"),
+    )
+
+
 @pytest.fixture
 def protonet(tmp_path: Path) -> Path:
     pytest.importorskip("learn2learn")
@@ -384,24 +395,7 @@ def test_score_ranks_by_the_first_metric_a_backbone_has(
 ) -> None:
     """An embedding network has no LEEP: without --rank-by the ranking takes the first of
     --metrics that has values, not an empty LEEP ranking."""
-    out = _invoke(
-        "score",
-        "--data",
-        f"imagefolder:{messy_tree}",
-        "--ways",
-        "5",
-        "--shots",
-        "2",
-        "--episodes",
-        "4",
-        "--backbones",
-        f"proto={protonet}:protonet",
-        "--metrics",
-        "leep,nce,logme",
-        "--out",
-        str(tmp_path / "scores"),
-        "--no-progress",
-    )
+    out = _score_protonet(messy_tree, protonet, tmp_path / "scores")
     assert "Ranking by mean logme" in out and "no backbone has" not in out
     ranking = pd.read_csv(tmp_path / "scores" / "ranking.csv")
     assert ranking["mean"].notna().all() and list(ranking["backbone"]) == ["proto"]
@@ -411,26 +405,7 @@ def test_an_embedding_network_from_the_cli_gets_leep_with_its_source_data(
     image_tree: Path, messy_tree: Path, protonet: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "scores"
-    _invoke(
-        "score",
-        "--data",
-        f"imagefolder:{messy_tree}",
-        "--ways",
-        "5",
-        "--shots",
-        "2",
-        "--episodes",
-        "4",
-        "--backbones",
-        f"proto={protonet}:protonet",
-        "--source-data",
-        f"proto=imagefolder:{image_tree}",
-        "--metrics",
-        "leep,nce,logme",
-        "--out",
-        str(out),
-        "--no-progress",
-    )
+    _score_protonet(messy_tree, protonet, out, "--source-data", f"proto=imagefolder:{image_tree}")
     scores = pd.read_csv(out / "scores.csv")
     assert set(scores["dummy"]) == {"prototypes"}
     assert scores[["leep", "nce", "logme"]].notna().all().all()
