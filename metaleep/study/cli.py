@@ -492,8 +492,6 @@ def score(
                 against = rank_backbones(
                     attach_accuracy(scores, pd.read_csv(results)), metrics=metric_names
                 )
-            if lock.outputs is None:
-                raise RuntimeError("--out's lock records its outputs; got none.")
             ranked = against
 
             def write(folder: Path) -> None:
@@ -501,7 +499,7 @@ def score(
                 if ranked is not None:
                     write_ranking(folder, *ranked)
 
-            lock.outputs.publish(write)
+            lock.held_outputs.publish(write)
     except (ValueError, TypeError, FileNotFoundError, ImportError, StoreError) as error:
         raise fail("score", in_flags(str(error), command_flags(score))) from error
     typer.echo(
@@ -610,9 +608,7 @@ def rank(
         from metaleep.study.scores import RANK_LAYOUT, write_ranking
 
         with StudyLock(out, RANK_LAYOUT) as lock:
-            if lock.outputs is None:
-                raise RuntimeError("--out's lock records its outputs; got none.")
-            lock.outputs.publish(lambda folder: write_ranking(folder, per_backbone, agreement))
+            lock.held_outputs.publish(lambda folder: write_ranking(folder, per_backbone, agreement))
         typer.echo(f"\n-> {out / 'backbone_means.csv'}, {out / 'rank_agreement.csv'}")
     _show_ranking(per_backbone, agreement)
     sys.stdout.flush()

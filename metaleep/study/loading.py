@@ -629,9 +629,7 @@ def sample_suite(
                     "--overwrite to replace it (its study is then recomputed), another --out, "
                     f"or --suite {path} to run that one."
                 )
-        if held is None or held.outputs is None:
-            raise RuntimeError("a study directory's lock records its outputs; got none.")
-        held.outputs.record(SUITE_FILE)
+        held.held_outputs.record(SUITE_FILE)
         write_manifest(built, path)
     return built, facts
 

@@ -414,6 +414,14 @@ class StudyLock:
         """Whether this object holds the lock."""
         return self._lock is not None and bool(self._lock.is_locked)
 
+    @property
+    def held_outputs(self) -> Outputs:
+        """The record of what is written in the held directory (``RuntimeError`` when the
+        lock has not been acquired: only a holder writes)."""
+        if self.outputs is None:
+            raise RuntimeError(f"the lock of {self.root} must be held to write there; it is not.")
+        return self.outputs
+
     def acquire(self) -> StudyLock:
         """Take the lock (:class:`StoreError` if another process holds it); return self."""
         from filelock import FileLock, Timeout

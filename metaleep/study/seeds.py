@@ -139,6 +139,7 @@ def run_seeded_study(
     with StudyLock(out, SEEDED_LAYOUT) as lock:
         if dataset is None:
             dataset = dataset_for(config)
+        shape = sampling or Sampling()
         tables = []
         for seed in seeds:
             ready = (
@@ -152,7 +153,6 @@ def run_seeded_study(
                     trust_code=config.trust_code,
                 )
             )
-            shape = sampling or Sampling()
             result = run_study(
                 config,
                 out_dir=out / f"seed-{seed}",
@@ -183,9 +183,7 @@ def run_seeded_study(
                 table, folder, identity, metrics=config.metrics, n_boot=n_boot, seed=config.seed
             )
 
-        if lock.outputs is None:
-            raise RuntimeError("a study directory's lock records its outputs; got none.")
-        analysis, written = lock.outputs.publish(write)
+        analysis, written = lock.held_outputs.publish(write)
     return StudyResult(
         table=table,
         out_dir=out,

@@ -279,3 +279,12 @@ def test_score_holds_its_out_while_it_scores(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert seen == [True]
     assert (out / "suite.csv").is_file() and (out / "scores.csv").is_file()
+
+
+def test_only_the_holder_of_the_lock_writes(tmp_path):
+    """The outputs record exists once the lock is held; before, writing is refused."""
+    lock = StudyLock(tmp_path / "out")
+    with pytest.raises(RuntimeError, match="must be held to write there"):
+        lock.held_outputs  # noqa: B018
+    with lock:
+        assert lock.held_outputs is lock.outputs and lock.outputs is not None
